@@ -1,0 +1,111 @@
+//! The CPU's window on the rest of the machine: physical memory, I/O ports
+//! and the interrupt controller's acknowledge cycle.
+//!
+//! Addresses given to a [`Bus`] are physical: segmentation and paging have
+//! already been applied by the CPU. The A20 gate and the width of the address
+//! bus are the machine's business, so a bus masks addresses as its board does.
+
+/// Everything the CPU can reach outside itself.
+///
+/// Multi-byte accesses are little-endian. The CPU never issues a multi-byte
+/// access that crosses a 4 KiB page; the default wide methods split into
+/// bytes so a minimal bus only implements `read_u8`/`write_u8`.
+pub trait Bus {
+    /// Reads one byte of physical memory (open bus reads as 0xFF).
+    fn read_u8(&mut self, addr: u32) -> u8;
+    /// Writes one byte of physical memory (writes to ROM or nothing are dropped).
+    fn write_u8(&mut self, addr: u32, value: u8);
+
+    /// Reads a little-endian word.
+    fn read_u16(&mut self, addr: u32) -> u16 {
+        u16::from_le_bytes([self.read_u8(addr), self.read_u8(addr.wrapping_add(1))])
+    }
+    /// Reads a little-endian doubleword.
+    fn read_u32(&mut self, addr: u32) -> u32 {
+        u32::from(self.read_u16(addr)) | (u32::from(self.read_u16(addr.wrapping_add(2))) << 16)
+    }
+    /// Writes a little-endian word.
+    fn write_u16(&mut self, addr: u32, value: u16) {
+        let [a, b] = value.to_le_bytes();
+        self.write_u8(addr, a);
+        self.write_u8(addr.wrapping_add(1), b);
+    }
+    /// Writes a little-endian doubleword.
+    fn write_u32(&mut self, addr: u32, value: u32) {
+        self.write_u16(addr, value as u16);
+        self.write_u16(addr.wrapping_add(2), (value >> 16) as u16);
+    }
+
+    /// `IN` from `port`, `size` bytes (1, 2 or 4). Unclaimed ports read all ones.
+    fn io_read(&mut self, port: u16, size: u8) -> u32 {
+        let _ = port;
+        match size {
+            1 => 0xFF,
+            2 => 0xFFFF,
+            _ => 0xFFFF_FFFF,
+        }
+    }
+    /// `OUT` to `port`, `size` bytes (1, 2 or 4). Unclaimed ports ignore writes.
+    fn io_write(&mut self, port: u16, size: u8, value: u32) {
+        let _ = (port, size, value);
+    }
+
+    /// Whether a maskable interrupt request is pending (the INTR pin).
+    fn interrupt_pending(&mut self) -> bool {
+        false
+    }
+    /// The interrupt-acknowledge cycle: the vector of the pending maskable
+    /// interrupt, or `None` if the request went away (a spurious interrupt).
+    fn interrupt_ack(&mut self) -> Option<u8> {
+        None
+    }
+}
+
+/// A flat RAM with nothing else on the bus: for tests, examples and the
+/// conformance runners. Addresses are masked to `mask` (so a 20-bit mask
+/// gives the 8086's wrap at 1 MiB); bytes past the end read as 0xFF.
+#[derive(Debug, Clone)]
+pub struct FlatRam {
+    /// The memory, indexed by physical address.
+    pub bytes: Vec<u8>,
+    /// Address-bus mask applied to every access.
+    pub mask: u32,
+}
+
+impl FlatRam {
+    /// A zeroed RAM of `size` bytes with a full 32-bit address bus.
+    pub fn new(size: usize) -> Self {
+        Self { bytes: vec![0; size], mask: u32::MAX }
+    }
+    /// Copies `data` to physical address `addr` (ignoring bytes past the end).
+    pub fn load(&mut self, addr: u32, data: &[u8]) {
+        for (i, b) in data.iter().enumerate() {
+            self.write_u8(addr.wrapping_add(i as u32), *b);
+        }
+    }
+}
+
+impl Bus for FlatRam {
+    fn read_u8(&mut self, addr: u32) -> u8 {
+        self.bytes.get((addr & self.mask) as usize).copied().unwrap_or(0xFF)
+    }
+    fn write_u8(&mut self, addr: u32, value: u8) {
+        if let Some(b) = self.bytes.get_mut((addr & self.mask) as usize) {
+            *b = value;
+        }
+    }
+    fn read_u16(&mut self, addr: u32) -> u16 {
+        let a = (addr & self.mask) as usize;
+        match self.bytes.get(a..a + 2) {
+            Some(s) if (addr.wrapping_add(1) & self.mask) as usize == a + 1 => u16::from_le_bytes([s[0], s[1]]),
+            _ => u16::from_le_bytes([self.read_u8(addr), self.read_u8(addr.wrapping_add(1))]),
+        }
+    }
+    fn read_u32(&mut self, addr: u32) -> u32 {
+        let a = (addr & self.mask) as usize;
+        match self.bytes.get(a..a + 4) {
+            Some(s) if (addr.wrapping_add(3) & self.mask) as usize == a + 3 => u32::from_le_bytes([s[0], s[1], s[2], s[3]]),
+            _ => u32::from(self.read_u16(addr)) | (u32::from(self.read_u16(addr.wrapping_add(2))) << 16),
+        }
+    }
+}

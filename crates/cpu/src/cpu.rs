@@ -1,0 +1,221 @@
+//! The processor: architectural state plus the decoded-instruction cache,
+//! and the fetch-decode-execute step that the machine's run loop drives.
+
+use crate::bus::Bus;
+use crate::decode::{self, DecodeCache, DecodeError, Decoded, MAX_INSN_LEN};
+use crate::exception::Exception;
+use crate::flags::Flags;
+use crate::interp;
+use crate::memory::Access;
+use crate::model::CpuModel;
+use crate::state::{eflags, CpuState, SegReg};
+
+/// What one call to [`Cpu::step`] ended with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// An instruction retired (or an exception or interrupt was delivered).
+    Continue,
+    /// The CPU is halted (HLT) with no interrupt to wake it.
+    Halted,
+    /// A triple fault (or a fault the CPU cannot deliver): the machine
+    /// decides whether to reset or stop.
+    Shutdown,
+}
+
+/// Per-instruction context the handlers read and update.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InsnContext {
+    /// EIP of the instruction being executed.
+    pub start_eip: u32,
+    /// Where execution continues; branch handlers overwrite it.
+    pub next_eip: u32,
+    /// 32-bit addressing for this instruction.
+    pub addr32: bool,
+    /// 32-bit operand size for this instruction.
+    pub op32: bool,
+    /// 8086 POP CS (see [`Decoded::pop_cs`]).
+    pub pop_cs: bool,
+}
+
+/// An x86 processor.
+#[derive(Debug)]
+pub struct Cpu {
+    /// Architectural state (shared with the JIT).
+    pub state: CpuState,
+    /// Decoded instructions, invalidated by writes to their bytes.
+    pub icache: DecodeCache,
+    /// The instruction in flight.
+    pub ctx: InsnContext,
+    /// Why the last [`StepOutcome::Shutdown`] happened.
+    pub shutdown_reason: Option<String>,
+}
+
+impl Cpu {
+    /// A processor of `model` in its reset state.
+    pub fn new(model: CpuModel) -> Self {
+        Self { state: CpuState::new(model), icache: DecodeCache::new(), ctx: InsnContext::default(), shutdown_reason: None }
+    }
+
+    /// Returns to the reset state (the decode cache is flushed too).
+    pub fn reset(&mut self) {
+        self.state = CpuState::new(self.state.model);
+        self.icache.flush();
+        self.shutdown_reason = None;
+    }
+
+    /// The instruction-pointer mask for the current code size.
+    #[inline]
+    pub fn ip_mask(&self) -> u32 {
+        if self.state.code32() {
+            0xFFFF_FFFF
+        } else {
+            0xFFFF
+        }
+    }
+
+    /// Executes one instruction, or delivers one pending interrupt.
+    pub fn step<B: Bus + ?Sized>(&mut self, bus: &mut B) -> StepOutcome {
+        let shadow = std::mem::take(&mut self.state.interrupt_shadow);
+        if !shadow && self.state.eflags & eflags::IF != 0 && bus.interrupt_pending() {
+            if let Some(vector) = bus.interrupt_ack() {
+                self.state.halted = false;
+                let eip = self.state.eip;
+                return self.deliver(bus, vector, eip, crate::interrupt::Source::External);
+            }
+        }
+        if self.state.halted {
+            return StepOutcome::Halted;
+        }
+        let trap = self.state.eflags & eflags::TF != 0 && !shadow;
+        let decoded = match self.fetch_decode(bus) {
+            Ok(d) => d,
+            Err(e) => return self.raise(bus, e),
+        };
+        self.ctx = InsnContext {
+            start_eip: self.state.eip,
+            next_eip: self.state.eip.wrapping_add(decoded.insn.len() as u32) & self.ip_mask(),
+            addr32: decoded.addr32,
+            op32: decoded.op32,
+            pop_cs: decoded.pop_cs,
+        };
+        match interp::execute(self, &decoded.insn, bus) {
+            Ok(()) => {
+                self.state.eip = self.ctx.next_eip;
+                self.state.icount += 1;
+                if trap {
+                    let eip = self.state.eip;
+                    self.state.dr[6] |= 1 << 14; // DR6.BS
+                    return self.deliver(bus, 1, eip, crate::interrupt::Source::Exception(Exception::Debug));
+                }
+                if self.state.halted {
+                    return StepOutcome::Halted;
+                }
+                StepOutcome::Continue
+            }
+            Err(e) => self.raise(bus, e),
+        }
+    }
+
+    /// Runs until HLT, shutdown, or `max` instructions; returns the last outcome.
+    pub fn run<B: Bus + ?Sized>(&mut self, bus: &mut B, max: u64) -> StepOutcome {
+        for _ in 0..max {
+            let o = self.step(bus);
+            if o != StepOutcome::Continue {
+                return o;
+            }
+        }
+        StepOutcome::Continue
+    }
+
+    /// Fetches and decodes the instruction at CS:EIP, through the cache.
+    fn fetch_decode<B: Bus + ?Sized>(&mut self, bus: &mut B) -> Result<Decoded, Exception> {
+        let code32 = self.state.code32();
+        let eip = self.state.eip;
+        let lin = self.linear(SegReg::Cs, eip, 1, Access::Execute)?;
+        let paddr = self.translate(lin, Access::Execute)?;
+        if let Some(d) = self.icache.lookup(paddr, code32) {
+            return Ok(*d);
+        }
+        // Read up to 15 bytes, stopping at the first one that would fault.
+        let mut bytes = [0u8; MAX_INSN_LEN];
+        let mut n = 0;
+        let mut fault = None;
+        let mask = self.ip_mask();
+        while n < MAX_INSN_LEN {
+            let off = eip.wrapping_add(n as u32) & mask;
+            let byte = self
+                .linear(SegReg::Cs, off, 1, Access::Execute)
+                .and_then(|l| self.translate(l, Access::Execute).map(|p| (l, p)));
+            match byte {
+                Ok((_, p)) => {
+                    bytes[n] = bus.read_u8(p);
+                    n += 1;
+                }
+                Err(e) => {
+                    fault = Some(e);
+                    break;
+                }
+            }
+        }
+        match decode::decode(&bytes[..n], code32, self.state.model) {
+            Ok(d) => {
+                let len = d.insn.len() as u32;
+                let same_page = (paddr & 0xFFF) + len <= 0x1000;
+                let no_wrap = eip.wrapping_add(len - 1) & mask >= eip;
+                if same_page && no_wrap && self.state.model != CpuModel::I8086 {
+                    self.icache.insert(paddr, code32, d);
+                } else if same_page && no_wrap {
+                    // The 8086 wraps linear addresses at 1 MiB on the bus, so
+                    // only cache where linear and bus address agree.
+                    if lin < 0x10_0000 - len {
+                        self.icache.insert(paddr, code32, d);
+                    }
+                }
+                Ok(d)
+            }
+            Err(DecodeError::Invalid) => Err(Exception::InvalidOpcode),
+            Err(DecodeError::TooLong) => Err(Exception::GeneralProtection(0)),
+            Err(DecodeError::NeedMoreBytes) => Err(fault.unwrap_or(Exception::GeneralProtection(0))),
+        }
+    }
+
+    /// The FLAGS image as this model reads it: bit 1 set, bits 3/5/15 clear,
+    /// bits 12-15 set on the 8086 and clear on a 286 in real mode.
+    pub fn flags_image(&self) -> u32 {
+        let f = (self.state.flags() | eflags::RESERVED1) & !0x8028;
+        match self.state.model {
+            CpuModel::I8086 => (f | 0xF000) & 0xFFFF,
+            CpuModel::I286 if !self.state.protected_mode() => f & 0x0FFF,
+            CpuModel::I286 => f & 0x7FFF,
+            CpuModel::P6 => f,
+        }
+    }
+
+    /// Loads FLAGS/EFLAGS from POPF, IRET or a task switch: `width` is 2 or
+    /// 4 bytes; IOPL changes only at CPL 0 and IF only at CPL <= IOPL
+    /// (SDM Vol. 2B, POPF). VM and RF are not loaded from here.
+    pub fn load_flags(&mut self, value: u32, width: u32) {
+        let s = &mut self.state;
+        let cpl = u32::from(s.cpl());
+        let iopl = (s.eflags & eflags::IOPL) >> 12;
+        let mut writable = eflags::STATUS | eflags::TF | eflags::DF | eflags::NT | eflags::IF | eflags::IOPL;
+        if width == 4 {
+            writable |= eflags::AC | eflags::ID;
+        }
+        if s.model == CpuModel::P6 && s.cr0 & crate::state::cr0::PE != 0 {
+            if cpl > 0 {
+                writable &= !eflags::IOPL;
+            }
+            if cpl > iopl {
+                writable &= !eflags::IF;
+            }
+        }
+        match s.model {
+            CpuModel::I8086 => writable &= 0x0FFF,
+            CpuModel::I286 if s.cr0 & crate::state::cr0::PE == 0 => writable &= 0x0FFF,
+            _ => {}
+        }
+        s.commit_flags();
+        s.eflags = (s.eflags & !writable) | (value & writable) | eflags::RESERVED1;
+    }
+}

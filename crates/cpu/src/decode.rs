@@ -1,0 +1,277 @@
+//! Decoding with iced-x86 and the decoded-instruction cache.
+//!
+//! An instruction is decoded once per physical location and code size and
+//! reused until a write reaches its bytes. The cache is direct-mapped on the
+//! low bits of the physical address. A bitmap with one bit per 64-byte line of
+//! physical memory says which lines hold cached instructions, so the write
+//! path finds out in one bit test whether it must invalidate anything.
+//!
+//! Instructions are decoded at IP 0, so iced's branch targets are relative
+//! (`target = (eip + near_branch_target) & mask` at run time) and a cached
+//! entry is valid for any CS:EIP that reaches the same physical bytes.
+
+use crate::model::CpuModel;
+use iced_x86::{Decoder, DecoderOptions, Instruction};
+
+/// Number of cache entries (a power of two).
+const ENTRIES: usize = 1 << 14;
+/// log2 of the invalidation granule.
+const LINE_SHIFT: u32 = 6;
+/// The longest x86 instruction.
+pub const MAX_INSN_LEN: usize = 15;
+
+/// One decoded instruction and what the interpreter needs besides iced's view.
+#[derive(Clone, Copy, Debug)]
+pub struct Decoded {
+    /// iced's decoding (decoded at IP 0).
+    pub insn: Instruction,
+    /// 32-bit addressing (after any 0x67 prefix).
+    pub addr32: bool,
+    /// 32-bit operand size (after any 0x66 prefix).
+    pub op32: bool,
+    /// 8086 only: opcode 0F is POP CS (decoded as POP DS with this set).
+    pub pop_cs: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    /// Physical address of the first byte, or `u32::MAX`... kept with `valid`.
+    paddr: u32,
+    /// 1 + code32 when valid, 0 when empty.
+    key: u8,
+    decoded: Decoded,
+}
+
+/// Why decoding failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The bytes do not form a valid instruction (#UD).
+    Invalid,
+    /// The instruction is longer than the model allows (#GP(0)).
+    TooLong,
+    /// More bytes were needed than were readable: raise the fault of the
+    /// first unreadable byte.
+    NeedMoreBytes,
+}
+
+/// Counters for the decoded-instruction cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DecodeStats {
+    /// Lookups that found a valid entry.
+    pub hits: u64,
+    /// Lookups that decoded.
+    pub misses: u64,
+    /// Entries dropped because their bytes were written.
+    pub invalidations: u64,
+}
+
+/// The decoded-instruction cache.
+pub struct DecodeCache {
+    entries: Vec<Entry>,
+    /// One bit per 64-byte line of the 4 GiB physical space.
+    code_lines: Vec<u64>,
+    /// Hit/miss/invalidate counters.
+    pub stats: DecodeStats,
+}
+
+impl std::fmt::Debug for DecodeCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecodeCache").field("stats", &self.stats).finish_non_exhaustive()
+    }
+}
+
+impl Default for DecodeCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DecodeCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        let empty = Entry { paddr: 0, key: 0, decoded: Decoded { insn: Instruction::default(), addr32: false, op32: false, pop_cs: false } };
+        // The line bitmap is 8 MiB of zeroes; the allocator maps it lazily.
+        Self { entries: vec![empty; ENTRIES], code_lines: vec![0; 1 << (32 - LINE_SHIFT - 6)], stats: DecodeStats::default() }
+    }
+
+    /// The cached decoding of the instruction at `paddr` for this code size.
+    #[inline]
+    pub fn lookup(&mut self, paddr: u32, code32: bool) -> Option<&Decoded> {
+        let e = &self.entries[paddr as usize & (ENTRIES - 1)];
+        if e.key == 1 + u8::from(code32) && e.paddr == paddr {
+            self.stats.hits += 1;
+            Some(&e.decoded)
+        } else {
+            self.stats.misses += 1;
+            None
+        }
+    }
+
+    /// Remembers a decoding whose `len` bytes start at `paddr` (all on one page).
+    pub fn insert(&mut self, paddr: u32, code32: bool, decoded: Decoded) {
+        let len = decoded.insn.len() as u32;
+        self.entries[paddr as usize & (ENTRIES - 1)] = Entry { paddr, key: 1 + u8::from(code32), decoded };
+        let first = paddr >> LINE_SHIFT;
+        let last = paddr.wrapping_add(len.max(1) - 1) >> LINE_SHIFT;
+        for line in [first, last] {
+            self.code_lines[(line >> 6) as usize] |= 1 << (line & 63);
+        }
+    }
+
+    /// Whether a write of `len` bytes at `paddr` may touch cached code.
+    #[inline]
+    pub fn is_code(&self, paddr: u32, len: u32) -> bool {
+        let first = paddr >> LINE_SHIFT;
+        let last = paddr.wrapping_add(len - 1) >> LINE_SHIFT;
+        self.line_marked(first) || (last != first && self.line_marked(last))
+    }
+
+    #[inline]
+    fn line_marked(&self, line: u32) -> bool {
+        self.code_lines[(line >> 6) as usize] & (1 << (line & 63)) != 0
+    }
+
+    /// Drops every cached instruction whose bytes overlap `[paddr, paddr+len)`.
+    pub fn invalidate(&mut self, paddr: u32, len: u32) {
+        let first = paddr >> LINE_SHIFT;
+        let last = paddr.wrapping_add(len - 1) >> LINE_SHIFT;
+        for line in first..=last {
+            if !self.line_marked(line) {
+                continue;
+            }
+            self.code_lines[(line >> 6) as usize] &= !(1 << (line & 63));
+            // Entries starting up to 14 bytes before the line may reach into it.
+            let start = (line << LINE_SHIFT).wrapping_sub(MAX_INSN_LEN as u32 - 1);
+            for a in 0..(1u32 << LINE_SHIFT) + MAX_INSN_LEN as u32 - 1 {
+                let p = start.wrapping_add(a);
+                let e = &mut self.entries[p as usize & (ENTRIES - 1)];
+                if e.key != 0 && e.paddr == p {
+                    let end = p.wrapping_add(e.decoded.insn.len() as u32);
+                    if p >> LINE_SHIFT == line || end > (line << LINE_SHIFT) {
+                        e.key = 0;
+                        self.stats.invalidations += 1;
+                    }
+                }
+            }
+            // An instruction that started before this line but ends inside it
+            // may also cover the previous line: keep that line's mark honest.
+        }
+    }
+
+    /// Drops everything (e.g. on reset).
+    pub fn flush(&mut self) {
+        for e in &mut self.entries {
+            e.key = 0;
+        }
+        self.code_lines.iter_mut().for_each(|w| *w = 0);
+    }
+}
+
+/// Decodes one instruction from `bytes` (fewer than 15 when the rest is
+/// unreadable) as `model` executes it.
+pub fn decode(bytes: &[u8], code32: bool, model: CpuModel) -> Result<Decoded, DecodeError> {
+    let mut buf = [0u8; MAX_INSN_LEN];
+    let n = bytes.len().min(MAX_INSN_LEN);
+    buf[..n].copy_from_slice(&bytes[..n]);
+    let mut pop_cs = false;
+    let mut addr32 = code32;
+    let mut op32 = code32;
+    // Prefix scan: count prefixes, note 0x67, and apply the 8086's aliases.
+    let mut i = 0;
+    while i < n {
+        match buf[i] {
+            0x26 | 0x2E | 0x36 | 0x3E | 0xF0 | 0xF2 | 0xF3 => i += 1,
+            0x64 | 0x65 | 0x66 | 0x67 if model.is_386_or_later() => {
+                match buf[i] {
+                    0x67 => addr32 = !code32,
+                    0x66 => op32 = !code32,
+                    _ => {}
+                }
+                i += 1
+            }
+            0xF1 if model == CpuModel::I8086 => {
+                buf[i] = 0xF0; // F1 is a LOCK alias on the 8086
+                i += 1
+            }
+            _ => break,
+        }
+    }
+    if i >= model.max_insn_len() {
+        return Err(if i >= n && n < MAX_INSN_LEN { DecodeError::NeedMoreBytes } else { DecodeError::TooLong });
+    }
+    if i < n && model != CpuModel::P6 {
+        let op = &mut buf[i];
+        match *op {
+            0x64..=0x67 if model == CpuModel::I286 => {} // not prefixes on a 286: left to iced (#UD)
+            0x60..=0x6F if model == CpuModel::I8086 => *op += 0x10, // Jcc aliases
+            0xC0 | 0xC1 | 0xC8 | 0xC9 if model == CpuModel::I8086 => *op += 2, // RET/RETF aliases
+            0x0F if model == CpuModel::I8086 => {
+                *op = 0x1F; // POP CS: decoded as POP DS, executed on CS
+                pop_cs = true;
+            }
+            _ => {}
+        }
+    }
+    let options = if model == CpuModel::P6 { DecoderOptions::NONE } else { DecoderOptions::NO_INVALID_CHECK };
+    let mut decoder = Decoder::with_ip(if code32 { 32 } else { 16 }, &buf[..n], 0, options);
+    let insn = decoder.decode();
+    if insn.is_invalid() {
+        return Err(match decoder.last_error() {
+            iced_x86::DecoderError::NoMoreBytes if n < MAX_INSN_LEN => DecodeError::NeedMoreBytes,
+            iced_x86::DecoderError::NoMoreBytes => DecodeError::TooLong,
+            _ => DecodeError::Invalid,
+        });
+    }
+    if insn.len() > model.max_insn_len() {
+        return Err(DecodeError::TooLong);
+    }
+    Ok(Decoded { insn, addr32, op32, pop_cs })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iced_x86::Mnemonic;
+
+    #[test]
+    fn decodes_with_relative_targets() {
+        let d = decode(&[0xEB, 0x05], false, CpuModel::P6).unwrap();
+        assert_eq!(d.insn.mnemonic(), Mnemonic::Jmp);
+        assert_eq!(d.insn.near_branch_target(), 7);
+    }
+
+    #[test]
+    fn short_input_asks_for_more() {
+        assert_eq!(decode(&[0xB8, 0x01], true, CpuModel::P6).unwrap_err(), DecodeError::NeedMoreBytes);
+    }
+
+    #[test]
+    fn prefixes_past_the_limit_are_too_long() {
+        let b = [0x26u8; 15]; // 15 prefixes and no opcode within 15 bytes
+        assert_eq!(decode(&b, false, CpuModel::P6).unwrap_err(), DecodeError::TooLong);
+        let mut b = [0x26u8; 15];
+        b[14] = 0x90; // exactly 15 bytes is fine
+        assert!(decode(&b, false, CpuModel::P6).is_ok());
+        let mut b = [0x26u8; 11];
+        b[10] = 0x90;
+        assert_eq!(decode(&b, false, CpuModel::I286).unwrap_err(), DecodeError::TooLong);
+    }
+
+    #[test]
+    fn i8086_aliases() {
+        let d = decode(&[0x64, 0x02], false, CpuModel::I8086).unwrap();
+        assert_eq!(d.insn.mnemonic(), Mnemonic::Je);
+        assert!(decode(&[0x0F], false, CpuModel::I8086).unwrap().pop_cs);
+    }
+
+    #[test]
+    fn writes_invalidate_overlapping_entries() {
+        let mut c = DecodeCache::new();
+        let d = decode(&[0xB8, 1, 0, 0, 0], true, CpuModel::P6).unwrap();
+        c.insert(0x103E, true, d); // spans two lines
+        assert!(c.lookup(0x103E, true).is_some());
+        assert!(c.is_code(0x1041, 1));
+        c.invalidate(0x1041, 1);
+        assert!(c.lookup(0x103E, true).is_none());
+    }
+}

@@ -1,0 +1,75 @@
+//! Port I/O: IN and OUT, and the I/O permission check shared with INS/OUTS
+//! (Intel SDM Vol. 1, 19.5 "Protected-Mode I/O": IOPL and the TSS I/O
+//! permission bitmap).
+
+use crate::bus::Bus;
+use crate::cpu::Cpu;
+use crate::exception::Exception;
+use crate::state::{eflags, Reg};
+use iced_x86::{Instruction, OpKind};
+
+use super::operand::op_width;
+
+impl Cpu {
+    /// Checks that the current privilege may access `size` ports at `port`:
+    /// always in real mode; in protected mode when CPL <= IOPL, else (and
+    /// always in virtual-8086 mode) every port's bit in the TSS I/O
+    /// permission bitmap must be clear.
+    pub fn check_io<B: Bus + ?Sized>(&mut self, bus: &mut B, port: u16, size: u32) -> Result<(), Exception> {
+        let s = &self.state;
+        if s.cr0 & crate::state::cr0::PE == 0 {
+            return Ok(());
+        }
+        let iopl = (s.eflags & eflags::IOPL) >> 12;
+        let v86 = s.eflags & eflags::VM != 0;
+        if !v86 && u32::from(s.cpl()) <= iopl {
+            return Ok(());
+        }
+        // Only a 32-bit TSS (type 9 or 11) has a bitmap.
+        let tr = s.tr;
+        let tss_type = tr.flags & 0xF;
+        if (tss_type != 9 && tss_type != 11) || tr.limit < 0x67 {
+            return Err(Exception::GeneralProtection(0));
+        }
+        let map_base = self.read_linear(bus, tr.base.wrapping_add(0x66), 2)?;
+        let byte = map_base + u32::from(port) / 8;
+        if byte + 1 > tr.limit {
+            return Err(Exception::GeneralProtection(0));
+        }
+        let bits = self.read_linear(bus, tr.base.wrapping_add(byte), 2)?;
+        let mask = ((1u32 << size) - 1) << (port % 8);
+        if bits & mask != 0 {
+            return Err(Exception::GeneralProtection(0));
+        }
+        Ok(())
+    }
+}
+
+/// The port of an IN/OUT: an imm8 or DX.
+fn port_of(cpu: &Cpu, insn: &Instruction, n: u32) -> u16 {
+    if insn.op_kind(n) == OpKind::Register {
+        cpu.state.gpr[Reg::Edx as usize] as u16
+    } else {
+        insn.immediate8() as u16
+    }
+}
+
+/// `IN acc, port`.
+pub fn in_<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+    let size = op_width(insn, 0);
+    let port = port_of(cpu, insn, 1);
+    cpu.check_io(bus, port, size)?;
+    let v = bus.io_read(port, size as u8);
+    cpu.state.set_reg(Reg::Eax, size, v);
+    Ok(())
+}
+
+/// `OUT port, acc`.
+pub fn out<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+    let size = op_width(insn, 1);
+    let port = port_of(cpu, insn, 0);
+    cpu.check_io(bus, port, size)?;
+    let v = cpu.state.reg(Reg::Eax, size);
+    bus.io_write(port, size as u8, v);
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! Miscellaneous: HLT CPUID RDTSC (Intel SDM Vol. 2A "CPUID", Vol. 2B
+//! "HLT", "RDTSC").
+
+use crate::bus::Bus;
+use crate::cpu::Cpu;
+use crate::exception::Exception;
+use crate::state::cr0;
+use iced_x86::Instruction;
+
+/// CPUID leaf 1 EDX feature bits this CPU implements (SDM Vol. 2A, table 3-11).
+pub mod features {
+    /// x87 FPU on chip.
+    pub const FPU: u32 = 1 << 0;
+    /// Time-stamp counter (RDTSC).
+    pub const TSC: u32 = 1 << 4;
+    /// CMPXCHG8B.
+    pub const CX8: u32 = 1 << 8;
+    /// CMOVcc (and FCMOVcc/FCOMI with FPU).
+    pub const CMOV: u32 = 1 << 15;
+    /// FXSAVE/FXRSTOR.
+    pub const FXSR: u32 = 1 << 24;
+}
+
+/// `HLT`: stop until an interrupt (#GP(0) outside ring 0).
+pub fn hlt<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+    if cpu.state.cr0 & cr0::PE != 0 && cpu.state.cpl() != 0 {
+        return Err(Exception::GeneralProtection(0));
+    }
+    cpu.state.halted = true;
+    Ok(())
+}
+
+/// The brand string of leaves 0x80000002-4 (48 bytes, NUL-padded).
+const BRAND: &[u8; 48] = b"oxide86 Virtual CPU (family 6)\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+
+/// Packs 4 bytes of a string into a register as CPUID returns text.
+fn text(bytes: &[u8]) -> u32 {
+    u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+}
+
+/// `CPUID`: a family-6 identity advertising only what is implemented.
+pub fn cpuid<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+    let leaf = cpu.state.gpr[0];
+    let (a, b, c, d) = match leaf {
+        0 => (2, text(b"Genu"), text(b"ntel"), text(b"ineI")),
+        // Family 6, model 3, stepping 3.
+        1 => (0x0000_0633, 0, 0, features::FPU | features::TSC | features::CX8 | features::CMOV | features::FXSR),
+        // One descriptor byte per register: 0x01 in AL means "call once";
+        // no cache or TLB descriptors are reported.
+        2 => (0x0000_0001, 0, 0, 0),
+        0x8000_0000 => (0x8000_0004, 0, 0, 0),
+        0x8000_0002..=0x8000_0004 => {
+            let i = ((leaf - 0x8000_0002) * 16) as usize;
+            let s = &BRAND[i..i + 16];
+            (text(&s[0..]), text(&s[4..]), text(&s[8..]), text(&s[12..]))
+        }
+        // Past the top leaf: Intel returns the highest basic leaf's data.
+        _ => (0, 0, 0, 0),
+    };
+    cpu.state.gpr[0] = a;
+    cpu.state.gpr[3] = b;
+    cpu.state.gpr[1] = c;
+    cpu.state.gpr[2] = d;
+    Ok(())
+}
+
+/// `RDTSC`: EDX:EAX = the time-stamp counter (#GP(0) with CR4.TSD outside ring 0).
+pub fn rdtsc<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+    const CR4_TSD: u32 = 1 << 2;
+    if cpu.state.cr4 & CR4_TSD != 0 && cpu.state.cpl() != 0 && cpu.state.cr0 & cr0::PE != 0 {
+        return Err(Exception::GeneralProtection(0));
+    }
+    let tsc = cpu.state.icount.wrapping_add(cpu.state.msr.tsc_offset);
+    cpu.state.gpr[0] = tsc as u32;
+    cpu.state.gpr[2] = (tsc >> 32) as u32;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::run32;
+    use iced_x86::code_asm::*;
+
+    #[test]
+    fn cpuid_vendor_and_brand() {
+        let s = run32(|a| a.cpuid(), |s| s.gpr[0] = 0);
+        let mut v = Vec::new();
+        for r in [s.gpr[3], s.gpr[2], s.gpr[1]] {
+            v.extend_from_slice(&r.to_le_bytes());
+        }
+        assert_eq!(&v, b"GenuineIntel");
+        let s = run32(|a| a.cpuid(), |s| s.gpr[0] = 0x8000_0002);
+        assert_eq!(&s.gpr[0].to_le_bytes(), b"oxid");
+    }
+}

@@ -1,0 +1,230 @@
+//! String instructions: MOVS CMPS SCAS LODS STOS INS OUTS with REP, REPE and
+//! REPNE (Intel SDM Vol. 2B, "REP/REPE/REPZ/REPNE/REPNZ").
+//!
+//! The address size picks SI/DI/CX or ESI/EDI/ECX and where they wrap; the
+//! element size comes from the mnemonic. Registers are updated after every
+//! element, so a fault in the middle of a REP leaves the count and indexes
+//! of the elements done, with EIP still at the instruction.
+
+use crate::bus::Bus;
+use crate::cpu::Cpu;
+use crate::exception::Exception;
+use crate::flags::{width_mask, Flags, LazyOp};
+use crate::state::{Reg, SegReg};
+use iced_x86::{Instruction, Mnemonic as M};
+
+/// Element size in bytes from the mnemonic's suffix.
+fn element_size(insn: &Instruction) -> u32 {
+    match insn.mnemonic() {
+        M::Movsb | M::Cmpsb | M::Scasb | M::Lodsb | M::Stosb | M::Insb | M::Outsb => 1,
+        M::Movsw | M::Cmpsw | M::Scasw | M::Lodsw | M::Stosw | M::Insw | M::Outsw => 2,
+        _ => 4,
+    }
+}
+
+/// Reads an index or count register at the address size.
+#[inline]
+fn areg(cpu: &Cpu, r: Reg) -> u32 {
+    cpu.state.gpr[r as usize] & cpu.addr_mask()
+}
+
+/// Adds `delta` to an index or count register at the address size.
+#[inline]
+fn bump(cpu: &mut Cpu, r: Reg, delta: u32) {
+    let mask = cpu.addr_mask();
+    let v = cpu.state.gpr[r as usize];
+    cpu.state.gpr[r as usize] = (v & !mask) | (v.wrapping_add(delta) & mask);
+}
+
+/// The per-element step: +size, or -size with DF set.
+#[inline]
+fn step(cpu: &Cpu, size: u32) -> u32 {
+    if cpu.state.df() {
+        size.wrapping_neg()
+    } else {
+        size
+    }
+}
+
+/// Runs `element` once, or under REP while the count is non-zero.
+/// `element` returns whether a REPE/REPNE condition lets the loop go on.
+#[inline]
+fn repeat<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+    conditional: bool,
+    mut element: impl FnMut(&mut Cpu, &mut B) -> Result<(), Exception>,
+) -> Result<(), Exception> {
+    let rep = insn.has_rep_prefix() || insn.has_repne_prefix();
+    if !rep {
+        return element(cpu, bus);
+    }
+    while areg(cpu, Reg::Ecx) != 0 {
+        element(cpu, bus)?;
+        bump(cpu, Reg::Ecx, u32::MAX);
+        if conditional {
+            let zf = cpu.state.zf();
+            if (insn.has_repe_prefix() && !zf) || (insn.has_repne_prefix() && zf) {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `MOVS`: [ES:DI] = [seg:SI].
+pub fn movs<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+    let size = element_size(insn);
+    let seg = cpu.memory_segment(insn);
+    repeat(cpu, insn, bus, false, |cpu, bus| {
+        let v = cpu.read_mem(bus, seg, areg(cpu, Reg::Esi), size)?;
+        cpu.write_mem(bus, SegReg::Es, areg(cpu, Reg::Edi), size, v)?;
+        let d = step(cpu, size);
+        bump(cpu, Reg::Esi, d);
+        bump(cpu, Reg::Edi, d);
+        Ok(())
+    })
+}
+
+/// `CMPS`: compare [seg:SI] with [ES:DI] (flags of source - destination).
+pub fn cmps<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+    let size = element_size(insn);
+    let seg = cpu.memory_segment(insn);
+    repeat(cpu, insn, bus, true, |cpu, bus| {
+        let a = cpu.read_mem(bus, seg, areg(cpu, Reg::Esi), size)?;
+        let b = cpu.read_mem(bus, SegReg::Es, areg(cpu, Reg::Edi), size)?;
+        cpu.state.set_lazy(LazyOp::Sub, size, a, b, a.wrapping_sub(b) & width_mask(size));
+        let d = step(cpu, size);
+        bump(cpu, Reg::Esi, d);
+        bump(cpu, Reg::Edi, d);
+        Ok(())
+    })
+}
+
+/// `SCAS`: compare the accumulator with [ES:DI].
+pub fn scas<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+    let size = element_size(insn);
+    repeat(cpu, insn, bus, true, |cpu, bus| {
+        let b = cpu.read_mem(bus, SegReg::Es, areg(cpu, Reg::Edi), size)?;
+        let a = cpu.state.reg(Reg::Eax, size);
+        cpu.state.set_lazy(LazyOp::Sub, size, a, b, a.wrapping_sub(b) & width_mask(size));
+        let d = step(cpu, size);
+        bump(cpu, Reg::Edi, d);
+        Ok(())
+    })
+}
+
+/// `LODS`: accumulator = [seg:SI].
+pub fn lods<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+    let size = element_size(insn);
+    let seg = cpu.memory_segment(insn);
+    repeat(cpu, insn, bus, false, |cpu, bus| {
+        let v = cpu.read_mem(bus, seg, areg(cpu, Reg::Esi), size)?;
+        cpu.state.set_reg(Reg::Eax, size, v);
+        let d = step(cpu, size);
+        bump(cpu, Reg::Esi, d);
+        Ok(())
+    })
+}
+
+/// `STOS`: [ES:DI] = accumulator.
+pub fn stos<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+    let size = element_size(insn);
+    repeat(cpu, insn, bus, false, |cpu, bus| {
+        let v = cpu.state.reg(Reg::Eax, size);
+        cpu.write_mem(bus, SegReg::Es, areg(cpu, Reg::Edi), size, v)?;
+        let d = step(cpu, size);
+        bump(cpu, Reg::Edi, d);
+        Ok(())
+    })
+}
+
+/// `INS`: [ES:DI] = port DX.
+pub fn ins<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+    let size = element_size(insn);
+    let port = cpu.state.gpr[Reg::Edx as usize] as u16;
+    cpu.check_io(bus, port, size)?;
+    repeat(cpu, insn, bus, false, |cpu, bus| {
+        let di = areg(cpu, Reg::Edi);
+        cpu.check_write(SegReg::Es, di, size)?;
+        let v = bus.io_read(port, size as u8);
+        cpu.write_mem(bus, SegReg::Es, di, size, v)?;
+        let d = step(cpu, size);
+        bump(cpu, Reg::Edi, d);
+        Ok(())
+    })
+}
+
+/// `OUTS`: port DX = [seg:SI].
+pub fn outs<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+    let size = element_size(insn);
+    let seg = cpu.memory_segment(insn);
+    let port = cpu.state.gpr[Reg::Edx as usize] as u16;
+    cpu.check_io(bus, port, size)?;
+    repeat(cpu, insn, bus, false, |cpu, bus| {
+        let v = cpu.read_mem(bus, seg, areg(cpu, Reg::Esi), size)?;
+        bus.io_write(port, size as u8, v);
+        let d = step(cpu, size);
+        bump(cpu, Reg::Esi, d);
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::state::eflags;
+    use crate::testutil::{run16, run32};
+    use crate::{Bus, CpuModel};
+    use iced_x86::code_asm::*;
+
+    #[test]
+    fn rep_movsb_copies_and_counts_down() {
+        let s = run32(
+            |a| {
+                a.mov(dword_ptr(0x3000), 0x4433_2211)?;
+                a.rep().movsb()?;
+                a.mov(eax, dword_ptr(0x4000))
+            },
+            |s| {
+                s.gpr[6] = 0x3000;
+                s.gpr[7] = 0x4000;
+                s.gpr[1] = 3;
+            },
+        );
+        assert_eq!(s.gpr[0], 0x0033_2211);
+        assert_eq!((s.gpr[1], s.gpr[6], s.gpr[7]), (0, 0x3003, 0x4003));
+    }
+
+    #[test]
+    fn repne_scasb_stops_on_match() {
+        let (s, _) = run16(
+            CpuModel::P6,
+            |a| a.repne().scasb(),
+            |s, ram| {
+                ram.load(0x2000, b"abcdef");
+                s.gpr[0] = u32::from(b'd');
+                s.gpr[7] = 0x2000;
+                s.gpr[1] = 100;
+            },
+        );
+        assert_eq!(s.gpr[7] & 0xFFFF, 0x2004);
+        assert_eq!(s.gpr[1] & 0xFFFF, 96);
+        assert_ne!(s.eflags & eflags::ZF, 0);
+    }
+
+    #[test]
+    fn sixteen_bit_index_wraps() {
+        let (s, mut ram) = run16(
+            CpuModel::P6,
+            |a| a.stosb(),
+            |s, _| {
+                s.gpr[7] = 0x1_FFFF; // only DI counts
+                s.gpr[0] = 0x5A;
+                s.set_real_mode_segment(crate::SegReg::Es, 0x100);
+            },
+        );
+        assert_eq!(s.gpr[7], 0x1_0000);
+        assert_eq!(ram.read_u8(0x10FFF), 0x5A);
+    }
+}

@@ -1,0 +1,225 @@
+//! The CPU's memory path: segment checks, linear address, translation to
+//! physical, and the access itself (Intel SDM Vol. 3A, 3.4 "Logical and
+//! Linear Addresses", 5.3 "Limit Checking", 5.4 "Type Checking").
+//!
+//! Every data access of the interpreter goes through here, so the
+//! decoded-instruction cache sees every write to code.
+
+use crate::bus::Bus;
+use crate::cpu::Cpu;
+use crate::exception::Exception;
+use crate::model::CpuModel;
+use crate::state::{seg_flags, SegReg};
+
+/// What an access does with the bytes (selects the type and paging checks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// A data read.
+    Read,
+    /// A data write.
+    Write,
+    /// An instruction fetch.
+    Execute,
+}
+
+/// The exception a segment-limit or type violation raises: #SS(0) for the
+/// stack segment, #GP(0) otherwise; the 286 raises #GP for every segment.
+#[inline]
+fn segment_fault(model: CpuModel, seg: SegReg) -> Exception {
+    if seg == SegReg::Ss && model != CpuModel::I286 {
+        Exception::StackFault(0)
+    } else {
+        Exception::GeneralProtection(0)
+    }
+}
+
+impl Cpu {
+    /// Checks an access of `size` bytes at `offset` in `seg` and returns its
+    /// linear address.
+    #[inline]
+    pub fn linear(&self, seg: SegReg, offset: u32, size: u32, access: Access) -> Result<u32, Exception> {
+        let s = &self.state.seg[seg as usize];
+        let model = self.state.model;
+        if model == CpuModel::I8086 {
+            return Ok(s.base.wrapping_add(offset));
+        }
+        let last = u64::from(offset) + u64::from(size) - 1;
+        if !self.state.protected_mode() {
+            if last > u64::from(s.limit) {
+                return Err(segment_fault(model, seg));
+            }
+            return Ok(s.base.wrapping_add(offset));
+        }
+        // Protected mode: a null selector's cache is marked not present.
+        if s.flags & seg_flags::PRESENT == 0 {
+            return Err(segment_fault(model, seg));
+        }
+        let code = s.flags & seg_flags::CODE != 0;
+        let type_ok = match access {
+            Access::Read => !code || s.flags & seg_flags::RW != 0,
+            Access::Write => !code && s.flags & seg_flags::RW != 0,
+            Access::Execute => code,
+        };
+        let in_limit = if !code && s.flags & seg_flags::DC != 0 {
+            // Expand-down: valid offsets are limit+1 ..= 0xFFFF or 0xFFFFFFFF.
+            let top = if s.is_32bit() { 0xFFFF_FFFFu64 } else { 0xFFFF };
+            u64::from(offset) > u64::from(s.limit) && last <= top
+        } else {
+            last <= u64::from(s.limit)
+        };
+        if !type_ok || !in_limit {
+            return Err(segment_fault(model, seg));
+        }
+        Ok(s.base.wrapping_add(offset))
+    }
+
+    /// Translates a linear address to physical. Paging (CR0.PG) is built
+    /// with the system ISA; until then linear and physical are equal.
+    #[inline]
+    pub fn translate(&mut self, linear: u32, _access: Access) -> Result<u32, Exception> {
+        Ok(linear)
+    }
+
+    /// Reads `size` (1, 2 or 4) bytes at a linear address.
+    #[inline]
+    pub fn read_linear<B: Bus + ?Sized>(&mut self, bus: &mut B, linear: u32, size: u32) -> Result<u32, Exception> {
+        if (linear & 0xFFF) + size > 0x1000 {
+            let mut v = 0;
+            for i in 0..size {
+                let p = self.translate(linear.wrapping_add(i), Access::Read)?;
+                v |= u32::from(bus.read_u8(p)) << (8 * i);
+            }
+            return Ok(v);
+        }
+        let p = self.translate(linear, Access::Read)?;
+        Ok(match size {
+            1 => u32::from(bus.read_u8(p)),
+            2 => u32::from(bus.read_u16(p)),
+            _ => bus.read_u32(p),
+        })
+    }
+
+    /// Writes `size` (1, 2 or 4) bytes at a linear address. Either every
+    /// byte is written or (on a fault) none is.
+    #[inline]
+    pub fn write_linear<B: Bus + ?Sized>(&mut self, bus: &mut B, linear: u32, size: u32, value: u32) -> Result<(), Exception> {
+        if (linear & 0xFFF) + size > 0x1000 {
+            let mut phys = [0u32; 4];
+            for i in 0..size {
+                phys[i as usize] = self.translate(linear.wrapping_add(i), Access::Write)?;
+            }
+            for i in 0..size {
+                self.write_physical_u8(bus, phys[i as usize], (value >> (8 * i)) as u8);
+            }
+            return Ok(());
+        }
+        let p = self.translate(linear, Access::Write)?;
+        match size {
+            1 => bus.write_u8(p, value as u8),
+            2 => bus.write_u16(p, value as u16),
+            _ => bus.write_u32(p, value),
+        }
+        if self.icache.is_code(p, size) {
+            self.icache.invalidate(p, size);
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn write_physical_u8<B: Bus + ?Sized>(&mut self, bus: &mut B, p: u32, value: u8) {
+        bus.write_u8(p, value);
+        if self.icache.is_code(p, 1) {
+            self.icache.invalidate(p, 1);
+        }
+    }
+
+    /// Reads `size` bytes at `seg:offset`.
+    #[inline]
+    pub fn read_mem<B: Bus + ?Sized>(&mut self, bus: &mut B, seg: SegReg, offset: u32, size: u32) -> Result<u32, Exception> {
+        if self.state.model == CpuModel::I8086 && offset + size - 1 > 0xFFFF {
+            // The 8086 wraps each byte's offset within the segment.
+            let mut v = 0;
+            for i in 0..size {
+                let lin = self.linear(seg, offset.wrapping_add(i) & 0xFFFF, 1, Access::Read)?;
+                v |= self.read_linear(bus, lin, 1)? << (8 * i);
+            }
+            return Ok(v);
+        }
+        let lin = self.linear(seg, offset, size, Access::Read)?;
+        self.read_linear(bus, lin, size)
+    }
+
+    /// Writes `size` bytes at `seg:offset`.
+    #[inline]
+    pub fn write_mem<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        seg: SegReg,
+        offset: u32,
+        size: u32,
+        value: u32,
+    ) -> Result<(), Exception> {
+        if self.state.model == CpuModel::I8086 && offset + size - 1 > 0xFFFF {
+            for i in 0..size {
+                let lin = self.linear(seg, offset.wrapping_add(i) & 0xFFFF, 1, Access::Write)?;
+                self.write_linear(bus, lin, 1, value >> (8 * i))?;
+            }
+            return Ok(());
+        }
+        let lin = self.linear(seg, offset, size, Access::Write)?;
+        self.write_linear(bus, lin, size, value)
+    }
+
+    /// Checks that `size` bytes at `seg:offset` could be written, without
+    /// writing (for instructions that must not fault half-way).
+    pub fn check_write(&mut self, seg: SegReg, offset: u32, size: u32) -> Result<(), Exception> {
+        if self.state.model == CpuModel::I8086 {
+            return Ok(());
+        }
+        let lin = self.linear(seg, offset, size, Access::Write)?;
+        self.translate(lin, Access::Write)?;
+        if (lin & 0xFFF) + size > 0x1000 {
+            self.translate(lin.wrapping_add(size - 1), Access::Write)?;
+        }
+        Ok(())
+    }
+
+    /// The stack pointer's width mask: 0xFFFF unless SS is a 32-bit segment.
+    #[inline]
+    pub fn stack_mask(&self) -> u32 {
+        if self.state.stack32() {
+            0xFFFF_FFFF
+        } else {
+            0xFFFF
+        }
+    }
+
+    /// Pushes `size` (2 or 4) bytes (SDM Vol. 2B, PUSH).
+    #[inline]
+    pub fn push<B: Bus + ?Sized>(&mut self, bus: &mut B, value: u32, size: u32) -> Result<(), Exception> {
+        let mask = self.stack_mask();
+        let esp = self.state.gpr[4];
+        let new_sp = esp.wrapping_sub(size) & mask;
+        self.write_mem(bus, SegReg::Ss, new_sp, size, value)?;
+        self.state.gpr[4] = (esp & !mask) | new_sp;
+        Ok(())
+    }
+
+    /// Pops `size` (2 or 4) bytes (SDM Vol. 2B, POP).
+    #[inline]
+    pub fn pop<B: Bus + ?Sized>(&mut self, bus: &mut B, size: u32) -> Result<u32, Exception> {
+        let v = self.peek_stack(bus, 0, size)?;
+        let mask = self.stack_mask();
+        let esp = self.state.gpr[4];
+        self.state.gpr[4] = (esp & !mask) | (esp.wrapping_add(size) & mask);
+        Ok(v)
+    }
+
+    /// Reads `size` bytes at SS:(ESP + `delta`) without moving ESP.
+    #[inline]
+    pub fn peek_stack<B: Bus + ?Sized>(&mut self, bus: &mut B, delta: u32, size: u32) -> Result<u32, Exception> {
+        let mask = self.stack_mask();
+        let sp = self.state.gpr[4].wrapping_add(delta) & mask;
+        self.read_mem(bus, SegReg::Ss, sp, size)
+    }
+}
