@@ -48,12 +48,22 @@ pub struct Cpu {
     pub ctx: InsnContext,
     /// Why the last [`StepOutcome::Shutdown`] happened.
     pub shutdown_reason: Option<String>,
+    /// The last instruction that reached no handler (raised #UD because it is
+    /// not implemented, rather than because the architecture says so). The
+    /// coverage runner reads it.
+    pub unimplemented: Option<iced_x86::Code>,
 }
 
 impl Cpu {
     /// A processor of `model` in its reset state.
     pub fn new(model: CpuModel) -> Self {
-        Self { state: CpuState::new(model), icache: DecodeCache::new(), ctx: InsnContext::default(), shutdown_reason: None }
+        Self {
+            state: CpuState::new(model),
+            icache: DecodeCache::new(),
+            ctx: InsnContext::default(),
+            shutdown_reason: None,
+            unimplemented: None,
+        }
     }
 
     /// Returns to the reset state (the decode cache is flushed too).
@@ -61,6 +71,12 @@ impl Cpu {
         self.state = CpuState::new(self.state.model);
         self.icache.flush();
         self.shutdown_reason = None;
+    }
+
+    /// Records that `insn` reached no handler and returns the #UD it raises.
+    pub fn note_unimplemented(&mut self, insn: &iced_x86::Instruction) -> Exception {
+        self.unimplemented = Some(insn.code());
+        Exception::InvalidOpcode
     }
 
     /// The instruction-pointer mask for the current code size.

@@ -64,6 +64,6 @@ use iced_x86::Instruction;
 
 /// Executes an x87 instruction; anything else is #UD.
 pub fn execute<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
-    let _ = (cpu, insn, bus);
-    Err(Exception::InvalidOpcode)
+    let _ = bus;
+    Err(cpu.note_unimplemented(insn))
 }

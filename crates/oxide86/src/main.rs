@@ -1,0 +1,69 @@
+//! The `oxide86` command: conformance runners today; the PC machine's `run`
+//! command joins them when the machine exists.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use oxide86_cpu::CpuModel;
+
+/// oxide86: a full-system x86 PC emulator.
+#[derive(Debug, Parser)]
+#[command(name = "oxide86", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the CPU conformance suites.
+    #[command(subcommand)]
+    Conformance(Conformance),
+}
+
+#[derive(Debug, Subcommand)]
+enum Conformance {
+    /// Run a SingleStepTests vector set (a folder holding metadata.json and
+    /// the gzipped JSON vector files), e.g. ../shared/testdata/singlestep/80286
+    Singlestep {
+        /// The set's folder (or its v1* subfolder).
+        dir: std::path::PathBuf,
+        /// Execution engine (only the interpreter exists yet).
+        #[arg(long, default_value = "interp", value_parser = ["interp"])]
+        engine: String,
+        /// CPU model: 8086, 286 or p6.
+        #[arg(long, default_value = "p6", value_parser = parse_model)]
+        cpu: CpuModel,
+        /// Only run vector files whose name starts with this (e.g. "F6").
+        #[arg(long)]
+        only: Option<String>,
+        /// Print at most this many failure diffs (all are counted).
+        #[arg(long, default_value_t = 200)]
+        max_diffs: usize,
+    },
+}
+
+fn parse_model(s: &str) -> Result<CpuModel, String> {
+    CpuModel::from_name(s).ok_or_else(|| format!("unknown CPU model '{s}' (expected 8086, 286 or p6)"))
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("oxide86: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Conformance(Conformance::Singlestep { dir, engine: _, cpu, only, max_diffs }) => {
+            let opts = oxide86_testsuite::singlestep::Options { dir, model: cpu, only, max_diffs };
+            let summary = oxide86_testsuite::singlestep::run(&opts, &mut std::io::stdout().lock())?;
+            Ok(if summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+    }
+}

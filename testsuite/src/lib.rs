@@ -1,0 +1,15 @@
+//! Conformance runners for oxide86's CPU, each usable as a library call
+//! (from `cargo test`) and as an `oxide86 conformance ...` command.
+//!
+//! - [`singlestep`]: hardware-recorded single-instruction vectors
+//!   (SingleStepTests 8086 and 80286 sets in `../shared/testdata`).
+
+pub mod singlestep;
+
+use std::path::PathBuf;
+
+/// The shared test-data folder, found from this crate's manifest directory
+/// (the workspace root's sibling `shared/`), never from the current directory.
+pub fn shared_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("..").join("shared")
+}
