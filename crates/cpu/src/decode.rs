@@ -199,6 +199,10 @@ pub fn decode(bytes: &[u8], code32: bool, model: CpuModel) -> Result<Decoded, De
     if i >= model.max_insn_len() {
         return Err(if i >= n && n < MAX_INSN_LEN { DecodeError::NeedMoreBytes } else { DecodeError::TooLong });
     }
+    if i < n && model == CpuModel::I286 && matches!(buf[i], 0xC4 | 0xC5) && i + 1 < n && buf[i + 1] >= 0xC0 {
+        // LES/LDS with a register operand: #UD on the 286 (iced would read a VEX prefix).
+        return Err(DecodeError::Invalid);
+    }
     if i < n && model != CpuModel::P6 {
         let op = &mut buf[i];
         match *op {
