@@ -204,13 +204,18 @@ pub fn decode(bytes: &[u8], code32: bool, model: CpuModel) -> Result<Decoded, De
         return Err(DecodeError::Invalid);
     }
     if i < n && model != CpuModel::P6 {
-        let op = &mut buf[i];
-        match *op {
+        let has_modrm = i + 1 < n;
+        match buf[i] {
             0x64..=0x67 if model == CpuModel::I286 => {} // not prefixes on a 286: left to iced (#UD)
-            0x60..=0x6F if model == CpuModel::I8086 => *op += 0x10, // Jcc aliases
-            0xC0 | 0xC1 | 0xC8 | 0xC9 if model == CpuModel::I8086 => *op += 2, // RET/RETF aliases
+            0x60..=0x6F if model == CpuModel::I8086 => buf[i] += 0x10, // Jcc aliases
+            0xC0 | 0xC1 | 0xC8 | 0xC9 if model == CpuModel::I8086 => buf[i] += 2, // RET/RETF aliases
+            // The 8086 decodes only the low two bits of an Sreg field and
+            // ignores the reg field of POP r/m and MOV r/m, imm; FF /7 is PUSH.
+            0x8C | 0x8E if model == CpuModel::I8086 && has_modrm => buf[i + 1] &= !0x20,
+            0x8F | 0xC6 | 0xC7 if model == CpuModel::I8086 && has_modrm => buf[i + 1] &= !0x38,
+            0xFF if model == CpuModel::I8086 && has_modrm && buf[i + 1] & 0x38 == 0x38 => buf[i + 1] &= !0x08,
             0x0F if model == CpuModel::I8086 => {
-                *op = 0x1F; // POP CS: decoded as POP DS, executed on CS
+                buf[i] = 0x1F; // POP CS: decoded as POP DS, executed on CS
                 pop_cs = true;
             }
             _ => {}

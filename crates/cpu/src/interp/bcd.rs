@@ -95,15 +95,18 @@ pub fn daa<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) ->
 pub fn das<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
     let old_al = al(cpu);
     let old_cf = cpu.state.cf();
+    let af_in = af(cpu);
     let mut a = old_al;
     let mut cf = false;
     let mut af_out = false;
-    if (a & 0xF) > 9 || af(cpu) {
-        cf = old_cf || a < 6;
+    if (a & 0xF) > 9 || af_in {
+        // The 8086 does not carry the borrow of this step into CF.
+        cf = old_cf || (a < 6 && cpu.state.model != CpuModel::I8086);
         a = a.wrapping_sub(6) & 0xFF;
         af_out = true;
     }
-    let limit = if cpu.state.model == CpuModel::I8086 && af_out { 0x9F } else { 0x99 };
+    // The 8086 compares with 0x9F when AF came in set.
+    let limit = if cpu.state.model == CpuModel::I8086 && af_in { 0x9F } else { 0x99 };
     if old_al > limit || old_cf {
         a = a.wrapping_sub(0x60) & 0xFF;
         cf = true;

@@ -73,6 +73,7 @@ pub fn execute<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) 
         M::Test => logic::test(cpu, insn, bus),
         M::Not => logic::not(cpu, insn, bus),
         // Shifts and rotates.
+        M::Sal if cpu.state.model == crate::model::CpuModel::I8086 => shift::setmo(cpu, insn, bus),
         M::Shl | M::Sal => shift::shl(cpu, insn, bus),
         M::Shr => shift::shr(cpu, insn, bus),
         M::Sar => shift::sar(cpu, insn, bus),

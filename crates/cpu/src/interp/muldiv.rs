@@ -153,6 +153,8 @@ pub fn idiv<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> 
     if q > max || q < min {
         return Err(Exception::DivideError);
     }
+    // The 8086 microcode negates the quotient when a REP prefix is present.
+    let q = if cpu.state.model == CpuModel::I8086 && (insn.has_rep_prefix() || insn.has_repne_prefix()) { -q } else { q };
     store_qr(cpu, w, q as u32, r as u32);
     Ok(())
 }

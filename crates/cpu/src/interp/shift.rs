@@ -68,6 +68,18 @@ pub fn shl<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> R
     Ok(())
 }
 
+/// 8086 `SETMO`/`SETMOC` (undocumented D0-D3 /6): with a non-zero count
+/// the destination becomes all ones, with the flags of `OR dst, -1`.
+pub fn setmo<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+    let (w, mask) = width_and_mask(insn, 0);
+    if cpu.read_op(insn, 1, bus)? & 0xFF == 0 {
+        return Ok(());
+    }
+    finish(cpu, insn, bus, w, mask, false, false, true)?;
+    cpu.state.set_status(AF, 0);
+    Ok(())
+}
+
 /// `SHR dst, count`.
 pub fn shr<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
     let (w, _) = width_and_mask(insn, 0);
