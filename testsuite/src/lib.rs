@@ -11,5 +11,8 @@ use std::path::PathBuf;
 /// The shared test-data folder, found from this crate's manifest directory
 /// (the workspace root's sibling `shared/`), never from the current directory.
 pub fn shared_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("..").join("shared")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("..")
+        .join("shared")
 }

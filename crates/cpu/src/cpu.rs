@@ -121,7 +121,12 @@ impl Cpu {
                 if trap {
                     let eip = self.state.eip;
                     self.state.dr[6] |= 1 << 14; // DR6.BS
-                    return self.deliver(bus, 1, eip, crate::interrupt::Source::Exception(Exception::Debug));
+                    return self.deliver(
+                        bus,
+                        1,
+                        eip,
+                        crate::interrupt::Source::Exception(Exception::Debug),
+                    );
                 }
                 if self.state.halted {
                     return StepOutcome::Halted;
@@ -191,7 +196,9 @@ impl Cpu {
             }
             Err(DecodeError::Invalid) => Err(Exception::InvalidOpcode),
             Err(DecodeError::TooLong) => Err(Exception::GeneralProtection(0)),
-            Err(DecodeError::NeedMoreBytes) => Err(fault.unwrap_or(Exception::GeneralProtection(0))),
+            Err(DecodeError::NeedMoreBytes) => {
+                Err(fault.unwrap_or(Exception::GeneralProtection(0)))
+            }
         }
     }
 
@@ -214,7 +221,8 @@ impl Cpu {
         let s = &mut self.state;
         let cpl = u32::from(s.cpl());
         let iopl = (s.eflags & eflags::IOPL) >> 12;
-        let mut writable = eflags::STATUS | eflags::TF | eflags::DF | eflags::NT | eflags::IF | eflags::IOPL;
+        let mut writable =
+            eflags::STATUS | eflags::TF | eflags::DF | eflags::NT | eflags::IF | eflags::IOPL;
         if width == 4 {
             writable |= eflags::AC | eflags::ID;
         }

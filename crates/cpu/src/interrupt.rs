@@ -39,7 +39,13 @@ impl Cpu {
     }
 
     /// Delivers interrupt `vector` with `return_eip` as the saved EIP.
-    pub fn deliver<B: Bus + ?Sized>(&mut self, bus: &mut B, vector: u8, return_eip: u32, source: Source) -> StepOutcome {
+    pub fn deliver<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        vector: u8,
+        return_eip: u32,
+        source: Source,
+    ) -> StepOutcome {
         if let Source::Exception(Exception::PageFault { linear, .. }) = source {
             self.state.cr2 = linear;
         }
@@ -47,13 +53,19 @@ impl Cpu {
             Ok(()) => StepOutcome::Continue,
             Err(second) => {
                 if matches!(source, Source::Exception(Exception::DoubleFault)) {
-                    self.shutdown_reason = Some(format!("triple fault: {second} while delivering #DF"));
+                    self.shutdown_reason =
+                        Some(format!("triple fault: {second} while delivering #DF"));
                     return StepOutcome::Shutdown;
                 }
                 if matches!(second, Exception::DoubleFault) {
                     return StepOutcome::Shutdown;
                 }
-                self.deliver(bus, 8, return_eip, Source::Exception(Exception::DoubleFault))
+                self.deliver(
+                    bus,
+                    8,
+                    return_eip,
+                    Source::Exception(Exception::DoubleFault),
+                )
             }
         }
     }
@@ -67,8 +79,9 @@ impl Cpu {
         source: Source,
     ) -> Result<(), Exception> {
         if self.state.protected_mode() || self.state.eflags & eflags::VM != 0 {
-            self.shutdown_reason =
-                Some(format!("protected-mode delivery of vector {vector} ({source:?}) is not built yet"));
+            self.shutdown_reason = Some(format!(
+                "protected-mode delivery of vector {vector} ({source:?}) is not built yet"
+            ));
             return Err(Exception::DoubleFault);
         }
         // Real mode: the IVT holds 4-byte IP:CS vectors (SDM Vol. 3A, 20.1.4).
@@ -82,9 +95,10 @@ impl Cpu {
         let flags = self.flags_image();
         let cs_old = u32::from(self.state.seg[SegReg::Cs as usize].selector);
         let esp = self.state.gpr[4];
-        let pushed = self.push(bus, flags & 0xFFFF, 2).and_then(|_| self.push(bus, cs_old, 2)).and_then(|_| {
-            self.push(bus, return_eip & 0xFFFF, 2)
-        });
+        let pushed = self
+            .push(bus, flags & 0xFFFF, 2)
+            .and_then(|_| self.push(bus, cs_old, 2))
+            .and_then(|_| self.push(bus, return_eip & 0xFFFF, 2));
         if let Err(e) = pushed {
             self.state.gpr[4] = esp;
             return Err(e);

@@ -28,9 +28,9 @@ pub mod interrupt;
 pub mod memory;
 pub mod model;
 pub mod state;
-pub mod x87;
 #[cfg(test)]
 mod testutil;
+pub mod x87;
 
 pub use bus::{Bus, FlatRam};
 pub use cpu::{Cpu, StepOutcome};

@@ -37,7 +37,13 @@ impl Cpu {
     /// Checks an access of `size` bytes at `offset` in `seg` and returns its
     /// linear address.
     #[inline]
-    pub fn linear(&self, seg: SegReg, offset: u32, size: u32, access: Access) -> Result<u32, Exception> {
+    pub fn linear(
+        &self,
+        seg: SegReg,
+        offset: u32,
+        size: u32,
+        access: Access,
+    ) -> Result<u32, Exception> {
         let s = &self.state.seg[seg as usize];
         let model = self.state.model;
         if model == CpuModel::I8086 {
@@ -82,7 +88,12 @@ impl Cpu {
 
     /// Reads `size` (1, 2 or 4) bytes at a linear address.
     #[inline]
-    pub fn read_linear<B: Bus + ?Sized>(&mut self, bus: &mut B, linear: u32, size: u32) -> Result<u32, Exception> {
+    pub fn read_linear<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        linear: u32,
+        size: u32,
+    ) -> Result<u32, Exception> {
         if (linear & 0xFFF) + size > 0x1000 {
             let mut v = 0;
             for i in 0..size {
@@ -102,7 +113,13 @@ impl Cpu {
     /// Writes `size` (1, 2 or 4) bytes at a linear address. Either every
     /// byte is written or (on a fault) none is.
     #[inline]
-    pub fn write_linear<B: Bus + ?Sized>(&mut self, bus: &mut B, linear: u32, size: u32, value: u32) -> Result<(), Exception> {
+    pub fn write_linear<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        linear: u32,
+        size: u32,
+        value: u32,
+    ) -> Result<(), Exception> {
         if (linear & 0xFFF) + size > 0x1000 {
             let mut phys = [0u32; 4];
             for i in 0..size {
@@ -135,7 +152,13 @@ impl Cpu {
 
     /// Reads `size` bytes at `seg:offset`.
     #[inline]
-    pub fn read_mem<B: Bus + ?Sized>(&mut self, bus: &mut B, seg: SegReg, offset: u32, size: u32) -> Result<u32, Exception> {
+    pub fn read_mem<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        seg: SegReg,
+        offset: u32,
+        size: u32,
+    ) -> Result<u32, Exception> {
         if self.state.model == CpuModel::I8086 && offset + size - 1 > 0xFFFF {
             // The 8086 wraps each byte's offset within the segment.
             let mut v = 0;
@@ -196,7 +219,12 @@ impl Cpu {
 
     /// Pushes `size` (2 or 4) bytes (SDM Vol. 2B, PUSH).
     #[inline]
-    pub fn push<B: Bus + ?Sized>(&mut self, bus: &mut B, value: u32, size: u32) -> Result<(), Exception> {
+    pub fn push<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        value: u32,
+        size: u32,
+    ) -> Result<(), Exception> {
         let mask = self.stack_mask();
         let esp = self.state.gpr[4];
         let new_sp = esp.wrapping_sub(size) & mask;
@@ -217,7 +245,12 @@ impl Cpu {
 
     /// Reads `size` bytes at SS:(ESP + `delta`) without moving ESP.
     #[inline]
-    pub fn peek_stack<B: Bus + ?Sized>(&mut self, bus: &mut B, delta: u32, size: u32) -> Result<u32, Exception> {
+    pub fn peek_stack<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        delta: u32,
+        size: u32,
+    ) -> Result<u32, Exception> {
         let mask = self.stack_mask();
         let sp = self.state.gpr[4].wrapping_add(delta) & mask;
         self.read_mem(bus, SegReg::Ss, sp, size)

@@ -45,7 +45,8 @@ enum Conformance {
 }
 
 fn parse_model(s: &str) -> Result<CpuModel, String> {
-    CpuModel::from_name(s).ok_or_else(|| format!("unknown CPU model '{s}' (expected 8086, 286 or p6)"))
+    CpuModel::from_name(s)
+        .ok_or_else(|| format!("unknown CPU model '{s}' (expected 8086, 286 or p6)"))
 }
 
 fn main() -> ExitCode {
@@ -60,10 +61,25 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Conformance(Conformance::Singlestep { dir, engine: _, cpu, only, max_diffs }) => {
-            let opts = oxide86_testsuite::singlestep::Options { dir, model: cpu, only, max_diffs };
+        Command::Conformance(Conformance::Singlestep {
+            dir,
+            engine: _,
+            cpu,
+            only,
+            max_diffs,
+        }) => {
+            let opts = oxide86_testsuite::singlestep::Options {
+                dir,
+                model: cpu,
+                only,
+                max_diffs,
+            };
             let summary = oxide86_testsuite::singlestep::run(&opts, &mut std::io::stdout().lock())?;
-            Ok(if summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if summary.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }

@@ -22,7 +22,11 @@ pub mod features {
 }
 
 /// `HLT`: stop until an interrupt (#GP(0) outside ring 0).
-pub fn hlt<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn hlt<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     if cpu.state.cr0 & cr0::PE != 0 && cpu.state.cpl() != 0 {
         return Err(Exception::GeneralProtection(0));
     }
@@ -39,12 +43,21 @@ fn text(bytes: &[u8]) -> u32 {
 }
 
 /// `CPUID`: a family-6 identity advertising only what is implemented.
-pub fn cpuid<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn cpuid<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     let leaf = cpu.state.gpr[0];
     let (a, b, c, d) = match leaf {
         0 => (2, text(b"Genu"), text(b"ntel"), text(b"ineI")),
         // Family 6, model 3, stepping 3.
-        1 => (0x0000_0633, 0, 0, features::FPU | features::TSC | features::CX8 | features::CMOV | features::FXSR),
+        1 => (
+            0x0000_0633,
+            0,
+            0,
+            features::FPU | features::TSC | features::CX8 | features::CMOV | features::FXSR,
+        ),
         // One descriptor byte per register: 0x01 in AL means "call once";
         // no cache or TLB descriptors are reported.
         2 => (0x0000_0001, 0, 0, 0),
@@ -65,7 +78,11 @@ pub fn cpuid<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) 
 }
 
 /// `RDTSC`: EDX:EAX = the time-stamp counter (#GP(0) with CR4.TSD outside ring 0).
-pub fn rdtsc<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn rdtsc<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     const CR4_TSD: u32 = 1 << 2;
     if cpu.state.cr4 & CR4_TSD != 0 && cpu.state.cpl() != 0 && cpu.state.cr0 & cr0::PE != 0 {
         return Err(Exception::GeneralProtection(0));
@@ -79,7 +96,6 @@ pub fn rdtsc<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) 
 #[cfg(test)]
 mod tests {
     use crate::testutil::run32;
-    use iced_x86::code_asm::*;
 
     #[test]
     fn cpuid_vendor_and_brand() {

@@ -30,7 +30,11 @@ use iced_x86::{Instruction, Mnemonic as M};
 /// Executes one decoded instruction (EIP already points past it in
 /// `cpu.ctx.next_eip`).
 #[inline]
-pub fn execute<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn execute<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     match insn.mnemonic() {
         // Data movement.
         M::Mov => data::mov(cpu, insn, bus),
@@ -44,10 +48,38 @@ pub fn execute<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) 
         M::Cbw | M::Cwde => data::cbw(cpu, insn, bus),
         M::Cwd | M::Cdq => data::cwd(cpu, insn, bus),
         M::Bswap => data::bswap(cpu, insn, bus),
-        M::Cmovo | M::Cmovno | M::Cmovb | M::Cmovae | M::Cmove | M::Cmovne | M::Cmovbe | M::Cmova | M::Cmovs
-        | M::Cmovns | M::Cmovp | M::Cmovnp | M::Cmovl | M::Cmovge | M::Cmovle | M::Cmovg => data::cmovcc(cpu, insn, bus),
-        M::Seto | M::Setno | M::Setb | M::Setae | M::Sete | M::Setne | M::Setbe | M::Seta | M::Sets | M::Setns
-        | M::Setp | M::Setnp | M::Setl | M::Setge | M::Setle | M::Setg => data::setcc(cpu, insn, bus),
+        M::Cmovo
+        | M::Cmovno
+        | M::Cmovb
+        | M::Cmovae
+        | M::Cmove
+        | M::Cmovne
+        | M::Cmovbe
+        | M::Cmova
+        | M::Cmovs
+        | M::Cmovns
+        | M::Cmovp
+        | M::Cmovnp
+        | M::Cmovl
+        | M::Cmovge
+        | M::Cmovle
+        | M::Cmovg => data::cmovcc(cpu, insn, bus),
+        M::Seto
+        | M::Setno
+        | M::Setb
+        | M::Setae
+        | M::Sete
+        | M::Setne
+        | M::Setbe
+        | M::Seta
+        | M::Sets
+        | M::Setns
+        | M::Setp
+        | M::Setnp
+        | M::Setl
+        | M::Setge
+        | M::Setle
+        | M::Setg => data::setcc(cpu, insn, bus),
         M::Lds | M::Les | M::Lfs | M::Lgs | M::Lss => segment::load_far_pointer(cpu, insn, bus),
         M::Cmpxchg => data::cmpxchg(cpu, insn, bus),
         M::Cmpxchg8b => data::cmpxchg8b(cpu, insn, bus),
@@ -108,8 +140,22 @@ pub fn execute<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) 
         // Control transfer.
         M::Jmp => control::jmp(cpu, insn, bus),
         M::Jmpe => Err(Exception::InvalidOpcode),
-        M::Jo | M::Jno | M::Jb | M::Jae | M::Je | M::Jne | M::Jbe | M::Ja | M::Js | M::Jns | M::Jp | M::Jnp | M::Jl
-        | M::Jge | M::Jle | M::Jg => control::jcc(cpu, insn, bus),
+        M::Jo
+        | M::Jno
+        | M::Jb
+        | M::Jae
+        | M::Je
+        | M::Jne
+        | M::Jbe
+        | M::Ja
+        | M::Js
+        | M::Jns
+        | M::Jp
+        | M::Jnp
+        | M::Jl
+        | M::Jge
+        | M::Jle
+        | M::Jg => control::jcc(cpu, insn, bus),
         M::Jcxz | M::Jecxz => control::jcxz(cpu, insn, bus),
         M::Loop | M::Loope | M::Loopne => control::loop_(cpu, insn, bus),
         M::Call => control::call(cpu, insn, bus),

@@ -24,15 +24,36 @@ pub struct GprSlot {
 #[inline]
 pub fn gpr_slot(r: Register) -> Option<GprSlot> {
     let v = r as u32;
-    let (al, ah, ax, eax) = (Register::AL as u32, Register::AH as u32, Register::AX as u32, Register::EAX as u32);
+    let (al, ah, ax, eax) = (
+        Register::AL as u32,
+        Register::AH as u32,
+        Register::AX as u32,
+        Register::EAX as u32,
+    );
     if (al..al + 4).contains(&v) {
-        Some(GprSlot { index: (v - al) as usize, width: 1, shift: 0 })
+        Some(GprSlot {
+            index: (v - al) as usize,
+            width: 1,
+            shift: 0,
+        })
     } else if (ah..ah + 4).contains(&v) {
-        Some(GprSlot { index: (v - ah) as usize, width: 1, shift: 8 })
+        Some(GprSlot {
+            index: (v - ah) as usize,
+            width: 1,
+            shift: 8,
+        })
     } else if (ax..ax + 8).contains(&v) {
-        Some(GprSlot { index: (v - ax) as usize, width: 2, shift: 0 })
+        Some(GprSlot {
+            index: (v - ax) as usize,
+            width: 2,
+            shift: 0,
+        })
     } else if (eax..eax + 8).contains(&v) {
-        Some(GprSlot { index: (v - eax) as usize, width: 4, shift: 0 })
+        Some(GprSlot {
+            index: (v - eax) as usize,
+            width: 4,
+            shift: 0,
+        })
     } else {
         None
     }
@@ -126,7 +147,12 @@ impl Cpu {
     /// Reads operand `n` (register, memory or immediate), zero-extended
     /// from its width; immediates come sign-extended to the operand size.
     #[inline]
-    pub fn read_op<B: Bus + ?Sized>(&mut self, insn: &Instruction, n: u32, bus: &mut B) -> Result<u32, Exception> {
+    pub fn read_op<B: Bus + ?Sized>(
+        &mut self,
+        insn: &Instruction,
+        n: u32,
+        bus: &mut B,
+    ) -> Result<u32, Exception> {
         match insn.op_kind(n) {
             OpKind::Register => Ok(read_gpr(&self.state, insn.op_register(n))),
             OpKind::Memory => {
@@ -206,9 +232,30 @@ mod tests {
 
     #[test]
     fn register_slots() {
-        assert_eq!(gpr_slot(Register::AH), Some(GprSlot { index: 0, width: 1, shift: 8 }));
-        assert_eq!(gpr_slot(Register::DI), Some(GprSlot { index: 7, width: 2, shift: 0 }));
-        assert_eq!(gpr_slot(Register::EBP), Some(GprSlot { index: 5, width: 4, shift: 0 }));
+        assert_eq!(
+            gpr_slot(Register::AH),
+            Some(GprSlot {
+                index: 0,
+                width: 1,
+                shift: 8
+            })
+        );
+        assert_eq!(
+            gpr_slot(Register::DI),
+            Some(GprSlot {
+                index: 7,
+                width: 2,
+                shift: 0
+            })
+        );
+        assert_eq!(
+            gpr_slot(Register::EBP),
+            Some(GprSlot {
+                index: 5,
+                width: 4,
+                shift: 0
+            })
+        );
         assert_eq!(seg_reg(Register::GS), Some(SegReg::Gs));
     }
 

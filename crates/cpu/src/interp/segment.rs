@@ -33,7 +33,11 @@ impl Cpu {
 }
 
 /// `LDS/LES/LFS/LGS/LSS reg, m16:16|m16:32`: offset first, then selector.
-pub fn load_far_pointer<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn load_far_pointer<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let w = super::operand::op_width(insn, 0);
     let offset = cpu.read_mem_operand(insn, 0, w, bus)?;
     let selector = cpu.read_mem_operand(insn, w, 2, bus)? as u16;

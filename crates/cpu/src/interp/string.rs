@@ -55,7 +55,14 @@ fn step(cpu: &Cpu, size: u32) -> u32 {
 /// Applies the 286's segment-overrun side effects (see the module docs):
 /// `stepped` are the index registers already advanced, `cx_steps` how often
 /// a REP prefix has decremented CX, for the access that raised `e`.
-fn overrun_286(cpu: &mut Cpu, insn: &Instruction, e: Exception, size: u32, stepped: &[Reg], cx_steps: u32) -> Exception {
+fn overrun_286(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    e: Exception,
+    size: u32,
+    stepped: &[Reg],
+    cx_steps: u32,
+) -> Exception {
     if cpu.state.model == CpuModel::I286 && e == Exception::GeneralProtection(0) {
         let d = step(cpu, size);
         for r in stepped {
@@ -98,7 +105,11 @@ fn repeat<B: Bus + ?Sized>(
 }
 
 /// `MOVS`: [ES:DI] = [seg:SI].
-pub fn movs<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn movs<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let size = element_size(insn);
     let seg = cpu.memory_segment(insn);
     repeat(cpu, insn, bus, false, |cpu, bus| {
@@ -115,7 +126,11 @@ pub fn movs<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> 
 }
 
 /// `CMPS`: compare [seg:SI] with [ES:DI] (flags of source - destination).
-pub fn cmps<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn cmps<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let size = element_size(insn);
     let seg = cpu.memory_segment(insn);
     repeat(cpu, insn, bus, true, |cpu, bus| {
@@ -132,7 +147,13 @@ pub fn cmps<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> 
             let a = cpu.read_mem(bus, seg, areg(cpu, Reg::Esi), size)?;
             (a, cpu.read_mem(bus, SegReg::Es, areg(cpu, Reg::Edi), size)?)
         };
-        cpu.state.set_lazy(LazyOp::Sub, size, a, b, a.wrapping_sub(b) & width_mask(size));
+        cpu.state.set_lazy(
+            LazyOp::Sub,
+            size,
+            a,
+            b,
+            a.wrapping_sub(b) & width_mask(size),
+        );
         let d = step(cpu, size);
         bump(cpu, Reg::Esi, d);
         bump(cpu, Reg::Edi, d);
@@ -141,14 +162,24 @@ pub fn cmps<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> 
 }
 
 /// `SCAS`: compare the accumulator with [ES:DI].
-pub fn scas<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn scas<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let size = element_size(insn);
     repeat(cpu, insn, bus, true, |cpu, bus| {
         let b = cpu
             .read_mem(bus, SegReg::Es, areg(cpu, Reg::Edi), size)
             .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Edi], 1))?;
         let a = cpu.state.reg(Reg::Eax, size);
-        cpu.state.set_lazy(LazyOp::Sub, size, a, b, a.wrapping_sub(b) & width_mask(size));
+        cpu.state.set_lazy(
+            LazyOp::Sub,
+            size,
+            a,
+            b,
+            a.wrapping_sub(b) & width_mask(size),
+        );
         let d = step(cpu, size);
         bump(cpu, Reg::Edi, d);
         Ok(())
@@ -156,7 +187,11 @@ pub fn scas<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> 
 }
 
 /// `LODS`: accumulator = [seg:SI].
-pub fn lods<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn lods<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let size = element_size(insn);
     let seg = cpu.memory_segment(insn);
     repeat(cpu, insn, bus, false, |cpu, bus| {
@@ -171,7 +206,11 @@ pub fn lods<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> 
 }
 
 /// `STOS`: [ES:DI] = accumulator.
-pub fn stos<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn stos<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let size = element_size(insn);
     repeat(cpu, insn, bus, false, |cpu, bus| {
         let v = cpu.state.reg(Reg::Eax, size);
@@ -184,13 +223,18 @@ pub fn stos<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> 
 }
 
 /// `INS`: [ES:DI] = port DX.
-pub fn ins<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn ins<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let size = element_size(insn);
     let port = cpu.state.gpr[Reg::Edx as usize] as u16;
     cpu.check_io(bus, port, size)?;
     repeat(cpu, insn, bus, false, |cpu, bus| {
         let di = areg(cpu, Reg::Edi);
-        cpu.check_write(SegReg::Es, di, size).map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Edi], 2))?;
+        cpu.check_write(SegReg::Es, di, size)
+            .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Edi], 2))?;
         let v = bus.io_read(port, size as u8);
         cpu.write_mem(bus, SegReg::Es, di, size, v)?;
         let d = step(cpu, size);
@@ -200,7 +244,11 @@ pub fn ins<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> R
 }
 
 /// `OUTS`: port DX = [seg:SI].
-pub fn outs<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn outs<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let size = element_size(insn);
     let seg = cpu.memory_segment(insn);
     let port = cpu.state.gpr[Reg::Edx as usize] as u16;
