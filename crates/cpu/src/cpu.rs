@@ -9,6 +9,7 @@ use crate::interp;
 use crate::memory::Access;
 use crate::model::CpuModel;
 use crate::state::{eflags, CpuState, SegReg};
+use crate::tlb::SoftTlb;
 
 /// What one call to [`Cpu::step`] ended with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +45,8 @@ pub struct Cpu {
     pub state: CpuState,
     /// Decoded instructions, invalidated by writes to their bytes.
     pub icache: DecodeCache,
+    /// Cached linear-to-physical translations.
+    pub tlb: SoftTlb,
     /// The instruction in flight.
     pub ctx: InsnContext,
     /// Why the last [`StepOutcome::Shutdown`] happened.
@@ -60,6 +63,7 @@ impl Cpu {
         Self {
             state: CpuState::new(model),
             icache: DecodeCache::new(),
+            tlb: SoftTlb::default(),
             ctx: InsnContext::default(),
             shutdown_reason: None,
             unimplemented: None,
@@ -70,6 +74,7 @@ impl Cpu {
     pub fn reset(&mut self) {
         self.state = CpuState::new(self.state.model);
         self.icache.flush();
+        self.tlb.flush(false);
         self.shutdown_reason = None;
     }
 
@@ -153,7 +158,8 @@ impl Cpu {
         let code32 = self.state.code32();
         let eip = self.state.eip;
         let lin = self.linear(SegReg::Cs, eip, 1, Access::Execute)?;
-        let paddr = self.translate(lin, Access::Execute)?;
+        let user = self.user_access();
+        let paddr = self.translate(bus, lin, Access::Execute, user)?;
         if let Some(d) = self.icache.lookup(paddr, code32) {
             return Ok(*d);
         }
@@ -166,7 +172,10 @@ impl Cpu {
             let off = eip.wrapping_add(n as u32) & mask;
             let byte = self
                 .linear(SegReg::Cs, off, 1, Access::Execute)
-                .and_then(|l| self.translate(l, Access::Execute).map(|p| (l, p)));
+                .and_then(|l| {
+                    self.translate(bus, l, Access::Execute, user)
+                        .map(|p| (l, p))
+                });
             match byte {
                 Ok((_, p)) => {
                     bytes[n] = bus.read_u8(p);

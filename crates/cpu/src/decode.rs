@@ -317,8 +317,14 @@ mod tests {
     #[test]
     fn lock_is_checked_on_p6_but_not_on_the_286() {
         // LOCK NOP and LOCK ADD with a register destination are #UD on the P6.
-        assert_eq!(decode(&[0xF0, 0x90], false, CpuModel::P6).unwrap_err(), DecodeError::Invalid);
-        assert_eq!(decode(&[0xF0, 0x01, 0xC0], true, CpuModel::P6).unwrap_err(), DecodeError::Invalid);
+        assert_eq!(
+            decode(&[0xF0, 0x90], false, CpuModel::P6).unwrap_err(),
+            DecodeError::Invalid
+        );
+        assert_eq!(
+            decode(&[0xF0, 0x01, 0xC0], true, CpuModel::P6).unwrap_err(),
+            DecodeError::Invalid
+        );
         assert!(decode(&[0xF0, 0x01, 0x00], true, CpuModel::P6).is_ok());
         assert!(decode(&[0xF0, 0x90], false, CpuModel::I286).is_ok());
     }

@@ -21,15 +21,18 @@
 pub mod bus;
 pub mod cpu;
 pub mod decode;
+pub mod descriptor;
 pub mod exception;
 pub mod flags;
 pub mod interp;
 pub mod interrupt;
 pub mod memory;
 pub mod model;
+pub mod paging;
 pub mod state;
 #[cfg(test)]
 mod testutil;
+pub mod tlb;
 pub mod x87;
 
 pub use bus::{Bus, FlatRam};

@@ -147,6 +147,12 @@ pub struct Msrs {
     pub apic_base: u64,
     /// IA32_PAT.
     pub pat: u64,
+    /// IA32_MTRR_PHYSBASE0..7 / PHYSMASK0..7, interleaved as the MSR numbers are.
+    pub mtrr_var: [u64; 16],
+    /// The eleven fixed-range MTRRs (0x250, 0x258, 0x259, 0x268-0x26F).
+    pub mtrr_fixed: [u64; 11],
+    /// IA32_MTRR_DEF_TYPE.
+    pub mtrr_def_type: u64,
 }
 
 /// EFLAGS bit positions (SDM Vol. 1, 3.4.3).

@@ -71,7 +71,7 @@ impl Cpu {
                 return Err(e);
             }
         }
-        self.load_segment(SegReg::Cs, selector)?;
+        self.load_segment(bus, SegReg::Cs, selector)?;
         self.ctx.next_eip = offset;
         Ok(())
     }
@@ -243,7 +243,7 @@ pub fn retf<B: Bus + ?Sized>(
     if cpu.state.model != CpuModel::I8086 && offset > 0xFFFF {
         return Err(Exception::GeneralProtection(0));
     }
-    cpu.load_segment(SegReg::Cs, selector)?;
+    cpu.load_segment(bus, SegReg::Cs, selector)?;
     cpu.ctx.next_eip = offset;
     let release = if insn.op_count() > 0 {
         u32::from(insn.immediate16())
@@ -323,7 +323,7 @@ pub fn iret<B: Bus + ?Sized>(
     if cpu.state.model != CpuModel::I8086 && offset > 0xFFFF {
         return Err(Exception::GeneralProtection(0));
     }
-    cpu.load_segment(SegReg::Cs, selector)?;
+    cpu.load_segment(bus, SegReg::Cs, selector)?;
     cpu.ctx.next_eip = offset;
     let mask = cpu.stack_mask();
     let esp = cpu.state.gpr[4];

@@ -56,7 +56,7 @@ fn mov_to_segment<B: Bus + ?Sized>(
         return Err(Exception::InvalidOpcode);
     }
     let v = cpu.read_op(insn, 1, bus)? as u16;
-    cpu.load_segment(seg, v)?;
+    cpu.load_segment(bus, seg, v)?;
     if seg == SegReg::Ss {
         cpu.state.interrupt_shadow = true;
     }
@@ -269,8 +269,8 @@ pub fn cmpxchg8b<B: Bus + ?Sized>(
     } else {
         (lo, hi)
     };
-    cpu.check_write(seg, off, 4)?;
-    cpu.check_write(seg, off.wrapping_add(4) & mask, 4)?;
+    cpu.check_write(bus, seg, off, 4)?;
+    cpu.check_write(bus, seg, off.wrapping_add(4) & mask, 4)?;
     cpu.write_mem(bus, seg, off, 4, new_lo)?;
     cpu.write_mem(bus, seg, off.wrapping_add(4) & mask, 4, new_hi)?;
     if !equal {

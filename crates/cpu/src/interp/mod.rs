@@ -21,6 +21,7 @@ pub mod segment;
 pub mod shift;
 pub mod stack;
 pub mod string;
+pub mod system;
 
 use crate::bus::Bus;
 use crate::cpu::Cpu;
@@ -37,6 +38,7 @@ pub fn execute<B: Bus + ?Sized>(
 ) -> Result<(), Exception> {
     match insn.mnemonic() {
         // Data movement.
+        M::Mov if system::is_system_mov(insn) => system::mov_system(cpu, insn, bus),
         M::Mov => data::mov(cpu, insn, bus),
         M::Movzx => data::movzx(cpu, insn, bus),
         M::Movsx => data::movsx(cpu, insn, bus),
@@ -193,6 +195,25 @@ pub fn execute<B: Bus + ?Sized>(
         M::Cpuid => misc::cpuid(cpu, insn, bus),
         M::Rdtsc => misc::rdtsc(cpu, insn, bus),
         M::Ud0 | M::Ud1 | M::Ud2 => Err(Exception::InvalidOpcode),
+        // System.
+        M::Lgdt | M::Lidt => system::lgdt_lidt(cpu, insn, bus),
+        M::Sgdt | M::Sidt => system::sgdt_sidt(cpu, insn, bus),
+        M::Sldt | M::Str => system::sldt_str(cpu, insn, bus),
+        M::Lldt => system::lldt(cpu, insn, bus),
+        M::Ltr => system::ltr(cpu, insn, bus),
+        M::Lar => system::lar(cpu, insn, bus),
+        M::Lsl => system::lsl(cpu, insn, bus),
+        M::Verr | M::Verw => system::verr_verw(cpu, insn, bus),
+        M::Arpl => system::arpl(cpu, insn, bus),
+        M::Smsw => system::smsw(cpu, insn, bus),
+        M::Lmsw => system::lmsw(cpu, insn, bus),
+        M::Clts => system::clts(cpu, insn, bus),
+        M::Invd | M::Wbinvd => system::invd(cpu, insn, bus),
+        M::Invlpg => system::invlpg(cpu, insn, bus),
+        M::Rdmsr => system::rdmsr(cpu, insn, bus),
+        M::Wrmsr => system::wrmsr(cpu, insn, bus),
+        M::Sysenter => system::sysenter(cpu, insn, bus),
+        M::Sysexit => system::sysexit(cpu, insn, bus),
         // Everything else is the x87's or undefined.
         _ => crate::x87::execute(cpu, insn, bus),
     }

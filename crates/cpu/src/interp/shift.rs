@@ -99,15 +99,7 @@ pub fn setmo<B: Bus + ?Sized>(
     if cpu.read_op(insn, 1, bus)? & 0xFF == 0 {
         return Ok(());
     }
-    finish(
-        cpu,
-        insn,
-        bus,
-        w,
-        mask,
-        0,
-        true,
-    )?;
+    finish(cpu, insn, bus, w, mask, 0, true)?;
     cpu.state.set_status(AF, 0);
     Ok(())
 }
@@ -161,15 +153,7 @@ pub fn sar<B: Bus + ?Sized>(
     let r = (signed >> c) as u32 & mask;
     let cf = (signed >> (c - 1)) & 1 != 0;
     let af_model = cpu.state.model != CpuModel::P6;
-    finish(
-        cpu,
-        insn,
-        bus,
-        w,
-        r,
-        flag_if(cf, CF),
-        true,
-    )?;
+    finish(cpu, insn, bus, w, r, flag_if(cf, CF), true)?;
     if af_model {
         cpu.state.set_status(AF, AF);
     }

@@ -71,7 +71,7 @@ pub fn pop<B: Bus + ?Sized>(
             let w = cpu.op_size();
             return restartable(cpu, bus, |cpu, bus| {
                 let sel = cpu.pop(bus, w)? as u16;
-                cpu.load_segment(seg, sel)?;
+                cpu.load_segment(bus, seg, sel)?;
                 if seg == SegReg::Ss {
                     cpu.state.interrupt_shadow = true;
                 }
@@ -191,7 +191,7 @@ pub fn enter<B: Bus + ?Sized>(
         let new_sp = esp.wrapping_sub(alloc) & smask;
         // The final ESP must be writable (the 386+ check the new frame).
         if cpu.state.model != CpuModel::I8086 && alloc > 0 {
-            cpu.check_write(SegReg::Ss, new_sp, 1)?;
+            cpu.check_write(bus, SegReg::Ss, new_sp, 1)?;
         }
         cpu.state.set_reg(crate::state::Reg::Ebp, w, frame);
         cpu.state.gpr[4] = (esp & !smask) | new_sp;

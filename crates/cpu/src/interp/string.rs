@@ -233,7 +233,7 @@ pub fn ins<B: Bus + ?Sized>(
     cpu.check_io(bus, port, size)?;
     repeat(cpu, insn, bus, false, |cpu, bus| {
         let di = areg(cpu, Reg::Edi);
-        cpu.check_write(SegReg::Es, di, size)
+        cpu.check_write(bus, SegReg::Es, di, size)
             .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Edi], 2))?;
         let v = bus.io_read(port, size as u8);
         cpu.write_mem(bus, SegReg::Es, di, size, v)?;
