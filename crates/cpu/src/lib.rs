@@ -30,9 +30,11 @@ pub mod memory;
 pub mod model;
 pub mod paging;
 pub mod state;
+pub mod task;
 #[cfg(test)]
 mod testutil;
 pub mod tlb;
+pub mod transfer;
 pub mod x87;
 
 pub use bus::{Bus, FlatRam};

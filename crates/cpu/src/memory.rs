@@ -188,7 +188,7 @@ impl Cpu {
 
     /// Either every byte is written or (on a fault) none is.
     #[inline]
-    fn write_linear_as<B: Bus + ?Sized>(
+    pub(crate) fn write_linear_as<B: Bus + ?Sized>(
         &mut self,
         bus: &mut B,
         linear: u32,

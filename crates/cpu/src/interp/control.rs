@@ -14,7 +14,7 @@ use crate::exception::Exception;
 use crate::flags::Flags;
 use crate::interrupt::Source;
 use crate::model::CpuModel;
-use crate::state::SegReg;
+use crate::state::{eflags, SegReg};
 use iced_x86::{Instruction, MemorySize, Mnemonic, OpKind};
 
 impl Cpu {
@@ -43,7 +43,7 @@ impl Cpu {
         }
     }
 
-    /// A far JMP or CALL to `selector:offset` (real and virtual-8086 mode).
+    /// A far JMP or CALL to `selector:offset`.
     fn far_transfer<B: Bus + ?Sized>(
         &mut self,
         bus: &mut B,
@@ -53,8 +53,7 @@ impl Cpu {
         call: bool,
     ) -> Result<(), Exception> {
         if self.state.protected_mode() {
-            // Descriptor checks, gates and privilege changes: system ISA.
-            return Err(Exception::GeneralProtection(selector & 0xFFFC));
+            return self.far_transfer_protected(bus, selector, offset, width, call);
         }
         if self.state.model != CpuModel::I8086 && offset > 0xFFFF {
             return Err(Exception::GeneralProtection(0));
@@ -228,16 +227,21 @@ pub fn ret<B: Bus + ?Sized>(
     Ok(())
 }
 
-/// `RETF [imm16]`: pop EIP and CS (real and virtual-8086 mode).
+/// `RETF [imm16]`: pop EIP and CS (protected mode: with the privilege checks).
 pub fn retf<B: Bus + ?Sized>(
     cpu: &mut Cpu,
     insn: &Instruction,
     bus: &mut B,
 ) -> Result<(), Exception> {
-    if cpu.state.protected_mode() {
-        return Err(Exception::GeneralProtection(0));
-    }
     let w = cpu.op_size();
+    if cpu.state.protected_mode() {
+        let release = if insn.op_count() > 0 {
+            u32::from(insn.immediate16())
+        } else {
+            0
+        };
+        return cpu.far_return_protected(bus, w, release);
+    }
     let offset = cpu.peek_stack(bus, 0, w)?;
     let selector = cpu.peek_stack(bus, w, 2)? as u16;
     if cpu.state.model != CpuModel::I8086 && offset > 0xFFFF {
@@ -268,12 +272,16 @@ fn software_interrupt<B: Bus + ?Sized>(
     Ok(())
 }
 
-/// `INT imm8`.
+/// `INT imm8` (virtual-8086 mode needs IOPL 3, else #GP(0)).
 pub fn int<B: Bus + ?Sized>(
     cpu: &mut Cpu,
     insn: &Instruction,
     bus: &mut B,
 ) -> Result<(), Exception> {
+    let f = cpu.state.eflags;
+    if f & eflags::VM != 0 && f & eflags::IOPL != eflags::IOPL {
+        return Err(Exception::GeneralProtection(0));
+    }
     software_interrupt(cpu, bus, insn.immediate8())
 }
 
@@ -286,13 +294,16 @@ pub fn int3<B: Bus + ?Sized>(
     software_interrupt(cpu, bus, 3)
 }
 
-/// `INT1` (ICEBP, F1).
+/// `INT1` (ICEBP, F1): delivered like #DB, without the gate DPL check.
 pub fn int1<B: Bus + ?Sized>(
     cpu: &mut Cpu,
     _insn: &Instruction,
     bus: &mut B,
 ) -> Result<(), Exception> {
-    software_interrupt(cpu, bus, 1)
+    let ret = cpu.ctx.next_eip;
+    cpu.enter_interrupt(bus, 1, ret, Source::Icebp)?;
+    cpu.ctx.next_eip = cpu.state.eip;
+    Ok(())
 }
 
 /// `INTO`: interrupt 4 when OF is set.
@@ -307,16 +318,21 @@ pub fn into<B: Bus + ?Sized>(
     Ok(())
 }
 
-/// `IRET`/`IRETD` (real and virtual-8086 mode): pop EIP, CS and FLAGS.
+/// `IRET`/`IRETD`: pop EIP, CS and FLAGS. Virtual-8086 mode needs IOPL 3
+/// (#GP(0) otherwise); protected mode goes through the descriptor checks.
 pub fn iret<B: Bus + ?Sized>(
     cpu: &mut Cpu,
     _insn: &Instruction,
     bus: &mut B,
 ) -> Result<(), Exception> {
+    let w = cpu.op_size();
     if cpu.state.protected_mode() {
+        return cpu.iret_protected(bus, w);
+    }
+    let f = cpu.state.eflags;
+    if f & eflags::VM != 0 && f & eflags::IOPL != eflags::IOPL {
         return Err(Exception::GeneralProtection(0));
     }
-    let w = cpu.op_size();
     let offset = cpu.peek_stack(bus, 0, w)?;
     let selector = cpu.peek_stack(bus, w, 2)? as u16;
     let flags = cpu.peek_stack(bus, 2 * w, w)?;
