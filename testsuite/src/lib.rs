@@ -3,8 +3,11 @@
 //!
 //! - [`singlestep`]: hardware-recorded single-instruction vectors
 //!   (SingleStepTests 8086 and 80286 sets in `../shared/testdata`).
+//! - [`system`]: the project's bare-metal system-ISA programs
+//!   (`testsuite/system/*.asm`) on the minimal test machine.
 
 pub mod singlestep;
+pub mod system;
 
 use std::path::PathBuf;
 

@@ -50,6 +50,10 @@ pub trait Bus {
         let _ = (port, size, value);
     }
 
+    /// Takes a pending non-maskable interrupt (an edge on the NMI pin).
+    fn take_nmi(&mut self) -> bool {
+        false
+    }
     /// Whether a maskable interrupt request is pending (the INTR pin).
     fn interrupt_pending(&mut self) -> bool {
         false

@@ -97,6 +97,12 @@ impl Cpu {
     /// Executes one instruction, or delivers one pending interrupt.
     pub fn step<B: Bus + ?Sized>(&mut self, bus: &mut B) -> StepOutcome {
         let shadow = std::mem::take(&mut self.state.interrupt_shadow);
+        if !shadow && !self.state.nmi_blocked && bus.take_nmi() {
+            self.state.halted = false;
+            self.state.nmi_blocked = true;
+            let eip = self.state.eip;
+            return self.deliver(bus, 2, eip, crate::interrupt::Source::External);
+        }
         if !shadow && self.state.eflags & eflags::IF != 0 && bus.interrupt_pending() {
             if let Some(vector) = bus.interrupt_ack() {
                 self.state.halted = false;

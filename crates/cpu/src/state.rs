@@ -268,6 +268,8 @@ pub struct CpuState {
     /// Interrupts (and single-step) are inhibited for one instruction
     /// after STI, MOV SS and POP SS.
     pub interrupt_shadow: bool,
+    /// An NMI handler is running: further NMIs wait for the next IRET.
+    pub nmi_blocked: bool,
 }
 
 impl CpuState {
@@ -326,6 +328,7 @@ impl CpuState {
             model,
             halted: false,
             interrupt_shadow: false,
+            nmi_blocked: false,
         }
     }
 

@@ -42,6 +42,15 @@ enum Conformance {
         #[arg(long, default_value_t = 200)]
         max_diffs: usize,
     },
+    /// Run the bare-metal system-ISA conformance programs
+    /// (testsuite/system/*.asm, assembled with nasm), printing every check.
+    System {
+        /// Only programs whose name contains this (e.g. "paging").
+        program: Option<String>,
+        /// Execution engine (only the interpreter exists yet).
+        #[arg(long, default_value = "interp", value_parser = ["interp"])]
+        engine: String,
+    },
 }
 
 fn parse_model(s: &str) -> Result<CpuModel, String> {
@@ -76,6 +85,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let summary = oxide86_testsuite::singlestep::run(&opts, &mut std::io::stdout().lock())?;
             Ok(if summary.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Conformance(Conformance::System { program, engine: _ }) => {
+            let (_, failed) =
+                oxide86_testsuite::system::run(program.as_deref(), &mut std::io::stdout().lock())?;
+            Ok(if failed == 0 {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

@@ -326,6 +326,7 @@ pub fn iret<B: Bus + ?Sized>(
     bus: &mut B,
 ) -> Result<(), Exception> {
     let w = cpu.op_size();
+    cpu.state.nmi_blocked = false; // IRET ends NMI blocking (SDM Vol. 3A, 6.7.1)
     if cpu.state.protected_mode() {
         return cpu.iret_protected(bus, w);
     }
