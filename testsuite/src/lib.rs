@@ -1,9 +1,11 @@
 //! Conformance runners for oxide86's CPU, each usable as a library call
 //! (from `cargo test`) and as an `oxide86 conformance ...` command.
 //!
+//! - [`hostdiff`]: random sequences run on the host CPU and the interpreter.
 //! - [`singlestep`]: hardware-recorded single-instruction vectors
 //!   (SingleStepTests 8086 and 80286 sets in `../shared/testdata`).
 
+pub mod hostdiff;
 pub mod singlestep;
 
 use std::path::PathBuf;

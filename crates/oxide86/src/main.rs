@@ -42,6 +42,23 @@ enum Conformance {
         #[arg(long, default_value_t = 200)]
         max_diffs: usize,
     },
+    /// Differential test against the host CPU: random instruction sequences
+    /// run natively (32-bit helper process, x86 Linux hosts only) and in the
+    /// interpreter; registers, defined flags, memory and faults must agree.
+    Hostdiff {
+        /// Generator seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Number of sequences.
+        #[arg(long, default_value_t = 100_000)]
+        count: u64,
+        /// First sequence index (rerun one sequence with --start I --count 1).
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// Print at most this many mismatch reports (all are counted).
+        #[arg(long, default_value_t = 20)]
+        max_diffs: usize,
+    },
 }
 
 fn parse_model(s: &str) -> Result<CpuModel, String> {
@@ -63,6 +80,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Conformance(Conformance::Singlestep { dir, engine: _, cpu, only, max_diffs }) => {
             let opts = oxide86_testsuite::singlestep::Options { dir, model: cpu, only, max_diffs };
             let summary = oxide86_testsuite::singlestep::run(&opts, &mut std::io::stdout().lock())?;
+            Ok(if summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Conformance(Conformance::Hostdiff { seed, count, start, max_diffs }) => {
+            let opts = oxide86_testsuite::hostdiff::Options { seed, count, start, max_diffs };
+            let summary = oxide86_testsuite::hostdiff::run(&opts, &mut std::io::stdout().lock())?;
             Ok(if summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
     }
