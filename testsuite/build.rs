@@ -16,7 +16,8 @@ fn main() {
         println!("cargo:rustc-env=HOSTDIFF_UNAVAILABLE=not an x86 Linux host ({arch}-{os})");
         return;
     }
-    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into())).join("hostdiff_helper");
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into()))
+        .join("hostdiff_helper");
     let status = Command::new(std::env::var("HOSTDIFF_CC").unwrap_or_else(|_| "gcc".into()))
         .args(["-m32", "-O2", "-Wall", "-o"])
         .arg(&out)

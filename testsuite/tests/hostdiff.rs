@@ -7,7 +7,12 @@ use oxide86_testsuite::hostdiff::{run, Options};
 
 #[test]
 fn hostdiff_seed1_100k_sequences_match_the_host() {
-    let opts = Options { seed: 1, count: 100_000, start: 0, max_diffs: 20 };
+    let opts = Options {
+        seed: 1,
+        count: 100_000,
+        start: 0,
+        max_diffs: 20,
+    };
     let mut out = Vec::new();
     let summary = run(&opts, &mut out).expect("hostdiff run");
     let text = String::from_utf8_lossy(&out);

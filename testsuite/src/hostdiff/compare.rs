@@ -36,8 +36,15 @@ pub struct Outcome {
 }
 
 const REG_NAMES: [&str; 8] = ["eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"];
-const FLAG_NAMES: [(u32, &str); 7] =
-    [(0x1, "CF"), (0x4, "PF"), (0x10, "AF"), (0x40, "ZF"), (0x80, "SF"), (0x400, "DF"), (0x800, "OF")];
+const FLAG_NAMES: [(u32, &str); 7] = [
+    (0x1, "CF"),
+    (0x4, "PF"),
+    (0x10, "AF"),
+    (0x40, "ZF"),
+    (0x80, "SF"),
+    (0x400, "DF"),
+    (0x800, "OF"),
+];
 
 fn vector_name(v: u8) -> &'static str {
     match v {
@@ -59,7 +66,9 @@ fn fault_name(f: Option<Fault>) -> String {
     match f {
         None => "none".into(),
         Some(Fault { vector, signal: 0 }) => format!("{} (vector {vector})", vector_name(vector)),
-        Some(Fault { vector, signal }) => format!("{} (vector {vector}, signal {signal})", vector_name(vector)),
+        Some(Fault { vector, signal }) => {
+            format!("{} (vector {vector}, signal {signal})", vector_name(vector))
+        }
     }
 }
 
@@ -71,21 +80,34 @@ pub fn diff(case: &Case, want: &Outcome, got: &Outcome) -> Vec<String> {
         out.push("interpreter accessed memory outside the window (generator bug)".into());
     }
     if want.fault.map(|f| f.vector) != got.fault.map(|f| f.vector) {
-        out.push(format!("fault: host {}, interpreter {}", fault_name(want.fault), fault_name(got.fault)));
+        out.push(format!(
+            "fault: host {}, interpreter {}",
+            fault_name(want.fault),
+            fault_name(got.fault)
+        ));
     }
     if want.eip != got.eip {
-        out.push(format!("eip: host {:#010x}, interpreter {:#010x}", want.eip, got.eip));
+        out.push(format!(
+            "eip: host {:#010x}, interpreter {:#010x}",
+            want.eip, got.eip
+        ));
     }
     for (i, name) in REG_NAMES.iter().enumerate() {
         if want.regs[i] != got.regs[i] {
-            out.push(format!("{name}: host {:#010x}, interpreter {:#010x}", want.regs[i], got.regs[i]));
+            out.push(format!(
+                "{name}: host {:#010x}, interpreter {:#010x}",
+                want.regs[i], got.regs[i]
+            ));
         }
     }
     let undefined = case.undefined_at(want.eip.wrapping_sub(CODE_BASE));
     let mask = FLAGS_COMPARED & !undefined;
     if (want.eflags ^ got.eflags) & mask != 0 {
-        let names: Vec<&str> =
-            FLAG_NAMES.iter().filter(|(b, _)| (want.eflags ^ got.eflags) & mask & b != 0).map(|(_, n)| *n).collect();
+        let names: Vec<&str> = FLAG_NAMES
+            .iter()
+            .filter(|(b, _)| (want.eflags ^ got.eflags) & mask & b != 0)
+            .map(|(_, n)| *n)
+            .collect();
         out.push(format!(
             "eflags: host {:#06x}, interpreter {:#06x} (differ: {}; undefined here: {:#x})",
             want.eflags & FLAGS_COMPARED,
@@ -99,7 +121,10 @@ pub fn diff(case: &Case, want: &Outcome, got: &Outcome) -> Vec<String> {
         if w != g {
             bytes += 1;
             if bytes <= 16 {
-                out.push(format!("mem[{:#010x}]: host {w:#04x}, interpreter {g:#04x}", DATA_BASE + i as u32));
+                out.push(format!(
+                    "mem[{:#010x}]: host {w:#04x}, interpreter {g:#04x}",
+                    DATA_BASE + i as u32
+                ));
             }
         }
     }
@@ -120,7 +145,10 @@ pub fn disassemble(code: &[u8]) -> String {
         line.clear();
         fmt.format(&insn, &mut line);
         let start = (insn.ip() - u64::from(CODE_BASE)) as usize;
-        let bytes: String = code[start..start + insn.len()].iter().map(|b| format!("{b:02x}")).collect();
+        let bytes: String = code[start..start + insn.len()]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let _ = writeln!(text, "    {:08x}  {bytes:<30} {line}", insn.ip());
     }
     text
@@ -130,8 +158,17 @@ pub fn disassemble(code: &[u8]) -> String {
 pub fn report(seed: u64, index: u64, case: &Case, diffs: &[String]) -> String {
     let mut s = format!("MISMATCH seed {seed} sequence {index}\n");
     s.push_str(&disassemble(&case.code));
-    let regs: Vec<String> = REG_NAMES.iter().zip(case.regs).map(|(n, v)| format!("{n}={v:08x}")).collect();
-    let _ = writeln!(s, "  initial: {} eflags={:08x}", regs.join(" "), case.eflags);
+    let regs: Vec<String> = REG_NAMES
+        .iter()
+        .zip(case.regs)
+        .map(|(n, v)| format!("{n}={v:08x}"))
+        .collect();
+    let _ = writeln!(
+        s,
+        "  initial: {} eflags={:08x}",
+        regs.join(" "),
+        case.eflags
+    );
     for d in diffs {
         let _ = writeln!(s, "  {d}");
     }

@@ -25,7 +25,9 @@ pub fn to_eflags(bits: u32) -> u32 {
         (RflagsBits::PF, PF),
         (RflagsBits::DF, 0x400),
     ];
-    map.iter().filter(|(i, _)| bits & i != 0).fold(0, |acc, (_, e)| acc | e)
+    map.iter()
+        .filter(|(i, _)| bits & i != 0)
+        .fold(0, |acc, (_, e)| acc | e)
 }
 
 /// The flags `insn` reads.
@@ -39,11 +41,31 @@ pub fn read(insn: &Instruction) -> u32 {
 pub fn effect(insn: &Instruction, count: Option<u32>) -> (u32, u32) {
     let m = insn.mnemonic();
     match m {
-        M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror | M::Rcl | M::Rcr | M::Shld | M::Shrd => {
-            shift_effect(insn, m, count)
-        }
-        M::Movsb | M::Movsw | M::Movsd | M::Cmpsb | M::Cmpsw | M::Cmpsd | M::Scasb | M::Scasw | M::Scasd
-        | M::Stosb | M::Stosw | M::Stosd | M::Lodsb | M::Lodsw | M::Lodsd
+        M::Shl
+        | M::Sal
+        | M::Shr
+        | M::Sar
+        | M::Rol
+        | M::Ror
+        | M::Rcl
+        | M::Rcr
+        | M::Shld
+        | M::Shrd => shift_effect(insn, m, count),
+        M::Movsb
+        | M::Movsw
+        | M::Movsd
+        | M::Cmpsb
+        | M::Cmpsw
+        | M::Cmpsd
+        | M::Scasb
+        | M::Scasw
+        | M::Scasd
+        | M::Stosb
+        | M::Stosw
+        | M::Stosd
+        | M::Lodsb
+        | M::Lodsw
+        | M::Lodsd
             if count == Some(0) && (insn.has_rep_prefix() || insn.has_repne_prefix()) =>
         {
             (0, 0)
@@ -56,7 +78,9 @@ pub fn effect(insn: &Instruction, count: Option<u32>) -> (u32, u32) {
 }
 
 fn shift_effect(insn: &Instruction, m: M, count: Option<u32>) -> (u32, u32) {
-    let width = if insn.op0_kind() == OpKind::Memory { insn.memory_size().size() as u32 * 8 } else {
+    let width = if insn.op0_kind() == OpKind::Memory {
+        insn.memory_size().size() as u32 * 8
+    } else {
         insn.op0_register().size() as u32 * 8
     };
     let last = insn.op_count() - 1;
@@ -81,12 +105,20 @@ fn shift_effect(insn: &Instruction, m: M, count: Option<u32>) -> (u32, u32) {
         return (0, 0);
     }
     let of = if c > 1 { OF } else { 0 };
+    if matches!(m, M::Rcl | M::Rcr) && c % (width + 1) == 0 {
+        // A rotation by the full width+1 bits leaves CF (and the value) as they were.
+        return (0, of);
+    }
     if rotate {
         return (CF | OF & !of, of);
     }
     if double && width == 16 && c > 16 {
         return (0, STATUS);
     }
-    let cf = if !double && c >= width && m != M::Sar { CF } else { 0 };
+    let cf = if !double && c >= width && m != M::Sar {
+        CF
+    } else {
+        0
+    };
     ((CF | PF | ZF | SF | OF) & !of & !cf, AF | of | cf)
 }

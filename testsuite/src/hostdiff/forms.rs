@@ -39,15 +39,81 @@ pub struct Form {
 fn group_of(m: M) -> Option<Group> {
     use Group::*;
     Some(match m {
-        M::Mov | M::Movzx | M::Movsx | M::Lea | M::Xchg | M::Bswap | M::Cmpxchg | M::Cmpxchg8b | M::Xadd | M::Cbw
-        | M::Cwde | M::Cwd | M::Cdq | M::Lahf | M::Sahf => Data,
-        M::Cmovo | M::Cmovno | M::Cmovb | M::Cmovae | M::Cmove | M::Cmovne | M::Cmovbe | M::Cmova | M::Cmovs
-        | M::Cmovns | M::Cmovp | M::Cmovnp | M::Cmovl | M::Cmovge | M::Cmovle | M::Cmovg => Data,
-        M::Seto | M::Setno | M::Setb | M::Setae | M::Sete | M::Setne | M::Setbe | M::Seta | M::Sets | M::Setns
-        | M::Setp | M::Setnp | M::Setl | M::Setge | M::Setle | M::Setg => Data,
-        M::Add | M::Adc | M::Sub | M::Sbb | M::Cmp | M::Inc | M::Dec | M::Neg | M::And | M::Or | M::Xor | M::Test
-        | M::Not | M::Clc | M::Stc | M::Cmc | M::Cld | M::Std => Alu,
-        M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror | M::Rcl | M::Rcr | M::Shld | M::Shrd => Shift,
+        M::Mov
+        | M::Movzx
+        | M::Movsx
+        | M::Lea
+        | M::Xchg
+        | M::Bswap
+        | M::Cmpxchg
+        | M::Cmpxchg8b
+        | M::Xadd
+        | M::Cbw
+        | M::Cwde
+        | M::Cwd
+        | M::Cdq
+        | M::Lahf
+        | M::Sahf => Data,
+        M::Cmovo
+        | M::Cmovno
+        | M::Cmovb
+        | M::Cmovae
+        | M::Cmove
+        | M::Cmovne
+        | M::Cmovbe
+        | M::Cmova
+        | M::Cmovs
+        | M::Cmovns
+        | M::Cmovp
+        | M::Cmovnp
+        | M::Cmovl
+        | M::Cmovge
+        | M::Cmovle
+        | M::Cmovg => Data,
+        M::Seto
+        | M::Setno
+        | M::Setb
+        | M::Setae
+        | M::Sete
+        | M::Setne
+        | M::Setbe
+        | M::Seta
+        | M::Sets
+        | M::Setns
+        | M::Setp
+        | M::Setnp
+        | M::Setl
+        | M::Setge
+        | M::Setle
+        | M::Setg => Data,
+        M::Add
+        | M::Adc
+        | M::Sub
+        | M::Sbb
+        | M::Cmp
+        | M::Inc
+        | M::Dec
+        | M::Neg
+        | M::And
+        | M::Or
+        | M::Xor
+        | M::Test
+        | M::Not
+        | M::Clc
+        | M::Stc
+        | M::Cmc
+        | M::Cld
+        | M::Std => Alu,
+        M::Shl
+        | M::Sal
+        | M::Shr
+        | M::Sar
+        | M::Rol
+        | M::Ror
+        | M::Rcl
+        | M::Rcr
+        | M::Shld
+        | M::Shrd => Shift,
         M::Mul | M::Imul | M::Div | M::Idiv => MulDiv,
         M::Aaa | M::Aas | M::Daa | M::Das | M::Aam | M::Aad => Bcd,
         M::Bt | M::Bts | M::Btr | M::Btc | M::Bsf | M::Bsr => Bit,
@@ -93,7 +159,9 @@ pub fn all() -> Vec<Form> {
         if !op.is_instruction() || !op.mode32() {
             continue;
         }
-        let Some(group) = group_of(code.mnemonic()) else { continue };
+        let Some(group) = group_of(code.mnemonic()) else {
+            continue;
+        };
         let kinds: Vec<K> = op.op_kinds().to_vec();
         if !kinds.iter().all(|&k| supported(k)) {
             continue;

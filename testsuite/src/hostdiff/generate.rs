@@ -9,8 +9,10 @@
 //! each instruction: an instruction that reads an undefined flag first gets
 //! a `CMP` that defines them all.
 
-use iced_x86::{Code, Decoder, DecoderOptions, Encoder, Instruction, MemoryOperand, Mnemonic as M, OpCodeOperandKind as K,
-    Register};
+use iced_x86::{
+    Code, Decoder, DecoderOptions, Encoder, Instruction, MemoryOperand, Mnemonic as M,
+    OpCodeOperandKind as K, Register,
+};
 
 use super::flags;
 use super::forms::{self, Form, Group};
@@ -40,16 +42,43 @@ impl Case {
         if offset as usize == self.code.len() {
             return self.final_undefined;
         }
-        self.insns.iter().find(|(o, _)| *o == offset).map_or(flags::STATUS, |(_, u)| *u)
+        self.insns
+            .iter()
+            .find(|(o, _)| *o == offset)
+            .map_or(flags::STATUS, |(_, u)| *u)
     }
 }
 
-const R32: [Register; 8] =
-    [Register::EAX, Register::ECX, Register::EDX, Register::EBX, Register::ESP, Register::EBP, Register::ESI, Register::EDI];
-const R16: [Register; 8] =
-    [Register::AX, Register::CX, Register::DX, Register::BX, Register::SP, Register::BP, Register::SI, Register::DI];
-const R8: [Register; 8] =
-    [Register::AL, Register::CL, Register::DL, Register::BL, Register::AH, Register::CH, Register::DH, Register::BH];
+const R32: [Register; 8] = [
+    Register::EAX,
+    Register::ECX,
+    Register::EDX,
+    Register::EBX,
+    Register::ESP,
+    Register::EBP,
+    Register::ESI,
+    Register::EDI,
+];
+const R16: [Register; 8] = [
+    Register::AX,
+    Register::CX,
+    Register::DX,
+    Register::BX,
+    Register::SP,
+    Register::BP,
+    Register::SI,
+    Register::DI,
+];
+const R8: [Register; 8] = [
+    Register::AL,
+    Register::CL,
+    Register::DL,
+    Register::BL,
+    Register::AH,
+    Register::CH,
+    Register::DH,
+    Register::BH,
+];
 const ESP: usize = 4;
 
 /// Builds sequences; holds the form tables.
@@ -67,7 +96,9 @@ impl Default for Generator {
 impl Generator {
     /// A generator over every supported form.
     pub fn new() -> Self {
-        Generator { forms: forms::all() }
+        Generator {
+            forms: forms::all(),
+        }
     }
 
     /// How many table forms there are (for the run summary).
@@ -86,15 +117,30 @@ impl Generator {
         let eflags = FLAGS_FIXED | (rng.u32() & FLAGS_COMPARED);
         let mut data = vec![0u8; DATA_SIZE as usize];
         for chunk in data.chunks_mut(8) {
-            let v = if rng.chance(10) { 0 } else { rng.next() };
+            let v = if rng.chance(10) { 0 } else { rng.next_u64() };
             chunk.copy_from_slice(&v.to_le_bytes()[..chunk.len()]);
         }
-        let mut b = Builder { g: self, rng, code: Vec::new(), insns: Vec::new(), undef: 0, esp: regs[ESP], in_block: false };
+        let mut b = Builder {
+            g: self,
+            rng,
+            code: Vec::new(),
+            insns: Vec::new(),
+            undef: 0,
+            esp: regs[ESP],
+            in_block: false,
+        };
         let units = b.rng.range(1, 12);
         for _ in 0..units {
             b.unit();
         }
-        Case { regs, eflags, data, code: b.code, insns: b.insns, final_undefined: b.undef }
+        Case {
+            regs,
+            eflags,
+            data,
+            code: b.code,
+            insns: b.insns,
+            final_undefined: b.undef,
+        }
     }
 }
 
@@ -225,23 +271,47 @@ impl Builder<'_> {
         let none = Register::None;
         match self.rng.below(8) {
             1 | 2 => {
-                let Some(b) = self.free_reg(avoid) else { return MemoryOperand::with_displ(abs as u64, 4) };
+                let Some(b) = self.free_reg(avoid) else {
+                    return MemoryOperand::with_displ(abs as u64, 4);
+                };
                 self.mov_imm(R32[b], (abs - disp) as u32);
-                MemoryOperand::new(R32[b], none, 1, disp, displ_size(disp, false), false, none)
+                // Flat segments, named explicitly now and then (a write
+                // through CS raises #GP).
+                let seg = match self.rng.below(20) {
+                    0 => Register::CS,
+                    1 | 2 => Register::SS,
+                    3 | 4 => Register::DS,
+                    _ => none,
+                };
+                MemoryOperand::new(R32[b], none, 1, disp, displ_size(disp, false), false, seg)
             }
             3 => {
-                let Some(b) = self.free_reg(avoid) else { return MemoryOperand::with_displ(abs as u64, 4) };
+                let Some(b) = self.free_reg(avoid) else {
+                    return MemoryOperand::with_displ(abs as u64, 4);
+                };
                 let mut av = avoid.to_vec();
                 av.push(b);
-                let Some(x) = self.free_reg(&av) else { return MemoryOperand::with_displ(abs as u64, 4) };
+                let Some(x) = self.free_reg(&av) else {
+                    return MemoryOperand::with_displ(abs as u64, 4);
+                };
                 let scale = self.rng.pick(&[1u32, 2, 4, 8]);
                 let xv = i64::from(self.rng.u32() as i32 >> self.rng.below(32));
                 self.mov_imm(R32[x], xv as u32);
                 self.mov_imm(R32[b], (abs - disp - xv * i64::from(scale)) as u32);
-                MemoryOperand::new(R32[b], R32[x], scale, disp, displ_size(disp, false), false, none)
+                MemoryOperand::new(
+                    R32[b],
+                    R32[x],
+                    scale,
+                    disp,
+                    displ_size(disp, false),
+                    false,
+                    none,
+                )
             }
             4 => {
-                let Some(x) = self.free_reg(avoid) else { return MemoryOperand::with_displ(abs as u64, 4) };
+                let Some(x) = self.free_reg(avoid) else {
+                    return MemoryOperand::with_displ(abs as u64, 4);
+                };
                 let scale = self.rng.pick(&[1u32, 2, 4, 8]);
                 let xv = i64::from(self.rng.below(0x100));
                 self.mov_imm(R32[x], xv as u32);
@@ -253,9 +323,16 @@ impl Builder<'_> {
                 MemoryOperand::new(Register::ESP, none, 1, d, displ_size(d, false), false, none)
             }
             6 => {
-                let Some(b) = self.free_reg(avoid) else { return MemoryOperand::with_displ(abs as u64, 4) };
+                let Some(b) = self.free_reg(avoid) else {
+                    return MemoryOperand::with_displ(abs as u64, 4);
+                };
                 self.mov_imm(R32[b], (i64::from(off) - disp) as u32);
-                MemoryOperand::new(R32[b], none, 1, disp, displ_size(disp, false), false, Register::FS)
+                let seg = if self.rng.chance(50) {
+                    Register::FS
+                } else {
+                    Register::ES
+                };
+                MemoryOperand::new(R32[b], none, 1, disp, displ_size(disp, false), false, seg)
             }
             7 => self.mem16(off, avoid),
             _ => MemoryOperand::with_displ(abs as u64, 4),
@@ -277,10 +354,18 @@ impl Builder<'_> {
         ];
         let (b, x) = self.rng.pick(&FORMS);
         let idx = |r: Register| R16.iter().position(|&q| q == r);
-        if [b, x].iter().filter_map(|&r| idx(r)).any(|i| avoid.contains(&i)) {
+        if [b, x]
+            .iter()
+            .filter_map(|&r| idx(r))
+            .any(|i| avoid.contains(&i))
+        {
             return MemoryOperand::with_displ(u64::from(DATA_BASE + off), 4);
         }
-        let mut disp = if self.rng.chance(50) { i64::from(self.rng.u32() as i8) } else { i64::from(self.rng.u32() as u16) };
+        let mut disp = if self.rng.chance(50) {
+            i64::from(self.rng.u32() as i8)
+        } else {
+            i64::from(self.rng.u32() as u16)
+        };
         if b == Register::None {
             disp = i64::from(off);
             return MemoryOperand::new(b, x, 1, disp, 2, false, Register::FS);
@@ -295,8 +380,18 @@ impl Builder<'_> {
             rest -= xv;
         }
         self.mov_imm(b, (rest & 0xFFFF) as u32);
-        let disp = if (-128..=127).contains(&disp) { disp } else { disp & 0xFFFF };
-        let size = if disp == 0 { 0 } else if (-128..=127).contains(&disp) { 1 } else { 2 };
+        let disp = if (-128..=127).contains(&disp) {
+            disp
+        } else {
+            disp & 0xFFFF
+        };
+        let size = if disp == 0 {
+            0
+        } else if (-128..=127).contains(&disp) {
+            1
+        } else {
+            2
+        };
         MemoryOperand::new(b, x, 1, disp, size, false, Register::FS)
     }
 
@@ -314,7 +409,11 @@ impl Builder<'_> {
         }
         let b = R32[self.rng.below(8) as usize];
         let x = [Register::None, R32[self.rng.range(0, 7) as usize]][self.rng.below(2) as usize];
-        let x = if x == Register::ESP { Register::None } else { x };
+        let x = if x == Register::ESP {
+            Register::None
+        } else {
+            x
+        };
         let d = i64::from(self.rng.interesting() as i32);
         let scale = self.rng.pick(&[1u32, 2, 4, 8]);
         MemoryOperand::new(b, x, scale, d, displ_size(d, false), false, Register::None)
@@ -339,8 +438,14 @@ impl Builder<'_> {
                     _ if !self.in_block => Group::Stack,
                     _ => Group::Alu,
                 };
-                let candidates: Vec<usize> =
-                    self.g.forms.iter().enumerate().filter(|(_, f)| f.group == group).map(|(i, _)| i).collect();
+                let candidates: Vec<usize> = self
+                    .g
+                    .forms
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| f.group == group)
+                    .map(|(i, _)| i)
+                    .collect();
                 if candidates.is_empty() {
                     return;
                 }
@@ -372,7 +477,11 @@ impl Builder<'_> {
         let stack = form.group == Group::Stack;
         let opsize = code.op_code().operand_size().max(16) / 8;
         if stack {
-            let delta = if m == M::Push { -(opsize as i64) } else { opsize as i64 };
+            let delta = if m == M::Push {
+                -(opsize as i64)
+            } else {
+                opsize as i64
+            };
             let new = i64::from(self.esp) + delta;
             if new < i64::from(DATA_BASE + STACK_LO) || new > i64::from(DATA_BASE + STACK_HI) {
                 return;
@@ -423,6 +532,9 @@ impl Builder<'_> {
                 K::eax => Some(Op::R(Register::EAX)),
                 K::cl => Some(Op::R(Register::CL)),
                 K::imm8_const_1 => Some(Op::I(1)),
+                K::imm8 if self.rng.chance(10) => {
+                    Some(Op::I(self.rng.pick(&[0, 1, 10, 16, 0x7F, 0x80, 0xFF])))
+                }
                 K::imm8 => Some(Op::I((self.rng.u32() & 0xFF) as i32)),
                 K::imm8sex16 | K::imm8sex32 => Some(Op::I(i32::from(self.rng.u32() as i8))),
                 K::imm16 => Some(Op::I((self.rng.u32() & 0xFFFF) as i32)),
@@ -440,18 +552,28 @@ impl Builder<'_> {
         let mut sets: Vec<(Register, u32)> = Vec::new();
         let mut count = None;
         let mut mem_off = None;
-        let shift = matches!(m, M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror | M::Rcl | M::Rcr | M::Shld | M::Shrd);
+        let shift = matches!(
+            m,
+            M::Shl
+                | M::Sal
+                | M::Shr
+                | M::Sar
+                | M::Rol
+                | M::Ror
+                | M::Rcl
+                | M::Rcr
+                | M::Shld
+                | M::Shrd
+        );
         if shift {
             let double16 = matches!(m, M::Shld | M::Shrd) && width == 16;
             let last = ops.len() - 1;
             match ops[last] {
-                Some(Op::R(Register::CL)) => {
-                    if double16 || self.rng.chance(90) {
-                        let c = self.count_for(width, double16);
-                        avoid.push(1);
-                        sets.push((Register::CL, c));
-                        count = Some(c);
-                    }
+                Some(Op::R(Register::CL)) if double16 || self.rng.chance(90) => {
+                    let c = self.count_for(width, double16);
+                    avoid.push(1);
+                    sets.push((Register::CL, c));
+                    count = Some(c);
                 }
                 Some(Op::I(_)) if kinds[last] == K::imm8 => {
                     ops[last] = Some(Op::I(self.count_for(width, double16) as i32));
@@ -480,8 +602,15 @@ impl Builder<'_> {
                 let hi = ((DATA_AREA_END - bytes - base) / bytes) as i64;
                 let units = lo + i64::from(self.rng.below((hi - lo + 1) as u32));
                 let bit = i64::from(width) * units + i64::from(self.rng.below(width));
-                let v = if width == 16 { (self.rng.u32() & 0xFFFF_0000) | (bit as u32 & 0xFFFF) } else { bit as u32 };
-                let ri = R32.iter().position(|&q| q == r.full_register32()).unwrap_or(0);
+                let v = if width == 16 {
+                    (self.rng.u32() & 0xFFFF_0000) | (bit as u32 & 0xFFFF)
+                } else {
+                    bit as u32
+                };
+                let ri = R32
+                    .iter()
+                    .position(|&q| q == r.full_register32())
+                    .unwrap_or(0);
                 avoid.push(ri);
                 sets.push((r, v));
                 mem_off = Some(base);
@@ -515,7 +644,17 @@ impl Builder<'_> {
             }
         }
         let ops: Vec<Op> = ops.into_iter().flatten().collect();
-        let Some(insn) = make(code, &ops) else { return };
+        let Some(mut insn) = make(code, &ops) else {
+            return;
+        };
+        // LOCK where it is legal (memory destination), and rarely where it
+        // is not (a register destination: #UD).
+        if code.op_code().can_use_lock_prefix() {
+            let memory_dest = mem_slot == Some(0);
+            if (memory_dest && self.rng.chance(15)) || (!memory_dest && self.rng.chance(2)) {
+                insn.set_has_lock_prefix(true);
+            }
+        }
         if self.emit(&insn, count) && stack {
             if m == M::Push {
                 self.esp -= opsize;
@@ -528,11 +667,11 @@ impl Builder<'_> {
     /// A string instruction with bounded REP count, either direction.
     fn string_unit(&mut self) {
         let (op, src, dst) = self.rng.pick(&[
-            (0xA4u8, true, true),  // MOVS
-            (0xA6, true, true),    // CMPS
-            (0xAA, false, true),   // STOS
-            (0xAC, true, false),   // LODS
-            (0xAE, false, true),   // SCAS
+            (0xA4u8, true, true), // MOVS
+            (0xA6, true, true),   // CMPS
+            (0xAA, false, true),  // STOS
+            (0xAC, true, false),  // LODS
+            (0xAE, false, true),  // SCAS
         ]);
         let size = self.rng.pick(&[1u32, 2, 4]);
         let a16 = self.rng.chance(25);
@@ -657,15 +796,24 @@ impl Builder<'_> {
         let at = self.code.len();
         self.esp -= 4;
         let len = self.block(100);
-        let extra = if self.rng.chance(30) { self.rng.pick(&[0u16, 2, 4, 8]) } else { 0 };
-        let extra = if self.esp + 4 + u32::from(extra) > DATA_BASE + STACK_HI { 0 } else { extra };
+        let extra = if self.rng.chance(30) {
+            self.rng.pick(&[0u16, 2, 4, 8])
+        } else {
+            0
+        };
+        let extra = if self.esp + 4 + u32::from(extra) > DATA_BASE + STACK_HI {
+            0
+        } else {
+            extra
+        };
         if extra == 0 && self.rng.chance(70) {
             self.emit_bytes(&[0xC3], None);
         } else {
             let [lo, hi] = extra.to_le_bytes();
             self.emit_bytes(&[0xC2, lo, hi], None);
         }
-        self.code[at - 1] = (len + 1 + usize::from(self.code[self.code.len() - 1] != 0xC3) * 2) as u8;
+        self.code[at - 1] =
+            (len + 1 + usize::from(self.code[self.code.len() - 1] != 0xC3) * 2) as u8;
         self.esp += 4 + u32::from(extra);
     }
 
@@ -702,7 +850,11 @@ impl Builder<'_> {
                 }
             }
             4 => {
-                let level = if self.rng.chance(50) { 0 } else { self.rng.range(1, 3) };
+                let level = if self.rng.chance(50) {
+                    0
+                } else {
+                    self.rng.range(1, 3)
+                };
                 let size = self.rng.below(48);
                 let need = o * (1 + level) + size;
                 if self.esp < lo + need {

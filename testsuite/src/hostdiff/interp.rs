@@ -59,11 +59,25 @@ fn flat_cpu(case: &Case) -> Cpu {
         base: 0,
         limit: 0xFFFF_FFFF,
         selector: 0x2B,
-        flags: seg_flags::PRESENT | seg_flags::S | seg_flags::RW | seg_flags::ACCESSED | seg_flags::DB | seg_flags::G | user,
+        flags: seg_flags::PRESENT
+            | seg_flags::S
+            | seg_flags::RW
+            | seg_flags::ACCESSED
+            | seg_flags::DB
+            | seg_flags::G
+            | user,
     };
     s.seg = [data; 6];
-    s.seg[SegReg::Cs as usize] = SegmentCache { selector: 0x23, flags: data.flags | seg_flags::CODE, ..data };
-    let window = SegmentCache { base: DATA_BASE, selector: 0x63, ..data };
+    s.seg[SegReg::Cs as usize] = SegmentCache {
+        selector: 0x23,
+        flags: data.flags | seg_flags::CODE,
+        ..data
+    };
+    let window = SegmentCache {
+        base: DATA_BASE,
+        selector: 0x63,
+        ..data
+    };
     s.seg[SegReg::Es as usize] = window;
     s.seg[SegReg::Fs as usize] = window;
     s.idtr.limit = 0;
@@ -80,7 +94,11 @@ pub fn run(case: &Case) -> Outcome {
     code.push(0xF4); // HLT where the helper jumps back
     code.resize(CODE_MAX as usize, 0);
     let end = CODE_BASE + case.code.len() as u32;
-    let mut bus = WindowBus { code, data: case.data.clone(), stray: false };
+    let mut bus = WindowBus {
+        code,
+        data: case.data.clone(),
+        stray: false,
+    };
     let mut fault = None;
     for _ in 0..STEP_LIMIT {
         if cpu.state.eip == end {
@@ -89,7 +107,10 @@ pub fn run(case: &Case) -> Outcome {
         cpu.last_exception = None;
         let outcome = cpu.step(&mut bus);
         if let Some(e) = cpu.last_exception {
-            fault = Some(Fault { vector: e.vector(), signal: 0 });
+            fault = Some(Fault {
+                vector: e.vector(),
+                signal: 0,
+            });
             break;
         }
         if outcome != StepOutcome::Continue {

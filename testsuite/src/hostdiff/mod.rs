@@ -59,10 +59,16 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<Summary> {
         } else if std::env::var("CI").is_ok_and(|v| v == "true") {
             bail!("hostdiff: the native helper is unavailable on this x86 CI host: {why}");
         } else {
-            writeln!(out, "hostdiff: skipped: {why}; run `apt-get install gcc-multilib` and rebuild")?;
+            writeln!(
+                out,
+                "hostdiff: skipped: {why}; run `apt-get install gcc-multilib` and rebuild"
+            )?;
         }
         writeln!(out, "0 passed, 0 failed, {} skipped", opts.count)?;
-        return Ok(Summary { skipped: opts.count, ..Summary::default() });
+        return Ok(Summary {
+            skipped: opts.count,
+            ..Summary::default()
+        });
     }
     let started = Instant::now();
     let generator = generate::Generator::new();

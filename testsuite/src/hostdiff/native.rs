@@ -33,7 +33,10 @@ impl Helper {
     /// Starts the helper built by `build.rs`.
     pub fn spawn() -> Result<Helper> {
         let Some(path) = option_env!("HOSTDIFF_HELPER") else {
-            bail!("hostdiff helper unavailable: {}", unavailable().unwrap_or("unknown reason"));
+            bail!(
+                "hostdiff helper unavailable: {}",
+                unavailable().unwrap_or("unknown reason")
+            );
         };
         let mut child = Command::new(path)
             .stdin(Stdio::piped())
@@ -42,7 +45,11 @@ impl Helper {
             .with_context(|| format!("cannot start the hostdiff helper {path}"))?;
         let input = BufWriter::new(child.stdin.take().context("helper stdin")?);
         let output = BufReader::new(child.stdout.take().context("helper stdout")?);
-        Ok(Helper { child, input, output })
+        Ok(Helper {
+            child,
+            input,
+            output,
+        })
     }
 
     /// Runs one sequence natively.
@@ -55,19 +62,43 @@ impl Helper {
         job.extend_from_slice(&(case.code.len() as u32).to_le_bytes());
         job.extend_from_slice(&case.code);
         job.extend_from_slice(&case.data);
-        self.input.write_all(&job).and_then(|()| self.input.flush()).context("writing a job to the hostdiff helper")?;
+        self.input
+            .write_all(&job)
+            .and_then(|()| self.input.flush())
+            .context("writing a job to the hostdiff helper")?;
         let mut head = [0u8; 13 * 4];
-        self.output.read_exact(&mut head).context("the hostdiff helper stopped (no result)")?;
-        let word = |i: usize| u32::from_le_bytes([head[4 * i], head[4 * i + 1], head[4 * i + 2], head[4 * i + 3]]);
+        self.output
+            .read_exact(&mut head)
+            .context("the hostdiff helper stopped (no result)")?;
+        let word = |i: usize| {
+            u32::from_le_bytes([
+                head[4 * i],
+                head[4 * i + 1],
+                head[4 * i + 2],
+                head[4 * i + 3],
+            ])
+        };
         let mut data = vec![0u8; DATA_SIZE as usize];
-        self.output.read_exact(&mut data).context("the hostdiff helper stopped (short result)")?;
+        self.output
+            .read_exact(&mut data)
+            .context("the hostdiff helper stopped (short result)")?;
         let signal = word(0);
-        let fault = (signal != 0).then(|| Fault { vector: word(1) as u8, signal });
+        let fault = (signal != 0).then(|| Fault {
+            vector: word(1) as u8,
+            signal,
+        });
         let mut regs = [0u32; 8];
         for (i, r) in regs.iter_mut().enumerate() {
             *r = word(3 + i);
         }
-        Ok(Outcome { fault, regs, eip: word(11), eflags: word(12), data, stray: false })
+        Ok(Outcome {
+            fault,
+            regs,
+            eip: word(11),
+            eflags: word(12),
+            data,
+            stray: false,
+        })
     }
 }
 
