@@ -1,11 +1,13 @@
 //! Conformance runners for oxide86's CPU, each usable as a library call
 //! (from `cargo test`) and as an `oxide86 conformance ...` command.
 //!
+//! - [`hostdiff`]: random sequences run on the host CPU and the interpreter.
 //! - [`singlestep`]: hardware-recorded single-instruction vectors
 //!   (SingleStepTests 8086 and 80286 sets in `../shared/testdata`).
 //! - [`system`]: the project's bare-metal system-ISA programs
 //!   (`testsuite/system/*.asm`) on the minimal test machine.
 
+pub mod hostdiff;
 pub mod singlestep;
 pub mod system;
 

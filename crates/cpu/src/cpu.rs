@@ -55,6 +55,11 @@ pub struct Cpu {
     /// not implemented, rather than because the architecture says so). The
     /// coverage runner reads it.
     pub unimplemented: Option<iced_x86::Code>,
+    /// The last exception an instruction raised, recorded before delivery
+    /// (the state is still the one the fault left). Conformance runners
+    /// that stop at the first fault, such as the host-differential tester,
+    /// clear it before [`Cpu::step`] and read it after.
+    pub last_exception: Option<Exception>,
 }
 
 impl Cpu {
@@ -67,6 +72,7 @@ impl Cpu {
             ctx: InsnContext::default(),
             shutdown_reason: None,
             unimplemented: None,
+            last_exception: None,
         }
     }
 

@@ -77,6 +77,7 @@ impl Cpu {
             eip = self.ctx.next_eip;
         }
         self.state.halted = false;
+        self.last_exception = Some(e);
         self.deliver(bus, e.vector(), eip, Source::Exception(e))
     }
 

@@ -51,6 +51,23 @@ enum Conformance {
         #[arg(long, default_value = "interp", value_parser = ["interp"])]
         engine: String,
     },
+    /// Differential test against the host CPU: random instruction sequences
+    /// run natively (32-bit helper process, x86 Linux hosts only) and in the
+    /// interpreter; registers, defined flags, memory and faults must agree.
+    Hostdiff {
+        /// Generator seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Number of sequences.
+        #[arg(long, default_value_t = 100_000)]
+        count: u64,
+        /// First sequence index (rerun one sequence with --start I --count 1).
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// Print at most this many mismatch reports (all are counted).
+        #[arg(long, default_value_t = 20)]
+        max_diffs: usize,
+    },
 }
 
 fn parse_model(s: &str) -> Result<CpuModel, String> {
@@ -94,6 +111,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let (_, failed) =
                 oxide86_testsuite::system::run(program.as_deref(), &mut std::io::stdout().lock())?;
             Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Conformance(Conformance::Hostdiff {
+            seed,
+            count,
+            start,
+            max_diffs,
+        }) => {
+            let opts = oxide86_testsuite::hostdiff::Options {
+                seed,
+                count,
+                start,
+                max_diffs,
+            };
+            let summary = oxide86_testsuite::hostdiff::run(&opts, &mut std::io::stdout().lock())?;
+            Ok(if summary.failed == 0 {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

@@ -14,7 +14,7 @@ use crate::exception::Exception;
 use crate::flags::{flag_if, sign_bit, szp, Flags};
 use crate::model::CpuModel;
 use crate::state::eflags::{AF, CF, OF, PF, SF, ZF};
-use iced_x86::Instruction;
+use iced_x86::{Instruction, OpKind};
 
 /// The shift count of operand 1 (CL, 1 or imm8), masked as the model does.
 #[inline]
@@ -30,6 +30,22 @@ fn count<B: Bus + ?Sized>(
     } else {
         c & 0x1F
     })
+}
+
+/// A masked count of 0 changes nothing, but a memory destination is still
+/// checked for writing (the access is read-modify-write whatever the
+/// count): a read-only segment raises #GP(0), as hardware does.
+#[inline]
+fn zero_count<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
+    if insn.op0_kind() == OpKind::Memory {
+        let (seg, off) = (cpu.memory_segment(insn), cpu.effective_offset(insn));
+        cpu.check_write(bus, seg, off, insn.memory_size().size() as u32)?;
+    }
+    Ok(())
 }
 
 /// Writes a shift result and its flags: `cf_of` (CF and OF bits), and
@@ -65,7 +81,7 @@ pub fn shl<B: Bus + ?Sized>(
     let a = cpu.read_op(insn, 0, bus)?;
     let c = count(cpu, insn, 1, bus)?;
     if c == 0 {
-        return Ok(());
+        return zero_count(cpu, insn, bus);
     }
     let wide = if c < 64 { u64::from(a) << c } else { 0 };
     let r = wide as u32 & mask;
@@ -114,7 +130,7 @@ pub fn shr<B: Bus + ?Sized>(
     let a = cpu.read_op(insn, 0, bus)?;
     let c = count(cpu, insn, 1, bus)?;
     if c == 0 {
-        return Ok(());
+        return zero_count(cpu, insn, bus);
     }
     let r = if c < 32 { a >> c } else { 0 };
     let cf = c <= 32 && (u64::from(a) >> (c - 1)) & 1 != 0;
@@ -145,7 +161,7 @@ pub fn sar<B: Bus + ?Sized>(
     let a = cpu.read_op(insn, 0, bus)?;
     let c = count(cpu, insn, 1, bus)?;
     if c == 0 {
-        return Ok(());
+        return zero_count(cpu, insn, bus);
     }
     let shift = 32 - w * 8;
     let signed = i64::from(((a << shift) as i32) >> shift);
@@ -170,7 +186,7 @@ pub fn rol<B: Bus + ?Sized>(
     let a = cpu.read_op(insn, 0, bus)?;
     let c = count(cpu, insn, 1, bus)?;
     if c == 0 {
-        return Ok(());
+        return zero_count(cpu, insn, bus);
     }
     let bits = w * 8;
     let k = c % bits;
@@ -202,7 +218,7 @@ pub fn ror<B: Bus + ?Sized>(
     let a = cpu.read_op(insn, 0, bus)?;
     let c = count(cpu, insn, 1, bus)?;
     if c == 0 {
-        return Ok(());
+        return zero_count(cpu, insn, bus);
     }
     let bits = w * 8;
     let k = c % bits;
@@ -236,7 +252,7 @@ pub fn rcl<B: Bus + ?Sized>(
     let bits = w * 8;
     let k = c % (bits + 1);
     if c == 0 {
-        return Ok(());
+        return zero_count(cpu, insn, bus);
     }
     let cf_in = u64::from(cpu.state.cf());
     let full_mask = (1u64 << (bits + 1)) - 1;
@@ -272,7 +288,7 @@ pub fn rcr<B: Bus + ?Sized>(
     let bits = w * 8;
     let k = c % (bits + 1);
     if c == 0 {
-        return Ok(());
+        return zero_count(cpu, insn, bus);
     }
     let cf_in = u64::from(cpu.state.cf());
     let full_mask = (1u64 << (bits + 1)) - 1;
@@ -309,7 +325,7 @@ pub fn shld<B: Bus + ?Sized>(
     let b = cpu.read_op(insn, 1, bus)?;
     let c = cpu.read_op(insn, 2, bus)? & 0x1F;
     if c == 0 {
-        return Ok(());
+        return zero_count(cpu, insn, bus);
     }
     let (a64, b64) = (u64::from(a), u64::from(b));
     let (r, cf) = if w == 4 {
@@ -342,7 +358,7 @@ pub fn shrd<B: Bus + ?Sized>(
     let b = cpu.read_op(insn, 1, bus)?;
     let c = cpu.read_op(insn, 2, bus)? & 0x1F;
     if c == 0 {
-        return Ok(());
+        return zero_count(cpu, insn, bus);
     }
     let (a64, b64) = (u64::from(a), u64::from(b));
     let (r, cf) = if w == 4 {
@@ -385,6 +401,31 @@ mod tests {
         );
         assert_eq!(s.gpr[0], 0x8000_0000);
         assert_ne!(s.eflags & eflags::CF, 0);
+    }
+
+    #[test]
+    fn count_zero_still_checks_that_memory_is_writable() {
+        use crate::testutil::{assemble, flat32_cpu, CODE};
+        use crate::{Exception, FlatRam};
+        let code = assemble(32, |a| {
+            a.rol(dword_ptr(0x100).cs(), 0)?;
+            a.shrd(dword_ptr(0x100).cs(), eax, cl)
+        });
+        for steps in [1, 2] {
+            let mut cpu = flat32_cpu();
+            let mut ram = FlatRam::new(1 << 20);
+            ram.load(CODE, &code);
+            cpu.state.gpr[1] = 32; // masked to 0
+            for _ in 0..steps - 1 {
+                cpu.state.eip += assemble(32, |a| a.rol(dword_ptr(0x100).cs(), 0)).len() as u32 - 1;
+            }
+            cpu.step(&mut ram);
+            assert_eq!(
+                cpu.last_exception,
+                Some(Exception::GeneralProtection(0)),
+                "instruction {steps}"
+            );
+        }
     }
 
     #[test]
