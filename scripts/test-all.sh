@@ -9,7 +9,8 @@ if command -v apt-get >/dev/null 2>&1; then
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   # gcc-multilib: the host-differential tester's 32-bit native helper.
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq gcc-multilib >/dev/null
+  # nasm: the bare-metal system conformance programs.
+  $SUDO apt-get install -y -qq gcc-multilib nasm >/dev/null
 fi
 
 cargo fmt --all --check
