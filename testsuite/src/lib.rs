@@ -4,9 +4,11 @@
 //! - [`hostdiff`]: random sequences run on the host CPU and the interpreter.
 //! - [`singlestep`]: hardware-recorded single-instruction vectors
 //!   (SingleStepTests 8086 and 80286 sets in `../shared/testdata`).
+//! - [`fuzz_system`]: the robustness harness over system instructions.
 //! - [`system`]: the project's bare-metal system-ISA programs
 //!   (`testsuite/system/*.asm`) on the minimal test machine.
 
+pub mod fuzz_system;
 pub mod hostdiff;
 pub mod singlestep;
 pub mod system;
