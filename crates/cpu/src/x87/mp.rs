@@ -1,0 +1,1 @@
+//! A small multiple-precision float for the transcendental instructions.

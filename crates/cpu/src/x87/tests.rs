@@ -1,0 +1,1 @@
+//! Unit tests of the x87 through the CPU.
