@@ -111,7 +111,7 @@ pub fn rndint(ctx: &mut Ctx, a: F80) -> F80 {
     }
     match a.class() {
         Class::Zero | Class::Inf => return a,
-        _ => {}
+        _ => f80::denormal_check(ctx, &[a]),
     }
     let u = a.unpack();
     if u.exp >= 63 {
@@ -154,6 +154,9 @@ pub fn scale(ctx: &mut Ctx, a: F80, b: F80) -> F80 {
     match (ca, cb) {
         (Class::Zero, Class::Inf) if !b.sign() => return f80::invalid(ctx),
         (Class::Inf, Class::Inf) if b.sign() => return f80::invalid(ctx),
+        _ => f80::denormal_check(ctx, &[a, b]),
+    }
+    match (ca, cb) {
         (Class::Zero, _) | (Class::Inf, _) => return a,
         (_, Class::Inf) => return if b.sign() { F80::zero(a.sign()) } else { F80::inf(a.sign()) },
         _ => {}
@@ -213,6 +216,7 @@ pub fn xtract(ctx: &mut Ctx, a: F80) -> (F80, F80) {
         }
         Class::Inf => (F80::inf(false), a),
         _ => {
+            f80::denormal_check(ctx, &[a]);
             let u = a.unpack();
             let e = super::convert::int_to_f80(i64::from(u.exp));
             (e, F80::new(u.sign, 0x3FFF, u.sig))
@@ -266,6 +270,9 @@ pub fn prem(ctx: &mut Ctx, a: F80, b: F80, ieee: bool) -> Rem {
     }
     match (a.class(), b.class()) {
         (Class::Inf, _) | (_, Class::Zero) => return Rem { value: f80::invalid(ctx), cc: 0 },
+        _ => f80::denormal_check(ctx, &[a, b]),
+    }
+    match (a.class(), b.class()) {
         (Class::Zero, _) => return Rem { value: a, cc: 0 },
         (_, Class::Inf) => {
             // The remainder is a itself; a denormal is normalized on the way.

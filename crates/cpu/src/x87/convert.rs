@@ -122,9 +122,6 @@ pub fn f80_to_ieee(ctx: &mut Ctx, v: F80, fmt: Fmt) -> u64 {
             }
         }
         Class::Normal | Class::Denormal => {
-            if v.class() == Class::Denormal {
-                ctx.flags |= exc::DE;
-            }
             let u = v.unpack();
             ctx.round(u.sign, u.exp, u128::from(u.sig) << 64, fmt, false).to_ieee(fmt)
         }
@@ -143,9 +140,6 @@ pub fn f80_to_int(ctx: &mut Ctx, v: F80, bits: u32) -> i64 {
         }
         Class::Zero => 0,
         Class::Normal | Class::Denormal => {
-            if v.class() == Class::Denormal {
-                ctx.flags |= exc::DE;
-            }
             let u = v.unpack();
             let saved = (ctx.flags, ctx.c1);
             let (mag, _) = f80::round_to_int(ctx, u);
@@ -190,9 +184,6 @@ pub fn f80_to_bcd(ctx: &mut Ctx, v: F80) -> [u8; 10] {
         }
         Class::Zero => 0,
         Class::Normal | Class::Denormal => {
-            if v.class() == Class::Denormal {
-                ctx.flags |= exc::DE;
-            }
             let saved = (ctx.flags, ctx.c1);
             match f80::round_to_int(ctx, v.unpack()).0 {
                 Some(m) if m < 1_000_000_000_000_000_000 => m,

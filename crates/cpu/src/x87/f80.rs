@@ -419,7 +419,9 @@ pub fn invalid(ctx: &mut Ctx) -> F80 {
 }
 
 /// Checks operands for the cases every arithmetic instruction shares:
-/// unsupported encodings and NaNs give the result outright; denormals set DE.
+/// unsupported encodings and NaNs give the result outright. Denormal
+/// operands raise DE only once the operation goes on to compute with them
+/// (invalid, zero-divide and infinity cases do not), see [`denormal_check`].
 pub fn prologue2(ctx: &mut Ctx, a: F80, b: F80) -> Option<F80> {
     let (ca, cb) = (a.class(), b.class());
     if ca == Class::Unsupported || cb == Class::Unsupported {
@@ -428,10 +430,14 @@ pub fn prologue2(ctx: &mut Ctx, a: F80, b: F80) -> Option<F80> {
     if a.is_nan() || b.is_nan() {
         return Some(propagate_nan(ctx, a, b));
     }
-    if ca == Class::Denormal || cb == Class::Denormal {
+    None
+}
+
+/// Raises DE if any of `vals` is a denormal.
+pub fn denormal_check(ctx: &mut Ctx, vals: &[F80]) {
+    if vals.iter().any(|v| v.class() == Class::Denormal) {
         ctx.flags |= exc::DE;
     }
-    None
 }
 
 /// The one-operand form of [`prologue2`].
@@ -439,10 +445,6 @@ pub fn prologue1(ctx: &mut Ctx, a: F80) -> Option<F80> {
     match a.class() {
         Class::Unsupported => Some(invalid(ctx)),
         Class::QNaN | Class::SNaN => Some(nan1(ctx, a)),
-        Class::Denormal => {
-            ctx.flags |= exc::DE;
-            None
-        }
         _ => None,
     }
 }
@@ -453,12 +455,16 @@ pub fn add(ctx: &mut Ctx, a: F80, b: F80) -> F80 {
         return r;
     }
     let (ca, cb) = (a.class(), b.class());
+    if ca == Class::Inf && cb == Class::Inf && a.sign() != b.sign() {
+        return invalid(ctx);
+    }
+    denormal_check(ctx, &[a, b]);
     match (ca, cb) {
-        (Class::Inf, Class::Inf) => {
-            return if a.sign() == b.sign() { a } else { invalid(ctx) };
-        }
         (Class::Inf, _) => return a,
         (_, Class::Inf) => return b,
+        _ => {}
+    }
+    match (ca, cb) {
         (Class::Zero, Class::Zero) => {
             let s = if a.sign() == b.sign() { a.sign() } else { ctx.rc == Rc::Down };
             return F80::zero(s);
@@ -502,6 +508,9 @@ pub fn mul(ctx: &mut Ctx, a: F80, b: F80) -> F80 {
     let sign = a.sign() != b.sign();
     match (a.class(), b.class()) {
         (Class::Inf, Class::Zero) | (Class::Zero, Class::Inf) => return invalid(ctx),
+        _ => denormal_check(ctx, &[a, b]),
+    }
+    match (a.class(), b.class()) {
         (Class::Inf, _) | (_, Class::Inf) => return F80::inf(sign),
         (Class::Zero, _) | (_, Class::Zero) => return F80::zero(sign),
         _ => {}
@@ -537,13 +546,18 @@ pub fn div(ctx: &mut Ctx, a: F80, b: F80) -> F80 {
     let sign = a.sign() != b.sign();
     match (a.class(), b.class()) {
         (Class::Inf, Class::Inf) | (Class::Zero, Class::Zero) => return invalid(ctx),
-        (Class::Inf, _) => return F80::inf(sign),
-        (_, Class::Inf) => return F80::zero(sign),
-        (Class::Zero, _) => return F80::zero(sign),
+        (Class::Inf, _) => {}
         (_, Class::Zero) => {
             ctx.flags |= exc::ZE;
             return F80::inf(sign);
         }
+        _ => {}
+    }
+    denormal_check(ctx, &[a, b]);
+    match (a.class(), b.class()) {
+        (Class::Inf, _) => return F80::inf(sign),
+        (_, Class::Inf) => return F80::zero(sign),
+        (Class::Zero, _) => return F80::zero(sign),
         _ => {}
     }
     let (x, y) = (a.unpack(), b.unpack());
@@ -580,7 +594,7 @@ pub fn sqrt(ctx: &mut Ctx, a: F80) -> F80 {
         Class::Zero => return a,
         Class::Inf if !a.sign() => return a,
         _ if a.sign() => return invalid(ctx),
-        _ => {}
+        _ => denormal_check(ctx, &[a]),
     }
     let u = a.unpack();
     // value = sig * 2^(exp - 63); make the power of two even.
