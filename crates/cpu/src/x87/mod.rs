@@ -28,6 +28,8 @@ pub mod f80;
 pub mod misc;
 pub mod mp;
 pub mod transcend;
+#[cfg(test)]
+mod transcend_vectors;
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests_host;
 
