@@ -425,3 +425,58 @@ fn x87_host_constants() {
     check("fldlg2", h_fldlg2, |a| a.fldlg2(), 64, 37, &mut gen);
     check("fldln2", h_fldln2, |a| a.fldln2(), 64, 38, &mut gen);
 }
+
+host_fn!(h_fsin, "fsin");
+host_fn!(h_fcos, "fcos");
+host_fn!(h_fptan, "fptan");
+host_fn!(h_fsincos, "fsincos");
+host_fn!(h_f2xm1, "f2xm1");
+host_fn!(h_fyl2x, "fyl2x");
+host_fn!(h_fyl2xp1, "fyl2xp1");
+host_fn!(h_fpatan, "fpatan");
+
+/// Like [`check`], but the host's transcendentals are not correctly
+/// rounded: results may differ by `max_ulps`, and PE/C1 are not compared.
+fn check_loose(name: &str, host: fn(&mut Frame), op: Build, n: usize, seed: u64, max_ulps: i128, gen: &mut dyn FnMut(&mut Rng) -> (F80, F80)) {
+    use super::transcend::tests::ulps;
+    let mut emu = Emu::new(op);
+    let mut rng = Rng(seed);
+    let mut worst = 0;
+    for _ in 0..n {
+        let (a, b) = gen(&mut rng);
+        let cw = 0x037F | ((rng.below(4) as u16) << 10);
+        let mut hf = Frame::new(cw, a, b, [0; 16]);
+        let mut ef = hf;
+        host(&mut hf);
+        emu.run(&mut ef);
+        for off in [OFF_RES, OFF_RES2] {
+            let (h, e) = (hf.get(off), ef.get(off));
+            let d = if h == e { 0 } else if h.is_nan() || e.is_nan() || h.sign() != e.sign() { i128::MAX } else { ulps(h, e) };
+            worst = worst.max(d);
+            assert!(d <= max_ulps, "{name} cw={cw:04x} a={a:x?} b={b:x?}: host {h:x?} emu {e:x?}");
+        }
+        let mask = !(0x0020 | super::sw::C1);
+        assert_eq!(hf.sw() & mask, ef.sw() & mask, "{name} status a={a:x?} b={b:x?}");
+    }
+    assert!(worst <= max_ulps);
+}
+
+fn small(r: &mut Rng, lo: i32, hi: i32) -> F80 {
+    let e = lo + r.below((hi - lo + 1) as u64) as i32;
+    F80::new(r.next() & 1 != 0, (16383 + e) as u16, r.next() | (1 << 63))
+}
+
+#[test]
+fn x87_host_transcendentals_loosely() {
+    let n = 3000;
+    let mut trig = |r: &mut Rng| (small(r, -40, -2), F80::ONE);
+    check_loose("fsin", h_fsin, |a| a.fsin(), n, 40, 1, &mut trig);
+    check_loose("fcos", h_fcos, |a| a.fcos(), n, 41, 1, &mut trig);
+    check_loose("fptan", h_fptan, |a| a.fptan(), n, 42, 1, &mut trig);
+    check_loose("fsincos", h_fsincos, |a| a.fsincos(), n, 43, 1, &mut trig);
+    check_loose("f2xm1", h_f2xm1, |a| a.f2xm1(), n, 44, 1, &mut |r| (small(r, -40, -1), F80::ONE));
+    let mut l2x = |r: &mut Rng| (small(r, -100, 100).abs(), small(r, -10, 10));
+    check_loose("fyl2x", h_fyl2x, |a| a.fyl2x(), n, 45, 1, &mut l2x);
+    check_loose("fyl2xp1", h_fyl2xp1, |a| a.fyl2xp1(), n, 46, 1, &mut |r| (small(r, -60, -3), small(r, -10, 10)));
+    check_loose("fpatan", h_fpatan, |a| a.fpatan(), n, 47, 1, &mut |r| (small(r, -30, 30), small(r, -30, 30)));
+}
