@@ -123,8 +123,11 @@ pub fn fcom<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> 
     if mem_denormal && o != Order::Unordered {
         ctx.flags |= exc::DE;
     }
-    if raise(fpu, ctx.flags, false) {
-        set_cc(fpu, cc_of(o));
+    // The condition codes are set even when IE or DE is unmasked (as the
+    // P6 does); only the pops are suppressed.
+    let ok = raise(fpu, ctx.flags, false);
+    set_cc(fpu, cc_of(o));
+    if ok {
         for _ in 0..pops {
             fpu.pop();
         }
@@ -147,10 +150,7 @@ pub fn fcomi(cpu: &mut Cpu, insn: &Instruction) -> Result<(), Exception> {
         let o = compare(&mut ctx, fpu.st(0), fpu.st(i), quiet);
         (o, raise(fpu, ctx.flags, false))
     };
-    if !ok {
-        return Ok(());
-    }
-    if pop {
+    if ok && pop {
         fpu.pop();
     }
     let f = match o {
@@ -175,9 +175,8 @@ pub fn ftst(cpu: &mut Cpu) -> Result<(), Exception> {
     }
     let mut ctx = Ctx::from_control(fpu.control);
     let o = compare(&mut ctx, fpu.st(0), F80::zero(false), false);
-    if raise(fpu, ctx.flags, false) {
-        set_cc(fpu, cc_of(o));
-    }
+    raise(fpu, ctx.flags, false);
+    set_cc(fpu, cc_of(o));
     Ok(())
 }
 

@@ -275,7 +275,8 @@ pub fn fld<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> R
         flags |= exc::IE;
         v = v.quiet();
     }
-    if raise(fpu, flags, false) {
+    // An unmasked DE still loads the value (P6 behaviour); an unmasked IE does not.
+    if raise(fpu, flags, false) || flags & exc::IE == 0 {
         fpu.push(v);
     }
     Ok(())

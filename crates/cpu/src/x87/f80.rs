@@ -299,6 +299,19 @@ impl Ctx {
         if exp < fmt.emin {
             let (r, inexact, up) = self.round_bits(sign, sig, fmt.prec);
             let tiny = !(exp == fmt.emin - 1 && r.is_none());
+            // Unmasked on a register: deliver biased by 24576; when even that
+            // is out of range (a huge FSCALE) the result is a signed zero.
+            if tiny && !self.um && !wrap {
+                // Unmasked on a memory store: nothing is stored, only UE.
+                self.flags |= exc::UE;
+                self.c1 = false;
+                return Packed::Zero(sign);
+            }
+            if tiny && !self.um && wrap && exp + 24576 < fmt.emin {
+                self.flags |= exc::UE | exc::PE;
+                self.c1 = false;
+                return Packed::Zero(sign);
+            }
             if tiny && !self.um && wrap {
                 self.flags |= exc::UE;
                 if inexact {
@@ -336,6 +349,17 @@ impl Ctx {
         };
         if exp > fmt.emax {
             self.flags |= exc::OE;
+            if !self.om && !wrap {
+                // Unmasked on a memory store: nothing is stored, only OE.
+                self.c1 = false;
+                return Packed::Inf(sign);
+            }
+            if !self.om && wrap && exp - 24576 > fmt.emax {
+                // Out of range even biased: infinity, whatever the rounding.
+                self.flags |= exc::PE;
+                self.c1 = true;
+                return Packed::Inf(sign);
+            }
             if !self.om && wrap {
                 if inexact {
                     self.flags |= exc::PE;

@@ -383,13 +383,18 @@ pub(crate) fn sti(insn: &Instruction, n: u32) -> usize {
 /// destination may be written (IE, DE and ZE unmasked suppress it, SDM
 /// Vol. 1, 8.5).
 pub(crate) fn raise(fpu: &mut FpuState, flags: u16, c1: bool) -> bool {
+    use f80::exc::{DE, IE, SF, ZE};
+    // An unmasked invalid, denormal or zero-divide stops the instruction
+    // before it computes: nothing after it (OE, UE, PE, C1) is reported.
+    let (flags, c1) =
+        if flags & (IE | DE | ZE) & !fpu.control != 0 { (flags & (IE | DE | ZE | SF), false) } else { (flags, c1) };
     fpu.status = (fpu.status & !sw::C1) | if c1 { sw::C1 } else { 0 };
     fpu.status |= flags & 0x7F;
     let unmasked = flags & 0x3F & !fpu.control;
     if unmasked != 0 {
         fpu.status |= sw::ES | sw::B;
     }
-    unmasked & (f80::exc::IE | f80::exc::DE | f80::exc::ZE) == 0
+    unmasked & (IE | DE | ZE) == 0
 }
 
 /// A stack underflow (an empty source register): IE and SF with C1 = 0.

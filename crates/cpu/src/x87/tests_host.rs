@@ -58,7 +58,8 @@ impl Frame {
     }
 }
 
-/// Runs the host sequence with `$op` in the middle.
+/// Runs the host sequence with `$op` in the middle (FNCLEX after FNSTSW,
+/// so unmasked exceptions are recorded but never delivered).
 macro_rules! host_fn {
     ($name:ident, $op:literal) => {
         fn $name(f: &mut Frame) {
@@ -75,6 +76,7 @@ macro_rules! host_fn {
                     "fld tbyte ptr [{p}]",
                     $op,
                     "fnstsw word ptr [{p} + 0x32]",
+                    "fnclex",
                     "fstp tbyte ptr [{p} + 0x20]",
                     "fstp tbyte ptr [{p} + 0x50]",
                     "fninit",
@@ -142,6 +144,7 @@ fn emu_code(op: Build) -> Vec<u8> {
         a.fld(tword_ptr(m(OFF_A)))?;
         op(a)?;
         a.fnstsw(word_ptr(m(OFF_SW)))?;
+        a.fnclex()?;
         a.fstp(tword_ptr(m(OFF_RES)))?;
         a.fstp(tword_ptr(m(OFF_RES2)))
     })
@@ -219,6 +222,10 @@ impl Rng {
     fn cw(&mut self) -> u16 {
         let pc = [0u16, 2, 3][self.below(3) as usize];
         0x7F | (pc << 8) | ((self.below(4) as u16) << 10)
+    }
+    /// Like [`Rng::cw`] with a random subset of the exceptions unmasked.
+    fn cw_unmasked(&mut self) -> u16 {
+        self.cw() & !(self.next() as u16 & 0x3F)
     }
 }
 
@@ -479,4 +486,59 @@ fn x87_host_transcendentals_loosely() {
     check_loose("fyl2x", h_fyl2x, |a| a.fyl2x(), n, 45, 1, &mut l2x);
     check_loose("fyl2xp1", h_fyl2xp1, |a| a.fyl2xp1(), n, 46, 1, &mut |r| (small(r, -60, -3), small(r, -10, 10)));
     check_loose("fpatan", h_fpatan, |a| a.fpatan(), n, 47, 1, &mut |r| (small(r, -30, 30), small(r, -30, 30)));
+}
+
+/// Unmasked exceptions (delivered nowhere: FNCLEX follows FNSTSW): the
+/// destination is kept for IE/DE/ZE, biased by 24576 for OE/UE on a
+/// register, and memory is not written for OE/UE on a store.
+#[test]
+fn x87_host_unmasked_exceptions() {
+    let mut unmasked = |r: &mut Rng| {
+        let (a, b, mem, _) = mixed(r);
+        (a, b, mem, r.cw_unmasked())
+    };
+    check("fadd unmasked", h_fadd, |a| a.fadd_2(st0, st1), N / 2, 50, &mut unmasked);
+    check("fmul unmasked", h_fmul, |a| a.fmul_2(st0, st1), N / 2, 51, &mut unmasked);
+    check("fdiv unmasked", h_fdiv, |a| a.fdiv_2(st0, st1), N / 2, 52, &mut unmasked);
+    check("fsqrt unmasked", h_fsqrt, |a| a.fsqrt(), N / 2, 53, &mut unmasked);
+    check("fscale unmasked", h_fscale, |a| a.fscale(), N / 2, 54, &mut |r| {
+        let (a, b, mem, _) = mixed(r);
+        let b = if r.below(2) == 0 { F80::new(b.sign(), 16383 + 14, b.signif | (1 << 63)) } else { b };
+        (a, b, mem, r.cw_unmasked())
+    });
+    check("fst m32 unmasked", h_fst_m32, |a| a.fst(dword_ptr(m(OFF_MEM))), N / 2, 55, &mut |r| {
+        let (a, b, mem, _) = for_store(r, &[0, 127, -126, -149, 128]);
+        (a, b, mem, r.cw_unmasked())
+    });
+    check("fst m64 unmasked", h_fst_m64, |a| a.fst(qword_ptr(m(OFF_MEM))), N / 2, 56, &mut |r| {
+        let (a, b, mem, _) = for_store(r, &[0, 1023, -1022, -1074, 1024]);
+        (a, b, mem, r.cw_unmasked())
+    });
+    check("fist m32 unmasked", h_fist_m32, |a| a.fist(dword_ptr(m(OFF_MEM))), N / 2, 57, &mut |r| {
+        let (a, b, mem, _) = for_store(r, &[0, 10, 30, 31, 32]);
+        (a, b, mem, r.cw_unmasked())
+    });
+    check("fld m32 unmasked", h_fld_m32, |a| a.fld(dword_ptr(m(OFF_MEM))), N / 2, 58, &mut |r| {
+        let (a, b, mem, _) = mem_bits(r);
+        (a, b, mem, r.cw_unmasked())
+    });
+    let mut unm_mem = |r: &mut Rng| {
+        let (a, b, mem, _) = with_mem(r);
+        (a, b, mem, r.cw_unmasked())
+    };
+    check("fadd m32 unmasked", h_fadd_m32, |a| a.fadd(dword_ptr(m(OFF_MEM))), N / 2, 59, &mut unm_mem);
+    check("fcom m32 unmasked", h_fcom_m32, |a| a.fcom(dword_ptr(m(OFF_MEM))), N / 2, 60, &mut unm_mem);
+    check("fld m64 unmasked", h_fld_m64, |a| a.fld(qword_ptr(m(OFF_MEM))), N / 2, 61, &mut unm_mem);
+    check("fcom unmasked", h_fcom, |a| a.fcom_2(st0, st1), N / 2, 62, &mut unmasked);
+    check("fprem unmasked", h_fprem, |a| a.fprem(), N / 2, 63, &mut unmasked);
+    check("frndint unmasked", h_frndint, |a| a.frndint(), N / 2, 64, &mut unmasked);
+    check("fxtract unmasked", h_fxtract, |a| a.fxtract(), N / 2, 65, &mut unmasked);
+    check("fbstp unmasked", h_fbstp, |a| a.fbstp(tword_ptr(m(OFF_MEM))), N / 2, 66, &mut |r| {
+        let (a, b, mem, _) = for_store(r, &[0, 20, 59, 60, 61]);
+        (a, b, mem, r.cw_unmasked())
+    });
+    check("fistp m64 unmasked", h_fistp_m64, |a| a.fistp(qword_ptr(m(OFF_MEM))), N / 2, 67, &mut |r| {
+        let (a, b, mem, _) = for_store(r, &[0, 40, 62, 63, 64]);
+        (a, b, mem, r.cw_unmasked())
+    });
 }
