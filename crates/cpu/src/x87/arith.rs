@@ -46,25 +46,34 @@ fn sub(ctx: &mut Ctx, a: F80, b: F80) -> F80 {
     if b.is_nan() || b.class() == Class::Unsupported {
         return f80::add(ctx, a, b);
     }
-    f80::add(ctx, a, b.neg())
+    f80::add(ctx, a, b.negate())
 }
 
 /// Every encoding of FADD FSUB FSUBR FMUL FDIV FDIVR, their popping forms
 /// and the integer-operand FIxxx forms.
-pub fn binary<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B, op: Op) -> Result<(), Exception> {
-    let pop = matches!(insn.mnemonic(), M::Faddp | M::Fsubp | M::Fsubrp | M::Fmulp | M::Fdivp | M::Fdivrp);
-    let (dst_i, src, src_empty, mem_denormal) = if insn.op_count() == 1 && insn.op_kind(0) == OpKind::Memory {
-        let (v, d) = read_mem_value(cpu, insn, bus)?;
-        (0, v, false, d)
-    } else if insn.op_count() >= 2 {
-        let (d, s) = (sti(insn, 0), sti(insn, 1));
-        let fpu = &cpu.state.fpu;
-        (d, fpu.st(s), fpu.is_empty(s), false)
-    } else {
-        // DE C1 etc. without operands: ST(1) op ST(0), pop.
-        let fpu = &cpu.state.fpu;
-        (1, fpu.st(0), fpu.is_empty(0), false)
-    };
+pub fn binary<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+    op: Op,
+) -> Result<(), Exception> {
+    let pop = matches!(
+        insn.mnemonic(),
+        M::Faddp | M::Fsubp | M::Fsubrp | M::Fmulp | M::Fdivp | M::Fdivrp
+    );
+    let (dst_i, src, src_empty, mem_denormal) =
+        if insn.op_count() == 1 && insn.op_kind(0) == OpKind::Memory {
+            let (v, d) = read_mem_value(cpu, insn, bus)?;
+            (0, v, false, d)
+        } else if insn.op_count() >= 2 {
+            let (d, s) = (sti(insn, 0), sti(insn, 1));
+            let fpu = &cpu.state.fpu;
+            (d, fpu.st(s), fpu.is_empty(s), false)
+        } else {
+            // DE C1 etc. without operands: ST(1) op ST(0), pop.
+            let fpu = &cpu.state.fpu;
+            (1, fpu.st(0), fpu.is_empty(0), false)
+        };
     let fpu = &mut cpu.state.fpu;
     if src_empty || fpu.is_empty(dst_i) {
         if underflow(fpu) {
@@ -136,7 +145,7 @@ pub fn unary(cpu: &mut Cpu, op: Unary) -> Result<(), Exception> {
     let r = match op {
         Unary::Sqrt => f80::sqrt(&mut ctx, a),
         Unary::Abs => a.abs(),
-        Unary::Chs => a.neg(),
+        Unary::Chs => a.negate(),
         Unary::Rndint => rndint(&mut ctx, a),
     };
     if raise(fpu, ctx.flags, ctx.c1) {
@@ -158,7 +167,13 @@ pub fn scale(ctx: &mut Ctx, a: F80, b: F80) -> F80 {
     }
     match (ca, cb) {
         (Class::Zero, _) | (Class::Inf, _) => return a,
-        (_, Class::Inf) => return if b.sign() { F80::zero(a.sign()) } else { F80::inf(a.sign()) },
+        (_, Class::Inf) => {
+            return if b.sign() {
+                F80::zero(a.sign())
+            } else {
+                F80::inf(a.sign())
+            }
+        }
         _ => {}
     }
     let n: i64 = if cb == Class::Zero {
@@ -269,7 +284,12 @@ pub fn prem(ctx: &mut Ctx, a: F80, b: F80, ieee: bool) -> Rem {
         return Rem { value: r, cc: 0 };
     }
     match (a.class(), b.class()) {
-        (Class::Inf, _) | (_, Class::Zero) => return Rem { value: f80::invalid(ctx), cc: 0 },
+        (Class::Inf, _) | (_, Class::Zero) => {
+            return Rem {
+                value: f80::invalid(ctx),
+                cc: 0,
+            }
+        }
         _ => f80::denormal_check(ctx, &[a, b]),
     }
     match (a.class(), b.class()) {
@@ -277,17 +297,27 @@ pub fn prem(ctx: &mut Ctx, a: F80, b: F80, ieee: bool) -> Rem {
         (_, Class::Inf) => {
             // The remainder is a itself; a denormal is normalized on the way.
             let u = a.unpack();
-            return Rem { value: ctx.round_ext64(u.sign, u.exp, u128::from(u.sig) << 64), cc: 0 };
+            return Rem {
+                value: ctx.round_ext64(u.sign, u.exp, u128::from(u.sig) << 64),
+                cc: 0,
+            };
         }
         _ => {}
     }
     let (x, y) = (a.unpack(), b.unpack());
     let d = x.exp - y.exp;
     if d < 0 && !(ieee && d == -1) {
-        return Rem { value: ctx.round_ext64(x.sign, x.exp, u128::from(x.sig) << 64), cc: 0 };
+        return Rem {
+            value: ctx.round_ext64(x.sign, x.exp, u128::from(x.sig) << 64),
+            cc: 0,
+        };
     }
     // Reduce by 2^(d - n) * b when the exponents are 64 or more apart.
-    let (shift, partial) = if d >= 64 { (d - ((d & 31) | 32), true) } else { (0, false) };
+    let (shift, partial) = if d >= 64 {
+        (d - ((d & 31) | 32), true)
+    } else {
+        (0, false)
+    };
     let dd = d - shift; // -1 ..= 63
     let big_a = u128::from(x.sig) << (dd + 1);
     let big_b = u128::from(y.sig) << 1;

@@ -92,7 +92,11 @@ fn set_cc(fpu: &mut super::FpuState, cc: u16) {
 }
 
 /// FCOM FCOMP FCOMPP FUCOM FUCOMP FUCOMPP FICOM FICOMP.
-pub fn fcom<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn fcom<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let m = insn.mnemonic();
     let pops = match m {
         M::Fcompp | M::Fucompp => 2,
@@ -100,13 +104,18 @@ pub fn fcom<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> 
         _ => 0,
     };
     let quiet = matches!(m, M::Fucom | M::Fucomp | M::Fucompp);
-    let (b, b_empty, mem_denormal) = if insn.op_count() >= 1 && insn.op_kind(insn.op_count() - 1) == OpKind::Memory {
-        let (v, d) = read_mem_value(cpu, insn, bus)?;
-        (v, false, d)
-    } else {
-        let i = if insn.op_count() == 0 { 1 } else { sti(insn, insn.op_count() - 1) };
-        (cpu.state.fpu.st(i), cpu.state.fpu.is_empty(i), false)
-    };
+    let (b, b_empty, mem_denormal) =
+        if insn.op_count() >= 1 && insn.op_kind(insn.op_count() - 1) == OpKind::Memory {
+            let (v, d) = read_mem_value(cpu, insn, bus)?;
+            (v, false, d)
+        } else {
+            let i = if insn.op_count() == 0 {
+                1
+            } else {
+                sti(insn, insn.op_count() - 1)
+            };
+            (cpu.state.fpu.st(i), cpu.state.fpu.is_empty(i), false)
+        };
     let fpu = &mut cpu.state.fpu;
     if b_empty || fpu.is_empty(0) {
         if underflow(fpu) {

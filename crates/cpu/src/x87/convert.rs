@@ -55,7 +55,13 @@ pub(crate) fn write_bytes<B: Bus + ?Sized>(
         cpu.check_write(seg, off, len)?;
     }
     for (i, b) in bytes.iter().enumerate() {
-        cpu.write_mem(bus, seg, off.wrapping_add(i as u32) & mask, 1, u32::from(*b))?;
+        cpu.write_mem(
+            bus,
+            seg,
+            off.wrapping_add(i as u32) & mask,
+            1,
+            u32::from(*b),
+        )?;
     }
     Ok(())
 }
@@ -79,7 +85,10 @@ fn ieee_to_f80(bits: u64, fmt: Fmt) -> (F80, bool) {
     let frac = bits & ((1 << frac_bits) - 1);
     let emax_field = (1 << exp_bits) - 1;
     if e == emax_field {
-        return (F80::new(sign, 0x7FFF, (1 << 63) | (frac << (64 - fmt.prec))), false);
+        return (
+            F80::new(sign, 0x7FFF, (1 << 63) | (frac << (64 - fmt.prec))),
+            false,
+        );
     }
     if e == 0 {
         if frac == 0 {
@@ -92,7 +101,10 @@ fn ieee_to_f80(bits: u64, fmt: Fmt) -> (F80, bool) {
         return (F80::new(sign, (exp + 16383) as u16, sig), true);
     }
     let exp = e - (fmt.emax) + 16383;
-    (F80::new(sign, exp as u16, (1 << 63) | (frac << (64 - fmt.prec))), false)
+    (
+        F80::new(sign, exp as u16, (1 << 63) | (frac << (64 - fmt.prec))),
+        false,
+    )
 }
 
 /// Converts a register value to m32fp/m64fp bits, rounding by `ctx`.
@@ -123,7 +135,8 @@ pub fn f80_to_ieee(ctx: &mut Ctx, v: F80, fmt: Fmt) -> u64 {
         }
         Class::Normal | Class::Denormal => {
             let u = v.unpack();
-            ctx.round(u.sign, u.exp, u128::from(u.sig) << 64, fmt, false).to_ieee(fmt)
+            ctx.round(u.sign, u.exp, u128::from(u.sig) << 64, fmt, false)
+                .to_ieee(fmt)
         }
     }
 }
@@ -224,14 +237,31 @@ pub(crate) fn read_mem_value<B: Bus + ?Sized>(
         }
         MemorySize::Float80 => {
             let b: [u8; 10] = read_bytes(cpu, insn, bus, 0)?;
-            (F80 { signif: u64::from_le_bytes(b[..8].try_into().unwrap_or_default()), sign_exp: u16::from_le_bytes([b[8], b[9]]) }, false)
+            (
+                F80 {
+                    signif: u64::from_le_bytes(b[..8].try_into().unwrap_or_default()),
+                    sign_exp: u16::from_le_bytes([b[8], b[9]]),
+                },
+                false,
+            )
         }
-        MemorySize::Int16 => (int_to_f80(i64::from(cpu.read_mem_operand(insn, 0, 2, bus)? as u16 as i16)), false),
-        MemorySize::Int32 => (int_to_f80(i64::from(cpu.read_mem_operand(insn, 0, 4, bus)? as i32)), false),
+        MemorySize::Int16 => (
+            int_to_f80(i64::from(
+                cpu.read_mem_operand(insn, 0, 2, bus)? as u16 as i16
+            )),
+            false,
+        ),
+        MemorySize::Int32 => (
+            int_to_f80(i64::from(cpu.read_mem_operand(insn, 0, 4, bus)? as i32)),
+            false,
+        ),
         MemorySize::Int64 => {
             let lo = cpu.read_mem_operand(insn, 0, 4, bus)?;
             let hi = cpu.read_mem_operand(insn, 4, 4, bus)?;
-            (int_to_f80((u64::from(lo) | (u64::from(hi) << 32)) as i64), false)
+            (
+                int_to_f80((u64::from(lo) | (u64::from(hi) << 32)) as i64),
+                false,
+            )
         }
         MemorySize::Bcd => (bcd_to_f80(read_bytes(cpu, insn, bus, 0)?), false),
         _ => return Err(Exception::InvalidOpcode),
@@ -244,7 +274,11 @@ pub fn int_to_f80(v: i64) -> F80 {
 }
 
 /// `FLD m32fp/m64fp/m80fp` and `FLD ST(i)`.
-pub fn fld<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn fld<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     if insn.op_kind(0) == OpKind::Register {
         let i = sti(insn, 0);
         let fpu = &mut cpu.state.fpu;
@@ -283,22 +317,38 @@ pub fn fld<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> R
 }
 
 /// `FILD m16int/m32int/m64int`.
-pub fn fild<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn fild<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let (v, _) = read_mem_value(cpu, insn, bus)?;
     push_checked(&mut cpu.state.fpu, v, false);
     Ok(())
 }
 
 /// `FBLD m80bcd`.
-pub fn fbld<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn fbld<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     fild(cpu, insn, bus)
 }
 
 /// `FST`/`FSTP` to m32fp/m64fp/m80fp or ST(i).
-pub fn fst<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn fst<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let pop = insn.mnemonic() != M::Fst;
     let empty = cpu.state.fpu.is_empty(0);
-    let v = if empty { f80::INDEFINITE } else { cpu.state.fpu.st(0) };
+    let v = if empty {
+        f80::INDEFINITE
+    } else {
+        cpu.state.fpu.st(0)
+    };
     if insn.op_kind(0) == OpKind::Register {
         let i = sti(insn, 0);
         let fpu = &mut cpu.state.fpu;
@@ -319,7 +369,9 @@ pub fn fst<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> R
         ctx.flags |= exc::IE | exc::SF;
     }
     let bytes: Vec<u8> = match insn.memory_size() {
-        MemorySize::Float32 => (f80_to_ieee(&mut ctx, v, SINGLE) as u32).to_le_bytes().to_vec(),
+        MemorySize::Float32 => (f80_to_ieee(&mut ctx, v, SINGLE) as u32)
+            .to_le_bytes()
+            .to_vec(),
         MemorySize::Float64 => f80_to_ieee(&mut ctx, v, DOUBLE).to_le_bytes().to_vec(),
         MemorySize::Float80 => {
             let mut b = v.signif.to_le_bytes().to_vec();
@@ -356,7 +408,11 @@ fn store_and_commit<B: Bus + ?Sized>(
 }
 
 /// `FIST m16int/m32int`, `FISTP m16int/m32int/m64int`.
-pub fn fist<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn fist<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let pop = insn.mnemonic() == M::Fistp;
     let empty = cpu.state.fpu.is_empty(0);
     let mut ctx = Ctx::from_control(cpu.state.fpu.control);
@@ -377,7 +433,11 @@ pub fn fist<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> 
 }
 
 /// `FBSTP m80bcd`.
-pub fn fbstp<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn fbstp<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let mut ctx = Ctx::from_control(cpu.state.fpu.control);
     let bytes = if cpu.state.fpu.is_empty(0) {
         ctx.flags |= exc::IE | exc::SF;
@@ -394,11 +454,22 @@ mod tests {
 
     #[test]
     fn single_round_trip() {
-        for bits in [0x3F80_0000u32, 0x0000_0001, 0x807F_FFFF, 0x7F7F_FFFF, 0x7FA0_0000, 0xFF80_0000] {
+        for bits in [
+            0x3F80_0000u32,
+            0x0000_0001,
+            0x807F_FFFF,
+            0x7F7F_FFFF,
+            0x7FA0_0000,
+            0xFF80_0000,
+        ] {
             let (v, _) = f32_to_f80(bits);
             let mut ctx = Ctx::from_control(0x037F);
             let back = f80_to_ieee(&mut ctx, v, SINGLE) as u32;
-            let expect = if bits == 0x7FA0_0000 { 0x7FE0_0000 } else { bits };
+            let expect = if bits == 0x7FA0_0000 {
+                0x7FE0_0000
+            } else {
+                bits
+            };
             assert_eq!(back, expect, "{bits:#x}");
         }
     }

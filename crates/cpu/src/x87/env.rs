@@ -55,7 +55,11 @@ pub fn fclex<B: Bus + ?Sized>(cpu: &mut Cpu, bus: &mut B) -> Result<(), Exceptio
 }
 
 /// `FLDCW m16`: a pending exception it unmasks becomes an error (ES set).
-pub fn fldcw<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn fldcw<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let v = cpu.read_mem_operand(insn, 0, 2, bus)? as u16;
     set_control(cpu, v, bus);
     Ok(())
@@ -72,13 +76,21 @@ fn set_control<B: Bus + ?Sized>(cpu: &mut Cpu, v: u16, bus: &mut B) {
 }
 
 /// `FNSTCW m16` / `FSTCW m16`.
-pub fn fstcw<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn fstcw<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let v = cpu.state.fpu.control;
     write_bytes(cpu, insn, bus, 0, &v.to_le_bytes())
 }
 
 /// `FNSTSW m16` / `FNSTSW AX` (and the waiting forms).
-pub fn fstsw<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn fstsw<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let v = cpu.state.fpu.status;
     if insn.op_kind(0) == OpKind::Register {
         write_gpr(&mut cpu.state, insn.op0_register(), u32::from(v));
@@ -96,7 +108,15 @@ fn env_image(cpu: &Cpu, layout: Layout) -> Vec<u8> {
     let mut put16 = |v: u16| out.extend_from_slice(&v.to_le_bytes());
     match layout {
         Layout::Prot16 => {
-            for v in [f.control, f.status, tw, f.last_ip as u16, f.last_cs, f.last_dp as u16, f.last_ds] {
+            for v in [
+                f.control,
+                f.status,
+                tw,
+                f.last_ip as u16,
+                f.last_cs,
+                f.last_dp as u16,
+                f.last_ds,
+            ] {
                 put16(v);
             }
         }
@@ -193,14 +213,23 @@ fn load_env<B: Bus + ?Sized>(cpu: &mut Cpu, b: &[u8], layout: Layout, bus: &mut 
 }
 
 /// `FLDENV m14/28byte`.
-pub fn fldenv<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn fldenv<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let layout = Layout::current(cpu);
     let b: [u8; 28] = read_env(cpu, insn, bus, layout)?;
     load_env(cpu, &b, layout, bus);
     Ok(())
 }
 
-fn read_env<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B, layout: Layout) -> Result<[u8; 28], Exception> {
+fn read_env<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+    layout: Layout,
+) -> Result<[u8; 28], Exception> {
     let mut b = [0u8; 28];
     if layout.size() == 14 {
         let s: [u8; 14] = read_bytes(cpu, insn, bus, 0)?;
@@ -212,7 +241,11 @@ fn read_env<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B, lay
 }
 
 /// `FNSTENV` / `FSTENV`: stores the environment, then masks every exception.
-pub fn fstenv<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn fstenv<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let img = env_image(cpu, Layout::current(cpu));
     write_bytes(cpu, insn, bus, 0, &img)?;
     cpu.state.fpu.control |= 0x3F;
@@ -220,7 +253,11 @@ pub fn fstenv<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -
 }
 
 /// `FNSAVE` / `FSAVE`: environment plus ST(0)..ST(7), then FNINIT.
-pub fn fsave<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn fsave<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let mut img = env_image(cpu, Layout::current(cpu));
     for i in 0..8 {
         let v = cpu.state.fpu.st(i);
@@ -234,7 +271,11 @@ pub fn fsave<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) ->
 }
 
 /// `FRSTOR`: environment plus ST(0)..ST(7).
-pub fn frstor<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn frstor<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let layout = Layout::current(cpu);
     let env = read_env(cpu, insn, bus, layout)?;
     let regs: [u8; 80] = read_bytes(cpu, insn, bus, layout.size())?;
@@ -245,7 +286,10 @@ pub fn frstor<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -
         let mut sig = [0u8; 8];
         sig.copy_from_slice(&r[..8]);
         let p = f.phys(i);
-        f.regs[p] = F80 { signif: u64::from_le_bytes(sig), sign_exp: u16::from_le_bytes([r[8], r[9]]) };
+        f.regs[p] = F80 {
+            signif: u64::from_le_bytes(sig),
+            sign_exp: u16::from_le_bytes([r[8], r[9]]),
+        };
     }
     Ok(())
 }
@@ -253,7 +297,9 @@ pub fn frstor<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -
 /// Checks FXSAVE/FXRSTOR's 16-byte alignment (#GP(0) otherwise).
 fn fx_aligned(cpu: &Cpu, insn: &Instruction) -> Result<(), Exception> {
     let seg = cpu.memory_segment(insn);
-    let lin = cpu.state.seg[seg as usize].base.wrapping_add(cpu.effective_offset(insn));
+    let lin = cpu.state.seg[seg as usize]
+        .base
+        .wrapping_add(cpu.effective_offset(insn));
     if lin & 15 != 0 {
         return Err(Exception::GeneralProtection(0));
     }
@@ -266,7 +312,11 @@ const MXCSR_MASK: u32 = 0xFFBF;
 /// `FXSAVE m512byte`: the legacy image (abridged tag word, FOP, 32-bit
 /// pointers, MXCSR, ST(0)..ST(7) in 16-byte slots). The XMM area is
 /// written as zeros when CR4.OSFXSR is set (this CPU has no XMM state).
-pub fn fxsave<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn fxsave<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     fx_aligned(cpu, insn)?;
     let f = cpu.state.fpu;
     let mut img = vec![0u8; 160];
@@ -299,7 +349,11 @@ pub fn fxsave<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -
 }
 
 /// `FXRSTOR m512byte`: #GP(0) for reserved MXCSR bits.
-pub fn fxrstor<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn fxrstor<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     fx_aligned(cpu, insn)?;
     let b: [u8; 160] = read_bytes(cpu, insn, bus, 0)?;
     let w16 = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
@@ -318,7 +372,11 @@ pub fn fxrstor<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) 
     f.mxcsr = mxcsr;
     let mut t = 0u16;
     for p in 0..8 {
-        let v = if b[4] & (1 << p) != 0 { tag::VALID } else { tag::EMPTY };
+        let v = if b[4] & (1 << p) != 0 {
+            tag::VALID
+        } else {
+            tag::EMPTY
+        };
         t |= v << (2 * p);
     }
     f.tag = t;
@@ -327,7 +385,10 @@ pub fn fxrstor<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) 
         let mut sig = [0u8; 8];
         sig.copy_from_slice(&b[o..o + 8]);
         let p = f.phys(i);
-        f.regs[p] = F80 { signif: u64::from_le_bytes(sig), sign_exp: w16(o + 8) };
+        f.regs[p] = F80 {
+            signif: u64::from_le_bytes(sig),
+            sign_exp: w16(o + 8),
+        };
     }
     set_control(cpu, w16(0), bus);
     Ok(())

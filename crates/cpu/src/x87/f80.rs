@@ -67,11 +67,23 @@ pub struct Fmt {
 }
 
 /// Double-extended (the register format).
-pub const EXT: Fmt = Fmt { prec: 64, emin: -16382, emax: 16383 };
+pub const EXT: Fmt = Fmt {
+    prec: 64,
+    emin: -16382,
+    emax: 16383,
+};
 /// Double precision (m64fp).
-pub const DOUBLE: Fmt = Fmt { prec: 53, emin: -1022, emax: 1023 };
+pub const DOUBLE: Fmt = Fmt {
+    prec: 53,
+    emin: -1022,
+    emax: 1023,
+};
 /// Single precision (m32fp).
-pub const SINGLE: Fmt = Fmt { prec: 24, emin: -126, emax: 127 };
+pub const SINGLE: Fmt = Fmt {
+    prec: 24,
+    emin: -126,
+    emax: 127,
+};
 
 /// The class of an 80-bit value (SDM Vol. 1, table 8-3 and 8.2.2
 /// "Unsupported Double Extended-Precision Floating-Point Encodings").
@@ -94,12 +106,18 @@ pub enum Class {
 }
 
 /// The QNaN "real indefinite" (SDM Vol. 1, table 4-3).
-pub const INDEFINITE: F80 = F80 { signif: 0xC000_0000_0000_0000, sign_exp: 0xFFFF };
+pub const INDEFINITE: F80 = F80 {
+    signif: 0xC000_0000_0000_0000,
+    sign_exp: 0xFFFF,
+};
 
 impl F80 {
     /// Builds a value from its sign, biased exponent and significand.
     pub const fn new(sign: bool, exp: u16, signif: u64) -> F80 {
-        F80 { signif, sign_exp: ((sign as u16) << 15) | (exp & 0x7FFF) }
+        F80 {
+            signif,
+            sign_exp: ((sign as u16) << 15) | (exp & 0x7FFF),
+        }
     }
     /// Positive or negative zero.
     pub const fn zero(sign: bool) -> F80 {
@@ -120,12 +138,18 @@ impl F80 {
         self.sign_exp & 0x7FFF
     }
     /// The same value with the sign flipped.
-    pub fn neg(self) -> F80 {
-        F80 { signif: self.signif, sign_exp: self.sign_exp ^ 0x8000 }
+    pub fn negate(self) -> F80 {
+        F80 {
+            signif: self.signif,
+            sign_exp: self.sign_exp ^ 0x8000,
+        }
     }
     /// The same value with the sign cleared.
     pub fn abs(self) -> F80 {
-        F80 { signif: self.signif, sign_exp: self.sign_exp & 0x7FFF }
+        F80 {
+            signif: self.signif,
+            sign_exp: self.sign_exp & 0x7FFF,
+        }
     }
     /// Classifies the encoding.
     pub fn class(self) -> Class {
@@ -147,7 +171,10 @@ impl F80 {
     }
     /// The value with the quiet bit set.
     pub fn quiet(self) -> F80 {
-        F80 { signif: self.signif | (1 << 62), sign_exp: self.sign_exp }
+        F80 {
+            signif: self.signif | (1 << 62),
+            sign_exp: self.sign_exp,
+        }
     }
     /// Unpacks a finite non-zero value (normal, denormal or pseudo-denormal)
     /// to its normalized significand and the unbiased exponent of bit 63.
@@ -156,9 +183,17 @@ impl F80 {
         let sign = self.sign();
         if e == 0 {
             let lz = self.signif.leading_zeros() as i32;
-            Unpacked { sign, exp: -16382 - lz, sig: self.signif << lz }
+            Unpacked {
+                sign,
+                exp: -16382 - lz,
+                sig: self.signif << lz,
+            }
         } else {
-            Unpacked { sign, exp: i32::from(e) - 16383, sig: self.signif }
+            Unpacked {
+                sign,
+                exp: i32::from(e) - 16383,
+                sig: self.signif,
+            }
         }
     }
 }
@@ -212,7 +247,11 @@ impl Packed {
             Packed::Inf(s) => (u64::from(s) << sign_shift) | (emax_field << frac_bits),
             Packed::Finite(s, e, sig) => {
                 let frac = (sig >> (64 - fmt.prec)) & ((1 << frac_bits) - 1);
-                let field = if sig >> 63 == 0 { 0 } else { (e - fmt.emin + 1) as u64 };
+                let field = if sig >> 63 == 0 {
+                    0
+                } else {
+                    (e - fmt.emin + 1) as u64
+                };
                 (u64::from(s) << sign_shift) | (field << frac_bits) | frac
             }
         }
@@ -256,12 +295,22 @@ impl Ctx {
             2 => 53,
             _ => 64,
         };
-        Ctx { rc: Rc::from_control(cw), prec, um: cw & exc::UE != 0, om: cw & exc::OE != 0, flags: 0, c1: false }
+        Ctx {
+            rc: Rc::from_control(cw),
+            prec,
+            um: cw & exc::UE != 0,
+            om: cw & exc::OE != 0,
+            flags: 0,
+            c1: false,
+        }
     }
 
     /// The register format at the current precision control.
     pub fn ext_pc(&self) -> Fmt {
-        Fmt { prec: self.prec, ..EXT }
+        Fmt {
+            prec: self.prec,
+            ..EXT
+        }
     }
 
     /// Rounds `sig` (bits 127..0) to the top `prec` bits; returns the rounded
@@ -417,7 +466,8 @@ pub fn propagate_nan(ctx: &mut Ctx, a: F80, b: F80) -> F80 {
     } else if sa != sb {
         sb // the quiet one wins
     } else if a.signif != b.signif {
-        (a.signif | (3 << 62)) > (b.signif | (3 << 62)) || ((a.signif | (3 << 62)) == (b.signif | (3 << 62)) && a.sign_exp <= b.sign_exp)
+        (a.signif | (3 << 62)) > (b.signif | (3 << 62))
+            || ((a.signif | (3 << 62)) == (b.signif | (3 << 62)) && a.sign_exp <= b.sign_exp)
     } else {
         a.sign_exp <= b.sign_exp
     };
@@ -490,7 +540,11 @@ pub fn add(ctx: &mut Ctx, a: F80, b: F80) -> F80 {
     }
     match (ca, cb) {
         (Class::Zero, Class::Zero) => {
-            let s = if a.sign() == b.sign() { a.sign() } else { ctx.rc == Rc::Down };
+            let s = if a.sign() == b.sign() {
+                a.sign()
+            } else {
+                ctx.rc == Rc::Down
+            };
             return F80::zero(s);
         }
         (Class::Zero, _) => {
@@ -623,10 +677,18 @@ pub fn sqrt(ctx: &mut Ctx, a: F80) -> F80 {
     let u = a.unpack();
     // value = sig * 2^(exp - 63); make the power of two even.
     let e = u.exp - 63;
-    let (n, half) = if e & 1 == 0 { (u128::from(u.sig) << 64, e / 2 - 32) } else { (u128::from(u.sig) << 63, (e + 1) / 2 - 32) };
+    let (n, half) = if e & 1 == 0 {
+        (u128::from(u.sig) << 64, e / 2 - 32)
+    } else {
+        (u128::from(u.sig) << 63, (e + 1) / 2 - 32)
+    };
     let (r, rem) = isqrt(n);
     // r has 64 bits; the next bit is set iff rem > r, and then the rest is non-zero.
-    let extra: u128 = if rem > r { 3 << 62 } else { u128::from(rem != 0) };
+    let extra: u128 = if rem > r {
+        3 << 62
+    } else {
+        u128::from(rem != 0)
+    };
     let sig = (r << 64) | extra;
     // r's bit 63 has weight 2^(63 + half), so bit 127 of sig carries 63 + half.
     ctx.round_ext(false, 63 + half, sig)

@@ -25,15 +25,30 @@ pub struct Constant {
 }
 
 /// pi.
-pub const PI: Constant = Constant { exp: 1, sig: 0xc90fdaa22168c234c4c6628b80dc1cd1 };
+pub const PI: Constant = Constant {
+    exp: 1,
+    sig: 0xc90fdaa22168c234c4c6628b80dc1cd1,
+};
 /// log2(e).
-pub const L2E: Constant = Constant { exp: 0, sig: 0xb8aa3b295c17f0bbbe87fed0691d3e88 };
+pub const L2E: Constant = Constant {
+    exp: 0,
+    sig: 0xb8aa3b295c17f0bbbe87fed0691d3e88,
+};
 /// log2(10).
-pub const L2T: Constant = Constant { exp: 1, sig: 0xd49a784bcd1b8afe492bf6ff4dafdb4c };
+pub const L2T: Constant = Constant {
+    exp: 1,
+    sig: 0xd49a784bcd1b8afe492bf6ff4dafdb4c,
+};
 /// log10(2).
-pub const LG2: Constant = Constant { exp: -2, sig: 0x9a209a84fbcff7988f8959ac0b7c9178 };
+pub const LG2: Constant = Constant {
+    exp: -2,
+    sig: 0x9a209a84fbcff7988f8959ac0b7c9178,
+};
 /// ln(2).
-pub const LN2: Constant = Constant { exp: -1, sig: 0xb17217f7d1cf79abc9e3b39803f2f6af };
+pub const LN2: Constant = Constant {
+    exp: -1,
+    sig: 0xb17217f7d1cf79abc9e3b39803f2f6af,
+};
 
 /// A constant rounded to 64 bits by `ctx`'s RC.
 pub fn constant(ctx: &mut Ctx, c: Constant) -> F80 {
@@ -62,7 +77,11 @@ pub fn load_constant(cpu: &mut Cpu, insn: &Instruction) -> Result<(), Exception>
 /// `FXCH ST(i)`: an empty operand is replaced by the real indefinite
 /// (masked stack underflow).
 pub fn fxch(cpu: &mut Cpu, insn: &Instruction) -> Result<(), Exception> {
-    let i = if insn.op_count() == 0 { 1 } else { sti(insn, insn.op_count() - 1) };
+    let i = if insn.op_count() == 0 {
+        1
+    } else {
+        sti(insn, insn.op_count() - 1)
+    };
     let fpu = &mut cpu.state.fpu;
     let (e0, ei) = (fpu.is_empty(0), fpu.is_empty(i));
     if e0 || ei {
@@ -94,7 +113,11 @@ pub fn ffree(cpu: &mut Cpu, insn: &Instruction) -> Result<(), Exception> {
 /// `FDECSTP` / `FINCSTP`: move TOP without touching tags; C1 cleared.
 pub fn step_top(cpu: &mut Cpu, insn: &Instruction) -> Result<(), Exception> {
     let fpu = &mut cpu.state.fpu;
-    let t = if insn.mnemonic() == M::Fdecstp { fpu.top().wrapping_sub(1) } else { fpu.top() + 1 };
+    let t = if insn.mnemonic() == M::Fdecstp {
+        fpu.top().wrapping_sub(1)
+    } else {
+        fpu.top() + 1
+    };
     fpu.set_top(t);
     fpu.status &= !sw::C1;
     Ok(())

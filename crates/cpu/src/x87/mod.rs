@@ -27,11 +27,11 @@ pub mod env;
 pub mod f80;
 pub mod misc;
 pub mod mp;
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests_host;
 pub mod transcend;
 #[cfg(test)]
 mod transcend_vectors;
-#[cfg(all(test, target_arch = "x86_64"))]
-mod tests_host;
 
 /// An 80-bit double-extended value as stored in an x87 register
 /// (SDM Vol. 1, 4.2.2): explicit integer bit in `signif`, 15-bit biased
@@ -182,7 +182,11 @@ impl FpuState {
     pub fn full_tag(&self) -> u16 {
         let mut t = 0;
         for p in 0..8 {
-            let v = if self.tag_of(p) == tag::EMPTY { tag::EMPTY } else { tag_for(self.regs[p]) };
+            let v = if self.tag_of(p) == tag::EMPTY {
+                tag::EMPTY
+            } else {
+                tag_for(self.regs[p])
+            };
             t |= v << (2 * p);
         }
         t
@@ -240,21 +244,107 @@ enum Kind {
 
 fn kind_of(m: M) -> Option<Kind> {
     Some(match m {
-        M::Fninit | M::Fnclex | M::Fnstcw | M::Fnstsw | M::Fnstenv | M::Fnsave | M::Fneni | M::Fndisi | M::Fnsetpm => {
-            Kind::NoWait
-        }
+        M::Fninit
+        | M::Fnclex
+        | M::Fnstcw
+        | M::Fnstsw
+        | M::Fnstenv
+        | M::Fnsave
+        | M::Fneni
+        | M::Fndisi
+        | M::Fnsetpm => Kind::NoWait,
         M::Fxsave | M::Fxrstor => Kind::NoWait,
-        M::Finit | M::Fclex | M::Fstcw | M::Fstsw | M::Fstenv | M::Fsave | M::Feni | M::Fdisi | M::Fsetpm | M::Fldcw
-        | M::Fldenv | M::Frstor | M::Wait => Kind::WaitControl,
-        M::F2xm1 | M::Fabs | M::Fadd | M::Faddp | M::Fbld | M::Fbstp | M::Fchs | M::Fcmovb | M::Fcmovbe | M::Fcmove
-        | M::Fcmovnb | M::Fcmovnbe | M::Fcmovne | M::Fcmovnu | M::Fcmovu | M::Fcom | M::Fcomi | M::Fcomip | M::Fcomp
-        | M::Fcompp | M::Fcos | M::Fdecstp | M::Fdiv | M::Fdivp | M::Fdivr | M::Fdivrp | M::Ffree | M::Ffreep
-        | M::Fiadd | M::Ficom | M::Ficomp | M::Fidiv | M::Fidivr | M::Fild | M::Fimul | M::Fincstp | M::Fist
-        | M::Fistp | M::Fisub | M::Fisubr | M::Fld | M::Fld1 | M::Fldl2e | M::Fldl2t | M::Fldlg2 | M::Fldln2
-        | M::Fldpi | M::Fldz | M::Fmul | M::Fmulp | M::Fnop | M::Fpatan | M::Fprem | M::Fprem1 | M::Fptan
-        | M::Frndint | M::Fscale | M::Fsin | M::Fsincos | M::Fsqrt | M::Fst | M::Fstp | M::Fstpnce | M::Fsub
-        | M::Fsubp | M::Fsubr | M::Fsubrp | M::Ftst | M::Fucom | M::Fucomi | M::Fucomip | M::Fucomp | M::Fucompp
-        | M::Fxam | M::Fxch | M::Fxtract | M::Fyl2x | M::Fyl2xp1 => Kind::Numeric,
+        M::Finit
+        | M::Fclex
+        | M::Fstcw
+        | M::Fstsw
+        | M::Fstenv
+        | M::Fsave
+        | M::Feni
+        | M::Fdisi
+        | M::Fsetpm
+        | M::Fldcw
+        | M::Fldenv
+        | M::Frstor
+        | M::Wait => Kind::WaitControl,
+        M::F2xm1
+        | M::Fabs
+        | M::Fadd
+        | M::Faddp
+        | M::Fbld
+        | M::Fbstp
+        | M::Fchs
+        | M::Fcmovb
+        | M::Fcmovbe
+        | M::Fcmove
+        | M::Fcmovnb
+        | M::Fcmovnbe
+        | M::Fcmovne
+        | M::Fcmovnu
+        | M::Fcmovu
+        | M::Fcom
+        | M::Fcomi
+        | M::Fcomip
+        | M::Fcomp
+        | M::Fcompp
+        | M::Fcos
+        | M::Fdecstp
+        | M::Fdiv
+        | M::Fdivp
+        | M::Fdivr
+        | M::Fdivrp
+        | M::Ffree
+        | M::Ffreep
+        | M::Fiadd
+        | M::Ficom
+        | M::Ficomp
+        | M::Fidiv
+        | M::Fidivr
+        | M::Fild
+        | M::Fimul
+        | M::Fincstp
+        | M::Fist
+        | M::Fistp
+        | M::Fisub
+        | M::Fisubr
+        | M::Fld
+        | M::Fld1
+        | M::Fldl2e
+        | M::Fldl2t
+        | M::Fldlg2
+        | M::Fldln2
+        | M::Fldpi
+        | M::Fldz
+        | M::Fmul
+        | M::Fmulp
+        | M::Fnop
+        | M::Fpatan
+        | M::Fprem
+        | M::Fprem1
+        | M::Fptan
+        | M::Frndint
+        | M::Fscale
+        | M::Fsin
+        | M::Fsincos
+        | M::Fsqrt
+        | M::Fst
+        | M::Fstp
+        | M::Fstpnce
+        | M::Fsub
+        | M::Fsubp
+        | M::Fsubr
+        | M::Fsubrp
+        | M::Ftst
+        | M::Fucom
+        | M::Fucomi
+        | M::Fucomip
+        | M::Fucomp
+        | M::Fucompp
+        | M::Fxam
+        | M::Fxch
+        | M::Fxtract
+        | M::Fyl2x
+        | M::Fyl2xp1 => Kind::Numeric,
         _ => return None,
     })
 }
@@ -262,11 +352,19 @@ fn kind_of(m: M) -> Option<Kind> {
 /// Whether a mnemonic belongs to the x87 (including FISTTP, FRSTPM and the
 /// 386SL FSTDW/FSTSG, which this CPU does not have).
 fn is_escape(m: M) -> bool {
-    kind_of(m).is_some() || matches!(m, M::Fisttp | M::Frstpm | M::Fstdw | M::Fstsg | M::Fnstdw | M::Fnstsg)
+    kind_of(m).is_some()
+        || matches!(
+            m,
+            M::Fisttp | M::Frstpm | M::Fstdw | M::Fstsg | M::Fnstdw | M::Fnstsg
+        )
 }
 
 /// Executes an x87 instruction; anything else is #UD.
-pub fn execute<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn execute<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let m = insn.mnemonic();
     let Some(kind) = kind_of(m) else {
         if is_escape(m) && cpu.state.model == CpuModel::P6 {
@@ -317,7 +415,11 @@ pub fn execute<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) 
 /// operand (the SingleStepTests vectors show #GP at a segment overrun) and
 /// nothing else changes (SDM Vol. 3A, 22.18 "x87 FPU" on systems without
 /// one; the 8086 vectors of opcodes D8-DF change only IP).
-fn no_coprocessor<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+fn no_coprocessor<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     if cpu.state.model == CpuModel::I286 && insn.mnemonic() != M::Wait {
         let c = cpu.state.cr0;
         if c & (cr0::EM | cr0::TS) != 0 {
@@ -346,7 +448,9 @@ fn record_pointers<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut
     let mask = cpu.ip_mask();
     let mut opcode = 0u16;
     for i in 0..14u32 {
-        let Some(b) = code_byte(cpu, bus, eip.wrapping_add(i) & mask) else { break };
+        let Some(b) = code_byte(cpu, bus, eip.wrapping_add(i) & mask) else {
+            break;
+        };
         if (0xD8..=0xDF).contains(&b) {
             let modrm = code_byte(cpu, bus, eip.wrapping_add(i + 1) & mask).unwrap_or(0);
             opcode = (u16::from(b & 7) << 8) | u16::from(modrm);
@@ -386,8 +490,11 @@ pub(crate) fn raise(fpu: &mut FpuState, flags: u16, c1: bool) -> bool {
     use f80::exc::{DE, IE, SF, ZE};
     // An unmasked invalid, denormal or zero-divide stops the instruction
     // before it computes: nothing after it (OE, UE, PE, C1) is reported.
-    let (flags, c1) =
-        if flags & (IE | DE | ZE) & !fpu.control != 0 { (flags & (IE | DE | ZE | SF), false) } else { (flags, c1) };
+    let (flags, c1) = if flags & (IE | DE | ZE) & !fpu.control != 0 {
+        (flags & (IE | DE | ZE | SF), false)
+    } else {
+        (flags, c1)
+    };
     fpu.status = (fpu.status & !sw::C1) | if c1 { sw::C1 } else { 0 };
     fpu.status |= flags & 0x7F;
     let unmasked = flags & 0x3F & !fpu.control;
@@ -424,7 +531,11 @@ pub(crate) fn push_checked(fpu: &mut FpuState, v: F80, c1: bool) -> bool {
     true
 }
 
-fn dispatch<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+fn dispatch<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     match insn.mnemonic() {
         M::Fadd | M::Faddp | M::Fiadd => arith::binary(cpu, insn, bus, arith::Op::Add),
         M::Fsub | M::Fsubp | M::Fisub => arith::binary(cpu, insn, bus, arith::Op::Sub),
@@ -440,9 +551,14 @@ fn dispatch<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> 
         M::Fxtract => arith::fxtract(cpu),
         M::Fprem => arith::fprem(cpu, false),
         M::Fprem1 => arith::fprem(cpu, true),
-        M::Fcom | M::Fcomp | M::Fcompp | M::Fucom | M::Fucomp | M::Fucompp | M::Ficom | M::Ficomp => {
-            compare::fcom(cpu, insn, bus)
-        }
+        M::Fcom
+        | M::Fcomp
+        | M::Fcompp
+        | M::Fucom
+        | M::Fucomp
+        | M::Fucompp
+        | M::Ficom
+        | M::Ficomp => compare::fcom(cpu, insn, bus),
         M::Fcomi | M::Fcomip | M::Fucomi | M::Fucomip => compare::fcomi(cpu, insn),
         M::Ftst => compare::ftst(cpu),
         M::Fxam => compare::fxam(cpu),
@@ -452,17 +568,29 @@ fn dispatch<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> 
         M::Fst | M::Fstp | M::Fstpnce => convert::fst(cpu, insn, bus),
         M::Fist | M::Fistp => convert::fist(cpu, insn, bus),
         M::Fbstp => convert::fbstp(cpu, insn, bus),
-        M::Fld1 | M::Fldz | M::Fldpi | M::Fldl2e | M::Fldl2t | M::Fldlg2 | M::Fldln2 => misc::load_constant(cpu, insn),
+        M::Fld1 | M::Fldz | M::Fldpi | M::Fldl2e | M::Fldl2t | M::Fldlg2 | M::Fldln2 => {
+            misc::load_constant(cpu, insn)
+        }
         M::Fxch => misc::fxch(cpu, insn),
         M::Ffree | M::Ffreep => misc::ffree(cpu, insn),
         M::Fdecstp | M::Fincstp => misc::step_top(cpu, insn),
         M::Fnop => Ok(()),
-        M::Fcmovb | M::Fcmovbe | M::Fcmove | M::Fcmovnb | M::Fcmovnbe | M::Fcmovne | M::Fcmovnu | M::Fcmovu => {
-            misc::fcmov(cpu, insn)
-        }
-        M::Fsin | M::Fcos | M::Fsincos | M::Fptan | M::Fpatan | M::F2xm1 | M::Fyl2x | M::Fyl2xp1 => {
-            transcend::execute(cpu, insn)
-        }
+        M::Fcmovb
+        | M::Fcmovbe
+        | M::Fcmove
+        | M::Fcmovnb
+        | M::Fcmovnbe
+        | M::Fcmovne
+        | M::Fcmovnu
+        | M::Fcmovu => misc::fcmov(cpu, insn),
+        M::Fsin
+        | M::Fcos
+        | M::Fsincos
+        | M::Fptan
+        | M::Fpatan
+        | M::F2xm1
+        | M::Fyl2x
+        | M::Fyl2xp1 => transcend::execute(cpu, insn),
         M::Fninit | M::Finit => env::finit(cpu, bus),
         M::Fnclex | M::Fclex => env::fclex(cpu, bus),
         M::Fldcw => env::fldcw(cpu, insn, bus),

@@ -39,15 +39,35 @@ fn mul_wide(a: u128, b: u128) -> (u128, u128) {
 
 impl Q {
     /// Zero.
-    pub const ZERO: Q = Q { neg: false, exp: 0, m: 0 };
+    pub const ZERO: Q = Q {
+        neg: false,
+        exp: 0,
+        m: 0,
+    };
     /// One.
-    pub const ONE: Q = Q { neg: false, exp: 0, m: 1 << 127 };
+    pub const ONE: Q = Q {
+        neg: false,
+        exp: 0,
+        m: 1 << 127,
+    };
     /// pi/2 (the 128 leading bits of pi).
-    pub const PIO2: Q = Q { neg: false, exp: 0, m: 0xc90fdaa22168c234c4c6628b80dc1cd1 };
+    pub const PIO2: Q = Q {
+        neg: false,
+        exp: 0,
+        m: 0xc90fdaa22168c234c4c6628b80dc1cd1,
+    };
     /// pi.
-    pub const PI: Q = Q { neg: false, exp: 1, m: 0xc90fdaa22168c234c4c6628b80dc1cd1 };
+    pub const PI: Q = Q {
+        neg: false,
+        exp: 1,
+        m: 0xc90fdaa22168c234c4c6628b80dc1cd1,
+    };
     /// ln 2.
-    pub const LN2: Q = Q { neg: false, exp: -1, m: 0xb17217f7d1cf79abc9e3b39803f2f6af };
+    pub const LN2: Q = Q {
+        neg: false,
+        exp: -1,
+        m: 0xb17217f7d1cf79abc9e3b39803f2f6af,
+    };
 
     /// Normalizes `m` (moving its top bit to bit 127).
     pub fn new(neg: bool, exp: i32, m: u128) -> Q {
@@ -55,11 +75,19 @@ impl Q {
             return Q::ZERO;
         }
         let lz = m.leading_zeros();
-        Q { neg, exp: exp - lz as i32, m: m << lz }
+        Q {
+            neg,
+            exp: exp - lz as i32,
+            m: m << lz,
+        }
     }
     /// An exact copy of a finite non-zero 80-bit value.
     pub fn from_unpacked(u: Unpacked) -> Q {
-        Q { neg: u.sign, exp: u.exp, m: u128::from(u.sig) << 64 }
+        Q {
+            neg: u.sign,
+            exp: u.exp,
+            m: u128::from(u.sig) << 64,
+        }
     }
     /// A small integer.
     pub fn from_int(v: i64) -> Q {
@@ -70,8 +98,11 @@ impl Q {
         self.m == 0
     }
     /// -self.
-    pub fn neg(self) -> Q {
-        Q { neg: !self.neg && self.m != 0, ..self }
+    pub fn negate(self) -> Q {
+        Q {
+            neg: !self.neg && self.m != 0,
+            ..self
+        }
     }
     /// |self|.
     pub fn abs(self) -> Q {
@@ -82,18 +113,25 @@ impl Q {
         if self.m == 0 {
             self
         } else {
-            Q { exp: self.exp + n, ..self }
+            Q {
+                exp: self.exp + n,
+                ..self
+            }
         }
     }
     /// self + b.
-    pub fn add(self, b: Q) -> Q {
+    pub fn plus(self, b: Q) -> Q {
         if self.m == 0 {
             return b;
         }
         if b.m == 0 {
             return self;
         }
-        let (x, y) = if (self.exp, self.m) >= (b.exp, b.m) { (self, b) } else { (b, self) };
+        let (x, y) = if (self.exp, self.m) >= (b.exp, b.m) {
+            (self, b)
+        } else {
+            (b, self)
+        };
         let d = (x.exp - y.exp) as u32;
         let xm = x.m >> 1;
         let ym = if d >= 127 { 0 } else { (y.m >> 1) >> d };
@@ -104,11 +142,11 @@ impl Q {
         }
     }
     /// self - b.
-    pub fn sub(self, b: Q) -> Q {
-        self.add(b.neg())
+    pub fn minus(self, b: Q) -> Q {
+        self.plus(b.negate())
     }
     /// self * b.
-    pub fn mul(self, b: Q) -> Q {
+    pub fn times(self, b: Q) -> Q {
         if self.m == 0 || b.m == 0 {
             return Q::ZERO;
         }
@@ -116,7 +154,7 @@ impl Q {
         Q::new(self.neg != b.neg, self.exp + b.exp + 1, hi)
     }
     /// self / b (b non-zero).
-    pub fn div(self, b: Q) -> Q {
+    pub fn over(self, b: Q) -> Q {
         if self.m == 0 || b.m == 0 {
             return Q::ZERO;
         }
@@ -135,7 +173,7 @@ impl Q {
     }
     /// self / k for a small positive integer k.
     pub fn div_int(self, k: u64) -> Q {
-        self.div(Q::from_int(k as i64))
+        self.over(Q::from_int(k as i64))
     }
     /// The square root of |self|, by Newton's method from an f64 guess.
     pub fn sqrt(self) -> Q {
@@ -143,11 +181,15 @@ impl Q {
             return Q::ZERO;
         }
         let e2 = self.exp & !1; // even, rounded down
-        let t = Q { neg: false, exp: self.exp - e2, m: self.m }; // in [1, 4)
+        let t = Q {
+            neg: false,
+            exp: self.exp - e2,
+            m: self.m,
+        }; // in [1, 4)
         let tf = (t.m >> 64) as f64 / (1u128 << 63) as f64 * f64::from(1 << t.exp);
         let mut x = Q::new(false, 65, (tf.sqrt() * (1u64 << 62) as f64) as u128);
         for _ in 0..4 {
-            x = x.add(t.div(x)).ldexp(-1);
+            x = x.plus(t.over(x)).ldexp(-1);
         }
         x.ldexp(e2 / 2)
     }
@@ -165,21 +207,21 @@ impl Q {
 
 /// sin(r) and cos(r) for |r| <= pi/4 by their Taylor series.
 pub fn sin_cos_small(r: Q) -> (Q, Q) {
-    let r2 = r.mul(r);
+    let r2 = r.times(r);
     let mut term = r; // r^(2n+1)/(2n+1)!
     let mut sin = r;
     let mut n = 1u64;
     while !term.is_zero() && term.exp > sin.exp - 130 {
-        term = term.mul(r2).div_int((2 * n) * (2 * n + 1)).neg();
-        sin = sin.add(term);
+        term = term.times(r2).div_int((2 * n) * (2 * n + 1)).negate();
+        sin = sin.plus(term);
         n += 1;
     }
     let mut term = Q::ONE;
     let mut cos = Q::ONE;
     let mut n = 1u64;
     while !term.is_zero() && term.exp > -130 {
-        term = term.mul(r2).div_int((2 * n - 1) * (2 * n)).neg();
-        cos = cos.add(term);
+        term = term.times(r2).div_int((2 * n - 1) * (2 * n)).negate();
+        cos = cos.plus(term);
         n += 1;
     }
     (sin, cos)
@@ -239,7 +281,9 @@ pub fn reduce_pio2(x: Unpacked) -> (Q, u32) {
         let mut borrow = 0u128;
         let mut out = [0u64; 7];
         for i in 0..7 {
-            let v = (0u128).wrapping_sub(u128::from(frac[i])).wrapping_sub(borrow);
+            let v = (0u128)
+                .wrapping_sub(u128::from(frac[i]))
+                .wrapping_sub(borrow);
             out[i] = v as u64;
             borrow = u128::from(v >> 64 != 0);
         }
@@ -265,9 +309,13 @@ pub fn reduce_pio2(x: Unpacked) -> (Q, u32) {
         }
         m |= u128::from(bit(&frac, pos as usize)) << (127 - j);
     }
-    let fq = Q { neg, exp: h as i32 - f as i32, m };
-    let r = fq.mul(Q::PIO2);
-    let r = if x.sign { r.neg() } else { r };
+    let fq = Q {
+        neg,
+        exp: h as i32 - f as i32,
+        m,
+    };
+    let r = fq.times(Q::PIO2);
+    let r = if x.sign { r.negate() } else { r };
     let k = if x.sign { (4 - k) & 3 } else { k };
     (r, k)
 }
@@ -278,8 +326,8 @@ pub fn expm1_small(y: Q) -> Q {
     let mut sum = y;
     let mut n = 2u64;
     while !term.is_zero() && term.exp > sum.exp - 130 {
-        term = term.mul(y).div_int(n);
-        sum = sum.add(term);
+        term = term.times(y).div_int(n);
+        sum = sum.plus(term);
         n += 1;
     }
     sum
@@ -287,17 +335,17 @@ pub fn expm1_small(y: Q) -> Q {
 
 /// atanh(s) = s + s^3/3 + s^5/5 + ... (|s| <= 0.2).
 pub fn atanh_small(s: Q) -> Q {
-    let s2 = s.mul(s);
+    let s2 = s.times(s);
     let mut pow = s;
     let mut sum = s;
     let mut n = 3u64;
     loop {
-        pow = pow.mul(s2);
+        pow = pow.times(s2);
         let term = pow.div_int(n);
         if term.is_zero() || term.exp < sum.exp - 130 {
             break;
         }
-        sum = sum.add(term);
+        sum = sum.plus(term);
         n += 2;
     }
     sum
@@ -312,34 +360,36 @@ pub fn ln(x: Q) -> Q {
         m = m.ldexp(-1);
         e += 1;
     }
-    let s = m.sub(Q::ONE).div(m.add(Q::ONE));
-    atanh_small(s).ldexp(1).add(Q::LN2.mul(Q::from_int(i64::from(e))))
+    let s = m.minus(Q::ONE).over(m.plus(Q::ONE));
+    atanh_small(s)
+        .ldexp(1)
+        .plus(Q::LN2.times(Q::from_int(i64::from(e))))
 }
 
 /// ln(1 + x) for x > -1, accurate for small x.
 pub fn ln1p(x: Q) -> Q {
-    let s = x.div(x.add(Q::ONE.ldexp(1)));
+    let s = x.over(x.plus(Q::ONE.ldexp(1)));
     if s.exp < -3 {
         atanh_small(s).ldexp(1)
     } else {
-        ln(x.add(Q::ONE))
+        ln(x.plus(Q::ONE))
     }
 }
 
 /// atan(t) = t - t^3/3 + ... (|t| <= 0.21).
 fn atan_series(t: Q) -> Q {
-    let t2 = t.mul(t);
+    let t2 = t.times(t);
     let mut pow = t;
     let mut sum = t;
     let mut n = 3u64;
     let mut neg = true;
     loop {
-        pow = pow.mul(t2);
+        pow = pow.times(t2);
         let term = pow.div_int(n);
         if term.is_zero() || term.exp < sum.exp - 130 {
             break;
         }
-        sum = if neg { sum.sub(term) } else { sum.add(term) };
+        sum = if neg { sum.minus(term) } else { sum.plus(term) };
         neg = !neg;
         n += 2;
     }
@@ -351,7 +401,7 @@ pub fn atan_unit(z: Q) -> Q {
     // atan(z) = 2 atan(z / (1 + sqrt(1 + z^2))), twice.
     let mut t = z;
     for _ in 0..2 {
-        t = t.div(Q::ONE.add(Q::ONE.add(t.mul(t)).sqrt()));
+        t = t.over(Q::ONE.plus(Q::ONE.plus(t.times(t)).sqrt()));
     }
     atan_series(t).ldexp(2)
 }
@@ -372,7 +422,7 @@ mod tests {
     #[test]
     fn basic_ops() {
         let three = Q::from_int(3);
-        assert!((to_f64(Q::ONE.div(three)) - 1.0 / 3.0).abs() < 1e-16);
+        assert!((to_f64(Q::ONE.over(three)) - 1.0 / 3.0).abs() < 1e-16);
         assert!((to_f64(Q::from_int(2).sqrt()) - 2f64.sqrt()).abs() < 1e-16);
         assert!((to_f64(Q::from_int(3).sqrt()) - 3f64.sqrt()).abs() < 1e-16);
         let (s, c) = sin_cos_small(Q::ONE.ldexp(-1));

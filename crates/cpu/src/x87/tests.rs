@@ -27,7 +27,9 @@ fn install_handlers(ram: &mut FlatRam) {
 /// The vector whose handler halted, if any.
 fn taken(s: &CpuState) -> Option<u32> {
     let at = s.eip.wrapping_sub(1);
-    (at >= HANDLERS && at < HANDLERS + 0x200).then(|| (at - HANDLERS) / 16)
+    (HANDLERS..HANDLERS + 0x200)
+        .contains(&at)
+        .then(|| (at - HANDLERS) / 16)
 }
 
 /// Runs real-mode P6 code with the handlers installed.
@@ -44,7 +46,9 @@ fn run_rm(
 }
 
 /// Runs 32-bit flat protected-mode code and also returns the memory.
-fn run32_ram(build: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>) -> (CpuState, FlatRam) {
+fn run32_ram(
+    build: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>,
+) -> (CpuState, FlatRam) {
     let mut cpu = flat32_cpu();
     let mut ram = FlatRam::new(1 << 20);
     ram.load(CODE, &assemble(32, build));
@@ -119,7 +123,11 @@ fn unmasked_exception_raises_mf_on_the_next_waiting_instruction() {
     let ip = word(&ram, s.gpr[4] & 0xFFFF);
     assert_eq!(ram.bytes[ip as usize], 0x9B, "#MF must point at the FWAIT");
     assert_eq!(s.gpr[0] as u16 & (exc::ZE | sw::ES), exc::ZE | sw::ES);
-    assert_eq!(s.fpu.st(0), F80::ONE, "an unmasked ZE leaves the destination");
+    assert_eq!(
+        s.fpu.st(0),
+        F80::ONE,
+        "an unmasked ZE leaves the destination"
+    );
     assert_ne!(s.fpu.status & sw::B, 0);
 }
 
@@ -159,14 +167,21 @@ fn ne_clear_reports_on_ferr_and_continues() {
     }
     cpu.state.eip = CODE;
     cpu.state.gpr[4] = 0x8000;
-    let mut bus = FerrBus { ram: FlatRam::new(1 << 20), ferr: Vec::new() };
+    let mut bus = FerrBus {
+        ram: FlatRam::new(1 << 20),
+        ferr: Vec::new(),
+    };
     bus.ram.load(CODE, &code);
     bus.ram.load(DATA, &0x037Bu16.to_le_bytes());
     assert_eq!(cpu.run(&mut bus, 100), StepOutcome::Halted);
     assert!(bus.ferr.contains(&true));
     assert_eq!(bus.ferr.last(), Some(&false), "FNCLEX drops FERR#");
     assert_eq!(cpu.state.fpu.st(0), F80::ONE);
-    assert_eq!(cpu.state.fpu.top(), 5, "the waiting instructions ran (IGNNE#)");
+    assert_eq!(
+        cpu.state.fpu.top(),
+        5,
+        "the waiting instructions ran (IGNNE#)"
+    );
 }
 
 #[test]
@@ -195,7 +210,8 @@ fn fill(a: &mut CodeAssembler) -> Result<(), IcedError> {
 
 #[test]
 fn fsave_frstor_round_trip_16_bit_real_mode() {
-    let setup = |_: &mut CpuState, ram: &mut FlatRam| ram.load(DATA + 0x200, &0x0A7Eu16.to_le_bytes());
+    let setup =
+        |_: &mut CpuState, ram: &mut FlatRam| ram.load(DATA + 0x200, &0x0A7Eu16.to_le_bytes());
     let (plain, _, _) = run_rm(fill, setup);
     let (s, ram, v) = run_rm(
         |a| {
@@ -229,7 +245,10 @@ fn fsave_frstor_round_trip_32_bit_protected_mode() {
     assert_eq!(s.fpu.status, plain.fpu.status);
     assert_eq!(s.fpu.control, plain.fpu.control);
     assert_eq!(dword(&ram, DATA + 16) & 0xFFFF, 0x08, "FCS");
-    assert_eq!(dword(&ram, DATA + 28 + 8) & 0xFFFF, u32::from(plain.fpu.st(0).sign_exp));
+    assert_eq!(
+        dword(&ram, DATA + 28 + 8) & 0xFFFF,
+        u32::from(plain.fpu.st(0).sign_exp)
+    );
 }
 
 #[test]
@@ -242,7 +261,11 @@ fn fxsave_layout_and_alignment() {
     });
     assert_eq!(word(&ram, DATA), 0x037F);
     assert_eq!(word(&ram, DATA + 2), 6 << 11);
-    assert_eq!(ram.bytes[DATA as usize + 4], 0xC0, "abridged tag: R6 and R7 valid");
+    assert_eq!(
+        ram.bytes[DATA as usize + 4],
+        0xC0,
+        "abridged tag: R6 and R7 valid"
+    );
     assert_eq!(word(&ram, DATA + 6), 0x1EE, "FOP of FLDZ (D9 EE)");
     assert_eq!(dword(&ram, DATA + 8), CODE + 4, "FIP of FLDZ");
     assert_eq!(dword(&ram, DATA + 24), 0x1F80);
@@ -298,7 +321,10 @@ fn fcomi_sets_zf_pf_cf() {
         },
         |_| {},
     );
-    assert_eq!(s.eflags & (eflags::ZF | eflags::PF | eflags::CF), eflags::ZF | eflags::PF | eflags::CF);
+    assert_eq!(
+        s.eflags & (eflags::ZF | eflags::PF | eflags::CF),
+        eflags::ZF | eflags::PF | eflags::CF
+    );
     assert_ne!(s.fpu.status & exc::IE, 0);
 }
 
@@ -372,7 +398,10 @@ fn no_panic_on_random_escape_instructions() {
             let f = &mut cpu.state.fpu;
             for r in f.regs.iter_mut() {
                 let v = next();
-                *r = F80 { signif: v, sign_exp: (v >> 48) as u16 ^ (next() as u16) };
+                *r = F80 {
+                    signif: v,
+                    sign_exp: (v >> 48) as u16 ^ (next() as u16),
+                };
             }
             f.tag = next() as u16;
             f.status = next() as u16 & !(sw::ES | sw::B);

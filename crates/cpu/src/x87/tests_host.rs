@@ -51,7 +51,10 @@ impl Frame {
     fn get(&self, off: usize) -> F80 {
         let mut s = [0u8; 8];
         s.copy_from_slice(&self.0[off..off + 8]);
-        F80 { signif: u64::from_le_bytes(s), sign_exp: u16::from_le_bytes([self.0[off + 8], self.0[off + 9]]) }
+        F80 {
+            signif: u64::from_le_bytes(s),
+            sign_exp: u16::from_le_bytes([self.0[off + 8], self.0[off + 9]]),
+        }
     }
     fn sw(&self) -> u16 {
         u16::from_le_bytes([self.0[OFF_SW], self.0[OFF_SW + 1]])
@@ -159,7 +162,10 @@ impl Emu {
     fn new(op: Build) -> Emu {
         let mut ram = FlatRam::new(1 << 16);
         ram.load(CODE, &emu_code(op));
-        Emu { cpu: flat32_cpu(), ram }
+        Emu {
+            cpu: flat32_cpu(),
+            ram,
+        }
     }
     fn run(&mut self, f: &mut Frame) {
         self.ram.load(DATA, &f.0);
@@ -206,14 +212,19 @@ impl Rng {
             0..=1 => F80::zero(sign),
             2 => F80::inf(sign),
             3 => F80::new(sign, 0x7FFF, (1 << 63) | (1 << 62) | (sig >> 2)), // QNaN
-            4 => F80::new(sign, 0x7FFF, (1 << 63) | ((sig >> 2) | 1)), // SNaN
-            5 => F80::new(sign, 0, sig >> (1 + self.below(63))), // denormal
-            6 => F80::new(sign, 0, sig | (1 << 63)), // pseudo-denormal
+            4 => F80::new(sign, 0x7FFF, (1 << 63) | ((sig >> 2) | 1)),       // SNaN
+            5 => F80::new(sign, 0, sig >> (1 + self.below(63))),             // denormal
+            6 => F80::new(sign, 0, sig | (1 << 63)),                         // pseudo-denormal
             7 => F80::new(sign, 1 + self.below(0x7FFE) as u16, sig & !(1 << 63)), // unnormal
-            8..=10 => F80::new(sign, [1, 2, 0x7FFE, 0x7FFD][self.below(4) as usize], sig | (1 << 63)),
+            8..=10 => F80::new(
+                sign,
+                [1, 2, 0x7FFE, 0x7FFD][self.below(4) as usize],
+                sig | (1 << 63),
+            ),
             11..=20 => F80::new(sign, 1 + self.below(0x7FFE) as u16, sig | (1 << 63)),
             _ => {
-                let e = (16383 + centre + self.below(2 * spread as u64 + 1) as i32 - spread).clamp(1, 0x7FFE);
+                let e = (16383 + centre + self.below(2 * spread as u64 + 1) as i32 - spread)
+                    .clamp(1, 0x7FFE);
                 F80::new(sign, e as u16, sig | (1 << 63))
             }
         }
@@ -230,7 +241,14 @@ impl Rng {
 }
 
 /// Runs `n` cases of one instruction on both and compares everything.
-fn check(name: &str, host: fn(&mut Frame), op: Build, n: usize, seed: u64, gen: &mut dyn FnMut(&mut Rng) -> (F80, F80, [u8; 16], u16)) {
+fn check(
+    name: &str,
+    host: fn(&mut Frame),
+    op: Build,
+    n: usize,
+    seed: u64,
+    gen: &mut dyn FnMut(&mut Rng) -> Case,
+) {
     let mut emu = Emu::new(op);
     let mut rng = Rng(seed);
     let mut failures = Vec::new();
@@ -249,18 +267,30 @@ fn check(name: &str, host: fn(&mut Frame), op: Build, n: usize, seed: u64, gen: 
             ));
         }
     }
-    assert!(failures.is_empty(), "{} mismatches (first shown):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches (first shown):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 const N: usize = 20_000;
 
+/// One generated case: a, b, the memory operand bytes and the control word.
+type Case = (F80, F80, [u8; 16], u16);
+
 /// Two register operands near each other in exponent.
-fn pair(r: &mut Rng) -> (F80, F80, [u8; 16], u16) {
+fn pair(r: &mut Rng) -> Case {
     let a = r.f80(0, 80);
     let b = if r.below(3) == 0 {
         // Same exponent neighbourhood: cancellation and ties.
         let e = a.exp();
-        F80::new(r.next() & 1 != 0, e.saturating_sub(r.below(3) as u16).max(1), r.sig() | (1 << 63))
+        F80::new(
+            r.next() & 1 != 0,
+            e.saturating_sub(r.below(3) as u16).max(1),
+            r.sig() | (1 << 63),
+        )
     } else {
         r.f80(0, 80)
     };
@@ -268,12 +298,12 @@ fn pair(r: &mut Rng) -> (F80, F80, [u8; 16], u16) {
 }
 
 /// Operands whose results over- or underflow.
-fn extreme(r: &mut Rng) -> (F80, F80, [u8; 16], u16) {
+fn extreme(r: &mut Rng) -> Case {
     let centre = if r.next() & 1 == 0 { 8000 } else { -8000 };
     (r.f80(centre, 300), r.f80(centre, 300), [0; 16], r.cw())
 }
 
-fn mixed(r: &mut Rng) -> (F80, F80, [u8; 16], u16) {
+fn mixed(r: &mut Rng) -> Case {
     if r.below(4) == 0 {
         extreme(r)
     } else {
@@ -295,7 +325,7 @@ fn x87_host_fmul_fdiv() {
     check("fdivr", h_fdivr, |a| a.fdivr_2(st0, st1), N, 6, &mut mixed);
 }
 
-fn with_mem(r: &mut Rng) -> (F80, F80, [u8; 16], u16) {
+fn with_mem(r: &mut Rng) -> Case {
     let (a, b, _, cw) = mixed(r);
     let mut mem = [0u8; 16];
     let bits = match r.below(6) {
@@ -309,10 +339,38 @@ fn with_mem(r: &mut Rng) -> (F80, F80, [u8; 16], u16) {
 
 #[test]
 fn x87_host_memory_operands() {
-    check("fadd m32", h_fadd_m32, |a| a.fadd(dword_ptr(m(OFF_MEM))), N, 7, &mut with_mem);
-    check("fmul m64", h_fmul_m64, |a| a.fmul(qword_ptr(m(OFF_MEM))), N, 8, &mut with_mem);
-    check("fisub m16", h_fisub_m16, |a| a.fisub(word_ptr(m(OFF_MEM))), N, 9, &mut with_mem);
-    check("fidivr m32", h_fidivr_m32, |a| a.fidivr(dword_ptr(m(OFF_MEM))), N, 10, &mut with_mem);
+    check(
+        "fadd m32",
+        h_fadd_m32,
+        |a| a.fadd(dword_ptr(m(OFF_MEM))),
+        N,
+        7,
+        &mut with_mem,
+    );
+    check(
+        "fmul m64",
+        h_fmul_m64,
+        |a| a.fmul(qword_ptr(m(OFF_MEM))),
+        N,
+        8,
+        &mut with_mem,
+    );
+    check(
+        "fisub m16",
+        h_fisub_m16,
+        |a| a.fisub(word_ptr(m(OFF_MEM))),
+        N,
+        9,
+        &mut with_mem,
+    );
+    check(
+        "fidivr m32",
+        h_fidivr_m32,
+        |a| a.fidivr(dword_ptr(m(OFF_MEM))),
+        N,
+        10,
+        &mut with_mem,
+    );
 }
 
 #[test]
@@ -332,7 +390,15 @@ fn x87_host_fsqrt_frndint() {
 fn x87_host_fprem() {
     let mut gen = |r: &mut Rng| {
         let (a, b, mem, cw) = mixed(r);
-        let b = if r.below(2) == 0 { F80::new(b.sign(), a.exp().saturating_sub(r.below(140) as u16).max(1), b.signif | (1 << 63)) } else { b };
+        let b = if r.below(2) == 0 {
+            F80::new(
+                b.sign(),
+                a.exp().saturating_sub(r.below(140) as u16).max(1),
+                b.signif | (1 << 63),
+            )
+        } else {
+            b
+        };
         (a, b, mem, cw)
     };
     check("fprem", h_fprem, |a| a.fprem(), N, 13, &mut gen);
@@ -343,7 +409,11 @@ fn x87_host_fprem() {
 fn x87_host_fscale_fxtract() {
     let mut gen = |r: &mut Rng| {
         let (a, b, mem, cw) = mixed(r);
-        let b = if r.below(3) != 0 { F80::new(b.sign(), 16383 + r.below(16) as u16, b.signif | (1 << 63)) } else { b };
+        let b = if r.below(3) != 0 {
+            F80::new(b.sign(), 16383 + r.below(16) as u16, b.signif | (1 << 63))
+        } else {
+            b
+        };
         (a, b, mem, cw)
     };
     check("fscale", h_fscale, |a| a.fscale(), N, 15, &mut gen);
@@ -358,12 +428,19 @@ fn x87_host_fscale_fxtract() {
 fn x87_host_compares() {
     check("fcom", h_fcom, |a| a.fcom_2(st0, st1), N, 17, &mut pair);
     check("fucom", h_fucom, |a| a.fucom(st0, st1), N, 18, &mut pair);
-    check("fcom m32", h_fcom_m32, |a| a.fcom(dword_ptr(m(OFF_MEM))), N, 19, &mut with_mem);
+    check(
+        "fcom m32",
+        h_fcom_m32,
+        |a| a.fcom(dword_ptr(m(OFF_MEM))),
+        N,
+        19,
+        &mut with_mem,
+    );
     check("ftst", h_ftst, |a| a.ftst(), N, 20, &mut pair);
     check("fxam", h_fxam, |a| a.fxam(), N, 21, &mut pair);
 }
 
-fn mem_bits(r: &mut Rng) -> (F80, F80, [u8; 16], u16) {
+fn mem_bits(r: &mut Rng) -> Case {
     let (a, b, _, cw) = pair(r);
     let mut mem = [0u8; 16];
     let bits = match r.below(8) {
@@ -379,11 +456,46 @@ fn mem_bits(r: &mut Rng) -> (F80, F80, [u8; 16], u16) {
 
 #[test]
 fn x87_host_loads() {
-    check("fld m32", h_fld_m32, |a| a.fld(dword_ptr(m(OFF_MEM))), N, 22, &mut mem_bits);
-    check("fld m64", h_fld_m64, |a| a.fld(qword_ptr(m(OFF_MEM))), N, 23, &mut mem_bits);
-    check("fild m16", h_fild_m16, |a| a.fild(word_ptr(m(OFF_MEM))), N, 24, &mut mem_bits);
-    check("fild m32", h_fild_m32, |a| a.fild(dword_ptr(m(OFF_MEM))), N, 25, &mut mem_bits);
-    check("fild m64", h_fild_m64, |a| a.fild(qword_ptr(m(OFF_MEM))), N, 26, &mut mem_bits);
+    check(
+        "fld m32",
+        h_fld_m32,
+        |a| a.fld(dword_ptr(m(OFF_MEM))),
+        N,
+        22,
+        &mut mem_bits,
+    );
+    check(
+        "fld m64",
+        h_fld_m64,
+        |a| a.fld(qword_ptr(m(OFF_MEM))),
+        N,
+        23,
+        &mut mem_bits,
+    );
+    check(
+        "fild m16",
+        h_fild_m16,
+        |a| a.fild(word_ptr(m(OFF_MEM))),
+        N,
+        24,
+        &mut mem_bits,
+    );
+    check(
+        "fild m32",
+        h_fild_m32,
+        |a| a.fild(dword_ptr(m(OFF_MEM))),
+        N,
+        25,
+        &mut mem_bits,
+    );
+    check(
+        "fild m64",
+        h_fild_m64,
+        |a| a.fild(qword_ptr(m(OFF_MEM))),
+        N,
+        26,
+        &mut mem_bits,
+    );
     let mut bcd = |r: &mut Rng| {
         let (a, b, _, cw) = pair(r);
         let mut mem = [0u8; 16];
@@ -393,11 +505,18 @@ fn x87_host_loads() {
         mem[9] = if r.next() & 1 != 0 { 0x80 } else { 0 };
         (a, b, mem, cw)
     };
-    check("fbld", h_fbld, |a| a.fbld(tword_ptr(m(OFF_MEM))), N, 27, &mut bcd);
+    check(
+        "fbld",
+        h_fbld,
+        |a| a.fbld(tword_ptr(m(OFF_MEM))),
+        N,
+        27,
+        &mut bcd,
+    );
 }
 
 /// Values near the limits of the narrower formats.
-fn for_store(r: &mut Rng, centres: &[i32]) -> (F80, F80, [u8; 16], u16) {
+fn for_store(r: &mut Rng, centres: &[i32]) -> Case {
     let (a, b, mem, cw) = pair(r);
     let a = if r.below(4) != 0 {
         let c = centres[r.below(centres.len() as u64) as usize];
@@ -415,12 +534,54 @@ fn for_store(r: &mut Rng, centres: &[i32]) -> (F80, F80, [u8; 16], u16) {
 
 #[test]
 fn x87_host_stores() {
-    check("fst m32", h_fst_m32, |a| a.fst(dword_ptr(m(OFF_MEM))), N, 28, &mut |r| for_store(r, &[0, 127, -126, -149, 128]));
-    check("fst m64", h_fst_m64, |a| a.fst(qword_ptr(m(OFF_MEM))), N, 29, &mut |r| for_store(r, &[0, 1023, -1022, -1074, 1024]));
-    check("fist m16", h_fist_m16, |a| a.fist(word_ptr(m(OFF_MEM))), N, 30, &mut |r| for_store(r, &[0, 3, 14, 15, 16]));
-    check("fist m32", h_fist_m32, |a| a.fist(dword_ptr(m(OFF_MEM))), N, 31, &mut |r| for_store(r, &[0, 10, 30, 31, 32]));
-    check("fistp m64", h_fistp_m64, |a| a.fistp(qword_ptr(m(OFF_MEM))), N, 32, &mut |r| for_store(r, &[0, 40, 62, 63, 64]));
-    check("fbstp", h_fbstp, |a| a.fbstp(tword_ptr(m(OFF_MEM))), N, 33, &mut |r| for_store(r, &[0, 20, 59, 60, 61]));
+    check(
+        "fst m32",
+        h_fst_m32,
+        |a| a.fst(dword_ptr(m(OFF_MEM))),
+        N,
+        28,
+        &mut |r| for_store(r, &[0, 127, -126, -149, 128]),
+    );
+    check(
+        "fst m64",
+        h_fst_m64,
+        |a| a.fst(qword_ptr(m(OFF_MEM))),
+        N,
+        29,
+        &mut |r| for_store(r, &[0, 1023, -1022, -1074, 1024]),
+    );
+    check(
+        "fist m16",
+        h_fist_m16,
+        |a| a.fist(word_ptr(m(OFF_MEM))),
+        N,
+        30,
+        &mut |r| for_store(r, &[0, 3, 14, 15, 16]),
+    );
+    check(
+        "fist m32",
+        h_fist_m32,
+        |a| a.fist(dword_ptr(m(OFF_MEM))),
+        N,
+        31,
+        &mut |r| for_store(r, &[0, 10, 30, 31, 32]),
+    );
+    check(
+        "fistp m64",
+        h_fistp_m64,
+        |a| a.fistp(qword_ptr(m(OFF_MEM))),
+        N,
+        32,
+        &mut |r| for_store(r, &[0, 40, 62, 63, 64]),
+    );
+    check(
+        "fbstp",
+        h_fbstp,
+        |a| a.fbstp(tword_ptr(m(OFF_MEM))),
+        N,
+        33,
+        &mut |r| for_store(r, &[0, 20, 59, 60, 61]),
+    );
 }
 
 #[test]
@@ -444,7 +605,15 @@ host_fn!(h_fpatan, "fpatan");
 
 /// Like [`check`], but the host's transcendentals are not correctly
 /// rounded: results may differ by `max_ulps`, and PE/C1 are not compared.
-fn check_loose(name: &str, host: fn(&mut Frame), op: Build, n: usize, seed: u64, max_ulps: i128, gen: &mut dyn FnMut(&mut Rng) -> (F80, F80)) {
+fn check_loose(
+    name: &str,
+    host: fn(&mut Frame),
+    op: Build,
+    n: usize,
+    seed: u64,
+    max_ulps: i128,
+    gen: &mut dyn FnMut(&mut Rng) -> (F80, F80),
+) {
     use super::transcend::tests::ulps;
     let mut emu = Emu::new(op);
     let mut rng = Rng(seed);
@@ -458,12 +627,25 @@ fn check_loose(name: &str, host: fn(&mut Frame), op: Build, n: usize, seed: u64,
         emu.run(&mut ef);
         for off in [OFF_RES, OFF_RES2] {
             let (h, e) = (hf.get(off), ef.get(off));
-            let d = if h == e { 0 } else if h.is_nan() || e.is_nan() || h.sign() != e.sign() { i128::MAX } else { ulps(h, e) };
+            let d = if h == e {
+                0
+            } else if h.is_nan() || e.is_nan() || h.sign() != e.sign() {
+                i128::MAX
+            } else {
+                ulps(h, e)
+            };
             worst = worst.max(d);
-            assert!(d <= max_ulps, "{name} cw={cw:04x} a={a:x?} b={b:x?}: host {h:x?} emu {e:x?}");
+            assert!(
+                d <= max_ulps,
+                "{name} cw={cw:04x} a={a:x?} b={b:x?}: host {h:x?} emu {e:x?}"
+            );
         }
         let mask = !(0x0020 | super::sw::C1);
-        assert_eq!(hf.sw() & mask, ef.sw() & mask, "{name} status a={a:x?} b={b:x?}");
+        assert_eq!(
+            hf.sw() & mask,
+            ef.sw() & mask,
+            "{name} status a={a:x?} b={b:x?}"
+        );
     }
     assert!(worst <= max_ulps);
 }
@@ -481,11 +663,17 @@ fn x87_host_transcendentals_loosely() {
     check_loose("fcos", h_fcos, |a| a.fcos(), n, 41, 1, &mut trig);
     check_loose("fptan", h_fptan, |a| a.fptan(), n, 42, 1, &mut trig);
     check_loose("fsincos", h_fsincos, |a| a.fsincos(), n, 43, 1, &mut trig);
-    check_loose("f2xm1", h_f2xm1, |a| a.f2xm1(), n, 44, 1, &mut |r| (small(r, -40, -1), F80::ONE));
+    check_loose("f2xm1", h_f2xm1, |a| a.f2xm1(), n, 44, 1, &mut |r| {
+        (small(r, -40, -1), F80::ONE)
+    });
     let mut l2x = |r: &mut Rng| (small(r, -100, 100).abs(), small(r, -10, 10));
     check_loose("fyl2x", h_fyl2x, |a| a.fyl2x(), n, 45, 1, &mut l2x);
-    check_loose("fyl2xp1", h_fyl2xp1, |a| a.fyl2xp1(), n, 46, 1, &mut |r| (small(r, -60, -3), small(r, -10, 10)));
-    check_loose("fpatan", h_fpatan, |a| a.fpatan(), n, 47, 1, &mut |r| (small(r, -30, 30), small(r, -30, 30)));
+    check_loose("fyl2xp1", h_fyl2xp1, |a| a.fyl2xp1(), n, 46, 1, &mut |r| {
+        (small(r, -60, -3), small(r, -10, 10))
+    });
+    check_loose("fpatan", h_fpatan, |a| a.fpatan(), n, 47, 1, &mut |r| {
+        (small(r, -30, 30), small(r, -30, 30))
+    });
 }
 
 /// Unmasked exceptions (delivered nowhere: FNCLEX follows FNSTSW): the
@@ -497,48 +685,178 @@ fn x87_host_unmasked_exceptions() {
         let (a, b, mem, _) = mixed(r);
         (a, b, mem, r.cw_unmasked())
     };
-    check("fadd unmasked", h_fadd, |a| a.fadd_2(st0, st1), N / 2, 50, &mut unmasked);
-    check("fmul unmasked", h_fmul, |a| a.fmul_2(st0, st1), N / 2, 51, &mut unmasked);
-    check("fdiv unmasked", h_fdiv, |a| a.fdiv_2(st0, st1), N / 2, 52, &mut unmasked);
-    check("fsqrt unmasked", h_fsqrt, |a| a.fsqrt(), N / 2, 53, &mut unmasked);
-    check("fscale unmasked", h_fscale, |a| a.fscale(), N / 2, 54, &mut |r| {
-        let (a, b, mem, _) = mixed(r);
-        let b = if r.below(2) == 0 { F80::new(b.sign(), 16383 + 14, b.signif | (1 << 63)) } else { b };
-        (a, b, mem, r.cw_unmasked())
-    });
-    check("fst m32 unmasked", h_fst_m32, |a| a.fst(dword_ptr(m(OFF_MEM))), N / 2, 55, &mut |r| {
-        let (a, b, mem, _) = for_store(r, &[0, 127, -126, -149, 128]);
-        (a, b, mem, r.cw_unmasked())
-    });
-    check("fst m64 unmasked", h_fst_m64, |a| a.fst(qword_ptr(m(OFF_MEM))), N / 2, 56, &mut |r| {
-        let (a, b, mem, _) = for_store(r, &[0, 1023, -1022, -1074, 1024]);
-        (a, b, mem, r.cw_unmasked())
-    });
-    check("fist m32 unmasked", h_fist_m32, |a| a.fist(dword_ptr(m(OFF_MEM))), N / 2, 57, &mut |r| {
-        let (a, b, mem, _) = for_store(r, &[0, 10, 30, 31, 32]);
-        (a, b, mem, r.cw_unmasked())
-    });
-    check("fld m32 unmasked", h_fld_m32, |a| a.fld(dword_ptr(m(OFF_MEM))), N / 2, 58, &mut |r| {
-        let (a, b, mem, _) = mem_bits(r);
-        (a, b, mem, r.cw_unmasked())
-    });
+    check(
+        "fadd unmasked",
+        h_fadd,
+        |a| a.fadd_2(st0, st1),
+        N / 2,
+        50,
+        &mut unmasked,
+    );
+    check(
+        "fmul unmasked",
+        h_fmul,
+        |a| a.fmul_2(st0, st1),
+        N / 2,
+        51,
+        &mut unmasked,
+    );
+    check(
+        "fdiv unmasked",
+        h_fdiv,
+        |a| a.fdiv_2(st0, st1),
+        N / 2,
+        52,
+        &mut unmasked,
+    );
+    check(
+        "fsqrt unmasked",
+        h_fsqrt,
+        |a| a.fsqrt(),
+        N / 2,
+        53,
+        &mut unmasked,
+    );
+    check(
+        "fscale unmasked",
+        h_fscale,
+        |a| a.fscale(),
+        N / 2,
+        54,
+        &mut |r| {
+            let (a, b, mem, _) = mixed(r);
+            let b = if r.below(2) == 0 {
+                F80::new(b.sign(), 16383 + 14, b.signif | (1 << 63))
+            } else {
+                b
+            };
+            (a, b, mem, r.cw_unmasked())
+        },
+    );
+    check(
+        "fst m32 unmasked",
+        h_fst_m32,
+        |a| a.fst(dword_ptr(m(OFF_MEM))),
+        N / 2,
+        55,
+        &mut |r| {
+            let (a, b, mem, _) = for_store(r, &[0, 127, -126, -149, 128]);
+            (a, b, mem, r.cw_unmasked())
+        },
+    );
+    check(
+        "fst m64 unmasked",
+        h_fst_m64,
+        |a| a.fst(qword_ptr(m(OFF_MEM))),
+        N / 2,
+        56,
+        &mut |r| {
+            let (a, b, mem, _) = for_store(r, &[0, 1023, -1022, -1074, 1024]);
+            (a, b, mem, r.cw_unmasked())
+        },
+    );
+    check(
+        "fist m32 unmasked",
+        h_fist_m32,
+        |a| a.fist(dword_ptr(m(OFF_MEM))),
+        N / 2,
+        57,
+        &mut |r| {
+            let (a, b, mem, _) = for_store(r, &[0, 10, 30, 31, 32]);
+            (a, b, mem, r.cw_unmasked())
+        },
+    );
+    check(
+        "fld m32 unmasked",
+        h_fld_m32,
+        |a| a.fld(dword_ptr(m(OFF_MEM))),
+        N / 2,
+        58,
+        &mut |r| {
+            let (a, b, mem, _) = mem_bits(r);
+            (a, b, mem, r.cw_unmasked())
+        },
+    );
     let mut unm_mem = |r: &mut Rng| {
         let (a, b, mem, _) = with_mem(r);
         (a, b, mem, r.cw_unmasked())
     };
-    check("fadd m32 unmasked", h_fadd_m32, |a| a.fadd(dword_ptr(m(OFF_MEM))), N / 2, 59, &mut unm_mem);
-    check("fcom m32 unmasked", h_fcom_m32, |a| a.fcom(dword_ptr(m(OFF_MEM))), N / 2, 60, &mut unm_mem);
-    check("fld m64 unmasked", h_fld_m64, |a| a.fld(qword_ptr(m(OFF_MEM))), N / 2, 61, &mut unm_mem);
-    check("fcom unmasked", h_fcom, |a| a.fcom_2(st0, st1), N / 2, 62, &mut unmasked);
-    check("fprem unmasked", h_fprem, |a| a.fprem(), N / 2, 63, &mut unmasked);
-    check("frndint unmasked", h_frndint, |a| a.frndint(), N / 2, 64, &mut unmasked);
-    check("fxtract unmasked", h_fxtract, |a| a.fxtract(), N / 2, 65, &mut unmasked);
-    check("fbstp unmasked", h_fbstp, |a| a.fbstp(tword_ptr(m(OFF_MEM))), N / 2, 66, &mut |r| {
-        let (a, b, mem, _) = for_store(r, &[0, 20, 59, 60, 61]);
-        (a, b, mem, r.cw_unmasked())
-    });
-    check("fistp m64 unmasked", h_fistp_m64, |a| a.fistp(qword_ptr(m(OFF_MEM))), N / 2, 67, &mut |r| {
-        let (a, b, mem, _) = for_store(r, &[0, 40, 62, 63, 64]);
-        (a, b, mem, r.cw_unmasked())
-    });
+    check(
+        "fadd m32 unmasked",
+        h_fadd_m32,
+        |a| a.fadd(dword_ptr(m(OFF_MEM))),
+        N / 2,
+        59,
+        &mut unm_mem,
+    );
+    check(
+        "fcom m32 unmasked",
+        h_fcom_m32,
+        |a| a.fcom(dword_ptr(m(OFF_MEM))),
+        N / 2,
+        60,
+        &mut unm_mem,
+    );
+    check(
+        "fld m64 unmasked",
+        h_fld_m64,
+        |a| a.fld(qword_ptr(m(OFF_MEM))),
+        N / 2,
+        61,
+        &mut unm_mem,
+    );
+    check(
+        "fcom unmasked",
+        h_fcom,
+        |a| a.fcom_2(st0, st1),
+        N / 2,
+        62,
+        &mut unmasked,
+    );
+    check(
+        "fprem unmasked",
+        h_fprem,
+        |a| a.fprem(),
+        N / 2,
+        63,
+        &mut unmasked,
+    );
+    check(
+        "frndint unmasked",
+        h_frndint,
+        |a| a.frndint(),
+        N / 2,
+        64,
+        &mut unmasked,
+    );
+    check(
+        "fxtract unmasked",
+        h_fxtract,
+        |a| a.fxtract(),
+        N / 2,
+        65,
+        &mut unmasked,
+    );
+    check(
+        "fbstp unmasked",
+        h_fbstp,
+        |a| a.fbstp(tword_ptr(m(OFF_MEM))),
+        N / 2,
+        66,
+        &mut |r| {
+            let (a, b, mem, _) = for_store(r, &[0, 20, 59, 60, 61]);
+            (a, b, mem, r.cw_unmasked())
+        },
+    );
+    check(
+        "fistp m64 unmasked",
+        h_fistp_m64,
+        |a| a.fistp(qword_ptr(m(OFF_MEM))),
+        N / 2,
+        67,
+        &mut |r| {
+            let (a, b, mem, _) = for_store(r, &[0, 40, 62, 63, 64]);
+            (a, b, mem, r.cw_unmasked())
+        },
+    );
 }

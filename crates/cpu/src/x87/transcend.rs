@@ -57,10 +57,10 @@ pub fn trig(ctx: &mut Ctx, x: F80, which: Trig) -> Option<F80> {
     let q = match (which, k) {
         (Trig::Sin, 0) | (Trig::Cos, 3) => s,
         (Trig::Sin, 1) | (Trig::Cos, 0) => c,
-        (Trig::Sin, 2) | (Trig::Cos, 1) => s.neg(),
-        (Trig::Sin, _) | (Trig::Cos, _) => c.neg(),
-        (Trig::Tan, k) if k & 1 == 0 => s.div(c),
-        (Trig::Tan, _) => c.div(s).neg(),
+        (Trig::Sin, 2) | (Trig::Cos, 1) => s.negate(),
+        (Trig::Sin, _) | (Trig::Cos, _) => c.negate(),
+        (Trig::Tan, k) if k & 1 == 0 => s.over(c),
+        (Trig::Tan, _) => c.over(s).negate(),
     };
     Some(finish(ctx, q, false))
 }
@@ -71,7 +71,7 @@ pub fn f2xm1(ctx: &mut Ctx, x: F80) -> F80 {
         return r;
     }
     match x.class() {
-        Class::Inf => return if x.sign() { F80::ONE.neg() } else { x },
+        Class::Inf => return if x.sign() { F80::ONE.negate() } else { x },
         Class::Zero => return x,
         Class::Denormal => ctx.flags |= exc::DE,
         _ => {}
@@ -80,19 +80,30 @@ pub fn f2xm1(ctx: &mut Ctx, x: F80) -> F80 {
     let xq = Q::from_unpacked(u);
     if u.exp == 0 && u.sig == 1 << 63 {
         // x = +-1: exact results 1 and -0.5.
-        return if u.sign { F80::new(true, 0x3FFE, 1 << 63) } else { F80::ONE };
+        return if u.sign {
+            F80::new(true, 0x3FFE, 1 << 63)
+        } else {
+            F80::ONE
+        };
     }
     if u.exp < 0 {
-        return finish(ctx, mp::expm1_small(xq.mul(Q::LN2)), false);
+        return finish(ctx, mp::expm1_small(xq.times(Q::LN2)), false);
     }
     // Outside the documented domain: 2^n * 2^f - 1 with n = round(x).
     if u.exp > 15 {
-        return if u.sign { finish(ctx, Q::ONE.neg().add(Q::ONE.ldexp(-200)), false) } else { finish(ctx, Q::ONE.ldexp(1 << 20), false) };
+        return if u.sign {
+            finish(ctx, Q::ONE.negate().plus(Q::ONE.ldexp(-200)), false)
+        } else {
+            finish(ctx, Q::ONE.ldexp(1 << 20), false)
+        };
     }
-    let n = ((u.sig >> (63 - u.exp)) as i64 + ((u.sig >> (62 - u.exp)) & 1) as i64) * if u.sign { -1 } else { 1 };
-    let f = xq.sub(Q::from_int(n));
-    let p = mp::expm1_small(f.mul(Q::LN2)).add(Q::ONE).ldexp(n as i32);
-    finish(ctx, p.sub(Q::ONE), false)
+    let n = ((u.sig >> (63 - u.exp)) as i64 + ((u.sig >> (62 - u.exp)) & 1) as i64)
+        * if u.sign { -1 } else { 1 };
+    let f = xq.minus(Q::from_int(n));
+    let p = mp::expm1_small(f.times(Q::LN2))
+        .plus(Q::ONE)
+        .ldexp(n as i32);
+    finish(ctx, p.minus(Q::ONE), false)
 }
 
 /// y * log2(x) (FYL2X), with the special cases of its table.
@@ -127,10 +138,10 @@ pub fn yl2x(ctx: &mut Ctx, x: F80, y: F80) -> F80 {
     let yq = Q::from_unpacked(y.unpack());
     if u.sig == 1 << 63 {
         // A power of two: y * e is exact in 128 bits.
-        return finish(ctx, yq.mul(Q::from_int(i64::from(u.exp))), true);
+        return finish(ctx, yq.times(Q::from_int(i64::from(u.exp))), true);
     }
-    let l = mp::ln(Q::from_unpacked(u)).div(Q::LN2);
-    finish(ctx, yq.mul(l), false)
+    let l = mp::ln(Q::from_unpacked(u)).over(Q::LN2);
+    finish(ctx, yq.times(l), false)
 }
 
 /// y * log2(x + 1) (FYL2XP1).
@@ -141,7 +152,11 @@ pub fn yl2xp1(ctx: &mut Ctx, x: F80, y: F80) -> F80 {
     let (cx, cy) = (x.class(), y.class());
     if x.sign() && cx != Class::Zero {
         // Below -1 (and -inf) the logarithm is undefined.
-        let u = if cx == Class::Inf { None } else { Some(x.unpack()) };
+        let u = if cx == Class::Inf {
+            None
+        } else {
+            Some(x.unpack())
+        };
         match u {
             Some(u) if u.exp < 0 => {}
             Some(u) if u.exp == 0 && u.sig == 1 << 63 => {
@@ -165,8 +180,8 @@ pub fn yl2xp1(ctx: &mut Ctx, x: F80, y: F80) -> F80 {
     }
     let xq = Q::from_unpacked(x.unpack());
     let yq = Q::from_unpacked(y.unpack());
-    let l = mp::ln1p(xq).div(Q::LN2);
-    finish(ctx, yq.mul(l), false)
+    let l = mp::ln1p(xq).over(Q::LN2);
+    finish(ctx, yq.times(l), false)
 }
 
 /// atan2(y, x) (FPATAN: ST(1) = arctan(ST(1) / ST(0))).
@@ -178,25 +193,45 @@ pub fn patan(ctx: &mut Ctx, x: F80, y: F80) -> F80 {
     let (cx, cy) = (x.class(), y.class());
     let pi = |ctx: &mut Ctx, frac: i32, neg: bool| -> F80 {
         // pi * 2^-frac, or 3pi/4 for frac = -1.
-        let q = if frac == -1 { Q::PI.add(Q::PI.ldexp(1)).ldexp(-2) } else { Q::PI.ldexp(-frac) };
-        finish(ctx, if neg { q.neg() } else { q }, false)
+        let q = if frac == -1 {
+            Q::PI.plus(Q::PI.ldexp(1)).ldexp(-2)
+        } else {
+            Q::PI.ldexp(-frac)
+        };
+        finish(ctx, if neg { q.negate() } else { q }, false)
     };
     match (cx, cy) {
         (_, Class::Zero) => return if x.sign() { pi(ctx, 0, y.sign()) } else { y },
-        (Class::Inf, Class::Inf) => return if x.sign() { pi(ctx, -1, y.sign()) } else { pi(ctx, 2, y.sign()) },
-        (Class::Inf, _) => return if x.sign() { pi(ctx, 0, y.sign()) } else { F80::zero(y.sign()) },
+        (Class::Inf, Class::Inf) => {
+            return if x.sign() {
+                pi(ctx, -1, y.sign())
+            } else {
+                pi(ctx, 2, y.sign())
+            }
+        }
+        (Class::Inf, _) => {
+            return if x.sign() {
+                pi(ctx, 0, y.sign())
+            } else {
+                F80::zero(y.sign())
+            }
+        }
         (_, Class::Inf) | (Class::Zero, _) => return pi(ctx, 1, y.sign()),
         _ => {}
     }
     let xq = Q::from_unpacked(x.unpack());
     let yq = Q::from_unpacked(y.unpack());
     let (ax, ay) = (xq.abs(), yq.abs());
-    let mut a = if ay.abs_ge(ax) { Q::PIO2.sub(mp::atan_unit(ax.div(ay))) } else { mp::atan_unit(ay.div(ax)) };
+    let mut a = if ay.abs_ge(ax) {
+        Q::PIO2.minus(mp::atan_unit(ax.over(ay)))
+    } else {
+        mp::atan_unit(ay.over(ax))
+    };
     if x.sign() {
-        a = Q::PI.sub(a);
+        a = Q::PI.minus(a);
     }
     if y.sign() {
-        a = a.neg();
+        a = a.negate();
     }
     finish(ctx, a, false)
 }
@@ -314,30 +349,58 @@ pub(crate) mod tests {
     fn x87_transcendentals_within_one_ulp_of_reference() {
         let mut exact = 0;
         for &(f, xs, xm, ys, ym, rs, rm) in VECTORS {
-            let x = F80 { sign_exp: xs, signif: xm };
-            let y = F80 { sign_exp: ys, signif: ym };
-            let want = F80 { sign_exp: rs, signif: rm };
+            let x = F80 {
+                sign_exp: xs,
+                signif: xm,
+            };
+            let y = F80 {
+                sign_exp: ys,
+                signif: ym,
+            };
+            let want = F80 {
+                sign_exp: rs,
+                signif: rm,
+            };
             let got = eval(f, x, y);
             let d = ulps(got, want);
             assert!(d <= 1, "function {f} x={xs:04x}:{xm:016x} y={ys:04x}:{ym:016x}: got {got:x?}, want {want:x?}");
             exact += usize::from(d == 0);
         }
         // Correct rounding is expected everywhere but in near-ties.
-        assert!(exact * 100 >= VECTORS.len() * 99, "{exact} of {} exact", VECTORS.len());
+        assert!(
+            exact * 100 >= VECTORS.len() * 99,
+            "{exact} of {} exact",
+            VECTORS.len()
+        );
     }
 
     #[test]
     fn x87_trig_large_operand_sets_c2_and_special_values() {
         let mut ctx = Ctx::from_control(0x037F);
-        assert_eq!(trig(&mut ctx, F80::new(false, 0x3FFF + 63, 1 << 63), Trig::Sin), None);
-        assert_eq!(trig(&mut ctx, F80::zero(true), Trig::Sin), Some(F80::zero(true)));
+        assert_eq!(
+            trig(&mut ctx, F80::new(false, 0x3FFF + 63, 1 << 63), Trig::Sin),
+            None
+        );
+        assert_eq!(
+            trig(&mut ctx, F80::zero(true), Trig::Sin),
+            Some(F80::zero(true))
+        );
         assert_eq!(trig(&mut ctx, F80::zero(true), Trig::Cos), Some(F80::ONE));
         assert_eq!(ctx.flags, 0);
-        assert_eq!(trig(&mut ctx, F80::inf(false), Trig::Cos), Some(f80::INDEFINITE));
+        assert_eq!(
+            trig(&mut ctx, F80::inf(false), Trig::Cos),
+            Some(f80::INDEFINITE)
+        );
         assert_eq!(ctx.flags, exc::IE);
         let mut ctx = Ctx::from_control(0x037F);
-        assert_eq!(f2xm1(&mut ctx, F80::ONE.neg()), F80::new(true, 0x3FFE, 1 << 63));
-        assert_eq!(yl2x(&mut ctx, F80::new(false, 0x4002, 1 << 63), F80::ONE), F80::new(false, 0x4000, 0xC000_0000_0000_0000));
+        assert_eq!(
+            f2xm1(&mut ctx, F80::ONE.negate()),
+            F80::new(true, 0x3FFE, 1 << 63)
+        );
+        assert_eq!(
+            yl2x(&mut ctx, F80::new(false, 0x4002, 1 << 63), F80::ONE),
+            F80::new(false, 0x4000, 0xC000_0000_0000_0000)
+        );
         assert_eq!(ctx.flags, 0);
         assert_eq!(yl2x(&mut ctx, F80::zero(false), F80::ONE), F80::inf(true));
         assert_eq!(ctx.flags, exc::ZE);
