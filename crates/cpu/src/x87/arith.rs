@@ -86,10 +86,8 @@ pub fn binary<B: Bus + ?Sized>(
     }
     let dst = fpu.st(dst_i);
     let mut ctx = Ctx::from_control(fpu.control);
+    ctx.src_denormal = mem_denormal;
     let r = compute(&mut ctx, op, dst, src);
-    if mem_denormal && !(dst.is_nan() || dst.class() == Class::Unsupported) {
-        ctx.flags |= exc::DE;
-    }
     if raise(fpu, ctx.flags, ctx.c1) {
         fpu.set_st(dst_i, r);
         if pop {

@@ -285,6 +285,9 @@ pub struct Ctx {
     pub flags: u16,
     /// C1: the last rounding went up in magnitude.
     pub c1: bool,
+    /// A memory source was an m32fp/m64fp denormal (normal once widened):
+    /// DE is raised where a denormal register operand would raise it.
+    pub src_denormal: bool,
 }
 
 impl Ctx {
@@ -302,6 +305,7 @@ impl Ctx {
             om: cw & exc::OE != 0,
             flags: 0,
             c1: false,
+            src_denormal: false,
         }
     }
 
@@ -509,7 +513,7 @@ pub fn prologue2(ctx: &mut Ctx, a: F80, b: F80) -> Option<F80> {
 
 /// Raises DE if any of `vals` is a denormal.
 pub fn denormal_check(ctx: &mut Ctx, vals: &[F80]) {
-    if vals.iter().any(|v| v.class() == Class::Denormal) {
+    if ctx.src_denormal || vals.iter().any(|v| v.class() == Class::Denormal) {
         ctx.flags |= exc::DE;
     }
 }

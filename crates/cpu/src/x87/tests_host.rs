@@ -860,3 +860,115 @@ fn x87_host_unmasked_exceptions() {
         },
     );
 }
+
+host_fn!(h_fcomi, "fcomi st(0), st(1)\n setc byte ptr [{p} + 0x40]\n sete byte ptr [{p} + 0x41]\n setp byte ptr [{p} + 0x42]\n seto byte ptr [{p} + 0x43]\n sets byte ptr [{p} + 0x44]");
+host_fn!(h_fucomi, "fucomi st(0), st(1)\n setc byte ptr [{p} + 0x40]\n sete byte ptr [{p} + 0x41]\n setp byte ptr [{p} + 0x42]\n seto byte ptr [{p} + 0x43]\n sets byte ptr [{p} + 0x44]");
+host_fn!(
+    h_fldcw,
+    "fldcw word ptr [{p} + 0x40]\n fnstcw word ptr [{p} + 0x42]"
+);
+host_fn!(h_fsubr_m32, "fsubr dword ptr [{p} + 0x40]");
+host_fn!(h_fdivr_m64, "fdivr qword ptr [{p} + 0x40]");
+host_fn!(h_fstenv_tag, "fstp st(3)\n fld st(1)\n fnstenv [{p} + 0x40]\n fldcw word ptr [{p} + 0x30]\n mov dword ptr [{p} + 0x44], 0\n mov dword ptr [{p} + 0x4c], 0");
+
+fn flags_to_mem(a: &mut CodeAssembler) -> Result<(), IcedError> {
+    a.setb(byte_ptr(m(OFF_MEM)))?;
+    a.sete(byte_ptr(m(OFF_MEM + 1)))?;
+    a.setp(byte_ptr(m(OFF_MEM + 2)))?;
+    a.seto(byte_ptr(m(OFF_MEM + 3)))?;
+    a.sets(byte_ptr(m(OFF_MEM + 4)))
+}
+
+#[test]
+fn x87_host_fcomi_and_control_word() {
+    check(
+        "fcomi",
+        h_fcomi,
+        |a| {
+            a.fcomi(st0, st1)?;
+            flags_to_mem(a)
+        },
+        N,
+        70,
+        &mut pair,
+    );
+    check(
+        "fucomi",
+        h_fucomi,
+        |a| {
+            a.fucomi(st0, st1)?;
+            flags_to_mem(a)
+        },
+        N,
+        71,
+        &mut pair,
+    );
+    check(
+        "fldcw",
+        h_fldcw,
+        |a| {
+            a.fldcw(word_ptr(m(OFF_MEM)))?;
+            a.fnstcw(word_ptr(m(OFF_MEM + 2)))
+        },
+        2000,
+        72,
+        &mut |r| {
+            let mut mem = [0u8; 16];
+            mem[..2].copy_from_slice(&(r.next() as u16).to_le_bytes());
+            (F80::ONE, F80::ONE, mem, r.cw())
+        },
+    );
+    check(
+        "fsubr m32",
+        h_fsubr_m32,
+        |a| a.fsubr(dword_ptr(m(OFF_MEM))),
+        N,
+        73,
+        &mut with_mem,
+    );
+    check(
+        "fdivr m64",
+        h_fdivr_m64,
+        |a| a.fdivr(qword_ptr(m(OFF_MEM))),
+        N,
+        74,
+        &mut with_mem,
+    );
+}
+
+/// The tag word FNSTENV stores, recomputed from the register contents
+/// (the pointers differ between host and guest and are cleared).
+#[test]
+fn x87_host_fnstenv_tag_word() {
+    check(
+        "fnstenv tag",
+        h_fstenv_tag,
+        |a| {
+            a.fstp(st3)?;
+            a.fld(st1)?;
+            a.fnstenv(ptr(m(OFF_MEM)))?;
+            a.fldcw(word_ptr(m(OFF_CW)))?;
+            a.mov(dword_ptr(m(OFF_MEM + 4)), 0)?;
+            a.mov(dword_ptr(m(OFF_MEM + 12)), 0)
+        },
+        5000,
+        75,
+        &mut pair,
+    );
+}
+
+#[test]
+fn x87_host_fprem_far_apart() {
+    let mut gen = |r: &mut Rng| {
+        let (a, b, mem, cw) = mixed(r);
+        let a = F80::new(
+            a.sign(),
+            0x7000 + r.below(0xFFE) as u16,
+            a.signif | (1 << 63),
+        );
+        let b = F80::new(b.sign(), 1 + r.below(0x7000) as u16, b.signif | (1 << 63));
+        (a, b, mem, cw)
+    };
+    check("fprem far", h_fprem, |a| a.fprem(), N / 4, 76, &mut gen);
+    check("fprem1 far", h_fprem1, |a| a.fprem1(), N / 4, 77, &mut gen);
+}
