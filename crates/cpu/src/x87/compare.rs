@@ -118,8 +118,9 @@ pub fn fcom<B: Bus + ?Sized>(
         };
     let fpu = &mut cpu.state.fpu;
     if b_empty || fpu.is_empty(0) {
-        if underflow(fpu) {
-            set_cc(fpu, sw::C0 | sw::C2 | sw::C3);
+        let ok = underflow(fpu);
+        set_cc(fpu, sw::C0 | sw::C2 | sw::C3);
+        if ok {
             for _ in 0..pops {
                 fpu.pop();
             }
@@ -177,9 +178,8 @@ pub fn fcomi(cpu: &mut Cpu, insn: &Instruction) -> Result<(), Exception> {
 pub fn ftst(cpu: &mut Cpu) -> Result<(), Exception> {
     let fpu = &mut cpu.state.fpu;
     if fpu.is_empty(0) {
-        if underflow(fpu) {
-            set_cc(fpu, sw::C0 | sw::C2 | sw::C3);
-        }
+        underflow(fpu);
+        set_cc(fpu, sw::C0 | sw::C2 | sw::C3);
         return Ok(());
     }
     let mut ctx = Ctx::from_control(fpu.control);

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! fninit; fldcw [cw]; fld tbyte [b]; fld tbyte [a]; OP; fnstsw [sw];
-//! fstp tbyte [res]; fstp tbyte [res2]
+//! fnclex; fstp tbyte [res]; fnclex; fstp tbyte [res2]
 //! ```
 //!
 //! and compares the result bits, the second stack slot, the memory
@@ -81,6 +81,7 @@ macro_rules! host_fn {
                     "fnstsw word ptr [{p} + 0x32]",
                     "fnclex",
                     "fstp tbyte ptr [{p} + 0x20]",
+                    "fnclex",
                     "fstp tbyte ptr [{p} + 0x50]",
                     "fninit",
                     p = in(reg) p,
@@ -149,6 +150,7 @@ fn emu_code(op: Build) -> Vec<u8> {
         a.fnstsw(word_ptr(m(OFF_SW)))?;
         a.fnclex()?;
         a.fstp(tword_ptr(m(OFF_RES)))?;
+        a.fnclex()?;
         a.fstp(tword_ptr(m(OFF_RES2)))
     })
 }
@@ -971,4 +973,177 @@ fn x87_host_fprem_far_apart() {
     };
     check("fprem far", h_fprem, |a| a.fprem(), N / 4, 76, &mut gen);
     check("fprem1 far", h_fprem1, |a| a.fprem1(), N / 4, 77, &mut gen);
+}
+
+host_fn!(h_sf_faddp, "ffree st(1)\n faddp st(1), st(0)");
+host_fn!(h_sf_fadd0, "ffree st(0)\n fadd st(0), st(1)");
+host_fn!(h_sf_fst, "ffree st(0)\n fst dword ptr [{p} + 0x40]");
+host_fn!(h_sf_fistp, "ffree st(0)\n fistp dword ptr [{p} + 0x40]");
+host_fn!(h_sf_fcomp, "ffree st(1)\n fcomp st(1)");
+host_fn!(h_sf_fxam, "ffree st(0)\n fxam");
+host_fn!(h_sf_fxch, "ffree st(1)\n fxch st(1)");
+host_fn!(h_sf_fld, "fld st(0)\n fld st(0)\n fld st(0)\n fld st(0)\n fld st(0)\n fld st(0)\n fld st(0)\n fincstp\n fincstp\n fincstp\n fincstp\n fincstp\n fincstp");
+host_fn!(h_sf_fsqrt, "ffree st(0)\n fsqrt");
+host_fn!(h_sf_fsincos, "fld st(0)\n fld st(0)\n fld st(0)\n fld st(0)\n fld st(0)\n fld st(0)\n fsincos\n fincstp\n fincstp\n fincstp\n fincstp\n fincstp\n fincstp");
+host_fn!(h_sf_fptan_empty, "ffree st(0)\n fptan");
+host_fn!(h_sf_fyl2x, "ffree st(1)\n fyl2x");
+
+/// Stack overflow and underflow against the host, masked and unmasked
+/// (the overflow sequences go on with FINCSTP, a waiting instruction, so
+/// they run masked only).
+#[test]
+fn x87_host_stack_faults() {
+    let mut gen = |r: &mut Rng| {
+        let (a, b, mem, _) = pair(r);
+        let cw = if r.below(2) == 0 {
+            r.cw()
+        } else {
+            r.cw_unmasked()
+        };
+        (a, b, mem, cw)
+    };
+    let n = 2000;
+    check(
+        "sf faddp",
+        h_sf_faddp,
+        |a| {
+            a.ffree(st1)?;
+            a.faddp(st1, st0)
+        },
+        n,
+        80,
+        &mut gen,
+    );
+    check(
+        "sf fadd",
+        h_sf_fadd0,
+        |a| {
+            a.ffree(st0)?;
+            a.fadd_2(st0, st1)
+        },
+        n,
+        81,
+        &mut gen,
+    );
+    check(
+        "sf fst",
+        h_sf_fst,
+        |a| {
+            a.ffree(st0)?;
+            a.fst(dword_ptr(m(OFF_MEM)))
+        },
+        n,
+        82,
+        &mut gen,
+    );
+    check(
+        "sf fistp",
+        h_sf_fistp,
+        |a| {
+            a.ffree(st0)?;
+            a.fistp(dword_ptr(m(OFF_MEM)))
+        },
+        n,
+        83,
+        &mut gen,
+    );
+    check(
+        "sf fcomp",
+        h_sf_fcomp,
+        |a| {
+            a.ffree(st1)?;
+            a.fcomp_2(st0, st1)
+        },
+        n,
+        84,
+        &mut gen,
+    );
+    check(
+        "sf fxam",
+        h_sf_fxam,
+        |a| {
+            a.ffree(st0)?;
+            a.fxam()
+        },
+        n,
+        85,
+        &mut gen,
+    );
+    check(
+        "sf fxch",
+        h_sf_fxch,
+        |a| {
+            a.ffree(st1)?;
+            a.fxch(st0, st1)
+        },
+        n,
+        86,
+        &mut gen,
+    );
+    check(
+        "sf fld overflow",
+        h_sf_fld,
+        |a| {
+            for _ in 0..7 {
+                a.fld(st0)?;
+            }
+            for _ in 0..6 {
+                a.fincstp()?;
+            }
+            Ok(())
+        },
+        n,
+        87,
+        &mut pair,
+    );
+    check(
+        "sf fsqrt",
+        h_sf_fsqrt,
+        |a| {
+            a.ffree(st0)?;
+            a.fsqrt()
+        },
+        n,
+        88,
+        &mut gen,
+    );
+    check(
+        "sf fsincos overflow",
+        h_sf_fsincos,
+        |a| {
+            for _ in 0..6 {
+                a.fld(st0)?;
+            }
+            a.fsincos()?;
+            for _ in 0..6 {
+                a.fincstp()?;
+            }
+            Ok(())
+        },
+        n,
+        89,
+        &mut pair,
+    );
+    check(
+        "sf fptan empty",
+        h_sf_fptan_empty,
+        |a| {
+            a.ffree(st0)?;
+            a.fptan()
+        },
+        n,
+        90,
+        &mut gen,
+    );
+    check(
+        "sf fyl2x",
+        h_sf_fyl2x,
+        |a| {
+            a.ffree(st1)?;
+            a.fyl2x()
+        },
+        n,
+        91,
+        &mut gen,
+    );
 }
