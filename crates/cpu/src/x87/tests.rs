@@ -415,3 +415,81 @@ fn no_panic_on_random_escape_instructions() {
         }
     }
 }
+
+#[test]
+fn env_layout_32_bit_real_mode() {
+    let (s, ram, v) = run_rm(
+        |a| {
+            a.fninit()?; // DB E3
+            a.fld1()?; // D9 E8 at CODE + 2
+            a.db(&[0x66, 0xD9, 0x36, 0x00, 0x21])?; // o32 fnstenv [0x2100]
+            a.fldpi()?;
+            a.db(&[0x66, 0xDD, 0x36, 0x00, 0x20])?; // o32 fnsave [0x2000]
+            a.db(&[0x66, 0xDD, 0x26, 0x00, 0x20]) // o32 frstor [0x2000]
+        },
+        |_, _| {},
+    );
+    assert_eq!(v, None);
+    let env = DATA + 0x100;
+    assert_eq!(dword(&ram, env), 0xFFFF_037F);
+    assert_eq!(dword(&ram, env + 12), 0xFFFF_0000 | (CODE + 2));
+    assert_eq!(dword(&ram, env + 16), 0x1E8, "opcode D9 E8, FIP[31:16] = 0");
+    assert_eq!(s.fpu.st(0).sign_exp, 0x4000, "FRSTOR brought pi back");
+    assert_eq!(s.fpu.st(1), F80::ONE);
+    assert_eq!(s.fpu.control, 0x037F & !0x3F | 0x3F);
+}
+
+#[test]
+fn env_layout_16_bit_protected_mode() {
+    let (_, ram) = run32_ram(|a| {
+        a.fninit()?;
+        a.fld(dword_ptr(DATA + 0x200))?; // D9 05 disp32 at CODE + 2
+        a.db(&[0x66, 0xD9, 0x35, 0x00, 0x21, 0x00, 0x00]) // o16 fnstenv [0x2100]
+    });
+    let env = DATA + 0x100;
+    assert_eq!(word(&ram, env), 0x037F);
+    assert_eq!(
+        word(&ram, env + 4),
+        0x7FFF,
+        "tag: R7 holds +0 (01), the rest empty"
+    );
+    assert_eq!(word(&ram, env + 6), (CODE + 2) as u16, "FIP offset");
+    assert_eq!(word(&ram, env + 8), 0x08, "FCS");
+    assert_eq!(word(&ram, env + 10), (DATA + 0x200) as u16, "FDP offset");
+    assert_eq!(word(&ram, env + 12), 0x10, "FDS");
+}
+
+#[test]
+fn fcmov_follows_integer_flags() {
+    let s = run32(
+        |a| {
+            a.fninit()?;
+            a.fld1()?;
+            a.fldz()?;
+            a.stc()?;
+            a.fcmovb(st0, st1)?; // CF = 1: moves 1.0
+            a.fldz()?;
+            a.clc()?;
+            a.fcmovb(st0, st2) // CF = 0: stays 0
+        },
+        |_| {},
+    );
+    assert_eq!(s.fpu.st(0), F80::zero(false));
+    assert_eq!(s.fpu.st(1), F80::ONE);
+}
+
+#[test]
+fn fsin_of_a_huge_operand_sets_c2_and_keeps_it() {
+    let (_, ram) = run32_ram(|a| {
+        a.fninit()?;
+        a.mov(dword_ptr(DATA), 0)?;
+        a.mov(dword_ptr(DATA + 4), 0x8000_0000u32)?;
+        a.mov(word_ptr(DATA + 8), 0x403F)?; // 2^64
+        a.fld(tword_ptr(DATA))?;
+        a.fsin()?;
+        a.fnstsw(word_ptr(DATA + 0x10))?;
+        a.fstp(tword_ptr(DATA + 0x20))
+    });
+    assert_ne!(word(&ram, DATA + 0x10) & sw::C2, 0);
+    assert_eq!(word(&ram, DATA + 0x28), 0x403F);
+}
