@@ -10,7 +10,7 @@
 //! trigonometric functions multiplies by 2/pi kept to 384 bits
 //! (Payne-Hanek style), which is exact enough for every |x| < 2^63.
 
-use super::f80::Unpacked;
+use super::f80::{shr_jam, Unpacked};
 
 /// sign * m * 2^(exp - 127); `m` has bit 127 set unless the value is zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,8 +133,10 @@ impl Q {
             (b, self)
         };
         let d = (x.exp - y.exp) as u32;
-        let xm = x.m >> 1;
-        let ym = if d >= 127 { 0 } else { (y.m >> 1) >> d };
+        // Jam what is shifted out into bit 0 so a tiny addend still moves
+        // the result in the right direction for the final rounding.
+        let xm = (x.m >> 1) | (x.m & 1);
+        let ym = shr_jam((y.m >> 1) | (y.m & 1), d);
         if x.neg == y.neg {
             Q::new(x.neg, x.exp + 1, xm + ym)
         } else {
@@ -150,8 +152,12 @@ impl Q {
         if self.m == 0 || b.m == 0 {
             return Q::ZERO;
         }
-        let (hi, _) = mul_wide(self.m, b.m);
-        Q::new(self.neg != b.neg, self.exp + b.exp + 1, hi)
+        let (hi, lo) = mul_wide(self.m, b.m);
+        Q::new(
+            self.neg != b.neg,
+            self.exp + b.exp + 1,
+            hi | u128::from(lo != 0),
+        )
     }
     /// self / b (b non-zero).
     pub fn over(self, b: Q) -> Q {
@@ -168,8 +174,8 @@ impl Q {
             }
             r <<= 1;
         }
-        // q = floor(self.m / b.m * 2^127).
-        Q::new(self.neg != b.neg, self.exp - b.exp, q)
+        // q = floor(self.m / b.m * 2^127), with a sticky bit for the rest.
+        Q::new(self.neg != b.neg, self.exp - b.exp, q | u128::from(r != 0))
     }
     /// self / k for a small positive integer k.
     pub fn div_int(self, k: u64) -> Q {
