@@ -72,7 +72,7 @@ pub struct FpuState {
 }
 
 impl Default for FpuState {
-    /// The state after FNINIT (SDM Vol. 1, 8.1.10? see Vol. 2A FINIT/FNINIT).
+    /// The state after FNINIT (SDM Vol. 2A, FINIT/FNINIT; Vol. 1, 8.1.5).
     fn default() -> Self {
         Self {
             regs: [F80::default(); 8],
