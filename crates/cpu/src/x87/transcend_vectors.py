@@ -52,6 +52,14 @@ for i in range(60):
     x = rnd(-30, 30)
     y = rnd(-30, 30)
     add(6, x, y, from_mpf(mp.atan2(to_mpf(*y), to_mpf(*x))))
+# Hard cases for the argument reduction: the 64-bit values nearest k*pi/2.
+for i in range(40):
+    k = random.randint(1, 1 << random.randint(1, 60))
+    x = from_mpf(k * mp.pi / 2)
+    if (x[0] & 0x7fff) - 16383 >= 63:
+        continue
+    v = to_mpf(*x)
+    add(i % 3, x, (0, 0), from_mpf([mp.sin, mp.cos, mp.tan][i % 3](v)))
 print("//! Reference results of the x87 transcendentals, correctly rounded to")
 print("//! 64 bits (round to nearest) with mpmath at 400 bits: (function, x, y, result)")
 print("//! with 0 sin, 1 cos, 2 tan, 3 2^x-1, 4 y*log2(x), 5 y*log2(1+x), 6 atan2(y, x).")
