@@ -9,7 +9,7 @@
 //! mnemonic it does not know. It gates the instruction (no coprocessor on
 //! the 8086/286 models, #NM, pending #MF), records the FPU instruction and
 //! data pointers, and sends it to its group file: [`arith`], [`compare`],
-//! [`convert`] (loads and stores), [`misc`], [`env`], [`transcend`]. The
+//! [`convert`] (loads and stores), [`misc`], [`env`](mod@env), [`transcend`]. The
 //! arithmetic itself is the soft-float core in [`f80`].
 //!
 //! Error reporting: an unmasked exception sets ES and B in the status word.
