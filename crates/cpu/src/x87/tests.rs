@@ -493,3 +493,30 @@ fn fsin_of_a_huge_operand_sets_c2_and_keeps_it() {
     assert_ne!(word(&ram, DATA + 0x10) & sw::C2, 0);
     assert_eq!(word(&ram, DATA + 0x28), 0x403F);
 }
+
+#[test]
+fn fldcw_unmasking_a_pending_flag_makes_it_an_error() {
+    let (s, _, v) = run_rm(
+        |a| {
+            a.fninit()?;
+            a.fldz()?;
+            a.fld1()?;
+            a.fdiv_2(st0, st1)?; // masked ZE: flag only
+            a.fnstsw(ax)?;
+            a.mov(bx, ax)?;
+            a.fldcw(word_ptr(DATA))?; // unmasks ZE: ES set
+            a.fnstsw(ax)?;
+            a.fld1() // #MF
+        },
+        |s, ram| {
+            s.cr0 |= cr0::NE;
+            ram.load(DATA, &0x037Bu16.to_le_bytes());
+        },
+    );
+    assert_eq!(s.gpr[3] as u16 & (exc::ZE | sw::ES), exc::ZE);
+    assert_eq!(
+        s.gpr[0] as u16 & (exc::ZE | sw::ES | sw::B),
+        exc::ZE | sw::ES | sw::B
+    );
+    assert_eq!(v, Some(16));
+}
