@@ -469,8 +469,40 @@ tf_ss_after:
     nop
     CHECK_EQ "TF + MOV SS: one #DB", [hits], 1
     CHECK_EQ "TF + MOV SS: #DB after the following instruction", [frame_eip], tf_ss_after
+    ; STI's shadow holds off interrupts, not single-step traps.
+    GATE 1, tf_count_isr, 0x8E00
+    mov dword [hits], 0
+    pushfd
+    or dword [esp], 0x100
+    popfd
+    sti
+    inc dword [marker]
+    nop
+    cli
+    CHECK_EQ "TF + STI: a trap after STI and after the next", [hits], 2
+    ; LSS has no shadow: the trap comes right after it.
+    GATE 1, rec_isr, 0x8E00
+    mov dword [hits], 0
+    mov [lss_ptr], esp
+    mov word [lss_ptr + 4], SEL_DATA0
+    pushfd
+    or dword [esp], 0x100
+    popfd
+    lss esp, [lss_ptr]
+lss_after:
+    nop
+    CHECK_EQ "TF + LSS: #DB right after LSS", [frame_eip], lss_after
     GATE 1, isr_1, 0x8E00
     ret
+
+; Counts single-step traps and stops stepping after the second.
+tf_count_isr:
+    inc dword [ss:hits]
+    cmp dword [ss:hits], 2
+    jb .keep
+    and dword [esp + 8], ~0x100
+.keep:
+    iretd
 
 ; ---------------------------------------------------- ring-3 snippets
 r3_int3:
@@ -529,6 +561,7 @@ idt_edge6:  dw 0x40 * 8 + 6
 idt_edge7:  dw 0x40 * 8 + 7
             dd idt
 esp_before:     dd 0
+lss_ptr:        dd 0, 0
 handler_flags:  dd 0
 hits:           dd 0
 hits_masked:    dd 0
