@@ -415,6 +415,16 @@ movss_after:
     nop
     cli
     CHECK_EQ "MOV SS shadow delays INTR by one instruction", [frame_eip], movss_after
+    ; LSS sets no shadow.
+    mov [lss_ptr], esp
+    mov word [lss_ptr + 4], SEL_DATA0
+    sti
+    ARM_IRQ 0x51, 0, 2
+    lss esp, [lss_ptr]
+lss_int_after:
+    nop
+    cli
+    CHECK_EQ "LSS: no interrupt shadow", [frame_eip], lss_int_after
     ; HLT is woken by the interrupt and resumes after the HLT.
     mov dword [hits], 0
     ARM_IRQ 0x51, 0, 5
