@@ -245,8 +245,13 @@ impl Cpu {
         };
         if typ == system_type::TASK_GATE {
             let tss = gate.gate_selector();
-            self.state.eip = return_eip;
-            return self.task_switch(bus, tss, TaskSwitchReason::Interrupt, error_code);
+            return self.task_switch(
+                bus,
+                tss,
+                TaskSwitchReason::Interrupt,
+                error_code,
+                return_eip,
+            );
         }
         let sel = gate.gate_selector();
         if sel.is_null() {

@@ -52,15 +52,18 @@ fn is_tss32(typ: u8) -> bool {
 }
 
 impl Cpu {
-    /// Switches to the task whose TSS `selector` names. `state.eip` must
-    /// hold the EIP to save for the outgoing task. `error_code` is pushed on
-    /// the new task's stack (exceptions through task gates).
+    /// Switches to the task whose TSS `selector` names. `save_eip` is the
+    /// EIP saved for the outgoing task; `state.eip` is left alone until the
+    /// switch commits, so a fault before that is reported at the
+    /// instruction that caused the switch. `error_code` is pushed on the
+    /// new task's stack (exceptions through task gates).
     pub fn task_switch<B: Bus + ?Sized>(
         &mut self,
         bus: &mut B,
         selector: Selector,
         reason: TaskSwitchReason,
         error_code: Option<u32>,
+        save_eip: u32,
     ) -> Result<(), Exception> {
         if selector.is_ldt() {
             return Err(Exception::GeneralProtection(selector.error_code()));
@@ -102,7 +105,7 @@ impl Cpu {
         let b = old_tr.base;
         let s = self.state.clone();
         if old32 {
-            self.write_linear_system(bus, b.wrapping_add(tss32::EIP), 4, s.eip)?;
+            self.write_linear_system(bus, b.wrapping_add(tss32::EIP), 4, save_eip)?;
             self.write_linear_system(bus, b.wrapping_add(tss32::EFLAGS), 4, flags)?;
             for i in 0..8 {
                 self.write_linear_system(
@@ -117,7 +120,7 @@ impl Cpu {
                 self.write_linear_system(bus, b.wrapping_add(tss32::SEG + 4 * i), 2, sel)?;
             }
         } else {
-            self.write_linear_system(bus, b.wrapping_add(tss16::IP), 2, s.eip)?;
+            self.write_linear_system(bus, b.wrapping_add(tss16::IP), 2, save_eip)?;
             self.write_linear_system(bus, b.wrapping_add(tss16::FLAGS), 2, flags)?;
             for i in 0..8 {
                 self.write_linear_system(
