@@ -93,6 +93,19 @@ rm_hw_masked:   dd 0xFFFF
 rm_hw_ip:       dd 0
 
 bits 32
+; A 16-bit interrupt gate's handler (its offset must fit in 16 bits, so it
+; sits near the start): records the 16-bit frame, returns with IRET (o16).
+rec16_isr:
+    push eax
+    mov eax, [esp + 4]
+    mov [ss:f16_ipcs], eax
+    movzx eax, word [esp + 8]
+    mov [ss:f16_flags], eax
+    lea eax, [esp + 4]
+    mov [ss:f16_at], eax
+    pop eax
+    o16 iret
+
 ; ------------------------------------------------------ frame recorders
 ; rec_isr (no error code) and rec_isr_err (pops one) count the interrupt,
 ; record EFLAGS inside the handler, the frame (EIP, CS, EFLAGS and, from
@@ -207,6 +220,17 @@ int41_after:
     pop eax
     cli
     CHECK_BITS "IRET restores IF", eax, 0x200, 0x200
+
+    ; A 16-bit interrupt gate pushes a 16-bit frame.
+    GATE 0x47, rec16_isr, 0x8600
+    mov [esp_before], esp
+    int 0x47
+int47_after:
+    CHECK_EQ "16-bit gate: IP and CS words", [f16_ipcs], int47_after + (SEL_CODE0 << 16)
+    mov eax, [esp_before]
+    sub eax, 6
+    CHECK_EQ "16-bit gate: 3-word frame", [f16_at], eax
+    CHECK_BITS "16-bit gate: FLAGS word", [f16_flags], 0xFFFF0002, 2
 
     ; ------------------------------------------ software traps, ring 0
     EXPECT_FAULT "INT3 -> #BP", 3, -1
@@ -354,6 +378,14 @@ np_insn:
     call ring3_call
     CHECK_EQ "ring 3: DPL check before the P check", [r3_vec], 13
     CHECK_EQ "ring 3: DPL-0 not-present gate error code", [r3_err], 0x44 * 8 + 2
+    mov eax, r3_cli
+    call ring3_call
+    CHECK_EQ "ring 3: CLI with IOPL 0 -> #GP(0)", [r3_vec], 13
+    CHECK_EQ "ring 3: CLI error code", [r3_err], 0
+    mov eax, r3_hlt
+    call ring3_call
+    CHECK_EQ "ring 3: HLT -> #GP(0)", [r3_vec], 13
+    CHECK_EQ "ring 3: HLT error code", [r3_err], 0
     GATE 3, isr_3, 0xEE00
     mov eax, r3_int3
     call ring3_call
@@ -540,6 +572,17 @@ r3_np:
     mov dword [last_error], -1
     mov dword [resume_at], r3_back
     int 0x44
+r3_cli:
+    mov dword [last_vector], -1
+    mov dword [last_error], -1
+    mov dword [resume_at], r3_back
+    cli
+    jmp r3_back
+r3_hlt:
+    mov dword [last_vector], -1
+    mov dword [last_error], -1
+    mov dword [resume_at], r3_back
+    hlt
 r3_back:
     mov dword [resume_at], 0
     mov eax, [last_vector]
@@ -571,6 +614,9 @@ idt_edge6:  dw 0x40 * 8 + 6
 idt_edge7:  dw 0x40 * 8 + 7
             dd idt
 esp_before:     dd 0
+f16_ipcs:       dd 0
+f16_flags:      dd 0
+f16_at:         dd 0
 lss_ptr:        dd 0, 0
 handler_flags:  dd 0
 hits:           dd 0

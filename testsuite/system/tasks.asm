@@ -263,6 +263,21 @@ np_call:
     CHECK_EQ "bad LDT in the TSS -> #TS(LDT selector)", [g_err], SEL_TSSC
     CHECK_EQ "#TS raised in the new task", [g_link], SEL_TSSF
     CHECK_EQ "new task's EIP kept", [tssF + TSS_EIP], taskB
+    ; The same through an INT task gate: the fault belongs to the new task.
+    mov edi, tssF
+    mov eax, taskB
+    mov ebx, stackB_top
+    call init_tss
+    mov dword [tssF + TSS_LDT], SEL_TSSC
+    DESC SEL_TSSF / 8, tssF, 0x67, 0x0089
+    mov dword [g_link], 0
+    GATE 10, 0, 0x8500, SEL_TSSG
+    GATE 0x62, 0, 0x8500, SEL_TSSF
+    int 0x62
+    GATE 10, isr_10, 0x8E00
+    CHECK_EQ "INT task gate, bad LDT -> #TS(LDT selector)", [g_err], SEL_TSSC
+    CHECK_EQ "INT task gate, bad LDT: #TS in the new task", [g_link], SEL_TSSF
+    CHECK_EQ "INT task gate, bad LDT: new task's EIP kept", [tssF + TSS_EIP], taskB
 
     ; ---------------------------------------------------- ring 3
     mov eax, r3_gate
@@ -376,7 +391,9 @@ taskG:
     mov [g_err], eax
     movzx eax, word [tssG + TSS_LINK]
     mov [g_link], eax
+    and byte [gdt + SEL_TSS + 5], ~2    ; task 0 may be busy (INT case)
     jmp SEL_TSS:0
+    jmp taskG
 
 task16:
     mov [t16_ax], ax
