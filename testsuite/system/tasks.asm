@@ -196,6 +196,7 @@ int60_back:
     CHECK_EQ "INT task gate: no frame on the task's stack", [d_esp], stackD_top
     ; An exception with an error code through a task gate.
     GATE 13, 0, 0x8500, SEL_TSSE
+    mov dword [e_resume], gp_resume
     mov ax, 0x1F8
 gp_insn:
     mov es, ax
@@ -293,6 +294,43 @@ np_call:
     CHECK_EQ "ring 3: DPL-3 task gate switches", [c_runs], 3
     CHECK_EQ "ring 3: the caller's CS saved", [tss0 + TSS_ES + 4], SEL_CODE3
 
+    ; ------------------------------------------ the TSS debug-trap bit
+    mov edi, tssB
+    mov eax, taskB
+    mov ebx, stackB_top
+    call init_tss
+    mov word [tssB + 0x64], 1                   ; T
+    mov dword [tssB + TSS_LDT], SEL_LDT
+    xor eax, eax
+    mov dr6, eax
+    mov dword [last_vector], -1     ; no resume_at: the trap returns into task B
+    jmp SEL_TSSB:0
+    CHECK_EQ "TSS T bit: #DB on the switch", [last_vector], 1
+    CHECK_EQ "TSS T bit: #DB before the new task's first instruction", [last_eip], taskB
+    mov eax, dr6
+    and eax, 0x8000
+    CHECK_EQ "TSS T bit: DR6.BT", eax, 0x8000
+    ; Through an INT task gate: the trap is still the new task's.
+    mov word [tssC + 0x64], 1
+    GATE 0x63, 0, 0x8500, SEL_TSSC
+    mov dword [last_eip], 0
+    int 0x63
+    mov word [tssC + 0x64], 0
+    CHECK_EQ "TSS T bit via INT task gate: #DB at the new task's EIP", [last_eip], taskC_loop
+    ; An exception through a task gate to a task with T: #DB follows in
+    ; the new task, at its EIP.
+    mov word [tssE + 0x64], 1
+    GATE 13, 0, 0x8500, SEL_TSSE
+    mov dword [e_resume], gp2_resume
+    mov dword [last_eip], 0
+    mov ax, 0x1F8
+    mov es, ax
+gp2_resume:
+    GATE 13, isr_13, 0x8E00
+    mov word [tssE + 0x64], 0
+    CHECK_EQ "TSS T bit via #GP task gate: #DB at the new task's EIP", [last_eip], taskE_loop
+    CHECK_EQ "TSS T bit via #GP task gate: handler task ran", [e_runs], 2
+
     ; --------------------------------------------------- 16-bit TSS
     mov word [tss16 + 0x0E], task16             ; IP
     mov word [tss16 + 0x10], 0x0002             ; FLAGS
@@ -361,6 +399,7 @@ taskC:
     mov [c_busy_new], eax
     xor ebx, ebx
     iretd
+taskC_loop:
     jmp taskC
 
 taskD:
@@ -382,8 +421,10 @@ taskE:
     mov [e_err], eax
     mov eax, [tss0 + TSS_EIP]
     mov [e_eip], eax
-    mov dword [tss0 + TSS_EIP], gp_resume
+    mov eax, [e_resume]
+    mov [tss0 + TSS_EIP], eax
     iretd
+taskE_loop:
     jmp taskE
 
 taskG:
@@ -447,6 +488,7 @@ e_runs:     dd 0
 e_err:      dd 0
 e_esp:      dd 0
 e_eip:      dd 0
+e_resume:   dd 0
 g_err:      dd 0
 g_link:     dd 0
 t16_ax:     dd 0

@@ -140,6 +140,8 @@ impl Cpu {
         let rd = |cpu: &mut Cpu, bus: &mut B, off: u32, size: u32| {
             cpu.read_linear_system(bus, nb.wrapping_add(off), size)
         };
+        // The debug-trap bit (T, bit 0 of offset 0x64; 32-bit TSS only).
+        let debug_trap = new32 && rd(self, bus, 0x64, 2)? & 1 != 0;
         let (cr3, eip, new_flags, mut gpr, mut segs, ldt) = if new32 {
             let mut gpr = [0u32; 8];
             for (i, g) in gpr.iter_mut().enumerate() {
@@ -241,6 +243,12 @@ impl Cpu {
         if let Some(code) = error_code {
             let size = if new32 { 4 } else { 2 };
             self.push(bus, code, size)?;
+        }
+        if debug_trap {
+            // A #DB trap in the new task before its first instruction, with
+            // DR6.BT (SDM Vol. 3A, 7.2.1 and 17.3.1.5).
+            self.state.dr[6] |= 1 << 15;
+            return Err(Exception::Debug);
         }
         Ok(())
     }
