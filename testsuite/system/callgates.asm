@@ -164,6 +164,25 @@ jmp_back:
     retf
     END_FAULT
     mov esp, [esp_before]
+    ; Outward returns check the new SS against the new CPL.
+    EXPECT_FAULT "RETF to ring 3 with an RPL-0 SS -> #GP(SS)", 13, SEL_DATA0
+    push dword SEL_DATA0
+    push dword STACK3
+    push dword SEL_CODE3
+    push dword r3_target
+    retf
+    END_FAULT
+    mov esp, [esp_before]
+    EXPECT_FAULT "IRET to ring 3 with a code segment as SS -> #GP(SS)", 13, SEL_CODE3 & ~3
+    push dword SEL_CODE3
+    push dword STACK3
+    pushfd
+    push dword SEL_CODE3
+    push dword r3_target
+    iretd
+    END_FAULT
+    mov esp, [esp_before]
+    CHECK_EQ "faulting outward returns kept CPL 0", cs, SEL_CODE0
     ret
 
 ; ----------------------------------------------------- ring-0 targets
