@@ -272,7 +272,9 @@ impl Cpu {
 /// MOV SS or POP SS: the instructions whose interrupt shadow also holds
 /// off debug traps (STI's does not).
 fn loads_ss(insn: &iced_x86::Instruction) -> bool {
-    matches!(insn.mnemonic(), iced_x86::Mnemonic::Mov | iced_x86::Mnemonic::Pop)
-        && insn.op_kind(0) == iced_x86::OpKind::Register
+    matches!(
+        insn.mnemonic(),
+        iced_x86::Mnemonic::Mov | iced_x86::Mnemonic::Pop
+    ) && insn.op_kind(0) == iced_x86::OpKind::Register
         && insn.op0_register() == iced_x86::Register::SS
 }

@@ -265,7 +265,7 @@ impl Cpu {
             return Err(Exception::GeneralProtection(ext));
         }
         let code = self
-            .read_descriptor(bus, sel, |c| Exception::GeneralProtection(c))
+            .read_descriptor(bus, sel, Exception::GeneralProtection)
             .map_err(|e| with_ext(e, ext))?;
         if !code.is_code() || code.dpl() > cpl {
             return Err(Exception::GeneralProtection(sel.error_code() | ext));
