@@ -467,6 +467,18 @@ hlt_after:
     CHECK_EQ "HLT woken by INTR", [hits], 1
     CHECK_EQ "HLT: saved EIP after the HLT", [frame_eip], hlt_after
 
+    ; An external interrupt in ring 3 goes through a DPL-0 gate (no DPL
+    ; check for hardware interrupts) and switches stacks.
+    mov dword [hits], 0
+    ARM_IRQ 0x51, 0, 40
+    sti
+    mov eax, r3_wait
+    call ring3_call                 ; returns with IF = 0 (INT 0x80 gate)
+    CHECK_EQ "INTR in ring 3 through a DPL-0 gate", [hits], 1
+    CHECK_EQ "INTR in ring 3: pushed CS", [frame_cs], SEL_CODE3
+    CHECK_EQ "INTR in ring 3: pushed SS", [frame_ss], SEL_DATA3
+    CHECK_EQ "INTR in ring 3: frame on the TSS stack", [frame_at], STACK_TSS - 20
+
     ; ---------------------------------------------------------- NMI
     GATE 2, nmi_isr, 0x8E00
     ARM_IRQ 2, 1, 0                 ; NMI now, IF = 0
@@ -481,6 +493,17 @@ nmi_ret1:
     CHECK_EQ "second NMI blocked inside the handler", [nmi_inside], 1
     CHECK_EQ "second NMI taken after IRET", [nmi_count], 2
     CHECK_EQ "second NMI taken right after IRET", [nmi_eip2], nmi_ret1
+
+    ; HLT with IF = 0 is still woken by an NMI.
+    GATE 2, rec_isr, 0x8E00
+    mov dword [hits], 0
+    ARM_IRQ 2, 1, 4
+    hlt
+nmi_hlt_after:
+    mov al, 0
+    out 0xE1, al
+    CHECK_EQ "NMI wakes HLT with IF = 0", [hits], 1
+    CHECK_EQ "NMI after HLT: saved EIP", [frame_eip], nmi_hlt_after
 
     ; ---------------------------------------------------- single-step
     GATE 1, rec_isr, 0x8E00
@@ -589,6 +612,11 @@ r3_back:
     mov [r3_vec], eax
     mov eax, [last_error]
     mov [r3_err], eax
+    int 0x80
+
+r3_wait:
+    cmp dword [hits], 0
+    je r3_wait
     int 0x80
 
 r3_frame:
