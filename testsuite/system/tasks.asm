@@ -15,6 +15,7 @@ SEL_GATEC   equ SEL_FREE + 0x38     ; task gate in the GDT to TSS C
 SEL_TSSF    equ SEL_FREE + 0x40     ; TSS with a bad LDT selector
 SEL_TSSG    equ SEL_FREE + 0x48     ; #TS through a task gate
 SEL_GATE3   equ SEL_FREE + 0x50     ; DPL-3 task gate to TSS C
+SEL_TSSH    equ SEL_FREE + 0x58     ; #TS handler task for the SS0 test
 
 TSS_LINK    equ 0x00
 TSS_CR3     equ 0x1C
@@ -331,6 +332,25 @@ gp2_resume:
     CHECK_EQ "TSS T bit via #GP task gate: #DB at the new task's EIP", [last_eip], taskE_loop
     CHECK_EQ "TSS T bit via #GP task gate: handler task ran", [e_runs], 2
 
+    ; ------------------------------ a bad SS0 in the TSS (ring 3 INT)
+    ; The stack switch for an INT from ring 3 reads SS0 from the TSS: a
+    ; DPL-3 SS0 is #TS(SS0); a task handles it, repairs SS0 and resumes
+    ; ring 3 past the INT.
+    DESC SEL_TSSH / 8, tssH, 0x67, 0x0089
+    mov edi, tssH
+    mov eax, taskH
+    mov ebx, stackH_top
+    call init_tss
+    GATE 10, 0, 0x8500, SEL_TSSH
+    GATE 0x64, isr_100, 0xEE00
+    mov dword [tss0 + 8], SEL_DATA3
+    mov eax, r3_bad_ss0
+    call ring3_call
+    GATE 10, isr_10, 0x8E00
+    CHECK_EQ "INT from ring 3, SS0 with DPL 3 -> #TS(SS0)", [h_err], SEL_DATA3 & ~3
+    CHECK_EQ "#TS(SS0): EIP of the INT", [h_eip], r3_bad_ss0_int
+    CHECK_EQ "#TS(SS0): ring 3 resumed after the repair", [h_resumed], 1
+
     ; --------------------------------------------------- 16-bit TSS
     mov word [tss16 + 0x0E], task16             ; IP
     mov word [tss16 + 0x10], 0x0002             ; FLAGS
@@ -436,6 +456,16 @@ taskG:
     jmp SEL_TSS:0
     jmp taskG
 
+taskH:
+    pop eax
+    mov [h_err], eax
+    mov eax, [tss0 + TSS_EIP]
+    mov [h_eip], eax
+    mov dword [tss0 + 8], SEL_DATA0             ; repair SS0
+    mov dword [tss0 + TSS_EIP], r3_bad_ss0_resume
+    iretd
+    jmp taskH
+
 task16:
     mov [t16_ax], ax
     mov bx, 0xBEEF
@@ -460,6 +490,13 @@ r3_back:
     mov [r3_vec], eax
     mov eax, [last_error]
     mov [r3_err], eax
+    int 0x80
+r3_bad_ss0:
+    mov dword [h_resumed], 0
+r3_bad_ss0_int:
+    int 0x64
+r3_bad_ss0_resume:
+    mov dword [h_resumed], 1
     int 0x80
 r3_gate3:
     call (SEL_GATE3 | 3):0
@@ -492,6 +529,9 @@ e_resume:   dd 0
 g_err:      dd 0
 g_link:     dd 0
 t16_ax:     dd 0
+h_err:      dd 0
+h_eip:      dd 0
+h_resumed:  dd 0
 r3_vec:     dd 0
 r3_err:     dd 0
 align 8
@@ -504,6 +544,7 @@ tssF:       times 0x68 db 0
 tssG:       times 0x68 db 0
 tssS:       times 0x68 db 0
 tss16:      times 0x2C db 0
+tssH:       times 0x68 db 0
 align 16
             times 256 db 0
 stackB_top:
@@ -515,3 +556,5 @@ stackD_top:
 stackE_top:
             times 256 db 0
 stackG_top:
+            times 256 db 0
+stackH_top:
