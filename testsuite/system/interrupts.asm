@@ -467,6 +467,26 @@ hlt_after:
     CHECK_EQ "HLT woken by INTR", [hits], 1
     CHECK_EQ "HLT: saved EIP after the HLT", [frame_eip], hlt_after
 
+    ; Faults while delivering an external interrupt have EXT set.
+    GATE 0x52, isr_82, 0x0E00
+    ARM_IRQ 0x52, 0, 0
+    EXPECT_FAULT "INTR through a not-present gate -> #NP (EXT)", 11, 0x52 * 8 + 3
+    sti
+    nop
+    nop
+    END_FAULT
+    cli
+    GATE 0x52, isr_82, 0x8E00
+    lidt [idt_small]
+    ARM_IRQ 0x52, 0, 0
+    EXPECT_FAULT "INTR beyond the IDT limit -> #GP (EXT)", 13, 0x52 * 8 + 3
+    sti
+    nop
+    nop
+    END_FAULT
+    cli
+    lidt [idt_desc]
+
     ; An external interrupt in ring 3 goes through a DPL-0 gate (no DPL
     ; check for hardware interrupts) and switches stacks.
     mov dword [hits], 0
