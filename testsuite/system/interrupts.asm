@@ -144,6 +144,14 @@ rec_common:
     pop eax
     iretd
 
+; rec_isr_cs: rec_isr that also records the handler's CS.
+rec_isr_cs:
+    push eax
+    mov eax, cs
+    mov [ss:handler_cs], eax
+    pop eax
+    jmp rec_isr
+
 ; NMI handler: the first NMI arms a second one and shows it stays blocked
 ; until IRET.
 nmi_isr:
@@ -231,6 +239,17 @@ int47_after:
     sub eax, 6
     CHECK_EQ "16-bit gate: 3-word frame", [f16_at], eax
     CHECK_BITS "16-bit gate: FLAGS word", [f16_flags], 0xFFFF0002, 2
+
+    ; Interrupt gates also clear NT (IRET then restores it).
+    pushfd
+    or dword [esp], 0x4000
+    popfd
+    int 0x41
+    pushfd
+    and dword [esp], ~0x4000
+    popfd
+    CHECK_BITS "gate entry clears NT", [handler_flags], 0x4000, 0
+    CHECK_BITS "pushed EFLAGS keeps NT", [frame_eflags], 0x4000, 0x4000
 
     ; ------------------------------------------ software traps, ring 0
     EXPECT_FAULT "INT3 -> #BP", 3, -1
@@ -400,6 +419,15 @@ np_insn:
     CHECK_EQ "ring 3 INT: pushed ESP", [frame_esp], [r3_esp]
     CHECK_EQ "ring 3 INT: pushed CS", [frame_cs], SEL_CODE3
     CHECK_EQ "ring 3 INT: pushed EIP", [frame_eip], r3_frame_after
+    ; A gate to a conforming ring-0 segment: the handler runs at CPL 3 on
+    ; the same stack.
+    DESC SEL_FREE / 8 + 1, 0, 0xFFFFF, 0xC09E
+    GATE 0x48, rec_isr_cs, 0xEE00, SEL_FREE + 8
+    mov eax, r3_conf
+    call ring3_call
+    CHECK_EQ "ring 3 INT to conforming code: CPL stays 3", [handler_cs], SEL_FREE + 8 + 3
+    CHECK_EQ "ring 3 INT to conforming code: same stack", [frame_at], [r3_esp]
+    CHECK_EQ "ring 3 INT to conforming code: pushed CS", [frame_cs], SEL_CODE3
     ; An exception from ring 3 with an error code.
     GATE 13, rec_isr_err, 0x8E00
     mov eax, r3_gp
@@ -639,6 +667,12 @@ r3_wait:
     je r3_wait
     int 0x80
 
+r3_conf:
+    lea eax, [esp - 12]
+    mov [r3_esp], eax
+    int 0x48
+    int 0x80
+
 r3_frame:
     mov [r3_esp], esp
     int 0x43
@@ -662,6 +696,7 @@ idt_edge6:  dw 0x40 * 8 + 6
 idt_edge7:  dw 0x40 * 8 + 7
             dd idt
 esp_before:     dd 0
+handler_cs:     dd 0
 f16_ipcs:       dd 0
 f16_flags:      dd 0
 f16_at:         dd 0
