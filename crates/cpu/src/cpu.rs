@@ -119,7 +119,11 @@ impl Cpu {
         if self.state.halted {
             return StepOutcome::Halted;
         }
-        let trap = self.state.eflags & eflags::TF != 0 && !shadow;
+        // Single-step traps after an instruction that began with TF set,
+        // including one in an STI or MOV SS shadow; MOV SS and POP SS
+        // delay their own trap to the next instruction (SDM Vol. 3A,
+        // 6.8.3 and 17.3.1.4).
+        let trap = self.state.eflags & eflags::TF != 0;
         let decoded = match self.fetch_decode(bus) {
             Ok(d) => d,
             Err(e) => return self.raise(bus, e),
@@ -135,7 +139,7 @@ impl Cpu {
             Ok(()) => {
                 self.state.eip = self.ctx.next_eip;
                 self.state.icount += 1;
-                if trap {
+                if trap && !(self.state.interrupt_shadow && loads_ss(&decoded.insn)) {
                     let eip = self.state.eip;
                     self.state.dr[6] |= 1 << 14; // DR6.BS
                     return self.deliver(
@@ -263,4 +267,14 @@ impl Cpu {
         s.commit_flags();
         s.eflags = (s.eflags & !writable) | (value & writable) | eflags::RESERVED1;
     }
+}
+
+/// MOV SS or POP SS: the instructions whose interrupt shadow also holds
+/// off debug traps (STI's does not).
+fn loads_ss(insn: &iced_x86::Instruction) -> bool {
+    matches!(
+        insn.mnemonic(),
+        iced_x86::Mnemonic::Mov | iced_x86::Mnemonic::Pop
+    ) && insn.op_kind(0) == iced_x86::OpKind::Register
+        && insn.op0_register() == iced_x86::Register::SS
 }

@@ -92,14 +92,21 @@ impl Cpu {
     ) -> StepOutcome {
         let mut vector = vector;
         let mut source = source;
+        let mut return_eip = return_eip;
         loop {
             if let Source::Exception(Exception::PageFault { linear, .. }) = source {
                 self.state.cr2 = linear;
             }
+            let tr = self.state.tr.selector;
             let second = match self.enter_interrupt(bus, vector, return_eip, source) {
                 Ok(()) => return StepOutcome::Continue,
                 Err(e) => e,
             };
+            if self.state.tr.selector != tr {
+                // A task gate switched tasks before the fault: it belongs
+                // to the new task, at the new task's EIP.
+                return_eip = self.state.eip;
+            }
             let first = match source {
                 Source::Exception(e) => class(e),
                 _ => Class::Benign,
@@ -245,8 +252,13 @@ impl Cpu {
         };
         if typ == system_type::TASK_GATE {
             let tss = gate.gate_selector();
-            self.state.eip = return_eip;
-            return self.task_switch(bus, tss, TaskSwitchReason::Interrupt, error_code);
+            return self.task_switch(
+                bus,
+                tss,
+                TaskSwitchReason::Interrupt,
+                error_code,
+                return_eip,
+            );
         }
         let sel = gate.gate_selector();
         if sel.is_null() {
