@@ -17,6 +17,20 @@ pub trait PortIo {
     fn write(&mut self, offset: u16, value: u8);
 }
 
+/// One level-sensitive interrupt wire; the machine decides where it is routed.
+pub trait IrqLine {
+    /// Drives the wire high (asserted) or low.
+    fn set_level(&mut self, high: bool);
+}
+
+/// An interrupt wire that goes nowhere (for devices whose line is unused).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoIrq;
+
+impl IrqLine for NoIrq {
+    fn set_level(&mut self, _high: bool) {}
+}
+
 /// Virtual time in the device's input-clock ticks; devices never read the
 /// host clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
