@@ -5,8 +5,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod acpi_pm;
 pub mod debug_exit;
 pub mod debugcon;
+pub mod port92;
 pub mod test_irq;
 
 /// Port I/O as a device sees it: `offset` counts from the device's base port.
