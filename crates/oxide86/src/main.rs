@@ -1,6 +1,7 @@
 //! The `oxide86` command: `run` boots a guest on the emulated PC;
 //! `conformance` runs the CPU conformance suites.
 
+mod console;
 mod demo;
 mod run_cmd;
 
