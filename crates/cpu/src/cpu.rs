@@ -2,6 +2,7 @@
 //! and the fetch-decode-execute step that the machine's run loop drives.
 
 use crate::bus::Bus;
+use crate::debug::{dr6, watch};
 use crate::decode::{self, DecodeCache, DecodeError, Decoded, MAX_INSN_LEN};
 use crate::exception::Exception;
 use crate::flags::Flags;
@@ -60,6 +61,11 @@ pub struct Cpu {
     /// that stop at the first fault, such as the host-differential tester,
     /// clear it before [`Cpu::step`] and read it after.
     pub last_exception: Option<Exception>,
+    /// Which kinds of hardware breakpoint DR7 arms ([`crate::debug::watch`]
+    /// bits); kept by [`Cpu::update_breakpoints`].
+    pub debug_watch: u8,
+    /// B0-B3 of data breakpoints hit by the instruction in flight.
+    pub debug_hits: u8,
 }
 
 impl Cpu {
@@ -73,6 +79,8 @@ impl Cpu {
             shutdown_reason: None,
             unimplemented: None,
             last_exception: None,
+            debug_watch: 0,
+            debug_hits: 0,
         }
     }
 
@@ -82,6 +90,7 @@ impl Cpu {
         self.icache.flush();
         self.tlb.flush(false);
         self.shutdown_reason = None;
+        self.update_breakpoints();
     }
 
     /// Records that `insn` reached no handler and returns the #UD it raises.
@@ -120,6 +129,16 @@ impl Cpu {
             return StepOutcome::Halted;
         }
         let trap = self.state.eflags & eflags::TF != 0 && !shadow;
+        if self.debug_watch != 0 {
+            if let Some(outcome) = self.check_instruction_breakpoint(bus) {
+                return outcome;
+            }
+            self.debug_hits = 0;
+        }
+        // RF is cleared at the start of every instruction, after the
+        // instruction-breakpoint check (SDM Vol. 3A, 17.3.1.1); IRET and
+        // task switches load it again.
+        self.state.eflags &= !eflags::RF;
         let decoded = match self.fetch_decode(bus) {
             Ok(d) => d,
             Err(e) => return self.raise(bus, e),
@@ -135,9 +154,23 @@ impl Cpu {
             Ok(()) => {
                 self.state.eip = self.ctx.next_eip;
                 self.state.icount += 1;
-                if trap {
+                let hits = if self.debug_watch != 0 {
+                    u32::from(std::mem::take(&mut self.debug_hits))
+                } else {
+                    0
+                };
+                if trap || hits != 0 {
+                    // Single-step and data breakpoints are traps reported
+                    // together by one #DB after the instruction.
                     let eip = self.state.eip;
-                    self.state.dr[6] |= 1 << 14; // DR6.BS
+                    let mut dr6 = self.state.dr[6];
+                    if hits != 0 {
+                        dr6 = (dr6 & !dr6::B_MASK) | hits;
+                    }
+                    if trap {
+                        dr6 |= dr6::BS;
+                    }
+                    self.state.dr[6] = dr6;
                     return self.deliver(
                         bus,
                         1,
@@ -152,6 +185,34 @@ impl Cpu {
             }
             Err(e) => self.raise(bus, e),
         }
+    }
+
+    /// Raises the instruction-breakpoint #DB (a fault: EIP stays on the
+    /// instruction, RF is pushed as it is) when an enabled DR0-DR3 execute
+    /// breakpoint matches CS:EIP and EFLAGS.RF is clear.
+    fn check_instruction_breakpoint<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+    ) -> Option<StepOutcome> {
+        if self.debug_watch & watch::EXEC == 0 || self.state.eflags & eflags::RF != 0 {
+            return None;
+        }
+        let linear = self.state.seg[SegReg::Cs as usize]
+            .base
+            .wrapping_add(self.state.eip);
+        let hits = self.instruction_breakpoints(linear);
+        if hits == 0 {
+            return None;
+        }
+        self.state.dr[6] = (self.state.dr[6] & !dr6::B_MASK) | hits;
+        self.last_exception = Some(Exception::Debug);
+        let eip = self.state.eip;
+        Some(self.deliver(
+            bus,
+            1,
+            eip,
+            crate::interrupt::Source::Exception(Exception::Debug),
+        ))
     }
 
     /// Runs until HLT, shutdown, or `max` instructions; returns the last outcome.

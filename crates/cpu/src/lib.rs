@@ -20,6 +20,7 @@
 
 pub mod bus;
 pub mod cpu;
+pub mod debug;
 pub mod decode;
 pub mod descriptor;
 pub mod exception;

@@ -9,7 +9,8 @@ use crate::bus::Bus;
 use crate::cpu::Cpu;
 use crate::exception::Exception;
 use crate::model::CpuModel;
-use crate::state::{cr0, seg_flags, SegReg};
+use crate::debug::watch;
+use crate::state::{cr0, eflags, seg_flags, SegReg};
 use crate::tlb::rights;
 
 /// What an access does with the bytes (selects the type and paging checks).
@@ -122,7 +123,18 @@ impl Cpu {
         size: u32,
     ) -> Result<u32, Exception> {
         let user = self.user_access();
+        if linear & (size - 1) != 0 && self.alignment_check(user) {
+            return Err(Exception::AlignmentCheck);
+        }
         self.read_linear_as(bus, linear, size, user)
+    }
+
+    /// Whether a misaligned data access raises #AC(0): CR0.AM, EFLAGS.AC and
+    /// CPL 3 (SDM Vol. 3A, 6.15 "Interrupt 17"). Callers test the
+    /// misalignment first, so aligned accesses never get here.
+    #[cold]
+    fn alignment_check(&self, user: bool) -> bool {
+        user && self.state.cr0 & cr0::AM != 0 && self.state.eflags & eflags::AC != 0
     }
 
     /// Reads with supervisor privilege: descriptor tables, the IDT and the
@@ -159,6 +171,9 @@ impl Cpu {
         value: u32,
     ) -> Result<(), Exception> {
         let user = self.user_access();
+        if linear & (size - 1) != 0 && self.alignment_check(user) {
+            return Err(Exception::AlignmentCheck);
+        }
         self.write_linear_as(bus, linear, size, value, user)
     }
 
@@ -170,6 +185,9 @@ impl Cpu {
         size: u32,
         user: bool,
     ) -> Result<u32, Exception> {
+        if self.debug_watch & watch::DATA != 0 {
+            self.note_data_access(linear, size, false);
+        }
         if (linear & 0xFFF) + size > 0x1000 {
             let mut v = 0;
             for i in 0..size {
@@ -196,6 +214,9 @@ impl Cpu {
         value: u32,
         user: bool,
     ) -> Result<(), Exception> {
+        if self.debug_watch & watch::DATA != 0 {
+            self.note_data_access(linear, size, true);
+        }
         if (linear & 0xFFF) + size > 0x1000 {
             let mut phys = [0u32; 4];
             for i in 0..size {

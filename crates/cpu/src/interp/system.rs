@@ -467,6 +467,7 @@ pub fn mov_system<B: Bus + ?Sized>(
             7 => (v & 0xFFFF_2BFF) | 0x400,
             _ => v,
         };
+        cpu.update_breakpoints();
         Ok(())
     } else {
         let v = cpu.state.dr[n as usize];
