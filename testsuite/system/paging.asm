@@ -212,6 +212,16 @@ test_main:
     mov eax, [PD + 8]
     and eax, PG_A | PG_D
     CHECK_EQ "4 MiB page: A and D in the PDE", eax, PG_A | PG_D
+    ; INVLPG of any address in a large page drops the whole page.
+    mov eax, [0x800000 + 0x1000]                  ; cache two 4 KiB pieces
+    mov eax, [0x800000 + DATA + 0x8000]
+    mov dword [PD + 8], 0x400000 | PG_P | PG_RW | PG_PS ; now -> physical 4 MiB
+    CHECK_EQ "4 MiB page: stale before INVLPG", [0x800000 + DATA + 0x8000], 0x4444
+    invlpg [0x800000]
+    ; (physical 0x608000 is untouched RAM: zero)
+    CHECK_EQ "4 MiB page: INVLPG elsewhere in the page drops it", [0x800000 + DATA + 0x8000], 0
+    mov dword [PD + 8], 0 | PG_P | PG_RW | PG_PS
+    invlpg [0x800000]
     mov dword [PD + 12], 0 | PG_P | PG_RW | PG_PS | (1 << 21)
     EXPECT_FAULT "4 MiB page: reserved bit 21", 14, 9
     mov eax, [0xC00000]
