@@ -286,6 +286,9 @@ impl Cpu {
         if global {
             r |= rights::GLOBAL;
         }
+        if leaf_index == 0 {
+            r |= rights::LARGE;
+        }
         let phys = page_base | (linear & page_mask);
         self.tlb.insert(linear, phys & !0xFFF, r);
         Ok(phys)
