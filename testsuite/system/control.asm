@@ -360,6 +360,10 @@ sysenter_entry:
     cpuid
     cmp eax, 0x80000004
     PASS_IF ae, "CPUID brand leaves present"
+    mov eax, 0x80000001
+    cpuid
+    and edx, 1 << 20
+    CHECK_EQ "CPUID.80000001 EDX: NX (EFER.NXE works)", edx, 1 << 20
     mov eax, 0x80000002
     cpuid
     CHECK_EQ "CPUID brand string", eax, "oxid"

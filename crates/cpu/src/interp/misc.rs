@@ -37,6 +37,8 @@ pub mod features {
     pub const PAT: u32 = 1 << 16;
     /// FXSAVE/FXRSTOR.
     pub const FXSR: u32 = 1 << 24;
+    /// Leaf 0x80000001 EDX: execute-disable (EFER.NXE, the PAE NX bit).
+    pub const EXT_NX: u32 = 1 << 20;
     /// Everything leaf 1 EDX reports.
     pub const ALL: u32 =
         FPU | VME | DE | PSE | TSC | MSR | PAE | CX8 | SEP | MTRR | PGE | CMOV | PAT | FXSR;
@@ -83,6 +85,8 @@ pub fn cpuid<B: Bus + ?Sized>(
         // no cache or TLB descriptors are reported.
         2 => (0x0000_0001, 0, 0, 0),
         0x8000_0000 => (0x8000_0004, 0, 0, 0),
+        // Extended features: only XD (EFER.NXE with PAE paging).
+        0x8000_0001 => (0, 0, 0, features::EXT_NX),
         0x8000_0002..=0x8000_0004 => {
             let i = ((leaf - 0x8000_0002) * 16) as usize;
             let s = &BRAND[i..i + 16];
@@ -138,5 +142,7 @@ mod tests {
         assert_eq!(s.gpr[2], super::features::ALL);
         let apic_mce_mca = (1 << 9) | (1 << 7) | (1 << 14);
         assert_eq!(s.gpr[2] & apic_mce_mca, 0);
+        let s = run32(|a| a.cpuid(), |s| s.gpr[0] = 0x8000_0001);
+        assert_eq!(s.gpr[2], super::features::EXT_NX);
     }
 }
