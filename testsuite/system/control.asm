@@ -38,6 +38,13 @@ r3_cs:      dd 0
 saved_esp:  dd 0
 misaligned: dd 0, 0
 
+r3_push_misaligned:
+    sub esp, 2
+    push eax
+    pop eax
+    add esp, 2
+    ret
+
 ; use_db_handler / use_isr1: switch vector 1 between db_handler and the frame's stub.
 use_db_handler:
     pushad
@@ -325,6 +332,7 @@ sysenter_entry:
     RING3_EXPECT "AC: misaligned dword at CPL 3", 17, 0, {mov eax, [misaligned + 1]}
     RING3_EXPECT "AC: misaligned word write at CPL 3", 17, 0, {mov word [misaligned + 3], ax}
     RING3_EXPECT "AC: aligned dword at CPL 3", -1, -1, {mov eax, [misaligned + 4]}
+    RING3_EXPECT "AC: push with a misaligned ESP at CPL 3", 17, 0, {call r3_push_misaligned}
     RING3_EXPECT "AC: byte access never faults", -1, -1, {mov al, [misaligned + 3]}
     pushfd
     and dword [esp], ~EFL_AC
