@@ -11,6 +11,8 @@ PT1     equ 0x102000        ; page table for linear 0x400000-0x7FFFFF (the test 
 PDPT    equ 0x106000        ; PAE page-directory-pointer table
 PAE_PD  equ 0x107000        ; PAE page directory for 0-1 GiB
 PAE_PT  equ 0x108000        ; PAE page table for linear 0x400000-0x5FFFFF
+PDPT2   equ 0x10A000        ; a PDPT with a reserved bit set
+PAE_PD2 equ 0x10B000        ; a second PAE page directory
 DATA    equ 0x200000        ; physical test pages (identity-mapped too)
 
 PG_P    equ 1
@@ -262,6 +264,32 @@ test_main:
     mov eax, [PAE_PD + 24]
     and eax, PG_A | PG_D
     CHECK_EQ "PAE: read sets A in a 2 MiB PDE", eax, PG_A
+    ; The PDPTEs are registers loaded by MOV CR3: editing the live PDPT is
+    ; not seen until the next load, not even after INVLPG.
+    mov esi, PAE_PD
+    mov edi, PAE_PD2
+    mov ecx, 8
+    rep movsd
+    mov dword [PAE_PD2 + 24], 0 | PG_P | PG_RW | PG_PS      ; 6 MiB -> 0
+    mov dword [PDPT], PAE_PD2 | PG_P
+    invlpg [0x608000]
+    CHECK_EQ "PAE: PDPTE edit not seen before a CR3 load", [0x608000], 0x4444
+    mov eax, cr3
+    mov cr3, eax
+    mov eax, [0x8000]
+    CHECK_EQ "PAE: CR3 load reloads the PDPTEs", [0x608000], eax
+    mov dword [PDPT], PAE_PD | PG_P
+    mov eax, cr3
+    mov cr3, eax
+    mov dword [PDPT2], PAE_PD | PG_P | PG_RW         ; bit 1 is reserved in a PDPTE
+    mov ebx, cr3
+    EXPECT_FAULT "PAE: MOV CR3 with a reserved PDPTE bit", 13, 0
+    mov eax, PDPT2
+    mov cr3, eax
+    END_FAULT
+    mov eax, cr3
+    CHECK_EQ "PAE: CR3 unchanged by the #GP", eax, ebx
+    CHECK_EQ "PAE: old PDPTEs still in use", [0x608000], 0x4444
     ; Code page 0x209000: `mov eax, 0x1234 ; ret`.
     mov dword [DATA + 0x9000], 0x001234B8
     mov dword [DATA + 0x9004], 0xC300

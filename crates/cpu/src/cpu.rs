@@ -66,6 +66,10 @@ pub struct Cpu {
     pub debug_watch: u8,
     /// B0-B3 of data breakpoints hit by the instruction in flight.
     pub debug_hits: u8,
+    /// The four PAE page-directory-pointer-table entries, loaded by MOV to
+    /// CR3/CR0/CR4 with PAE paging (SDM Vol. 3A, 4.4.1), or `None` until
+    /// the next walk loads them (after a reset or a task switch's CR3).
+    pub pdptes: Option<[u64; 4]>,
 }
 
 impl Cpu {
@@ -81,6 +85,7 @@ impl Cpu {
             last_exception: None,
             debug_watch: 0,
             debug_hits: 0,
+            pdptes: None,
         }
     }
 
@@ -89,6 +94,7 @@ impl Cpu {
         self.state = CpuState::new(self.state.model);
         self.icache.flush();
         self.tlb.flush(false);
+        self.pdptes = None;
         self.shutdown_reason = None;
         self.update_breakpoints();
     }

@@ -379,8 +379,11 @@ impl Cpu {
         Ok(())
     }
 
-    /// MOV to CR3: a new page directory; non-global translations go.
+    /// MOV to CR3: a new page directory; non-global translations go. The
+    /// PAE PDPTEs are reloaded lazily by the next walk unless the caller
+    /// (MOV CR3) loaded them already.
     pub fn write_cr3(&mut self, value: u32) {
+        self.pdptes = None;
         self.state.cr3 = value;
         self.tlb.flush(true);
     }
@@ -429,7 +432,28 @@ pub fn mov_system<B: Bus + ?Sized>(
     }
     if let Some(n) = cr_number(dst) {
         let v = cpu.read_op(insn, 1, bus)?;
-        return match n {
+        // With PAE paging on afterwards, MOV to CR3, and MOV to CR0/CR4
+        // changing a paging bit, load the PDPTEs first (SDM Vol. 3A, 4.4.1).
+        let (cr0_now, cr4_now) = (cpu.state.cr0, cpu.state.cr4);
+        let (cr0_new, cr4_new, cr3_new) = match n {
+            0 => (v, cr4_now, cpu.state.cr3),
+            3 => (cr0_now, cr4_now, v),
+            4 => (cr0_now, v, cpu.state.cr3),
+            _ => (cr0_now, cr4_now, cpu.state.cr3),
+        };
+        let pae_paging = cr0_new & cr0::PG != 0 && cr4_new & cr4::PAE != 0;
+        let reload = match n {
+            0 => (cr0_now ^ cr0_new) & (cr0::PG | cr0::CD | cr0::NW) != 0,
+            3 => true,
+            4 => (cr4_now ^ cr4_new) & (cr4::PAE | cr4::PGE | cr4::PSE) != 0,
+            _ => false,
+        };
+        let loaded = if pae_paging && reload {
+            Some(cpu.fetch_pdptes(bus, cr3_new)?)
+        } else {
+            None
+        };
+        let r = match n {
             0 => cpu.write_cr0(v),
             2 => {
                 cpu.state.cr2 = v;
@@ -442,6 +466,10 @@ pub fn mov_system<B: Bus + ?Sized>(
             4 => cpu.write_cr4(v),
             _ => Err(Exception::InvalidOpcode),
         };
+        if r.is_ok() && loaded.is_some() {
+            cpu.pdptes = loaded;
+        }
+        return r;
     }
     // Debug registers: DR4/DR5 alias DR6/DR7 unless CR4.DE makes them #UD;
     // DR7.GD turns any access into #DB with DR6.BD set.
