@@ -199,6 +199,23 @@ after_write:
     mov dr7, eax
     mov eax, [watch + 2]
     CHECK_EQ "read/write bp: an overlapping read triggers", [db_count], 3
+    ; REP STOSB across the watched dword: a trap after each iteration that
+    ; writes it, EIP on the instruction and RF pushed as 1 until the last.
+    mov eax, (1 << 2) | (0xD << 20)     ; L1, write, 4 bytes
+    mov dr7, eax
+    mov dword [db_count], 0
+    mov edi, watch - 2
+    mov ecx, 8
+    mov al, 0x11
+rep_stos:
+    rep stosb
+    CHECK_EQ "REP STOSB: one #DB per iteration hitting the range", [db_count], 4
+    CHECK_EQ "REP STOSB: #DB with EIP on the instruction", [db_eip], rep_stos
+    mov eax, [db_eflags]
+    and eax, EFL_RF
+    CHECK_EQ "REP STOSB: RF pushed as 1 mid-repeat", eax, EFL_RF
+    CHECK_EQ "REP STOSB: completes", ecx, 0
+    CHECK_EQ "REP STOSB: all bytes written", [watch], 0x11111111
     call use_isr1
 
     ; --------------------------------------------------- single-step (TF)
