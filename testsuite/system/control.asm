@@ -404,6 +404,15 @@ sysenter_entry:
     RING3_EXPECT "RDMSR at ring 3", 13, 0, rdmsr
     RING3_EXPECT "INVLPG at ring 3", 13, 0, {invlpg [0]}
     RING3_EXPECT "SMSW at ring 3 is allowed", -1, -1, {smsw ax}
+    RING3_EXPECT "SYSEXIT at ring 3", 13, 0, sysexit
+    RING3_EXPECT "RDTSC at ring 3 (CR4.TSD clear)", -1, -1, rdtsc
+    mov eax, cr4
+    or eax, 1 << 2
+    mov cr4, eax
+    RING3_EXPECT "RDTSC at ring 3 with CR4.TSD", 13, 0, rdtsc
+    mov eax, cr4
+    and eax, ~(1 << 2)
+    mov cr4, eax
     EXPECT_FAULT "INVD/WBINVD at ring 0", -1, -1
     invd
     wbinvd
