@@ -106,7 +106,7 @@ impl Cpu {
             }
             let len = length(dr7, n);
             let base = u64::from(self.state.dr[n] & !(len - 1));
-            if first <= base + u64::from(len) - 1 && base <= last {
+            if first < base + u64::from(len) && base <= last {
                 self.debug_hits |= 1 << n;
             }
         }
@@ -192,7 +192,7 @@ mod tests {
         cpu.update_breakpoints();
         assert_eq!(cpu.debug_watch, watch::DATA);
         assert_eq!(cpu.run(&mut ram, 100), StepOutcome::Halted);
-        assert_eq!(ram.read_u32((0x5002) as u32), 0x1234, "the write completed");
+        assert_eq!(ram.read_u32(0x5002), 0x1234, "the write completed");
         assert_eq!(cpu.state.gpr[0], 0, "trap before the next instruction");
         assert_eq!(cpu.state.dr[6] & 0xF, 2);
         let top = cpu.state.gpr[4];

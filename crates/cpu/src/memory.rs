@@ -7,9 +7,9 @@
 
 use crate::bus::Bus;
 use crate::cpu::Cpu;
+use crate::debug::watch;
 use crate::exception::Exception;
 use crate::model::CpuModel;
-use crate::debug::watch;
 use crate::state::{cr0, eflags, seg_flags, SegReg};
 use crate::tlb::rights;
 

@@ -211,7 +211,10 @@ mod tests {
             assert_eq!(cpu.step(&mut ram), StepOutcome::Continue);
         }
         let pushed = u32::from(ram.read_u16(0x7FFE));
-        assert_eq!(pushed & (eflags::IF | eflags::IOPL), eflags::IF | eflags::IOPL);
+        assert_eq!(
+            pushed & (eflags::IF | eflags::IOPL),
+            eflags::IF | eflags::IOPL
+        );
         assert_eq!(cpu.state.eflags & (eflags::IF | eflags::VIF), 0);
     }
 

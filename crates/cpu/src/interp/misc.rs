@@ -75,12 +75,7 @@ pub fn cpuid<B: Bus + ?Sized>(
     let (a, b, c, d) = match leaf {
         0 => (2, text(b"Genu"), text(b"ntel"), text(b"ineI")),
         // Family 6, model 3, stepping 3.
-        1 => (
-            0x0000_0633,
-            0,
-            0,
-            features::ALL,
-        ),
+        1 => (0x0000_0633, 0, 0, features::ALL),
         // One descriptor byte per register: 0x01 in AL means "call once";
         // no cache or TLB descriptors are reported.
         2 => (0x0000_0001, 0, 0, 0),

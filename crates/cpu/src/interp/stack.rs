@@ -7,10 +7,10 @@
 use super::operand::{op_width, seg_reg};
 use crate::bus::Bus;
 use crate::cpu::Cpu;
-use crate::v86::InterruptFlag;
 use crate::exception::Exception;
 use crate::model::CpuModel;
 use crate::state::{eflags, SegReg};
+use crate::v86::InterruptFlag;
 use iced_x86::{Instruction, OpKind};
 
 /// Runs `f`, restoring ESP and EBP if it faults.
