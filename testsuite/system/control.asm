@@ -233,6 +233,30 @@ step_next:
     and eax, DR6_BS
     CHECK_EQ "TF: DR6.BS", eax, DR6_BS
 
+    ; MOV SS delays the single-step trap past the next instruction.
+    call use_db_handler
+    mov ax, ss
+    pushfd
+    or dword [esp], EFL_TF
+    popfd
+    mov ss, ax
+    nop
+step_after_ss:
+    nop
+    call use_isr1
+    CHECK_EQ "TF after MOV SS: one #DB", [db_count], 1
+    CHECK_EQ "TF after MOV SS: reported after the next instruction", [db_eip], step_after_ss
+    ; STI does not delay it.
+    call use_db_handler
+    pushfd
+    or dword [esp], EFL_TF
+    popfd
+    sti
+step_after_sti:
+    cli
+    call use_isr1
+    CHECK_EQ "TF after STI: reported after STI", [db_eip], step_after_sti
+
     ; ---------------------------------------------------- RF on other faults
     EXPECT_FAULT "#GP from a null selector", 13, 0
     xor eax, eax

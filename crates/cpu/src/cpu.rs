@@ -134,7 +134,11 @@ impl Cpu {
         if self.state.halted {
             return StepOutcome::Halted;
         }
-        let trap = self.state.eflags & eflags::TF != 0 && !shadow;
+        // Single-step: the 386+ inhibit it only after MOV SS / POP SS, and
+        // then report it after the following instruction (SDM Vol. 3A,
+        // 6.8.3); the older models skip the instruction after any shadow.
+        let trap =
+            self.state.eflags & eflags::TF != 0 && (!shadow || self.state.model == CpuModel::P6);
         if self.debug_watch != 0 {
             if let Some(outcome) = self.check_instruction_breakpoint(bus) {
                 return outcome;
@@ -165,6 +169,10 @@ impl Cpu {
                 } else {
                     0
                 };
+                let trap = trap
+                    && !(self.state.interrupt_shadow
+                        && self.state.model == CpuModel::P6
+                        && decoded.insn.mnemonic() != iced_x86::Mnemonic::Sti);
                 if trap || hits != 0 {
                     // Single-step and data breakpoints are traps reported
                     // together by one #DB after the instruction.

@@ -137,8 +137,9 @@ mod tests {
         ram.load(0x2000, &[0xF4]);
         // GDT at 0x4000 with a flat ring-0 code segment at selector 0x08.
         cpu.state.gdtr.base = 0x4000;
-        cpu.state.gdtr.limit = 0xF;
+        cpu.state.gdtr.limit = 0x17;
         ram.load(0x4008, &0x00CF_9A00_0000_FFFFu64.to_le_bytes());
+        ram.load(0x4010, &0x00CF_9200_0000_FFFFu64.to_le_bytes());
         (cpu, ram)
     }
 
@@ -197,6 +198,26 @@ mod tests {
         assert_eq!(cpu.state.dr[6] & 0xF, 2);
         let top = cpu.state.gpr[4];
         assert_eq!(ram.read_u32(top), CODE + 10);
+    }
+
+    #[test]
+    fn single_step_after_mov_ss_is_reported_after_the_next_instruction() {
+        let code = assemble(32, |a| {
+            a.mov(ss, ax)?;
+            a.nop()?;
+            a.nop()
+        });
+        let (mut cpu, mut ram) = setup(&code);
+        cpu.state.gpr[0] = 0x10;
+        cpu.state.eflags |= crate::state::eflags::TF;
+        assert_eq!(cpu.run(&mut ram, 100), StepOutcome::Halted);
+        let top = cpu.state.gpr[4];
+        assert_eq!(
+            ram.read_u32(top),
+            CODE + 3,
+            "after MOV SS and the first NOP"
+        );
+        assert_ne!(cpu.state.dr[6] & dr6::BS, 0);
     }
 
     #[test]
