@@ -64,6 +64,22 @@ v86_call:
 ; #GP from V86 (or anything else while these tests run): record and exit.
 v86_gp:
     mov [ss:v_eax], eax
+    cmp dword [ss:v_emulate], 0
+    je .record
+    ; Monitor mode: emulate CLI (clear the virtual IF) and resume V86.
+    push ebx
+    movzx eax, word [ss:esp + 12]       ; CS
+    shl eax, 4
+    add eax, [ss:esp + 8]               ; + EIP
+    cmp byte [ss:eax], 0xFA
+    pop ebx
+    jne .record
+    inc dword [ss:v_emulated]
+    inc dword [ss:esp + 4]              ; past the CLI
+    mov eax, [ss:v_eax]
+    add esp, 4                          ; the error code
+    iretd
+.record:
     mov dword [ss:v_vector], 13
     pop dword [ss:v_error]
     jmp v86_record
@@ -113,6 +129,8 @@ v_frame:    times 9 dd 0
 v_marker:   dd 0
 v_flags:    dd 0
 r3_flags:   dd 0
+v_emulate:  dd 0
+v_emulated: dd 0
 
 ; Ring 3 (PVI): STI, then record EFLAGS.
 r3_sti:
@@ -213,6 +231,20 @@ v86_popf_tf:
     hlt
 v86_pushfd:
     pushfd
+    hlt
+v86_emulated_cli:
+    cli
+    mov word [V(v_marker)], 0x7777
+.hlt:
+    hlt
+v86_limit:
+    mov ax, [0xFFFF]
+    hlt
+v86_outsb:
+    mov si, 0
+    mov dx, 0x84
+.outsb:
+    outsb
     hlt
 bits 32
 
@@ -326,6 +358,21 @@ test_main:
     V86_RUN v86_iret, IOPL3
     CHECK_EQ "IRET, IOPL 3: returns", [v_frame + F_EIP], V(v86_iret.target)
 
+    ; A monitor emulating CLI returns into V86 with IRETD from its frame.
+    mov dword [v_emulate], 1
+    mov dword [v_marker], 0
+    V86_RUN v86_emulated_cli, 0
+    mov dword [v_emulate], 0
+    CHECK_EQ "monitor emulates CLI and IRETs back to V86", [v_emulated], 1
+    CHECK_EQ "V86 continues after the emulated CLI", [v_marker], 0x7777
+    CHECK_EQ "... and traps again at HLT", [v_frame + F_EIP], V(v86_emulated_cli.hlt)
+    CHECK_EQ "... with its segments intact", [v_frame + F_FS], V86_FS
+
+    ; Real-mode limits apply in V86: a word at offset 0xFFFF is #GP(0).
+    V86_RUN v86_limit, IOPL3
+    CHECK_EQ "V86 word at offset 0xFFFF: #GP", [v_vector], 13
+    CHECK_EQ "V86 word at offset 0xFFFF: EIP", [v_frame + F_EIP], V(v86_limit)
+
     ; ------------------------------------------------------ I/O bitmap
     mov dword [v_eax], 0
     V86_RUN v86_in_ok, 0
@@ -342,6 +389,8 @@ test_main:
     CHECK_EQ "I/O: word straddling a denied port", [v_frame + F_EIP], V(v86_in_straddle)
     V86_RUN v86_in_dx, 0
     CHECK_EQ "I/O: IN AL, DX denied", [v_frame + F_EIP], V(v86_in_dx.in)
+    V86_RUN v86_outsb, IOPL3
+    CHECK_EQ "I/O: OUTSB to a denied port", [v_frame + F_EIP], V(v86_outsb.outsb)
 
     ; ------------------------------------------------------------ VME
     mov eax, cr4
@@ -354,6 +403,16 @@ test_main:
     mov eax, [v_flags]
     and eax, IOPL3
     CHECK_EQ "VME: pushed FLAGS has IOPL 3", eax, IOPL3
+    V86_RUN v86_int_n, 0
+    mov dword [v_marker], 0
+    V86_RUN v86_int42, IOPL3 | EFL_IF
+    CHECK_EQ "VME, IOPL 3: INT redirected", [v_marker], 0x4242
+    mov eax, [v_flags]
+    and eax, EFL_IF
+    CHECK_EQ "VME, IOPL 3: pushed FLAGS has the real IF", eax, EFL_IF
+    mov eax, [v_frame + F_EFL]
+    and eax, EFL_IF
+    CHECK_EQ "VME, IOPL 3: IRET restored IF", eax, EFL_IF
     V86_RUN v86_int_n, 0
     CHECK_EQ "VME: INT with bitmap bit set, IOPL 0: #GP", [v_vector], 13
     CHECK_EQ "VME: ... at the INT", [v_frame + F_EIP], V(v86_int_n)
