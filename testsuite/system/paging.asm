@@ -80,6 +80,9 @@ r3_read_sup:
     mov dword [ss:resume_at], r3_done
     mov eax, [0x407000]
     jmp r3_done
+r3_fetch_sup:
+    mov dword [ss:resume_at], r3_done
+    jmp 0x407000
 r3_read_ok:
     mov dword [ss:resume_at], r3_done
     mov eax, [0x406000]
@@ -143,12 +146,40 @@ test_main:
     CHECK_EQ "faulting write sets neither A nor D", [PTE(0x403000)], DATA + 0x3000 | PG_P
     CHECK_EQ "faulting write changed nothing", [DATA + 0x3000], 0
 
+    ; A write across a page boundary into a read-only page writes nothing.
+    mov dword [DATA + 0xA000 + 0xFFC], 0x11223344
+    mov dword [PTE(0x40A000)], DATA + 0xA000 | PG_P | PG_RW
+    mov dword [PTE(0x40B000)], DATA + 0xB000 | PG_P
+    EXPECT_FAULT "page-crossing write into a read-only page", 14, 3
+    mov dword [0x40AFFE], 0xAABBCCDD
+    END_FAULT
+    CHECK_EQ "page-crossing write: first page untouched", [DATA + 0xA000 + 0xFFC], 0x11223344
+    mov ecx, cr2
+    and ecx, ~0xFFF
+    CHECK_EQ "page-crossing write: CR2 in the second page", ecx, 0x40B000
+    ; The PDE of a page table is not a leaf: writes do not set its D bit.
+    mov eax, [PD + 4]
+    and eax, PG_D
+    CHECK_EQ "writes leave D clear in a non-leaf PDE", eax, 0
+    ; A not-present entry's other bits are ignored: no RSVD.
+    mov dword [PD + 12], (1 << 21) | PG_PS | PG_RW      ; P = 0
+    EXPECT_FAULT "not-present PDE with reserved bits: P=0, no RSVD", 14, 0
+    mov eax, [0xC00000]
+    END_FAULT
+
     ; ------------------------------------------------------- user accesses
     mov dword [DATA + 0x6000], 0x600D
     mov dword [PTE(0x406000)], DATA + 0x6000 | PG_P | PG_US      ; user read-only
     mov dword [PTE(0x407000)], DATA + 0x7000 | PG_P | PG_RW      ; supervisor
     RING3 "user write to read-only page", r3_write_ro, 7, 0x406000
     RING3 "user read of supervisor page", r3_read_sup, 5, 0x407000
+    mov dword [DATA + 0x7000], 0x80CD          ; int 0x80
+    RING3 "user fetch from a supervisor page", r3_fetch_sup, 5, 0x407000
+    mov byte [DATA + 0xC000], 0xC3             ; ret
+    mov dword [PTE(0x40C000)], DATA + 0xC000 | PG_P | PG_US
+    EXPECT_FAULT "supervisor fetch from a user page (no SMEP)", -1, -1
+    call 0x40C000
+    END_FAULT
     mov eax, cr0
     and eax, ~(1 << 16)
     mov cr0, eax
