@@ -272,12 +272,13 @@ step_after_sti:
 
     ; ------------------------------------------------------------------ MSRs
     mov ecx, 0x174
-    mov eax, 0x12345678
+    mov eax, 0x5678
     xor edx, edx
     wrmsr
     xor eax, eax
     rdmsr
-    CHECK_EQ "SYSENTER_CS keeps 16 bits", eax, 0x5678
+    and eax, 0xFFFF                 ; bits 16-63 are unused
+    CHECK_EQ "SYSENTER_CS round trip", eax, 0x5678
     mov ecx, 0x175
     mov eax, 0xCAFEBABE
     wrmsr
@@ -288,6 +289,34 @@ step_after_sti:
     rdmsr
     CHECK_EQ "PAT reset value (low)", eax, 0x00070406
     CHECK_EQ "PAT reset value (high)", edx, 0x00070406
+    mov eax, 0x00070106             ; PA0 = WB, PA1 = WC, PA2 = UC-, PA3 = UC
+    mov edx, 0x00070406
+    wrmsr
+    xor eax, eax
+    rdmsr
+    CHECK_EQ "PAT round trip", eax, 0x00070106
+    mov eax, 0x00070206             ; type 2 is reserved
+    EXPECT_FAULT "PAT with a reserved memory type", 13, 0
+    wrmsr
+    END_FAULT
+    rdmsr
+    CHECK_EQ "PAT unchanged by the #GP", eax, 0x00070106
+    mov eax, 0x00070406
+    wrmsr
+    mov ecx, 0x2FF
+    mov eax, 0x807                  ; type 7 (UC-) is PAT-only
+    xor edx, edx
+    EXPECT_FAULT "MTRRdefType with a reserved type", 13, 0
+    wrmsr
+    END_FAULT
+    mov eax, 0x1006                 ; bit 12 reserved
+    EXPECT_FAULT "MTRRdefType with a reserved bit", 13, 0
+    wrmsr
+    END_FAULT
+    mov ecx, 0xFE
+    EXPECT_FAULT "MTRRCAP is read-only", 13, 0
+    wrmsr
+    END_FAULT
     mov ecx, 0xC0000080
     rdmsr
     CHECK_EQ "EFER reads 0", eax, 0

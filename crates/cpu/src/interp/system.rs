@@ -571,10 +571,29 @@ pub fn wrmsr<B: Bus + ?Sized>(
         msr::SYSENTER_ESP => m.sysenter_esp = v as u32,
         msr::SYSENTER_EIP => m.sysenter_eip = v as u32,
         msr::MTRR_PHYS_FIRST..=msr::MTRR_PHYS_LAST => {
+            let mask_reg = (n - msr::MTRR_PHYS_FIRST) % 2 == 1;
+            let ok = if mask_reg {
+                v & PHYSMASK_RESERVED == 0
+            } else {
+                v & PHYSBASE_RESERVED == 0 && mtrr_type_ok(v as u8)
+            };
+            if !ok {
+                return Err(Exception::GeneralProtection(0));
+            }
             m.mtrr_var[(n - msr::MTRR_PHYS_FIRST) as usize] = v
         }
-        msr::PAT => m.pat = v,
-        msr::MTRR_DEF_TYPE => m.mtrr_def_type = v & 0xCFF,
+        msr::PAT => {
+            if !v.to_le_bytes().iter().all(|&t| mtrr_type_ok(t) || t == 7) {
+                return Err(Exception::GeneralProtection(0));
+            }
+            m.pat = v
+        }
+        msr::MTRR_DEF_TYPE => {
+            if v & !0xCFF != 0 || !mtrr_type_ok(v as u8) {
+                return Err(Exception::GeneralProtection(0));
+            }
+            m.mtrr_def_type = v
+        }
         msr::EFER => {
             if v & !EFER_NXE != 0 {
                 return Err(Exception::GeneralProtection(0));
@@ -583,11 +602,23 @@ pub fn wrmsr<B: Bus + ?Sized>(
             cpu.tlb.flush(false);
         }
         _ => match msr::MTRR_FIXED.iter().position(|&f| f == n) {
-            Some(i) => m.mtrr_fixed[i] = v,
-            None => return Err(Exception::GeneralProtection(0)),
+            Some(i) if v.to_le_bytes().iter().all(|&t| mtrr_type_ok(t)) => m.mtrr_fixed[i] = v,
+            _ => return Err(Exception::GeneralProtection(0)),
         },
     }
     Ok(())
+}
+
+/// Reserved bits of IA32_MTRR_PHYSBASEn and PHYSMASKn with MAXPHYADDR = 36
+/// (SDM Vol. 3A, 11.11.2.3).
+const PHYSBASE_RESERVED: u64 = 0xFFFF_FFF0_0000_0F00;
+const PHYSMASK_RESERVED: u64 = 0xFFFF_FFF0_0000_07FF;
+
+/// Whether `t` is a memory type MTRRs may hold: UC, WC, WT, WP or WB
+/// (SDM Vol. 3A, 11.11.1); any other type written raises #GP(0). The PAT
+/// also accepts UC- (7) (11.12.2).
+fn mtrr_type_ok(t: u8) -> bool {
+    matches!(t, 0 | 1 | 4 | 5 | 6)
 }
 
 /// A flat 4 GiB segment cache for SYSENTER/SYSEXIT (which load fixed
@@ -646,4 +677,37 @@ pub fn sysexit<B: Bus + ?Sized>(
     s.gpr[4] = s.gpr[1];
     cpu.ctx.next_eip = s.gpr[2];
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::flat32_cpu;
+    use crate::FlatRam;
+
+    fn write_msr(cpu: &mut Cpu, n: u32, v: u64) -> Result<(), Exception> {
+        cpu.state.gpr[1] = n;
+        cpu.state.gpr[0] = v as u32;
+        cpu.state.gpr[2] = (v >> 32) as u32;
+        wrmsr(cpu, &Instruction::default(), &mut FlatRam::new(16))
+    }
+
+    #[test]
+    fn pat_and_mtrrs_refuse_reserved_memory_types_and_bits() {
+        let mut cpu = flat32_cpu();
+        assert_eq!(write_msr(&mut cpu, msr::PAT, 0x0007_0406_0007_0406), Ok(()));
+        let gp = Err(Exception::GeneralProtection(0));
+        assert_eq!(write_msr(&mut cpu, msr::PAT, 0x0007_0406_0007_0402), gp);
+        assert_eq!(write_msr(&mut cpu, msr::PAT, 0x0807_0406_0007_0406), gp);
+        assert_eq!(cpu.state.msr.pat, 0x0007_0406_0007_0406);
+        assert_eq!(write_msr(&mut cpu, msr::MTRR_DEF_TYPE, 0xC06), Ok(()));
+        assert_eq!(write_msr(&mut cpu, msr::MTRR_DEF_TYPE, 0xC07), gp);
+        assert_eq!(write_msr(&mut cpu, msr::MTRR_DEF_TYPE, 0x1006), gp);
+        assert_eq!(write_msr(&mut cpu, 0x200, 0x0010_0006), Ok(()));
+        assert_eq!(write_msr(&mut cpu, 0x200, 0x0010_0106), gp);
+        assert_eq!(write_msr(&mut cpu, 0x201, 0xF_FFF0_0800), Ok(()));
+        assert_eq!(write_msr(&mut cpu, 0x201, 0xF_FFF0_0801), gp);
+        assert_eq!(write_msr(&mut cpu, 0x250, 0x0606_0606_0606_0606), Ok(()));
+        assert_eq!(write_msr(&mut cpu, 0x250, 0x0606_0606_0606_0603), gp);
+    }
 }
