@@ -123,7 +123,7 @@ impl Cpu {
         size: u32,
     ) -> Result<u32, Exception> {
         let user = self.user_access();
-        if linear & (size - 1) != 0 && self.alignment_check(user) {
+        if linear & size.wrapping_sub(1) != 0 && self.alignment_check(user) {
             return Err(Exception::AlignmentCheck);
         }
         self.read_linear_as(bus, linear, size, user)
@@ -171,7 +171,7 @@ impl Cpu {
         value: u32,
     ) -> Result<(), Exception> {
         let user = self.user_access();
-        if linear & (size - 1) != 0 && self.alignment_check(user) {
+        if linear & size.wrapping_sub(1) != 0 && self.alignment_check(user) {
             return Err(Exception::AlignmentCheck);
         }
         self.write_linear_as(bus, linear, size, value, user)
@@ -359,5 +359,34 @@ impl Cpu {
         let mask = self.stack_mask();
         let sp = self.state.gpr[4].wrapping_add(delta) & mask;
         self.read_mem(bus, SegReg::Ss, sp, size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::flat32_cpu;
+    use crate::FlatRam;
+
+    #[test]
+    fn misaligned_cpl3_accesses_raise_ac_only_with_am_and_ac() {
+        let mut cpu = flat32_cpu();
+        let mut ram = FlatRam::new(0x10000);
+        cpu.state.cr0 |= cr0::AM;
+        cpu.state.eflags |= eflags::AC;
+        assert_eq!(
+            cpu.read_linear(&mut ram, 0x1001, 4),
+            Ok(0),
+            "CPL 0 is exempt"
+        );
+        cpu.state.seg[SegReg::Cs as usize].selector |= 3;
+        let ac = Err(Exception::AlignmentCheck);
+        assert_eq!(cpu.read_linear(&mut ram, 0x1001, 4), ac);
+        assert_eq!(cpu.write_linear(&mut ram, 0x1003, 2, 0), ac);
+        assert_eq!(cpu.read_linear(&mut ram, 0x1002, 2), Ok(0));
+        assert_eq!(cpu.read_linear(&mut ram, 0x1003, 1), Ok(0));
+        assert_eq!(cpu.read_linear_system(&mut ram, 0x1001, 4), Ok(0));
+        cpu.state.eflags &= !eflags::AC;
+        assert_eq!(cpu.read_linear(&mut ram, 0x1001, 4), Ok(0));
     }
 }
