@@ -382,7 +382,10 @@ mod tests {
         cpu.state.seg[SegReg::Cs as usize].selector |= 3;
         let ac = Err(Exception::AlignmentCheck);
         assert_eq!(cpu.read_linear(&mut ram, 0x1001, 4), ac);
-        assert_eq!(cpu.write_linear(&mut ram, 0x1003, 2, 0), ac);
+        assert_eq!(
+            cpu.write_linear(&mut ram, 0x1003, 2, 0),
+            Err(Exception::AlignmentCheck)
+        );
         assert_eq!(cpu.read_linear(&mut ram, 0x1002, 2), Ok(0));
         assert_eq!(cpu.read_linear(&mut ram, 0x1003, 1), Ok(0));
         assert_eq!(cpu.read_linear_system(&mut ram, 0x1001, 4), Ok(0));
