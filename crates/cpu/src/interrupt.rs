@@ -78,6 +78,11 @@ impl Cpu {
         }
         self.state.halted = false;
         self.last_exception = Some(e);
+        // Fault-class exceptions push RF = 1 so that the return does not
+        // re-trigger an instruction breakpoint (SDM Vol. 3A, 17.3.1.1).
+        if !e.is_trap() && self.state.model == CpuModel::P6 {
+            self.state.eflags |= eflags::RF;
+        }
         self.deliver(bus, e.vector(), eip, Source::Exception(e))
     }
 

@@ -196,6 +196,10 @@ impl Cpu {
         // From here on, faults belong to the new task.
         let new_busy = Descriptor(new.0 | (2 << 40));
         self.state.tr = new_busy.to_cache(selector.0);
+        // The local breakpoint enables L0-L3 and LE belong to the old task
+        // (SDM Vol. 3A, 17.2.4).
+        self.state.dr[7] &= !0x155;
+        self.update_breakpoints();
         self.state.cr0 |= cr0::TS;
         if let Some(cr3) = cr3 {
             if self.state.cr0 & cr0::PG != 0 {

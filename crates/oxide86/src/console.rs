@@ -58,7 +58,9 @@ pub struct RawTerminal {
 
 impl std::fmt::Debug for RawTerminal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RawTerminal").field("raw", &self.saved.is_some()).finish()
+        f.debug_struct("RawTerminal")
+            .field("raw", &self.saved.is_some())
+            .finish()
     }
 }
 
@@ -81,7 +83,11 @@ impl RawTerminal {
 impl Drop for RawTerminal {
     fn drop(&mut self) {
         if let Some(saved) = self.saved.take() {
-            let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, &saved);
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                &saved,
+            );
         }
     }
 }

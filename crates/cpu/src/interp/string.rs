@@ -100,6 +100,15 @@ fn repeat<B: Bus + ?Sized>(
                 break;
             }
         }
+        if cpu.debug_hits != 0 && areg(cpu, Reg::Ecx) != 0 {
+            // A data breakpoint hit by an iteration other than the last:
+            // the #DB trap comes now, with EIP on the instruction and RF
+            // pushed as 1 so that it resumes (SDM Vol. 3A, 17.3.1.2 and
+            // 17.3.1.1).
+            cpu.ctx.next_eip = cpu.ctx.start_eip;
+            cpu.state.eflags |= crate::state::eflags::RF;
+            break;
+        }
     }
     Ok(())
 }
