@@ -32,10 +32,12 @@ pub mod watch {
     pub const EXEC: u8 = 1 << 0;
     /// At least one enabled data (write or read/write) breakpoint.
     pub const DATA: u8 = 1 << 1;
+    /// At least one enabled I/O breakpoint (R/W = 10 with CR4.DE).
+    pub const IO: u8 = 1 << 2;
 }
 
 /// The kind field R/Wn of DR7 for breakpoint `n`: 0 execute, 1 write,
-/// 2 I/O (with CR4.DE; not modelled), 3 read or write.
+/// 2 I/O (with CR4.DE; undefined without it), 3 read or write.
 #[inline]
 fn kind(dr7: u32, n: usize) -> u32 {
     (dr7 >> (16 + 4 * n)) & 3
@@ -60,21 +62,46 @@ fn enabled(dr7: u32, n: usize) -> bool {
 }
 
 impl Cpu {
-    /// Recomputes [`Cpu::debug_watch`] from DR7; called after every write to
-    /// DR0-DR3 or DR7 (and by debuggers that poke `state.dr` directly).
+    /// Recomputes [`Cpu::debug_watch`] from DR7 and CR4.DE; called after
+    /// every write to DR0-DR3, DR7 or CR4 (and by debuggers that poke
+    /// `state.dr` directly).
     pub fn update_breakpoints(&mut self) {
         let dr7 = self.state.dr[7];
+        let de = self.state.cr4 & crate::paging::cr4::DE != 0;
         let mut w = 0;
         for n in 0..4 {
             if enabled(dr7, n) {
                 w |= match kind(dr7, n) {
                     0 => watch::EXEC,
                     1 | 3 => watch::DATA,
+                    _ if de => watch::IO,
                     _ => 0,
                 };
             }
         }
         self.debug_watch = w;
+    }
+
+    /// Records every enabled I/O breakpoint (R/W = 10, CR4.DE) that an
+    /// access of `size` ports at `port` overlaps; reported after the
+    /// instruction like a data breakpoint (SDM Vol. 3A, 17.2.5).
+    pub(crate) fn note_io_access(&mut self, port: u16, size: u32) {
+        if self.debug_watch & watch::IO == 0 {
+            return;
+        }
+        let dr7 = self.state.dr[7];
+        let first = u32::from(port);
+        let last = first + size - 1;
+        for n in 0..4 {
+            if !enabled(dr7, n) || kind(dr7, n) != 2 {
+                continue;
+            }
+            let len = length(dr7, n);
+            let base = self.state.dr[n] & 0xFFFF & !(len - 1);
+            if first < base + len && base <= last {
+                self.debug_hits |= 1 << n;
+            }
+        }
     }
 
     /// B0-B3 for enabled instruction breakpoints at linear address `linear`.
@@ -179,6 +206,30 @@ mod tests {
         assert_eq!(cpu.state.gpr[0], 2, "both MOVs ran");
         assert_eq!(cpu.state.eflags & crate::state::eflags::RF, 0);
         assert_eq!(cpu.state.eip, CODE + 11, "the final HLT of the test code");
+    }
+
+    #[test]
+    fn io_breakpoint_needs_cr4_de_and_traps_after_the_out() {
+        let code = assemble(32, |a| {
+            a.out(0x81, al)?; // overlaps a 2-byte breakpoint at port 0x80
+            a.mov(eax, 7)
+        });
+        for de in [false, true] {
+            let (mut cpu, mut ram) = setup(&code);
+            if de {
+                cpu.state.cr4 |= crate::paging::cr4::DE;
+            }
+            cpu.state.dr[3] = 0x80;
+            cpu.state.dr[7] = (1 << 6) | (0b01_10 << 28); // L3, I/O, length 2
+            cpu.update_breakpoints();
+            assert_eq!(cpu.run(&mut ram, 100), StepOutcome::Halted);
+            if de {
+                assert_eq!(cpu.state.gpr[0], 0, "trap before the next instruction");
+                assert_eq!(cpu.state.dr[6] & 0xF, 8);
+            } else {
+                assert_eq!(cpu.state.gpr[0], 7, "no I/O breakpoints without CR4.DE");
+            }
+        }
     }
 
     #[test]

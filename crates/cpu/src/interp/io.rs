@@ -68,6 +68,7 @@ pub fn in_<B: Bus + ?Sized>(
     let size = op_width(insn, 0);
     let port = port_of(cpu, insn, 1);
     cpu.check_io(bus, port, size)?;
+    cpu.note_io_access(port, size);
     let v = bus.io_read(port, size as u8);
     cpu.state.set_reg(Reg::Eax, size, v);
     Ok(())
@@ -82,6 +83,7 @@ pub fn out<B: Bus + ?Sized>(
     let size = op_width(insn, 1);
     let port = port_of(cpu, insn, 0);
     cpu.check_io(bus, port, size)?;
+    cpu.note_io_access(port, size);
     let v = cpu.state.reg(Reg::Eax, size);
     bus.io_write(port, size as u8, v);
     Ok(())

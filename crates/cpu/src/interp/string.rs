@@ -240,6 +240,7 @@ pub fn ins<B: Bus + ?Sized>(
     let size = element_size(insn);
     let port = cpu.state.gpr[Reg::Edx as usize] as u16;
     cpu.check_io(bus, port, size)?;
+    cpu.note_io_access(port, size);
     repeat(cpu, insn, bus, false, |cpu, bus| {
         let di = areg(cpu, Reg::Edi);
         cpu.check_write(bus, SegReg::Es, di, size)
@@ -262,6 +263,7 @@ pub fn outs<B: Bus + ?Sized>(
     let seg = cpu.memory_segment(insn);
     let port = cpu.state.gpr[Reg::Edx as usize] as u16;
     cpu.check_io(bus, port, size)?;
+    cpu.note_io_access(port, size);
     repeat(cpu, insn, bus, false, |cpu, bus| {
         let v = cpu
             .read_mem(bus, seg, areg(cpu, Reg::Esi), size)

@@ -408,6 +408,7 @@ impl Cpu {
         if changed & (cr4::PSE | cr4::PAE | cr4::PGE) != 0 {
             self.tlb.flush(false);
         }
+        self.update_breakpoints(); // CR4.DE arms I/O breakpoints
         Ok(())
     }
 }
