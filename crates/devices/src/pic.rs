@@ -397,10 +397,14 @@ pub struct PicState {
 
 impl Default for PicState {
     fn default() -> Self {
-        let mut master = PicChipState::default();
-        master.icw3 = 1 << CASCADE_IR; // the AT board's wiring
-        let mut slave = PicChipState::default();
-        slave.icw3 = CASCADE_IR;
+        let master = PicChipState {
+            icw3: 1 << CASCADE_IR, // the AT board's wiring
+            ..PicChipState::default()
+        };
+        let slave = PicChipState {
+            icw3: CASCADE_IR,
+            ..PicChipState::default()
+        };
         Self { master, slave }
     }
 }
