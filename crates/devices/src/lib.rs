@@ -8,6 +8,7 @@
 pub mod debug_exit;
 pub mod debugcon;
 pub mod pic;
+pub mod pit;
 pub mod post;
 pub mod test_irq;
 
