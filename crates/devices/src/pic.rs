@@ -28,6 +28,25 @@
 //!
 //! Port offsets: the pair is one device with a six-byte window; the machine
 //! maps each PC port to an offset with [`port_offset`].
+//!
+//! ```
+//! use oxide86_devices::pic::{port_offset, Pic};
+//! use oxide86_devices::PortIo;
+//!
+//! let mut pic = Pic::new();
+//! let mut out = |pic: &mut Pic, port, value| pic.write(port_offset(port).unwrap(), value);
+//! // The BIOS's ICW sequence: vectors 0x08 and 0x70, slave on IR2.
+//! for (base, icw2, icw3) in [(0x20, 0x08, 0x04), (0xA0, 0x70, 0x02)] {
+//!     out(&mut pic, base, 0x11);
+//!     out(&mut pic, base + 1, icw2);
+//!     out(&mut pic, base + 1, icw3);
+//!     out(&mut pic, base + 1, 0x01);
+//!     out(&mut pic, base + 1, 0x00); // OCW1: nothing masked
+//! }
+//! pic.set_irq(14, true);
+//! assert!(pic.interrupt_output());
+//! assert_eq!(pic.acknowledge(), Some(0x76));
+//! ```
 
 use crate::PortIo;
 
@@ -824,6 +843,37 @@ mod tests {
         assert!(!p.interrupt_output());
         eoi_master(&mut p);
         assert_eq!(p.acknowledge(), Some(0x0C));
+    }
+
+    #[test]
+    fn an_edge_input_held_high_interrupts_once() {
+        let mut p = bios_pic();
+        p.set_irq(1, true);
+        assert_eq!(p.acknowledge(), Some(0x09));
+        eoi_master(&mut p);
+        p.set_irq(1, true); // still high: no new edge
+        assert!(!p.interrupt_output());
+        p.set_irq(1, false);
+        p.set_irq(1, true);
+        assert_eq!(p.acknowledge(), Some(0x09));
+    }
+
+    #[test]
+    fn linux_mask_and_ack_with_specific_eois() {
+        // arch/x86/kernel/i8259.c mask_and_ack_8259A for a slave IRQ: mask,
+        // specific EOI to the slave, then to the master's cascade level.
+        let mut p = linux_pic(0x00, 0x00);
+        pulse(&mut p, 14);
+        assert_eq!(p.acknowledge(), Some(0x3E));
+        p.write(S_DATA, 1 << 6);
+        p.write(S_CMD, 0x60 + 6);
+        p.write(M_CMD, 0x60 + CASCADE_IR);
+        assert_eq!(read_isr(&mut p, false), 0);
+        assert_eq!(read_isr(&mut p, true), 0);
+        pulse(&mut p, 14);
+        assert!(!p.interrupt_output(), "masked until the handler unmasks");
+        p.write(S_DATA, 0);
+        assert_eq!(p.acknowledge(), Some(0x3E));
     }
 
     #[test]

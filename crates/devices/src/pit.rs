@@ -18,6 +18,19 @@
 //! element (CE) was loaded; CE and OUT are functions of those, so reading
 //! them at any time is exact.
 //!
+//! ```
+//! use oxide86_devices::pit::{Pit, OFF_CONTROL, OFF_COUNTER0};
+//! use oxide86_devices::{NoIrq, PortIo, Ticks};
+//!
+//! let mut pit = Pit::new(NoIrq);
+//! pit.write(OFF_CONTROL, 0x34); // counter 0, LSB then MSB, mode 2
+//! pit.write(OFF_COUNTER0, 0x9C);
+//! pit.write(OFF_COUNTER0, 0x2E); // 11932: about 100 Hz
+//! assert_eq!(pit.ticks_until_next_irq(), Some(Ticks(11_933)));
+//! pit.tick(Ticks(1_000_000_000));
+//! assert_eq!(pit.ticks_until_next_irq(), Some(Ticks(11_932 - (1_000_000_000 - 1) % 11_932)));
+//! ```
+//!
 //! Where the datasheet leaves a behaviour undefined we pick a fixed one:
 //! counts of 1 in modes 2 and 3 ("illegal") hold OUT low (mode 2) or high
 //! (mode 3) with no edges; CE before the first load reads 0; BCD digits
@@ -1222,6 +1235,90 @@ mod tests {
         let mut port = Port61(&mut q);
         port.write(0, 0x03);
         assert_eq!(port.read(0) & 0x0F, 0x03);
+    }
+
+    #[test]
+    fn modes_1_and_5_never_trigger_on_counter_0() {
+        let mut p = pit();
+        program(&mut p, 0, 1, 10);
+        p.tick(Ticks(1000));
+        assert!(p.out(0));
+        assert_eq!(
+            p.ticks_until_next_irq(),
+            None,
+            "GATE0 is tied high: no edge"
+        );
+        program(&mut p, 0, 5, 10);
+        p.tick(Ticks(1000));
+        assert_eq!(p.ticks_until_next_irq(), None);
+    }
+
+    #[test]
+    fn mode5_new_count_waits_for_the_next_trigger() {
+        let mut p = pit();
+        program(&mut p, 2, 5, 4);
+        p.set_gate(2, true);
+        p.tick(Ticks(2));
+        program_count_only(&mut p, 2, 2);
+        let t = trace(&mut p, 2, 4);
+        assert_eq!(
+            t,
+            [(H, 2), (H, 1), (L, 0), (H, 0xFFFF)],
+            "old count runs on"
+        );
+        p.set_gate(2, false);
+        p.set_gate(2, true);
+        let t = trace(&mut p, 2, 4);
+        assert_eq!(t, [(H, 2), (H, 1), (L, 0), (H, 0xFFFF)]);
+    }
+
+    #[test]
+    fn mode3_gate_low_holds_out_high() {
+        let mut p = pit();
+        p.write_port61(P61_GATE2);
+        program(&mut p, 2, 3, 4);
+        p.tick(Ticks(3));
+        assert!(!p.out(2));
+        p.write_port61(0);
+        assert!(p.out(2));
+        p.tick(Ticks(100));
+        assert!(p.out(2));
+        p.write_port61(P61_GATE2);
+        let t = trace(&mut p, 2, 3);
+        assert_eq!(t, [(H, 4), (H, 2), (L, 4)]);
+    }
+
+    #[test]
+    fn mode3_in_bcd() {
+        let mut p = pit();
+        p.write(OFF_CONTROL, 0b0011_0111); // mode 3, BCD
+        p.write(OFF_COUNTER0, 0x10);
+        p.write(OFF_COUNTER0, 0x00); // 10 decimal
+        let t = trace(&mut p, 0, 6);
+        assert_eq!(
+            t,
+            [
+                (H, 0x10),
+                (H, 0x08),
+                (H, 0x06),
+                (H, 0x04),
+                (H, 0x02),
+                (L, 0x10)
+            ]
+        );
+        assert_eq!(p.ticks_until_next_irq(), Some(Ticks(5)));
+    }
+
+    #[test]
+    fn control_word_discards_unread_latches() {
+        let mut p = pit();
+        program(&mut p, 0, 2, 0x0102);
+        p.tick(Ticks(1));
+        p.write(OFF_CONTROL, 0b1100_0010);
+        p.write(OFF_CONTROL, 0x34);
+        program_count_only(&mut p, 0, 0x0304);
+        p.tick(Ticks(1));
+        assert_eq!(p.read(OFF_COUNTER0), 0x04, "live LSB, not the old status");
     }
 
     #[test]
