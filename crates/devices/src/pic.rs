@@ -20,7 +20,7 @@
 //! One deliberate deviation: the datasheet asks that an edge-triggered IR
 //! input stay high until the first INTA, and a chip whose input has fallen
 //! answers with the default IR7. We keep a rising edge latched in the IRR
-//! until it is acknowledged (as QEMU, Bochs' AT model and crosvm do), so a
+//! until it is acknowledged (as QEMU's and crosvm's models do), so a
 //! device ticked in coarse steps of virtual time cannot lose an edge. The
 //! default IR7 ("spurious interrupt") still answers whenever no request is
 //! left at the acknowledge: a level-triggered input that fell, or a request
@@ -260,7 +260,7 @@ impl PicChipState {
     /// The highest-priority level set in `mask`.
     fn highest(&self, mask: u8) -> Option<u8> {
         (0..8)
-            .map(|p| (p + self.highest_priority) & 7)
+            .map(|p: u8| p.wrapping_add(self.highest_priority) & 7)
             .find(|&ir| mask & (1 << ir) != 0)
     }
 
@@ -442,7 +442,9 @@ impl Pic {
     }
 
     /// Builds the pair from a snapshot.
-    pub fn from_state(state: PicState) -> Self {
+    pub fn from_state(mut state: PicState) -> Self {
+        state.master.highest_priority &= 7;
+        state.slave.highest_priority &= 7;
         let mut pic = Self { state };
         pic.update_cascade();
         pic
