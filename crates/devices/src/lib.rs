@@ -8,7 +8,10 @@
 pub mod acpi_pm;
 pub mod debug_exit;
 pub mod debugcon;
+pub mod pic;
+pub mod pit;
 pub mod port92;
+pub mod post;
 pub mod test_irq;
 
 /// Port I/O as a device sees it: `offset` counts from the device's base port.
