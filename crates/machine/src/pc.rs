@@ -1,13 +1,18 @@
 //! The PC: a CPU on a [`PcBoard`], booted by one of the boot paths, and the
 //! run loop that drives CPU and devices on the machine's clock.
 
-use oxide86_cpu::{Cpu, CpuModel, StepOutcome};
+use oxide86_cpu::{Bus, Cpu, CpuModel, StepOutcome};
 
 use crate::boot::{self, BootError};
-use crate::clock::{Clock, ClockMode};
+use crate::clock::{Clock, ClockMode, NS_PER_INSTRUCTION};
 use crate::memory_map::PhysMemory;
 use crate::pc_board::PcBoard;
 use crate::ram::{GuestRam, RamError};
+
+/// The most instructions run between two device updates (1 µs of
+/// virtual time), which bounds how stale a device register a guest reads
+/// can be.
+const SLICE: u64 = 1000;
 
 /// What to put in the machine and how to start it.
 #[derive(Clone, Debug)]
@@ -184,10 +189,23 @@ impl Pc {
     fn run_inner(&mut self) -> PcExit {
         let limit = self.config.max_instructions.unwrap_or(u64::MAX);
         loop {
-            if self.cpu.state.icount >= limit {
-                return PcExit::InstructionLimit;
+            // Devices catch up with machine time, then the CPU runs until the
+            // next device event is due (so in virtual time an interrupt lands
+            // on the same instruction every run), at most SLICE instructions.
+            let now = self.clock.now_ns(self.cpu.state.icount);
+            self.board.advance_to(now);
+            let until_event = self.board.ns_until_next_event().unwrap_or(u64::MAX);
+            let slice = (until_event / NS_PER_INSTRUCTION).clamp(1, SLICE);
+            let mut outcome = StepOutcome::Continue;
+            for _ in 0..slice {
+                if self.cpu.state.icount >= limit {
+                    return PcExit::InstructionLimit;
+                }
+                outcome = self.cpu.step(&mut self.board);
+                if outcome != StepOutcome::Continue || self.board.exit_requested() {
+                    break;
+                }
             }
-            let outcome = self.cpu.step(&mut self.board);
             if let Some(v) = self.board.debug_exit.requested {
                 return PcExit::DebugExit(v);
             }
@@ -195,15 +213,8 @@ impl Pc {
                 return PcExit::PowerOff;
             }
             let reset = match outcome {
-                StepOutcome::Shutdown => Some(
-                    self.cpu
-                        .shutdown_reason
-                        .clone()
-                        .unwrap_or_else(|| "triple fault".into()),
-                ),
-                _ if self.board.port92.take_reset_request() => {
-                    Some("reset through port 0x92".into())
-                }
+                StepOutcome::Shutdown => Some(self.cpu.shutdown_reason.clone().unwrap_or_else(|| "triple fault".into())),
+                _ if self.board.port92.take_reset_request() => Some("reset through port 0x92".into()),
                 _ => None,
             };
             if let Some(why) = reset {
@@ -216,16 +227,24 @@ impl Pc {
                 }
                 continue;
             }
-            if outcome == StepOutcome::Halted
-                && self.cpu.state.eflags & oxide86_cpu::state::eflags::IF == 0
-            {
-                // Nothing on this board can raise an interrupt yet.
-                return PcExit::Deadlock;
-            }
             if outcome == StepOutcome::Halted {
-                // With no timer device yet, an idle CPU can never be woken.
-                return PcExit::Deadlock;
+                let can_wake = self.cpu.state.eflags & oxide86_cpu::state::eflags::IF != 0;
+                match self.board.ns_until_next_event() {
+                    Some(ns) if can_wake => self.idle(ns),
+                    _ if can_wake && self.board.interrupt_pending() => {}
+                    // Interrupts off (or no timer armed): nothing can wake the CPU.
+                    _ => return PcExit::Deadlock,
+                }
             }
+        }
+    }
+
+    /// The CPU is halted with interrupts enabled: let `ns` pass (virtual:
+    /// jump the clock; realtime: sleep, at most 10 ms at a time).
+    fn idle(&mut self, ns: u64) {
+        match self.clock.mode() {
+            ClockMode::Virtual => self.clock.skip(ns.max(1)),
+            ClockMode::Realtime => std::thread::sleep(std::time::Duration::from_nanos(ns.clamp(1, 10_000_000))),
         }
     }
 }

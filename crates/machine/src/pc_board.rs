@@ -2,14 +2,48 @@
 //! CPU sees them through [`oxide86_cpu::Bus`]. Port decoding is one `match`
 //! on port ranges, so the path from an `IN`/`OUT` to a device is a jump.
 
+use std::cell::Cell;
+use std::rc::Rc;
+
 use oxide86_cpu::Bus;
 use oxide86_devices::acpi_pm::{AcpiPm, ACPI_PM_BASE, ACPI_PM_LEN};
 use oxide86_devices::debug_exit::{DebugExit, DEBUG_EXIT_PORT};
 use oxide86_devices::debugcon::{DebugCon, DEBUGCON_PORT};
+use oxide86_devices::pic::{self, Pic};
+use oxide86_devices::pit::{Pit, Port61, PIT_HZ, PIT_PORT, PORT61};
 use oxide86_devices::port92::{Port92, PORT92};
-use oxide86_devices::PortIo;
+use oxide86_devices::post::{PostPort, POST_PORT};
+use oxide86_devices::{IrqLine, PortIo, Ticks};
 
+use crate::clock::TickConverter;
 use crate::memory_map::PhysMemory;
+
+/// The levels of the sixteen ISA interrupt lines as the devices drive them;
+/// the board forwards changes to the PIC after each device access or tick.
+#[derive(Clone, Debug, Default)]
+pub struct IrqLevels(Rc<Cell<u16>>);
+
+/// One ISA interrupt line, handed to the device that drives it.
+#[derive(Clone, Debug)]
+pub struct IsaIrq {
+    levels: IrqLevels,
+    line: u8,
+}
+
+impl IrqLevels {
+    /// The wire for ISA IRQ `line` (0-15).
+    pub fn line(&self, line: u8) -> IsaIrq {
+        IsaIrq { levels: self.clone(), line: line & 15 }
+    }
+}
+
+impl IrqLine for IsaIrq {
+    fn set_level(&mut self, high: bool) {
+        let bit = 1u16 << self.line;
+        let v = self.levels.0.get();
+        self.levels.0.set(if high { v | bit } else { v & !bit });
+    }
+}
 
 /// Where the bytes of the debug console go.
 pub trait ConsoleSink: std::fmt::Debug {
@@ -32,11 +66,22 @@ pub struct PcBoard {
     pub port92: Port92,
     /// The PIIX4 power-management block (poweroff).
     pub acpi_pm: AcpiPm,
+    /// The 8259A pair (and ELCR).
+    pub pic: Pic,
+    /// The 8254 timer (IRQ0) with port 0x61.
+    pub pit: Pit<IsaIrq>,
+    /// The POST code port 0x80.
+    pub post: PostPort,
+    irq_levels: IrqLevels,
+    /// The levels last forwarded to the PIC.
+    irq_seen: u16,
+    pit_clock: TickConverter,
 }
 
 impl PcBoard {
     /// A board around `memory` with every device in its power-on state.
     pub fn new(memory: PhysMemory) -> Self {
+        let irq_levels = IrqLevels::default();
         Self {
             memory,
             debugcon: DebugCon::default(),
@@ -44,7 +89,47 @@ impl PcBoard {
             debug_exit: DebugExit::default(),
             port92: Port92::default(),
             acpi_pm: AcpiPm::default(),
+            pic: Pic::new(),
+            pit: Pit::new(irq_levels.line(0)),
+            post: PostPort::default(),
+            irq_levels,
+            irq_seen: 0,
+            pit_clock: TickConverter::new(PIT_HZ),
         }
+    }
+
+    /// Whether the guest asked to leave (debug exit, ACPI power-off, reset).
+    pub fn exit_requested(&self) -> bool {
+        self.debug_exit.requested.is_some() || self.acpi_pm.poweroff_requested()
+    }
+
+    /// Forwards interrupt-line changes to the PIC.
+    fn sync_irqs(&mut self) {
+        let levels = self.irq_levels.0.get();
+        let changed = levels ^ self.irq_seen;
+        if changed != 0 {
+            for line in 0..16u8 {
+                if changed & (1 << line) != 0 {
+                    self.pic.set_irq(line, levels & (1 << line) != 0);
+                }
+            }
+            self.irq_seen = levels;
+        }
+    }
+
+    /// Brings every timed device up to `now_ns` of machine time.
+    pub fn advance_to(&mut self, now_ns: u64) {
+        let ticks = self.pit_clock.advance_to(now_ns);
+        if ticks > 0 {
+            self.pit.tick(Ticks(ticks));
+        }
+        self.sync_irqs();
+    }
+
+    /// Nanoseconds from the last `advance_to` until the next device event
+    /// that may raise an interrupt, if any is scheduled.
+    pub fn ns_until_next_event(&self) -> Option<u64> {
+        self.pit.ticks_until_next_irq().map(|t| self.pit_clock.ns_for_ticks(t.0))
     }
 
     fn port_read(&mut self, port: u16) -> u8 {
@@ -52,6 +137,10 @@ impl PcBoard {
             DEBUGCON_PORT => self.debugcon.read(0),
             DEBUG_EXIT_PORT => self.debug_exit.read(0),
             PORT92 => self.port92.read(0),
+            p if (PIT_PORT..PIT_PORT + 4).contains(&p) => self.pit.read(p - PIT_PORT),
+            PORT61 => Port61(&mut self.pit).read(0),
+            POST_PORT => self.post.read(0),
+            p if pic::port_offset(p).is_some() => self.pic.read(pic::port_offset(p).unwrap_or(0)),
             p if (ACPI_PM_BASE..ACPI_PM_BASE + ACPI_PM_LEN).contains(&p) => {
                 self.acpi_pm.read(p - ACPI_PM_BASE)
             }
@@ -73,6 +162,10 @@ impl PcBoard {
                 self.port92.write(0, value);
                 self.memory.set_a20(self.port92.a20());
             }
+            p if (PIT_PORT..PIT_PORT + 4).contains(&p) => self.pit.write(p - PIT_PORT, value),
+            PORT61 => Port61(&mut self.pit).write(0, value),
+            POST_PORT => self.post.write(0, value),
+            p if pic::port_offset(p).is_some() => self.pic.write(pic::port_offset(p).unwrap_or(0), value),
             p if (ACPI_PM_BASE..ACPI_PM_BASE + ACPI_PM_LEN).contains(&p) => {
                 self.acpi_pm.write(p - ACPI_PM_BASE, value)
             }
@@ -105,5 +198,12 @@ impl Bus for PcBoard {
         for i in 0..u16::from(size) {
             self.port_write(port.wrapping_add(i), (value >> (8 * i)) as u8);
         }
+        self.sync_irqs();
+    }
+    fn interrupt_pending(&mut self) -> bool {
+        self.pic.interrupt_output()
+    }
+    fn interrupt_ack(&mut self) -> Option<u8> {
+        self.pic.acknowledge()
     }
 }

@@ -1,0 +1,93 @@
+//! A guest that programs the 8259A and 8254 the way an OS does and sleeps
+//! in HLT between timer interrupts: checks IRQ0 delivery through the PIC,
+//! EOI, HLT wake-up with virtual time skipping, and that virtual time makes
+//! the run repeatable to the instruction.
+
+use iced_x86::code_asm::*;
+use oxide86_machine::clock::ClockMode;
+use oxide86_machine::pc::{BootSource, Pc, PcConfig, PcExit};
+
+const LOAD_AT: u32 = 0x10_0000;
+const IDT: u32 = 0x20_0000;
+const COUNTER: u32 = 0x20_1000;
+
+fn guest(ticks: u32) -> Vec<u8> {
+    let mut a = CodeAssembler::new(32).unwrap();
+    let mut handler = a.create_label();
+    let mut wait = a.create_label();
+    let flags: u32 = (1 << 16) | (1 << 1);
+    let magic: u32 = 0x1BAD_B002;
+    for v in [magic, flags, 0u32.wrapping_sub(magic.wrapping_add(flags)), LOAD_AT, LOAD_AT, 0, 0, LOAD_AT + 0x40] {
+        a.dd(&[v]).unwrap();
+    }
+    a.db(&[0; 0x20]).unwrap();
+    a.mov(esp, 0x9_0000).unwrap();
+    // IDT entry 0x20 -> handler (address patched below), all else empty.
+    a.mov(edi, IDT + 0x20 * 8).unwrap();
+    a.mov(eax, LOAD_AT + 0x200).unwrap(); // the handler is placed at +0x200
+    a.mov(word_ptr(edi), ax).unwrap();
+    a.mov(word_ptr(edi + 2), 0x08).unwrap();
+    a.mov(word_ptr(edi + 4), 0x8E00).unwrap();
+    a.shr(eax, 16).unwrap();
+    a.mov(word_ptr(edi + 6), ax).unwrap();
+    a.mov(dword_ptr(0x1_0000), 0x07FF_0000 | (IDT >> 16 << 16) >> 16 << 16 | 0x07FF).unwrap();
+    a.mov(dword_ptr(0x1_0000), 0x0000_07FF | ((IDT & 0xFFFF) << 16)).unwrap();
+    a.mov(word_ptr(0x1_0004), IDT >> 16).unwrap();
+    a.lidt(ptr(0x1_0000u32)).unwrap();
+    // 8259A: ICW1-4 as Linux, vectors 0x20/0x28, only IRQ0 unmasked.
+    for (port, v) in [(0x20u32, 0x11u32), (0xA0, 0x11), (0x21, 0x20), (0xA1, 0x28), (0x21, 4), (0xA1, 2), (0x21, 1), (0xA1, 1), (0x21, 0xFE), (0xA1, 0xFF)] {
+        a.mov(al, v).unwrap();
+        a.out(port, al).unwrap();
+    }
+    // 8254 channel 0, mode 2, 1193 counts (about 1 kHz).
+    a.mov(al, 0x34).unwrap();
+    a.out(0x43, al).unwrap();
+    a.mov(al, 1193 & 0xFF).unwrap();
+    a.out(0x40, al).unwrap();
+    a.mov(al, 1193 >> 8).unwrap();
+    a.out(0x40, al).unwrap();
+    a.sti().unwrap();
+    a.set_label(&mut wait).unwrap();
+    a.hlt().unwrap();
+    a.cmp(dword_ptr(COUNTER), ticks).unwrap();
+    a.jb(wait).unwrap();
+    a.cli().unwrap();
+    a.mov(al, 0).unwrap();
+    a.out(0xF4, al).unwrap();
+    let mut code = a.assemble(u64::from(LOAD_AT)).unwrap();
+    assert!(code.len() <= 0x200);
+    code.resize(0x200, 0);
+    let mut h = CodeAssembler::new(32).unwrap();
+    h.set_label(&mut handler).unwrap();
+    h.inc(dword_ptr(COUNTER)).unwrap();
+    h.push(eax).unwrap();
+    h.mov(al, 0x20).unwrap();
+    h.out(0x20, al).unwrap(); // non-specific EOI
+    h.pop(eax).unwrap();
+    h.iretd().unwrap();
+    code.extend(h.assemble(u64::from(LOAD_AT + 0x200)).unwrap());
+    code
+}
+
+fn run(ticks: u32) -> (PcExit, u64, u32) {
+    let config = PcConfig { clock: ClockMode::Virtual, max_instructions: Some(50_000_000), ..PcConfig::default() };
+    let boot = BootSource::Multiboot { kernel: guest(ticks), cmdline: String::new(), modules: Vec::new() };
+    let mut pc = Pc::new(config, boot).unwrap();
+    let exit = pc.run();
+    let counter = pc.board.memory.read_u32(COUNTER);
+    (exit, pc.cpu.state.icount, counter)
+}
+
+#[test]
+fn timer_interrupts_wake_hlt_and_count() {
+    let (exit, icount, counter) = run(10);
+    assert_eq!(exit, PcExit::DebugExit(0));
+    assert_eq!(counter, 10);
+    // Ten HLT/interrupt rounds take few instructions: time skipped while idle.
+    assert!(icount < 10_000, "{icount} instructions");
+}
+
+#[test]
+fn virtual_time_repeats_to_the_instruction() {
+    assert_eq!(run(25), run(25));
+}
