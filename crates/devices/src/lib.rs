@@ -7,6 +7,7 @@
 
 pub mod debug_exit;
 pub mod debugcon;
+pub mod rtc;
 pub mod test_irq;
 
 /// Port I/O as a device sees it: `offset` counts from the device's base port.
