@@ -9,6 +9,7 @@ pub mod debug_exit;
 pub mod debugcon;
 pub mod rtc;
 pub mod test_irq;
+pub mod uart;
 
 /// Port I/O as a device sees it: `offset` counts from the device's base port.
 pub trait PortIo {
