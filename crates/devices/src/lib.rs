@@ -7,6 +7,7 @@
 
 pub mod debug_exit;
 pub mod debugcon;
+pub mod i8042;
 pub mod rtc;
 pub mod test_irq;
 pub mod uart;
