@@ -20,9 +20,12 @@
 //! (QEMU does the same). Values a guest writes are decoded and clamped to
 //! their range (seconds 0-59, hours 0-23, day 1-31, ...); a day past the end
 //! of the month rolls over at the next update. The update is instantaneous:
-//! UIP reads 1 during the 244 us (8 ticks) before it. DSE (daylight saving)
-//! and SQWE are stored but have no effect; the divider's 4.194304 and
-//! 1.048576 MHz time bases are treated as 32.768 kHz.
+//! UIP reads 1 during the 244 us (8 ticks) before it. With DSE the clock
+//! follows the chip's fixed daylight-saving rule: on the last Sunday in
+//! April 1:59:59 AM is followed by 3:00:00 AM, on the last Sunday in October
+//! the first 1:59:59 AM by 1:00:00 AM; "Sunday" is what the day-of-week
+//! register says, as on the chip. SQWE is stored but drives no pin; the
+//! divider's 4.194304 and 1.048576 MHz time bases count as 32.768 kHz.
 
 use crate::{IrqLine, PortIo, Ticks};
 
@@ -241,6 +244,9 @@ pub struct RtcState {
     /// Position of the divider chain within the current second, in ticks
     /// (0..32768); the update happens when it wraps.
     pub divider: u32,
+    /// The year whose October daylight-saving fall-back already happened
+    /// (so the repeated hour does not repeat again).
+    pub dst_fallback_year: Option<u16>,
 }
 
 impl RtcState {
@@ -256,6 +262,7 @@ impl RtcState {
             index: 0,
             nmi_masked: false,
             divider: 0,
+            dst_fallback_year: None,
         }
     }
 }
@@ -579,6 +586,92 @@ impl<L: IrqLine> Rtc<L> {
         self.state.time = new;
     }
 
+    fn alarm_within(&self, seconds: u64) -> bool {
+        self.seconds_to_alarm()
+            .is_some_and(|d| u64::from(d) <= seconds)
+    }
+
+    fn alarm_matches_now(&self) -> bool {
+        let t = self.state.time;
+        self.alarm_field(REG_HOURS_ALARM, 24)
+            .matches(u32::from(t.hour))
+            && self
+                .alarm_field(REG_MINUTES_ALARM, 60)
+                .matches(u32::from(t.minute))
+            && self
+                .alarm_field(REG_SECONDS_ALARM, 60)
+                .matches(u32::from(t.second))
+    }
+
+    /// Seconds (at least 1) until the update that would show 2:00:00 AM on a
+    /// daylight-saving day, and whether that day springs forward (April)
+    /// rather than falls back (October).
+    fn seconds_to_dst_transition(&self) -> (u64, bool) {
+        let t = self.state.time;
+        let today = days_from_civil(i64::from(t.year), t.month, t.day);
+        // The chip finds "the last Sunday" from its own day-of-week register.
+        let shift =
+            (i64::from(self.state.day_of_week) - 1 - (today + 4).rem_euclid(7)).rem_euclid(7);
+        let weekday = |days: i64| (days + 4 + shift).rem_euclid(7); // 0 = Sunday
+        let now = today * SECS_PER_DAY + i64::from(self.second_of_day());
+        let mut best: Option<(i64, bool)> = None;
+        for year in [i64::from(t.year), i64::from(t.year) + 1] {
+            for (month, spring) in [(4u8, true), (10u8, false)] {
+                if !spring && self.state.dst_fallback_year.map(i64::from) == Some(year) {
+                    continue;
+                }
+                let last_day = days_from_civil(year, month + 1, 1) - 1;
+                let at = (last_day - weekday(last_day)) * SECS_PER_DAY + 2 * 3600;
+                if at > now && best.is_none_or(|(b, _)| at < b) {
+                    best = Some((at, spring));
+                }
+            }
+        }
+        // Next year's April always lies ahead, so `best` is set.
+        best.map_or((1, false), |(at, spring)| ((at - now) as u64, spring))
+    }
+
+    /// Runs `seconds` update cycles; returns whether one matched the alarm.
+    fn run_updates(&mut self, mut seconds: u64) -> bool {
+        if self.reg(REG_B) & B_DSE == 0 {
+            let hit = self.alarm_within(seconds);
+            self.advance_seconds(seconds);
+            return hit;
+        }
+        let mut hit = false;
+        let cycle = (DAYS_PER_400Y * SECS_PER_DAY) as u64;
+        if seconds >= cycle {
+            // A 400-year cycle holds as many spring as fall transitions and
+            // repeats the calendar, so whole cycles only move the year.
+            hit = self.seconds_to_alarm().is_some();
+            let whole = seconds / cycle * cycle;
+            self.advance_seconds(whole);
+            let years = (whole / cycle % 25 * 400) as u16;
+            self.state.dst_fallback_year =
+                self.state.dst_fallback_year.map(|y| (y + years) % 10_000);
+            seconds -= whole;
+        }
+        while seconds > 0 {
+            let (d, spring) = self.seconds_to_dst_transition();
+            if seconds < d {
+                hit |= self.alarm_within(seconds);
+                self.advance_seconds(seconds);
+                break;
+            }
+            hit |= self.alarm_within(d - 1);
+            self.advance_seconds(d); // the clock would read 2:00:00 AM
+            if spring {
+                self.state.time.hour = 3;
+            } else {
+                self.state.time.hour = 1;
+                self.state.dst_fallback_year = Some(self.state.time.year);
+            }
+            hit |= self.alarm_matches_now();
+            seconds -= d;
+        }
+        hit
+    }
+
     /// Advances virtual time by `ticks` periods of the 32.768 kHz time base:
     /// periodic flags at the rate select's period, one update (with its
     /// update-ended and alarm checks) each time a second completes.
@@ -598,10 +691,8 @@ impl<L: IrqLine> Rtc<L> {
         let updates = (end / u128::from(RTC_HZ)) as u64;
         self.state.divider = (end % u128::from(RTC_HZ)) as u32;
         if updates > 0 && !self.frozen() {
-            let to_alarm = self.seconds_to_alarm();
-            self.advance_seconds(updates);
             flags |= C_UF;
-            if to_alarm.is_some_and(|d| u64::from(d) <= updates) {
+            if self.run_updates(updates) {
                 flags |= C_AF;
             }
         }
@@ -613,7 +704,8 @@ impl<L: IrqLine> Rtc<L> {
 
     /// Ticks until the next event whose interrupt is enabled (periodic,
     /// update-ended or alarm), whether or not the line is already high;
-    /// `None` if no enabled interrupt can occur.
+    /// `None` if no enabled interrupt can occur. With DSE and AIE it may
+    /// answer a daylight-saving transition before the alarm: ask again then.
     pub fn ticks_until_next_irq(&self) -> Option<Ticks> {
         if !self.running() {
             return None;
@@ -636,6 +728,12 @@ impl<L: IrqLine> Rtc<L> {
             if b & B_AIE != 0 {
                 if let Some(d) = self.seconds_to_alarm() {
                     consider(to_update + (u64::from(d) - 1) * RTC_HZ);
+                }
+                if b & B_DSE != 0 {
+                    // A transition may move the clock onto or past the
+                    // alarm: wake at it and ask again.
+                    let (d, _) = self.seconds_to_dst_transition();
+                    consider(to_update + (d - 1) * RTC_HZ);
                 }
             }
         }
@@ -904,6 +1002,115 @@ mod tests {
         c.tick(Ticks(u64::MAX));
         assert!(c.date_time().year < 10_000);
         assert_eq!(c.state().day_of_week, c.date_time().day_of_week());
+    }
+
+    #[test]
+    fn daylight_saving_springs_forward_and_falls_back_once() {
+        // 2024-04-28 and 2024-10-27 are the last Sundays of their months.
+        let mut rtc = rtc_at(dt(2024, 4, 28, 1, 59, 58));
+        wr(&mut rtc, REG_B, B_24H | B_DSE);
+        rtc.tick(SEC);
+        assert_eq!(rtc.date_time(), dt(2024, 4, 28, 1, 59, 59));
+        rtc.tick(SEC);
+        assert_eq!(rtc.date_time(), dt(2024, 4, 28, 3, 0, 0));
+        let mut rtc = rtc_at(dt(2024, 10, 27, 1, 59, 59));
+        wr(&mut rtc, REG_B, B_24H | B_DSE);
+        rtc.tick(SEC);
+        assert_eq!(rtc.date_time(), dt(2024, 10, 27, 1, 0, 0));
+        rtc.tick(Ticks(3600 * RTC_HZ));
+        assert_eq!(
+            rtc.date_time(),
+            dt(2024, 10, 27, 2, 0, 0),
+            "the hour repeats once"
+        );
+        // Not on other Sundays, nor without DSE.
+        let mut rtc = rtc_at(dt(2024, 4, 21, 1, 59, 59));
+        wr(&mut rtc, REG_B, B_24H | B_DSE);
+        rtc.tick(SEC);
+        assert_eq!(rtc.date_time().hour, 2);
+        let mut rtc = rtc_at(dt(2024, 4, 28, 1, 59, 59));
+        rtc.tick(SEC);
+        assert_eq!(rtc.date_time().hour, 2);
+    }
+
+    #[test]
+    fn daylight_saving_follows_the_day_of_week_register() {
+        // Saturday 2024-04-27, but the register says Sunday.
+        let mut rtc = rtc_at(dt(2024, 4, 27, 1, 59, 59));
+        wr(&mut rtc, REG_DAY_OF_WEEK, 1);
+        wr(&mut rtc, REG_B, B_24H | B_DSE);
+        rtc.tick(SEC);
+        assert_eq!(rtc.date_time(), dt(2024, 4, 27, 3, 0, 0));
+    }
+
+    #[test]
+    fn daylight_saving_over_long_ticks() {
+        let start = dt(2024, 1, 1, 0, 0, 0);
+        let mut rtc = rtc_at(start);
+        wr(&mut rtc, REG_B, B_24H | B_DSE);
+        rtc.tick(Ticks(200 * 86_400 * RTC_HZ));
+        assert_eq!(
+            rtc.date_time(),
+            dt(2024, 7, 19, 1, 0, 0),
+            "an hour ahead in summer"
+        );
+        rtc.tick(Ticks(166 * 86_400 * RTC_HZ));
+        assert_eq!(
+            rtc.date_time(),
+            dt(2025, 1, 1, 0, 0, 0),
+            "and back in winter"
+        );
+        // Piecewise equals at once, over years of transitions.
+        let mut a = rtc_at(start);
+        let mut b = rtc_at(start);
+        wr(&mut a, REG_B, B_24H | B_DSE);
+        wr(&mut b, REG_B, B_24H | B_DSE);
+        let step = 7_777 * RTC_HZ + 1_234;
+        for _ in 0..20_000 {
+            a.tick(Ticks(step));
+        }
+        b.tick(Ticks(20_000 * step));
+        assert_eq!(a.state(), b.state());
+        // Whole 400-year cycles.
+        let mut c = rtc_at(dt(2024, 10, 27, 1, 30, 0));
+        wr(&mut c, REG_B, B_24H | B_DSE);
+        c.tick(Ticks(1800 * RTC_HZ));
+        assert_eq!(c.date_time(), dt(2024, 10, 27, 1, 0, 0));
+        c.tick(Ticks(146_097 * 86_400 * RTC_HZ));
+        assert_eq!(c.date_time(), dt(2424, 10, 27, 1, 0, 0));
+        c.tick(Ticks(3600 * RTC_HZ));
+        assert_eq!(c.date_time(), dt(2424, 10, 27, 2, 0, 0));
+        c.tick(Ticks(u64::MAX));
+        assert!(c.date_time().year < 10_000);
+    }
+
+    #[test]
+    fn daylight_saving_alarm_in_the_skipped_hour_waits_a_day() {
+        let mut rtc = rtc_at(dt(2024, 4, 28, 1, 0, 0));
+        wr(&mut rtc, REG_HOURS_ALARM, 0x02);
+        wr(&mut rtc, REG_MINUTES_ALARM, 0x30);
+        wr(&mut rtc, REG_SECONDS_ALARM, 0x00);
+        wr(&mut rtc, REG_B, B_24H | B_DSE | B_AIE);
+        assert_eq!(
+            rtc.ticks_until_next_irq(),
+            Some(Ticks(3600 * RTC_HZ)),
+            "wake at the jump"
+        );
+        rtc.tick(Ticks(3600 * RTC_HZ));
+        assert_eq!(rtc.date_time(), dt(2024, 4, 28, 3, 0, 0));
+        assert_eq!(rd(&mut rtc, REG_C) & C_AF, 0);
+        assert_eq!(
+            rtc.ticks_until_next_irq(),
+            Some(Ticks((23 * 3600 + 1800) * RTC_HZ))
+        );
+        // An alarm at 3:00:00 matches the jump's update.
+        let mut rtc = rtc_at(dt(2024, 4, 28, 1, 59, 59));
+        wr(&mut rtc, REG_HOURS_ALARM, 0x03);
+        wr(&mut rtc, REG_MINUTES_ALARM, 0x00);
+        wr(&mut rtc, REG_SECONDS_ALARM, 0x00);
+        wr(&mut rtc, REG_B, B_24H | B_DSE | B_AIE);
+        rtc.tick(SEC);
+        assert!(rtc.irq().high);
     }
 
     #[test]
