@@ -155,6 +155,18 @@ impl SerialOutput for Vec<u8> {
     }
 }
 
+/// Adapts any [`std::io::Write`] (stdout, a file, a socket) as the output.
+/// A host write error loses the byte, as a disconnected line would; wrap
+/// the writer in a `LineWriter` or `BufWriter` to choose its flushing.
+#[derive(Debug, Default)]
+pub struct WriteOutput<W: std::io::Write>(pub W);
+
+impl<W: std::io::Write> SerialOutput for WriteOutput<W> {
+    fn write_byte(&mut self, byte: u8) {
+        let _ = self.0.write_all(&[byte]);
+    }
+}
+
 /// Snapshot state of the UART: plain data, no handles, no host time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UartState {
@@ -452,8 +464,10 @@ impl<L: IrqLine, O: SerialOutput> Uart<L, O> {
         }
     }
 
-    /// Ticks until the character timeout would fire, if it can.
-    pub fn ticks_until_timeout(&self) -> Option<Ticks> {
+    /// Ticks until the UART raises an interrupt on its own (the character
+    /// timeout), if it will; everything else follows port accesses or host
+    /// input.
+    pub fn ticks_until_next_irq(&self) -> Option<Ticks> {
         let armed = !self.state.timeout_pending && self.fifo_enabled() && !self.state.rx.is_empty();
         armed.then(|| Ticks(self.timeout_ticks().saturating_sub(self.state.rx_idle)))
     }
@@ -661,6 +675,17 @@ mod tests {
     }
 
     #[test]
+    fn write_output_adapts_io_write() {
+        let mut u = Uart::new(
+            Probe::default(),
+            WriteOutput(std::io::Cursor::new(Vec::new())),
+        );
+        u.write(REG_DATA, b'o');
+        u.write(REG_DATA, b'k');
+        assert_eq!(u.output().0.get_ref(), b"ok");
+    }
+
+    #[test]
     fn no_output_sink_drops_bytes() {
         let mut u = Uart::new(Probe::default(), NoOutput);
         u.write(REG_DATA, b'x');
@@ -784,7 +809,7 @@ mod tests {
         // 8N1 at divisor 1: 10 bits * 16 clocks * 4 characters.
         let timeout = 4 * 16 * 10;
         u.enqueue_input(b"hi");
-        assert_eq!(u.ticks_until_timeout(), Some(Ticks(timeout)));
+        assert_eq!(u.ticks_until_next_irq(), Some(Ticks(timeout)));
         u.tick(Ticks(timeout - 1));
         assert!(!u.irq().high);
         u.tick(Ticks(1));
@@ -798,7 +823,7 @@ mod tests {
         assert!(!u.irq().high);
         u.tick(Ticks(10 * timeout));
         assert!(!u.irq().high, "no timeout on an empty FIFO");
-        assert_eq!(u.ticks_until_timeout(), None);
+        assert_eq!(u.ticks_until_next_irq(), None);
     }
 
     #[test]
@@ -809,14 +834,14 @@ mod tests {
         u.write(REG_DATA, 12);
         u.write(REG_LCR, LCR_STOP | LCR_PARITY | 0x03); // 8E2: 12 bits
         u.enqueue_input(b"x");
-        assert_eq!(u.ticks_until_timeout(), Some(Ticks(4 * 12 * 16 * 12)));
+        assert_eq!(u.ticks_until_next_irq(), Some(Ticks(4 * 12 * 16 * 12)));
         u.write(REG_LCR, LCR_STOP); // 5 data bits, 1.5 stop: 7.5 bits
-        assert_eq!(u.ticks_until_timeout(), Some(Ticks(4 * 12 * 16 * 15 / 2)));
+        assert_eq!(u.ticks_until_next_irq(), Some(Ticks(4 * 12 * 16 * 15 / 2)));
         u.write(REG_LCR, LCR_DLAB);
         u.write(REG_DATA, 0);
         u.write(REG_IER, 0); // divisor 0 counts as 65536
         u.write(REG_LCR, 0x03);
-        assert_eq!(u.ticks_until_timeout(), Some(Ticks(4 * 65_536 * 16 * 10)));
+        assert_eq!(u.ticks_until_next_irq(), Some(Ticks(4 * 65_536 * 16 * 10)));
     }
 
     #[test]
