@@ -20,9 +20,11 @@
 //! the keyboard for set 1 without translation gets set 1 too. Set 3 is
 //! accepted and reported but sends set 2 codes. Typematic repeat is the
 //! host's job (it sends repeated presses). The mouse is a standard PS/2
-//! mouse that becomes an IntelliMouse (ID 3, 4-byte packets) after the
-//! 200/100/80 sample-rate sequence. Everything happens at once: IBF never
-//! reads 1 and no command takes time.
+//! mouse that becomes an IntelliMouse (ID 3, 4-byte packets with the wheel)
+//! after the sample-rate knock 200/100/80, and an IntelliMouse Explorer (ID
+//! 4, wheel and buttons 4-5 in the fourth byte) after 200/200/80, as
+//! Linux's psmouse probes them. Everything happens at once: IBF never reads
+//! 1 and no command takes time.
 
 use std::collections::VecDeque;
 
@@ -162,6 +164,8 @@ const AUX_RESEND: u8 = 0xFE;
 const AUX_RESET: u8 = 0xFF; // ACK, BAT, ID
 const AUX_INTELLIMOUSE_KNOCK: [u8; 3] = [200, 100, 80]; // sample rates that enable the wheel
 const AUX_ID_INTELLIMOUSE: u8 = 3;
+const AUX_EXPLORER_KNOCK: [u8; 3] = [200, 200, 80]; // wheel plus buttons 4 and 5
+const AUX_ID_EXPLORER: u8 = 4;
 
 /// Mouse button bits, as in the first byte of a movement packet.
 pub const MOUSE_LEFT: u8 = 1 << 0;
@@ -169,6 +173,10 @@ pub const MOUSE_LEFT: u8 = 1 << 0;
 pub const MOUSE_RIGHT: u8 = 1 << 1;
 /// Middle mouse button.
 pub const MOUSE_MIDDLE: u8 = 1 << 2;
+/// Fourth (side) button, reported by an IntelliMouse Explorer only.
+pub const MOUSE_BUTTON4: u8 = 1 << 3;
+/// Fifth (extra) button, reported by an IntelliMouse Explorer only.
+pub const MOUSE_BUTTON5: u8 = 1 << 4;
 
 const KBD_QUEUE: usize = 16; // the keyboard's own buffer
 const AUX_QUEUE: usize = 64; // room for a burst of packets
@@ -318,7 +326,7 @@ pub struct MouseState {
     pub resolution: u8,
     /// Samples per second.
     pub sample_rate: u8,
-    /// Device ID: 0 standard, 3 IntelliMouse.
+    /// Device ID: 0 standard, 3 IntelliMouse, 4 IntelliMouse Explorer.
     pub id: u8,
     /// The last three sample rates set (for the IntelliMouse knock).
     pub rate_history: [u8; 3],
@@ -719,6 +727,8 @@ impl<K: IrqLine, A: IrqLine> I8042<K, A> {
                 m.rate_history = [m.rate_history[1], m.rate_history[2], value];
                 if m.rate_history == AUX_INTELLIMOUSE_KNOCK {
                     m.id = AUX_ID_INTELLIMOUSE;
+                } else if m.rate_history == AUX_EXPLORER_KNOCK {
+                    m.id = AUX_ID_EXPLORER;
                 }
             } else {
                 m.resolution = value & 0x03;
@@ -777,7 +787,11 @@ impl<K: IrqLine, A: IrqLine> I8042<K, A> {
     /// holds) and keeps the rest; 2:1 scaling applies in stream mode.
     fn mouse_packet(&mut self, stream: bool) {
         let m = &mut self.state.mouse;
-        let size = if m.id == AUX_ID_INTELLIMOUSE { 4 } else { 3 };
+        let size = if m.id == AUX_ID_INTELLIMOUSE || m.id == AUX_ID_EXPLORER {
+            4
+        } else {
+            3
+        };
         if m.queue.len() + size > AUX_QUEUE {
             return;
         }
@@ -819,7 +833,9 @@ impl<K: IrqLine, A: IrqLine> I8042<K, A> {
             b0 |= 0x80;
         }
         let mut packet = vec![b0, x as u8, y as u8];
-        if size == 4 {
+        if m.id == AUX_ID_EXPLORER {
+            packet.push((dz as u8 & 0x0F) | ((m.buttons >> 3) & 0x03) << 4);
+        } else if size == 4 {
             packet.push(dz as u8);
         }
         self.aux_send(&packet);
@@ -859,7 +875,8 @@ impl<K: IrqLine, A: IrqLine> I8042<K, A> {
     }
 
     /// As [`Self::mouse_event`], with wheel movement `dz` (reported only by
-    /// an IntelliMouse; positive is towards the user).
+    /// a wheel mouse; positive is towards the user). `buttons` may include
+    /// MOUSE_BUTTON4/5, which only an IntelliMouse Explorer reports.
     pub fn mouse_event_with_wheel(&mut self, dx: i32, dy: i32, dz: i32, buttons: u8) {
         let m = &mut self.state.mouse;
         if !m.present {
@@ -867,10 +884,10 @@ impl<K: IrqLine, A: IrqLine> I8042<K, A> {
         }
         m.dx = m.dx.saturating_add(dx).clamp(-65_536, 65_535);
         m.dy = m.dy.saturating_add(dy).clamp(-65_536, 65_535);
-        if m.id == AUX_ID_INTELLIMOUSE {
+        if m.id == AUX_ID_INTELLIMOUSE || m.id == AUX_ID_EXPLORER {
             m.dz = m.dz.saturating_add(dz).clamp(-1024, 1023);
         }
-        m.buttons = buttons & 0x07;
+        m.buttons = buttons & 0x1F;
         if m.streaming && !m.remote && !m.wrap {
             // Report everything, a packet per clamp-full, while there is room.
             loop {
@@ -1373,6 +1390,49 @@ mod tests {
             to_mouse(&mut c, &[AUX_GET_ID]),
             [ACK, 0],
             "reset forgets the wheel"
+        );
+    }
+
+    #[test]
+    fn intellimouse_explorer_knock_and_packets() {
+        let mut c = kbc();
+        // psmouse: IntelliMouse first, then the Explorer knock.
+        to_mouse(
+            &mut c,
+            &[
+                AUX_SAMPLE_RATE,
+                200,
+                AUX_SAMPLE_RATE,
+                100,
+                AUX_SAMPLE_RATE,
+                80,
+            ],
+        );
+        to_mouse(
+            &mut c,
+            &[
+                AUX_SAMPLE_RATE,
+                200,
+                AUX_SAMPLE_RATE,
+                200,
+                AUX_SAMPLE_RATE,
+                80,
+            ],
+        );
+        assert_eq!(to_mouse(&mut c, &[AUX_GET_ID]), [ACK, 4]);
+        to_mouse(&mut c, &[AUX_ENABLE]);
+        c.mouse_event_with_wheel(1, 1, 3, MOUSE_LEFT | MOUSE_BUTTON5);
+        assert_eq!(flush(&mut c), [0x09, 1, 1, 0x23]);
+        c.mouse_event_with_wheel(0, 0, -20, MOUSE_BUTTON4);
+        // Clamped to -8 per packet; the rest follows.
+        assert_eq!(
+            flush(&mut c),
+            [0x08, 0, 0, 0x18, 0x08, 0, 0, 0x18, 0x08, 0, 0, 0x1C]
+        );
+        assert_eq!(
+            to_mouse(&mut c, &[AUX_STATUS]),
+            [ACK, 0x20, 2, 80],
+            "buttons 4-5 not in status"
         );
     }
 
