@@ -25,6 +25,18 @@
 //! 4, wheel and buttons 4-5 in the fourth byte) after 200/200/80, as
 //! Linux's psmouse probes them. Everything happens at once: IBF never reads
 //! 1 and no command takes time.
+//!
+//! ```
+//! use oxide86_devices::i8042::{I8042, KeyCode, CMD_A20_ON, PORT_COMMAND, PORT_DATA, STATUS_OBF};
+//! use oxide86_devices::{NoIrq, PortIo};
+//!
+//! let mut kbc = I8042::new(NoIrq, NoIrq);
+//! kbc.key_event(KeyCode::A, true);
+//! assert_ne!(kbc.read(PORT_COMMAND) & STATUS_OBF, 0);
+//! assert_eq!(kbc.read(PORT_DATA), 0x1E); // set 2 0x1C, translated to set 1
+//! kbc.write(PORT_COMMAND, CMD_A20_ON);
+//! assert!(kbc.a20());
+//! ```
 
 use std::collections::VecDeque;
 

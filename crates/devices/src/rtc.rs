@@ -26,6 +26,17 @@
 //! the first 1:59:59 AM by 1:00:00 AM; "Sunday" is what the day-of-week
 //! register says, as on the chip. SQWE is stored but drives no pin; the
 //! divider's 4.194304 and 1.048576 MHz time bases count as 32.768 kHz.
+//!
+//! ```
+//! use oxide86_devices::rtc::{DateTime, Rtc, PORT_DATA, PORT_INDEX, RTC_HZ};
+//! use oxide86_devices::{NoIrq, PortIo, Ticks};
+//!
+//! let mut rtc = Rtc::new(DateTime::from_unix(946_684_799), NoIrq); // 1999-12-31 23:59:59
+//! rtc.tick(Ticks(RTC_HZ)); // one second of virtual time
+//! rtc.write(PORT_INDEX, 0x32); // the century, in BCD
+//! assert_eq!(rtc.read(PORT_DATA), 0x20);
+//! assert_eq!(rtc.date_time().year, 2000);
+//! ```
 
 use crate::{IrqLine, PortIo, Ticks};
 

@@ -17,6 +17,18 @@
 //! Not modelled: parity/framing errors from the host (the host link is
 //! error-free; [`Uart::receive_break`] gives BI), DMA mode signalling, the
 //! per-character error positions in the FIFO (LSR bit 7 tracks the break).
+//!
+//! ```
+//! use oxide86_devices::uart::{Uart, LSR_DR, REG_DATA, REG_LSR};
+//! use oxide86_devices::{NoIrq, PortIo};
+//!
+//! let mut com1 = Uart::new(NoIrq, Vec::new()); // transmitted bytes collect in a Vec
+//! com1.write(REG_DATA, b'A');
+//! assert_eq!(com1.output(), b"A");
+//! com1.enqueue_input(b"x");
+//! assert_eq!(com1.read(REG_LSR) & LSR_DR, LSR_DR);
+//! assert_eq!(com1.read(REG_DATA), b'x');
+//! ```
 
 use std::collections::VecDeque;
 
