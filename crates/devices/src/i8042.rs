@@ -1523,6 +1523,42 @@ mod tests {
     }
 
     #[test]
+    fn unmapped_offsets_and_empty_reads() {
+        let mut c = kbc();
+        assert_eq!(c.read(PORT_DATA), 0, "nothing read yet");
+        assert_eq!(c.read(1), 0xFF);
+        c.write(2, 0xAA);
+        assert_eq!(c.read(PORT_COMMAND) & STATUS_OBF, 0);
+    }
+
+    #[test]
+    fn a_command_cancels_a_pending_one() {
+        let mut c = kbc();
+        c.write(PORT_COMMAND, CMD_WRITE_CTR);
+        c.write(PORT_COMMAND, CMD_READ_CTR);
+        assert_eq!(flush(&mut c), [CTR_DEFAULT]);
+        c.write(PORT_DATA, KBD_ECHO); // goes to the keyboard, not the CTR
+        assert_eq!(flush(&mut c), [KBD_ECHO]);
+        assert_eq!(command(&mut c, CMD_READ_CTR, &[], 1), [CTR_DEFAULT]);
+    }
+
+    #[test]
+    fn mouse_resolution_is_masked_and_reported() {
+        let mut c = kbc();
+        assert_eq!(to_mouse(&mut c, &[AUX_SET_RESOLUTION, 0xFF]), [ACK, ACK]);
+        assert_eq!(to_mouse(&mut c, &[AUX_STATUS]), [ACK, 0, 3, 100]);
+    }
+
+    #[test]
+    fn controller_replies_are_bounded() {
+        let mut c = kbc();
+        for _ in 0..100 {
+            c.write(PORT_COMMAND, CMD_READ_CTR);
+        }
+        assert_eq!(flush(&mut c).len(), 1 + REPLY_QUEUE);
+    }
+
+    #[test]
     fn fuzz_never_panics() {
         let mut c = kbc();
         let mut seed = 0xFEED_FACE_CAFE_BEEFu64;

@@ -1459,6 +1459,94 @@ mod tests {
     }
 
     #[test]
+    fn every_hour_round_trips_in_every_mode() {
+        for b in [0, B_24H, B_DM_BINARY, B_DM_BINARY | B_24H] {
+            let mut rtc = rtc_at(dt(2000, 1, 1, 0, 0, 0));
+            wr(&mut rtc, REG_B, b);
+            for hour in 0..24u8 {
+                let byte = rtc.encode_hour(hour);
+                wr(&mut rtc, REG_HOURS, byte);
+                assert_eq!(rtc.date_time().hour, hour, "mode {b:#x} byte {byte:#x}");
+                assert_eq!(rd(&mut rtc, REG_HOURS), byte);
+                assert_eq!(rtc.decode_hour(byte), Some(hour));
+            }
+            for v in 0..60u8 {
+                let byte = if b & B_DM_BINARY != 0 { v } else { to_bcd(v) };
+                wr(&mut rtc, REG_MINUTES, byte);
+                assert_eq!(rd(&mut rtc, REG_MINUTES), byte);
+                assert_eq!(rtc.date_time().minute, v);
+            }
+        }
+    }
+
+    #[test]
+    fn year_9999_wraps_to_0000() {
+        let mut rtc = rtc_at(dt(9999, 12, 31, 23, 59, 59));
+        rtc.tick(SEC);
+        assert_eq!(rtc.date_time(), dt(0, 1, 1, 0, 0, 0));
+        assert_eq!(rd(&mut rtc, REG_CENTURY), 0x00);
+        assert_eq!(
+            rd(&mut rtc, REG_DAY_OF_WEEK),
+            dt(0, 1, 1, 0, 0, 0).day_of_week()
+        );
+    }
+
+    #[test]
+    fn set_freezes_updates_and_alarms_but_not_the_periodic_interrupt() {
+        let mut rtc = rtc_at(dt(2000, 1, 1, 0, 0, 0));
+        for r in [REG_HOURS_ALARM, REG_MINUTES_ALARM, REG_SECONDS_ALARM] {
+            wr(&mut rtc, r, 0xFF);
+        }
+        wr(&mut rtc, REG_B, B_SET | B_24H | B_PIE | B_AIE);
+        assert_eq!(rtc.ticks_until_next_irq(), Some(Ticks(32)), "periodic only");
+        rtc.tick(Ticks(5 * RTC_HZ));
+        assert_eq!(rd(&mut rtc, REG_C), C_IRQF | C_PF);
+        assert_eq!(rtc.date_time(), dt(2000, 1, 1, 0, 0, 0));
+        wr(&mut rtc, REG_B, B_SET | B_24H);
+        assert_eq!(rtc.ticks_until_next_irq(), None);
+        wr(&mut rtc, REG_B, B_24H | B_AIE);
+        assert_eq!(rtc.ticks_until_next_irq(), Some(SEC));
+    }
+
+    #[test]
+    fn next_irq_is_the_earliest_enabled_source() {
+        let mut rtc = rtc_at(dt(2000, 1, 1, 0, 0, 0));
+        assert_eq!(rtc.ticks_until_next_irq(), None, "nothing enabled");
+        wr(&mut rtc, REG_A, 0x20 | 15); // 2 Hz
+        wr(&mut rtc, REG_SECONDS_ALARM, 0x00); // hh:mm:00 at 00:00 -> 60 s
+        wr(&mut rtc, REG_MINUTES_ALARM, 0xC0);
+        wr(&mut rtc, REG_HOURS_ALARM, 0xC0);
+        wr(&mut rtc, REG_B, B_24H | B_AIE);
+        assert_eq!(rtc.ticks_until_next_irq(), Some(Ticks(60 * RTC_HZ)));
+        wr(&mut rtc, REG_B, B_24H | B_AIE | B_UIE);
+        assert_eq!(rtc.ticks_until_next_irq(), Some(SEC));
+        wr(&mut rtc, REG_B, B_24H | B_AIE | B_UIE | B_PIE);
+        assert_eq!(rtc.ticks_until_next_irq(), Some(Ticks(RTC_HZ / 2)));
+        rtc.tick(Ticks(100));
+        assert_eq!(rtc.ticks_until_next_irq(), Some(Ticks(RTC_HZ / 2 - 100)));
+    }
+
+    #[test]
+    fn register_a_writes_keep_the_divider_phase() {
+        let mut rtc = rtc_at(dt(2000, 1, 1, 0, 0, 0));
+        rtc.tick(Ticks(1000));
+        wr(&mut rtc, REG_A, 0x23);
+        assert_eq!(rtc.state().divider, 1000);
+        rtc.tick(Ticks(RTC_HZ - 1000));
+        assert_eq!(rtc.date_time().second, 1);
+    }
+
+    #[test]
+    fn set_cmos_writes_through_to_the_clock() {
+        let mut rtc = rtc_at(dt(2000, 1, 1, 0, 0, 0));
+        rtc.set_cmos(REG_MINUTES, 0x42);
+        assert_eq!(rtc.date_time().minute, 42);
+        rtc.set_cmos(0x80 | 0x50, 0x77); // bit 7 of the index is ignored
+        assert_eq!(rtc.cmos(0x50), 0x77);
+        assert_eq!(rtc.cmos(REG_D), D_VRT);
+    }
+
+    #[test]
     fn fuzz_never_panics() {
         let mut rtc = rtc_at(dt(2000, 2, 29, 23, 59, 59));
         let mut seed = 0x1234_5678_9ABC_DEF0u64;

@@ -971,6 +971,74 @@ mod tests {
     }
 
     #[test]
+    fn register_masks_and_unmapped_offsets() {
+        let mut u = uart();
+        u.write(REG_IER, 0xFF);
+        assert_eq!(u.read(REG_IER), 0x0F);
+        u.write(REG_MCR, 0xFF);
+        assert_eq!(u.read(REG_MCR), 0x1F);
+        u.write(REG_MCR, 0);
+        u.write(REG_LCR, 0x5B);
+        assert_eq!(u.read(REG_LCR), 0x5B);
+        u.write(REG_LSR, 0x00); // read only
+        u.write(REG_MSR, 0x0F);
+        assert_eq!(u.read(REG_LSR), LSR_THRE | LSR_TEMT);
+        // Leaving loopback (OUT1 drove RI) shows RI's trailing edge.
+        assert_eq!(u.read(REG_MSR), MSR_CTS | MSR_DSR | MSR_DCD | MSR_TERI);
+        assert_eq!(
+            u.read(REG_MSR),
+            MSR_CTS | MSR_DSR | MSR_DCD,
+            "deltas cleared by the read"
+        );
+        u.write(9, 0x12);
+        assert_eq!(u.read(9), 0xFF);
+        assert_eq!(u.read(0xFFFF), 0xFF);
+    }
+
+    #[test]
+    fn no_timeout_without_fifos() {
+        let mut u = programmed(0, IER_RDA);
+        u.enqueue_input(b"a");
+        u.read(REG_DATA);
+        u.enqueue_input(b"b");
+        assert_eq!(u.ticks_until_next_irq(), None);
+        u.tick(Ticks(u64::MAX));
+        u.input_idle();
+        assert_eq!(
+            u.read(REG_IIR_FCR),
+            IIR_RDA,
+            "plain data available, no timeout id"
+        );
+    }
+
+    #[test]
+    fn loopback_modem_changes_raise_the_modem_interrupt() {
+        let mut u = programmed(0, IER_MS);
+        u.write(REG_MCR, MCR_LOOP | MCR_OUT2);
+        u.read(REG_MSR);
+        assert!(!u.irq().high);
+        u.write(REG_MCR, MCR_LOOP | MCR_OUT2 | MCR_RTS);
+        assert!(u.irq().high);
+        assert_eq!(u.read(REG_IIR_FCR), IIR_MS);
+        assert_eq!(u.read(REG_MSR), MSR_CTS | MSR_DCD | MSR_DCTS);
+        assert!(!u.irq().high);
+        // Host line changes are invisible in loopback.
+        u.set_modem_lines(false, false, false, false);
+        assert_eq!(u.read(REG_MSR), MSR_CTS | MSR_DCD);
+    }
+
+    #[test]
+    fn enabling_rda_with_data_waiting_raises_the_line() {
+        let mut u = programmed(FCR_ENABLE, 0);
+        u.enqueue_input(b"x");
+        assert!(!u.irq().high);
+        u.write(REG_IER, IER_RDA);
+        assert!(u.irq().high);
+        u.write(REG_IER, 0);
+        assert!(!u.irq().high);
+    }
+
+    #[test]
     fn fuzz_never_panics() {
         let mut u = uart();
         let mut seed = 0x0BAD_5EED_1234_5678u64;
