@@ -44,6 +44,12 @@ use crate::{IrqLine, PortIo};
 
 /// Offset of the data port (0x60 on a PC).
 pub const PORT_DATA: u16 = 0;
+/// The PC's base port: map 0x60 and 0x64 only (0x61 is system port B).
+pub const I8042_BASE: u16 = 0x60;
+/// The PC's keyboard interrupt.
+pub const I8042_KBD_IRQ: u8 = 1;
+/// The PC's mouse (auxiliary) interrupt.
+pub const I8042_AUX_IRQ: u8 = 12;
 /// Offset of the status/command port (0x64 on a PC).
 pub const PORT_COMMAND: u16 = 4;
 

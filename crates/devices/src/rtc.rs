@@ -43,6 +43,10 @@ use crate::{IrqLine, PortIo, Ticks};
 /// Offset of the index (address) register: bits 0-6 select a byte, bit 7
 /// masks NMI.
 pub const PORT_INDEX: u16 = 0;
+/// The PC/AT's base port (0x70 index, 0x71 data).
+pub const RTC_BASE: u16 = 0x70;
+/// The PC/AT's RTC interrupt.
+pub const RTC_IRQ: u8 = 8;
 /// Offset of the data register.
 pub const PORT_DATA: u16 = 1;
 
@@ -372,6 +376,15 @@ impl<L: IrqLine> Rtc<L> {
     /// The clock as it stands (binary, full year).
     pub fn date_time(&self) -> DateTime {
         self.state.time
+    }
+
+    /// Sets the clock (as the machine would from a host or snapshot),
+    /// with the matching day of week; the divider phase is kept.
+    pub fn set_date_time(&mut self, time: DateTime) {
+        let t = DateTime::from_unix(time.to_unix()); // normalised
+        self.state.time = t;
+        self.state.day_of_week = t.day_of_week();
+        self.state.dst_fallback_year = None;
     }
 
     /// A raw CMOS byte, as the data port would read it.
@@ -1534,6 +1547,14 @@ mod tests {
         assert_eq!(rtc.state().divider, 1000);
         rtc.tick(Ticks(RTC_HZ - 1000));
         assert_eq!(rtc.date_time().second, 1);
+    }
+
+    #[test]
+    fn set_date_time_normalises_and_sets_the_weekday() {
+        let mut rtc = rtc_at(dt(2000, 1, 1, 0, 0, 0));
+        rtc.set_date_time(dt(2023, 2, 29, 25, 0, 0)); // overlong fields count on
+        assert_eq!(rtc.date_time(), dt(2023, 3, 2, 1, 0, 0));
+        assert_eq!(rd(&mut rtc, REG_DAY_OF_WEEK), 5); // a Thursday
     }
 
     #[test]

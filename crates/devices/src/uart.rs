@@ -36,6 +36,8 @@ use crate::{IrqLine, PortIo, Ticks};
 
 /// The UART's input clock: ticks of [`Uart::tick`] per second.
 pub const UART_CLOCK_HZ: u64 = 1_843_200;
+/// The PC's serial ports COM1-COM4: base port and IRQ of each.
+pub const COM_PORTS: [(u16, u8); 4] = [(0x3F8, 4), (0x2F8, 3), (0x3E8, 4), (0x2E8, 3)];
 /// Receive and transmit FIFO depth.
 pub const FIFO_SIZE: usize = 16;
 
