@@ -1565,6 +1565,34 @@ mod tests {
     }
 
     #[test]
+    fn hostile_snapshot_does_not_panic() {
+        let mut state = I8042State {
+            ram: [0xFF; 32],
+            pending: Some(0x00),
+            ..Default::default()
+        };
+        state.keyboard.queue = std::iter::repeat_n(0xF0, 100).collect();
+        state.keyboard.set = 0xFF;
+        state.keyboard.pending = Some(0x00);
+        state.mouse.queue = (0..=255).collect();
+        state.mouse.id = 0xFF;
+        state.mouse.dx = i32::MIN;
+        state.mouse.dy = i32::MAX;
+        state.mouse.dz = i32::MIN;
+        state.mouse.pending = Some(0x12);
+        let mut c = I8042::from_state(state, Probe::default(), Probe::default());
+        c.mouse_event_with_wheel(i32::MAX, i32::MIN, i32::MAX, 0xFF);
+        c.key_event(KeyCode::PAUSE, true);
+        for v in [0x00, 0xFF, KBD_ECHO] {
+            c.write(PORT_DATA, v);
+            c.write(PORT_COMMAND, CMD_WRITE_AUX);
+            c.write(PORT_DATA, v);
+        }
+        command(&mut c, CMD_WRITE_CTR, &[0], 0);
+        flush(&mut c);
+    }
+
+    #[test]
     fn fuzz_never_panics() {
         let mut c = kbc();
         let mut seed = 0xFEED_FACE_CAFE_BEEFu64;

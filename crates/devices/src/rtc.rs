@@ -353,6 +353,7 @@ impl<L: IrqLine> Rtc<L> {
         t.hour = t.hour.min(23);
         t.minute = t.minute.min(59);
         t.second = t.second.min(59);
+        state.dst_fallback_year = state.dst_fallback_year.map(|y| y % 10_000);
         let mut rtc = Self { state, irq };
         rtc.update_irq();
         rtc
@@ -1565,6 +1566,33 @@ mod tests {
         rtc.set_cmos(0x80 | 0x50, 0x77); // bit 7 of the index is ignored
         assert_eq!(rtc.cmos(0x50), 0x77);
         assert_eq!(rtc.cmos(REG_D), D_VRT);
+    }
+
+    #[test]
+    fn hostile_snapshot_is_sanitised() {
+        let mut state = RtcState::new(dt(2000, 1, 1, 0, 0, 0));
+        state.cmos = [0xFF; 128];
+        state.time = DateTime {
+            year: u16::MAX,
+            month: 0,
+            day: 0,
+            hour: 99,
+            minute: 99,
+            second: 99,
+        };
+        state.day_of_week = 0;
+        state.index = 0xFF;
+        state.divider = u32::MAX;
+        state.dst_fallback_year = Some(u16::MAX);
+        let mut rtc = Rtc::from_state(state, Probe::default());
+        wr(&mut rtc, REG_B, B_DSE | B_AIE | B_PIE | B_UIE);
+        wr(&mut rtc, REG_A, 0x2F);
+        for t in [1, RTC_HZ, 400 * 365 * 86_400 * RTC_HZ, u64::MAX] {
+            rtc.tick(Ticks(t));
+            let _ = rtc.ticks_until_next_irq();
+        }
+        clock_bytes(&mut rtc);
+        assert!(rtc.date_time().year < 10_000);
     }
 
     #[test]

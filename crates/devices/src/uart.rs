@@ -1041,6 +1041,33 @@ mod tests {
     }
 
     #[test]
+    fn hostile_snapshot_is_sanitised() {
+        let state = UartState {
+            divisor: 0,
+            ier: 0xFF,
+            fcr: 0xFF,
+            lcr: 0xFF,
+            mcr: 0xFF,
+            lsr_errors: 0xFF,
+            msr: 0xFF,
+            host_lines: 0xFF,
+            scr: 0xFF,
+            rx: (0..100).collect(),
+            thre_pending: true,
+            timeout_pending: true,
+            rx_idle: u64::MAX,
+        };
+        let mut u = Uart::from_state(state, Probe::default(), Vec::new());
+        assert_eq!(u.state().rx.len(), FIFO_SIZE);
+        u.tick(Ticks(u64::MAX));
+        u.input_idle();
+        for offset in 0..8 {
+            u.read(offset);
+        }
+        assert_eq!(u.enqueue_input(&[1; 40]), 0, "loopback from the MCR");
+    }
+
+    #[test]
     fn fuzz_never_panics() {
         let mut u = uart();
         let mut seed = 0x0BAD_5EED_1234_5678u64;
