@@ -26,6 +26,11 @@
 //! Linux's psmouse probes them. Everything happens at once: IBF never reads
 //! 1 and no command takes time.
 //!
+//! The output port's A20 gate ([`I8042::a20`]) starts off, as on a PC/AT at
+//! power-on; a machine booting without a BIOS calls [`I8042::set_a20`]. A
+//! reset (0xFE, any pulse with bit 0 clear, or 0xD1 with bit 0 clear) is
+//! latched until the machine calls [`I8042::take_reset_request`].
+//!
 //! ```
 //! use oxide86_devices::i8042::{I8042, KeyCode, CMD_A20_ON, PORT_COMMAND, PORT_DATA, STATUS_OBF};
 //! use oxide86_devices::{NoIrq, PortIo};
