@@ -8,11 +8,14 @@
 pub mod acpi_pm;
 pub mod debug_exit;
 pub mod debugcon;
+pub mod i8042;
 pub mod pic;
 pub mod pit;
 pub mod port92;
 pub mod post;
+pub mod rtc;
 pub mod test_irq;
+pub mod uart;
 
 /// Port I/O as a device sees it: `offset` counts from the device's base port.
 pub trait PortIo {
