@@ -3,7 +3,12 @@
 //!
 //! - [`singlestep`]: hardware-recorded single-instruction vectors
 //!   (SingleStepTests 8086 and 80286 sets in `../shared/testdata`).
+//! - [`coverage`]: which instruction encodings a CPU model must execute and
+//!   which of them the interpreter implements.
+//! - [`setup`]: ready-made real-mode and flat 32-bit processors.
 
+pub mod coverage;
+pub mod setup;
 pub mod singlestep;
 
 use std::path::PathBuf;

@@ -14,6 +14,10 @@ use iced_x86::{Instruction, OpKind};
 
 /// `MOV dst, src`, including the segment-register and moffs forms.
 pub fn mov<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+    if is_system_register_mov(insn) {
+        // MOV to/from CRn, DRn, TRn belongs to the system ISA.
+        return Err(cpu.note_unimplemented(insn));
+    }
     if insn.op_kind(0) == OpKind::Register {
         if let Some(seg) = seg_reg(insn.op0_register()) {
             return mov_to_segment(cpu, insn, seg, bus);
@@ -28,6 +32,16 @@ pub fn mov<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> R
     }
     let v = cpu.read_op(insn, 1, bus)?;
     cpu.write_op(insn, 0, v, bus)
+}
+
+/// Whether a MOV names a control, debug or test register.
+fn is_system_register_mov(insn: &Instruction) -> bool {
+    (0..2).any(|n| {
+        insn.op_kind(n) == OpKind::Register && {
+            let r = insn.op_register(n);
+            r.is_cr() || r.is_dr() || r.is_tr()
+        }
+    })
 }
 
 /// The segment register a ModRM Sreg field names on this model: the 8086
@@ -224,6 +238,15 @@ mod tests {
     use crate::state::eflags;
     use crate::testutil::run32;
     use iced_x86::code_asm::*;
+
+    #[test]
+    fn control_register_mov_is_reported_unimplemented() {
+        let mut cpu = crate::testutil::flat32_cpu();
+        let mut ram = crate::FlatRam::new(1 << 16);
+        ram.load(crate::testutil::CODE, &[0x0F, 0x20, 0xC0]); // mov eax, cr0
+        cpu.step(&mut ram);
+        assert_eq!(cpu.unimplemented, Some(iced_x86::Code::Mov_r32_cr));
+    }
 
     #[test]
     fn cmpxchg_success_and_failure() {

@@ -1,5 +1,5 @@
-//! Miscellaneous: HLT CPUID RDTSC (Intel SDM Vol. 2A "CPUID", Vol. 2B
-//! "HLT", "RDTSC").
+//! Miscellaneous: HLT CPUID RDTSC WAIT (Intel SDM Vol. 2A "CPUID", Vol. 2B
+//! "HLT", "RDTSC", "WAIT/FWAIT").
 
 use crate::bus::Bus;
 use crate::cpu::Cpu;
@@ -76,10 +76,28 @@ pub fn rdtsc<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) 
     Ok(())
 }
 
+/// `WAIT`/`FWAIT`: #NM when CR0.MP and CR0.TS are both set; #MF when the
+/// x87 has an unmasked exception pending (FSW.ES) and CR0.NE selects native
+/// reporting (SDM Vol. 2B "WAIT/FWAIT", Vol. 3A 2.5 table 2-2). The 8086
+/// waits for its TEST pin, which nothing drives: a NOP.
+pub fn wait<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+    const FSW_ES: u16 = 1 << 7;
+    let c = cpu.state.cr0;
+    if cpu.state.model == crate::CpuModel::I8086 {
+        return Ok(());
+    }
+    if c & cr0::MP != 0 && c & cr0::TS != 0 {
+        return Err(Exception::DeviceNotAvailable);
+    }
+    if cpu.state.fpu.status & FSW_ES != 0 && c & cr0::NE != 0 {
+        return Err(Exception::FloatingPoint);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::testutil::run32;
-    use iced_x86::code_asm::*;
 
     #[test]
     fn cpuid_vendor_and_brand() {
@@ -91,5 +109,31 @@ mod tests {
         assert_eq!(&v, b"GenuineIntel");
         let s = run32(|a| a.cpuid(), |s| s.gpr[0] = 0x8000_0002);
         assert_eq!(&s.gpr[0].to_le_bytes(), b"oxid");
+    }
+
+    #[test]
+    fn wait_faults_only_with_mp_and_ts() {
+        use crate::state::cr0;
+        let s = run32(|a| a.wait(), |_| {});
+        assert_eq!(s.eip, crate::testutil::CODE + 2); // WAIT retired, then HLT
+        let mut cpu = crate::testutil::flat32_cpu();
+        cpu.state.cr0 |= cr0::MP | cr0::TS;
+        let mut ram = crate::FlatRam::new(1 << 16);
+        let insn = crate::decode::decode(&[0x9B], true, crate::CpuModel::P6).unwrap().insn;
+        assert_eq!(super::wait(&mut cpu, &insn, &mut ram), Err(crate::Exception::DeviceNotAvailable));
+    }
+
+    #[test]
+    fn multi_byte_and_reserved_nops_do_nothing() {
+        // nop dword [eax]; reserved NOPs 0F 18 /4 [eax], 0F 0D eax, 0F 1E eax
+        let bytes = [0x0F, 0x1F, 0x00, 0x0F, 0x18, 0x20, 0x0F, 0x0D, 0xC0, 0x0F, 0x1E, 0xC8];
+        let mut cpu = crate::testutil::flat32_cpu();
+        let mut ram = crate::FlatRam::new(1 << 16);
+        ram.load(crate::testutil::CODE, &bytes);
+        ram.load(crate::testutil::CODE + bytes.len() as u32, &[0xF4]);
+        cpu.state.gpr[0] = 0xFFFF_FFF0; // the memory operands are never accessed
+        assert_eq!(cpu.run(&mut ram, 10), crate::StepOutcome::Halted);
+        assert_eq!(cpu.unimplemented, None);
+        assert_eq!(cpu.state.icount, 5);
     }
 }
