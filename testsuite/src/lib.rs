@@ -5,9 +5,11 @@
 //!   (SingleStepTests 8086 and 80286 sets in `../shared/testdata`).
 //! - [`coverage`]: which instruction encodings a CPU model must execute and
 //!   which of them the interpreter implements.
+//! - [`fuzz`]: the robustness fuzzing harness (no guest input panics).
 //! - [`setup`]: ready-made real-mode and flat 32-bit processors.
 
 pub mod coverage;
+pub mod fuzz;
 pub mod setup;
 pub mod singlestep;
 
