@@ -103,18 +103,12 @@ impl Cpu {
             return StepOutcome::Halted;
         }
         let trap = self.state.eflags & eflags::TF != 0 && !shadow;
-        let decoded = match self.fetch_decode(bus) {
-            Ok(d) => d,
+        // fetch_decode fills self.ctx; the instruction is copied out once.
+        let insn = match self.fetch_decode(bus) {
+            Ok(i) => i,
             Err(e) => return self.raise(bus, e),
         };
-        self.ctx = InsnContext {
-            start_eip: self.state.eip,
-            next_eip: self.state.eip.wrapping_add(decoded.insn.len() as u32) & self.ip_mask(),
-            addr32: decoded.addr32,
-            op32: decoded.op32,
-            pop_cs: decoded.pop_cs,
-        };
-        match interp::execute(self, &decoded.insn, bus) {
+        match interp::execute(self, &insn, bus) {
             Ok(()) => {
                 self.state.eip = self.ctx.next_eip;
                 self.state.icount += 1;
@@ -143,15 +137,48 @@ impl Cpu {
         StepOutcome::Continue
     }
 
-    /// Fetches and decodes the instruction at CS:EIP, through the cache.
-    fn fetch_decode<B: Bus + ?Sized>(&mut self, bus: &mut B) -> Result<Decoded, Exception> {
+    /// Sets up [`Cpu::ctx`] for the instruction that `d` decodes at EIP.
+    #[inline]
+    fn begin(&mut self, d: &Decoded, code32: bool) {
+        let eip = self.state.eip;
+        let mask = if code32 { 0xFFFF_FFFF } else { 0xFFFF };
+        self.ctx = InsnContext {
+            start_eip: eip,
+            next_eip: eip.wrapping_add(d.insn.len() as u32) & mask,
+            addr32: d.addr32,
+            op32: d.op32,
+            pop_cs: d.pop_cs,
+        };
+    }
+
+    /// Fetches and decodes the instruction at CS:EIP, through the cache,
+    /// and sets up [`Cpu::ctx`] for it.
+    #[inline]
+    fn fetch_decode<B: Bus + ?Sized>(&mut self, bus: &mut B) -> Result<iced_x86::Instruction, Exception> {
         let code32 = self.state.code32();
         let eip = self.state.eip;
         let lin = self.linear(SegReg::Cs, eip, 1, Access::Execute)?;
         let paddr = self.translate(lin, Access::Execute)?;
-        if let Some(d) = self.icache.lookup(paddr, code32) {
-            return Ok(*d);
+        if let Some(&d) = self.icache.lookup(paddr, code32) {
+            self.begin(&d, code32);
+            return Ok(d.insn);
         }
+        let d = self.fetch_decode_slow(bus, code32, lin, paddr)?;
+        self.begin(&d, code32);
+        Ok(d.insn)
+    }
+
+    /// The decode-cache miss path: reads the bytes, decodes and caches.
+    #[cold]
+    #[inline(never)]
+    fn fetch_decode_slow<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        code32: bool,
+        lin: u32,
+        paddr: u32,
+    ) -> Result<Decoded, Exception> {
+        let eip = self.state.eip;
         // Read up to 15 bytes, stopping at the first one that would fault.
         let mut bytes = [0u8; MAX_INSN_LEN];
         let mut n = 0;
