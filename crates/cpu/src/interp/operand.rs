@@ -133,23 +133,30 @@ impl Cpu {
 
     /// Reads operand `n` (register, memory or immediate), zero-extended
     /// from its width; immediates come sign-extended to the operand size.
-    #[inline]
+    ///
+    /// Inlined into every handler (with `n` a constant, the operand-kind
+    /// lookups fold); the memory case stays out of line.
+    #[inline(always)]
     pub fn read_op<B: Bus + ?Sized>(&mut self, insn: &Instruction, n: u32, bus: &mut B) -> Result<u32, Exception> {
         match insn.op_kind(n) {
             OpKind::Register => Ok(read_gpr(&self.state, insn.op_register(n))),
-            OpKind::Memory => {
-                let seg = self.memory_segment(insn);
-                let off = self.effective_offset(insn);
-                let w = insn.memory_size().size() as u32;
-                self.read_mem(bus, seg, off, w)
-            }
+            OpKind::Memory => self.read_memory_operand(insn, bus),
             OpKind::Immediate8to16 => Ok(u32::from(insn.immediate8to16() as u16)),
             _ => Ok(insn.immediate(n) as u32),
         }
     }
 
-    /// Writes operand `n` (register or memory).
-    #[inline]
+    /// Reads the instruction's ModRM memory operand at its memory size.
+    #[inline(never)]
+    fn read_memory_operand<B: Bus + ?Sized>(&mut self, insn: &Instruction, bus: &mut B) -> Result<u32, Exception> {
+        let seg = self.memory_segment(insn);
+        let off = self.effective_offset(insn);
+        let w = insn.memory_size().size() as u32;
+        self.read_mem(bus, seg, off, w)
+    }
+
+    /// Writes operand `n` (register or memory); inlined like [`Cpu::read_op`].
+    #[inline(always)]
     pub fn write_op<B: Bus + ?Sized>(
         &mut self,
         insn: &Instruction,
@@ -162,14 +169,23 @@ impl Cpu {
                 write_gpr(&mut self.state, insn.op_register(n), value);
                 Ok(())
             }
-            OpKind::Memory => {
-                let seg = self.memory_segment(insn);
-                let off = self.effective_offset(insn);
-                let w = insn.memory_size().size() as u32;
-                self.write_mem(bus, seg, off, w, value)
-            }
+            OpKind::Memory => self.write_memory_operand(insn, value, bus),
             _ => Err(Exception::InvalidOpcode),
         }
+    }
+
+    /// Writes the instruction's ModRM memory operand at its memory size.
+    #[inline(never)]
+    fn write_memory_operand<B: Bus + ?Sized>(
+        &mut self,
+        insn: &Instruction,
+        value: u32,
+        bus: &mut B,
+    ) -> Result<(), Exception> {
+        let seg = self.memory_segment(insn);
+        let off = self.effective_offset(insn);
+        let w = insn.memory_size().size() as u32;
+        self.write_mem(bus, seg, off, w, value)
     }
 
     /// Reads `size` bytes at `extra` past a memory operand's offset
