@@ -76,6 +76,17 @@ pub fn rdtsc<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) 
     Ok(())
 }
 
+/// The reserved-NOP opcodes `0F 0D` and `0F 18`-`0F 1F` (SDM Vol. 2B
+/// "NOP", table 4-12): no operation from the family-6 processors on
+/// (the memory operand is not accessed), #UD before them.
+pub fn reserved_nop<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+    if cpu.state.model == crate::CpuModel::P6 {
+        Ok(())
+    } else {
+        Err(Exception::InvalidOpcode)
+    }
+}
+
 /// `WAIT`/`FWAIT`: #NM when CR0.MP and CR0.TS are both set; #MF when the
 /// x87 has an unmasked exception pending (FSW.ES) and CR0.NE selects native
 /// reporting (SDM Vol. 2B "WAIT/FWAIT", Vol. 3A 2.5 table 2-2). The 8086
@@ -135,5 +146,12 @@ mod tests {
         assert_eq!(cpu.run(&mut ram, 10), crate::StepOutcome::Halted);
         assert_eq!(cpu.unimplemented, None);
         assert_eq!(cpu.state.icount, 5);
+        let (s, _) = crate::testutil::run16(crate::CpuModel::I286, |_| Ok(()), |s, ram| {
+            ram.load(crate::testutil::CODE, &[0x0F, 0x18, 0xE0]); // 0F 18 /4, then #UD
+            ram.load(6 * 4, &[0x00, 0x20, 0, 0]); // #UD handler at 0000:2000
+            ram.load(0x2000, &[0xF4]);
+            s.gpr[4] = 0x8000;
+        });
+        assert_eq!(s.eip, 0x2001); // halted in the #UD handler
     }
 }

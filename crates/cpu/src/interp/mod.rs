@@ -141,7 +141,8 @@ pub fn execute<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) 
         M::In => io::in_(cpu, insn, bus),
         M::Out => io::out(cpu, insn, bus),
         // Miscellaneous.
-        M::Nop | M::Pause | M::Reservednop => Ok(()),
+        M::Nop | M::Pause => Ok(()),
+        M::Reservednop => misc::reserved_nop(cpu, insn, bus),
         M::Wait => misc::wait(cpu, insn, bus),
         M::Hlt => misc::hlt(cpu, insn, bus),
         M::Cpuid => misc::cpuid(cpu, insn, bus),
