@@ -1,5 +1,5 @@
-//! Miscellaneous: HLT CPUID RDTSC WAIT (Intel SDM Vol. 2A "CPUID", Vol. 2B
-//! "HLT", "RDTSC", "WAIT/FWAIT").
+//! Miscellaneous: HLT CPUID RDTSC and the reserved NOPs (Intel SDM Vol. 2A
+//! "CPUID", Vol. 2B "HLT", "NOP", "RDTSC").
 
 use crate::bus::Bus;
 use crate::cpu::Cpu;
@@ -87,25 +87,6 @@ pub fn reserved_nop<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &
     }
 }
 
-/// `WAIT`/`FWAIT`: #NM when CR0.MP and CR0.TS are both set; #MF when the
-/// x87 has an unmasked exception pending (FSW.ES) and CR0.NE selects native
-/// reporting (SDM Vol. 2B "WAIT/FWAIT", Vol. 3A 2.5 table 2-2). The 8086
-/// waits for its TEST pin, which nothing drives: a NOP.
-pub fn wait<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
-    const FSW_ES: u16 = 1 << 7;
-    let c = cpu.state.cr0;
-    if cpu.state.model == crate::CpuModel::I8086 {
-        return Ok(());
-    }
-    if c & cr0::MP != 0 && c & cr0::TS != 0 {
-        return Err(Exception::DeviceNotAvailable);
-    }
-    if cpu.state.fpu.status & FSW_ES != 0 && c & cr0::NE != 0 {
-        return Err(Exception::FloatingPoint);
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use crate::testutil::run32;
@@ -120,18 +101,6 @@ mod tests {
         assert_eq!(&v, b"GenuineIntel");
         let s = run32(|a| a.cpuid(), |s| s.gpr[0] = 0x8000_0002);
         assert_eq!(&s.gpr[0].to_le_bytes(), b"oxid");
-    }
-
-    #[test]
-    fn wait_faults_only_with_mp_and_ts() {
-        use crate::state::cr0;
-        let s = run32(|a| a.wait(), |_| {});
-        assert_eq!(s.eip, crate::testutil::CODE + 2); // WAIT retired, then HLT
-        let mut cpu = crate::testutil::flat32_cpu();
-        cpu.state.cr0 |= cr0::MP | cr0::TS;
-        let mut ram = crate::FlatRam::new(1 << 16);
-        let insn = crate::decode::decode(&[0x9B], true, crate::CpuModel::P6).unwrap().insn;
-        assert_eq!(super::wait(&mut cpu, &insn, &mut ram), Err(crate::Exception::DeviceNotAvailable));
     }
 
     #[test]

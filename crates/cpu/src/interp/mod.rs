@@ -143,7 +143,6 @@ pub fn execute<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) 
         // Miscellaneous.
         M::Nop | M::Pause => Ok(()),
         M::Reservednop => misc::reserved_nop(cpu, insn, bus),
-        M::Wait => misc::wait(cpu, insn, bus),
         M::Hlt => misc::hlt(cpu, insn, bus),
         M::Cpuid => misc::cpuid(cpu, insn, bus),
         M::Rdtsc => misc::rdtsc(cpu, insn, bus),
