@@ -70,7 +70,9 @@ impl Bus for TestBus {
 }
 
 /// Register names of the vectors, in the order they are reported.
-const REGS: [&str; 14] = ["ax", "bx", "cx", "dx", "cs", "ss", "ds", "es", "sp", "bp", "si", "di", "ip", "flags"];
+const REGS: [&str; 14] = [
+    "ax", "bx", "cx", "dx", "cs", "ss", "ds", "es", "sp", "bp", "si", "di", "ip", "flags",
+];
 
 fn find_vector_dir(dir: &Path) -> Result<PathBuf> {
     if dir.join("metadata.json").is_file() {
@@ -82,7 +84,12 @@ fn find_vector_dir(dir: &Path) -> Result<PathBuf> {
         .filter(|p| p.join("metadata.json").is_file())
         .collect();
     candidates.sort();
-    candidates.into_iter().next().ok_or_else(|| anyhow!("{}: no metadata.json here or in a v1* subfolder", dir.display()))
+    candidates.into_iter().next().ok_or_else(|| {
+        anyhow!(
+            "{}: no metadata.json here or in a v1* subfolder",
+            dir.display()
+        )
+    })
 }
 
 /// The FLAGS mask of undefined bits for a vector file such as `F6.6.json.gz`.
@@ -103,12 +110,21 @@ fn reg_value(regs: &Value, name: &str) -> Option<u16> {
 
 /// Loads a vector's register file into the CPU.
 fn load_state(cpu: &mut Cpu, regs: &Value, kind: SetKind) -> Result<()> {
-    let get = |n: &str| reg_value(regs, n).ok_or_else(|| anyhow!("initial state lacks register {n}"));
+    let get =
+        |n: &str| reg_value(regs, n).ok_or_else(|| anyhow!("initial state lacks register {n}"));
     let s = &mut cpu.state;
-    for (i, n) in ["ax", "cx", "dx", "bx", "sp", "bp", "si", "di"].iter().enumerate() {
+    for (i, n) in ["ax", "cx", "dx", "bx", "sp", "bp", "si", "di"]
+        .iter()
+        .enumerate()
+    {
         s.gpr[i] = u32::from(get(n)?);
     }
-    for (seg, n) in [(SegReg::Es, "es"), (SegReg::Cs, "cs"), (SegReg::Ss, "ss"), (SegReg::Ds, "ds")] {
+    for (seg, n) in [
+        (SegReg::Es, "es"),
+        (SegReg::Cs, "cs"),
+        (SegReg::Ss, "ss"),
+        (SegReg::Ds, "ds"),
+    ] {
         s.set_real_mode_segment(seg, get(n)?);
     }
     s.eip = u32::from(get("ip")?);
@@ -144,15 +160,34 @@ fn read_reg(cpu: &Cpu, name: &str) -> u16 {
 }
 
 /// Runs one test; returns the differences (empty when it passed).
-fn run_test(test: &Value, kind: SetKind, model: CpuModel, cpu: &mut Cpu, mask: u16) -> Result<Vec<String>> {
+fn run_test(
+    test: &Value,
+    kind: SetKind,
+    model: CpuModel,
+    cpu: &mut Cpu,
+    mask: u16,
+) -> Result<Vec<String>> {
     let initial = &test["initial"];
     let fin = &test["final"];
     cpu.reset();
     cpu.state.idtr.limit = 0x3FF;
     load_state(cpu, &initial["regs"], kind)?;
-    let mut bus = TestBus { mem: HashMap::new(), mask: if kind == SetKind::I8086 { 0xF_FFFF } else { 0xFF_FFFF } };
-    for pair in initial["ram"].as_array().ok_or_else(|| anyhow!("initial.ram is not an array"))? {
-        let (a, v) = (pair[0].as_u64().unwrap_or(0) as u32, pair[1].as_u64().unwrap_or(0) as u8);
+    let mut bus = TestBus {
+        mem: HashMap::new(),
+        mask: if kind == SetKind::I8086 {
+            0xF_FFFF
+        } else {
+            0xFF_FFFF
+        },
+    };
+    for pair in initial["ram"]
+        .as_array()
+        .ok_or_else(|| anyhow!("initial.ram is not an array"))?
+    {
+        let (a, v) = (
+            pair[0].as_u64().unwrap_or(0) as u32,
+            pair[1].as_u64().unwrap_or(0) as u8,
+        );
         bus.write_u8(a, v);
     }
     match kind {
@@ -171,21 +206,59 @@ fn run_test(test: &Value, kind: SetKind, model: CpuModel, cpu: &mut Cpu, mask: u
     cpu.state.commit_flags();
     let mut diffs = Vec::new();
     for name in REGS {
-        let expected = reg_value(&fin["regs"], name).or_else(|| reg_value(&initial["regs"], name)).unwrap_or(0);
-        let expected = if name == "flags" && kind == SetKind::I286 && fin["regs"].get("flags").is_none() {
-            expected & 0x0FFF
-        } else {
-            expected
-        };
+        let expected = reg_value(&fin["regs"], name)
+            .or_else(|| reg_value(&initial["regs"], name))
+            .unwrap_or(0);
+        let expected =
+            if name == "flags" && kind == SetKind::I286 && fin["regs"].get("flags").is_none() {
+                expected & 0x0FFF
+            } else {
+                expected
+            };
         let actual = read_reg(cpu, name);
-        let (e, a) = if name == "flags" { (expected & mask, actual & mask) } else { (expected, actual) };
+        let (e, a) = if name == "flags" {
+            (expected & mask, actual & mask)
+        } else {
+            (expected, actual)
+        };
         if e != a {
             diffs.push(format!("{name}: expected {e:#06x}, got {a:#06x}"));
         }
     }
-    let flag_address = test["exception"]["flag_address"].as_u64().map(|a| a as u32);
-    for pair in fin["ram"].as_array().ok_or_else(|| anyhow!("final.ram is not an array"))? {
-        let (addr, v) = (pair[0].as_u64().unwrap_or(0) as u32, pair[1].as_u64().unwrap_or(0) as u8);
+    // The FLAGS image an interrupt pushed: `flag_address`, which in some 286
+    // vectors points one byte below the pushed word (at SS:SP-2).
+    let flag_address = test["exception"]["flag_address"].as_u64().map(|a| {
+        let a = a as u32;
+        let r = &initial["regs"];
+        let ss = u32::from(reg_value(r, "ss").unwrap_or(0));
+        let sp = u32::from(reg_value(r, "sp").unwrap_or(0));
+        let pushed = ((ss << 4) + (sp.wrapping_sub(2) & 0xFFFF)) & 0xFF_FFFF;
+        if pushed == a + 1 {
+            pushed
+        } else {
+            a
+        }
+    });
+    // The 8086 vectors carry no exception record: when an interrupt was taken
+    // (SP down by 6 and CS:IP changed), FLAGS were pushed at the old SS:SP-2.
+    let flag_address = flag_address.or_else(|| {
+        let r = &initial["regs"];
+        let sp0 = reg_value(r, "sp")?;
+        let sp1 = reg_value(&fin["regs"], "sp")?;
+        (kind == SetKind::I8086 && sp1 == sp0.wrapping_sub(6) && fin["regs"].get("cs").is_some())
+            .then(|| {
+                let ss = u32::from(reg_value(r, "ss").unwrap_or(0));
+                ((ss << 4) + u32::from(sp0.wrapping_sub(2))) & 0xF_FFFF
+            })
+    });
+    for pair in fin["ram"]
+        .as_array()
+        .ok_or_else(|| anyhow!("final.ram is not an array"))?
+    {
+        let (addr, v) = (
+            pair[0].as_u64().unwrap_or(0) as u32,
+            pair[1].as_u64().unwrap_or(0) as u8,
+        );
         let mut byte_mask = 0xFF;
         if let Some(fa) = flag_address {
             if addr == fa {
@@ -196,7 +269,9 @@ fn run_test(test: &Value, kind: SetKind, model: CpuModel, cpu: &mut Cpu, mask: u
         }
         let actual = bus.read_u8(addr);
         if v & byte_mask != actual & byte_mask {
-            diffs.push(format!("ram[{addr:#07x}]: expected {v:#04x}, got {actual:#04x}"));
+            diffs.push(format!(
+                "ram[{addr:#07x}]: expected {v:#04x}, got {actual:#04x}"
+            ));
         }
     }
     Ok(diffs)
@@ -216,7 +291,8 @@ fn set_kind(metadata: &Value) -> SetKind {
 pub fn run(opts: &Options, out: &mut dyn Write) -> Result<Summary> {
     let dir = find_vector_dir(&opts.dir)?;
     let metadata: Value = serde_json::from_reader(BufReader::new(
-        std::fs::File::open(dir.join("metadata.json")).with_context(|| format!("{}", dir.display()))?,
+        std::fs::File::open(dir.join("metadata.json"))
+            .with_context(|| format!("{}", dir.display()))?,
     ))
     .with_context(|| format!("{}/metadata.json is not valid JSON", dir.display()))?;
     let kind = set_kind(&metadata);
@@ -225,7 +301,9 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<Summary> {
         .filter(|p| p.to_string_lossy().ends_with(".json.gz"))
         .filter(|p| {
             let name = p.file_name().unwrap_or_default().to_string_lossy();
-            opts.only.as_ref().is_none_or(|o| name.starts_with(o.as_str()))
+            opts.only
+                .as_ref()
+                .is_none_or(|o| name.starts_with(o.as_str()))
         })
         .collect();
     files.sort();
@@ -236,12 +314,16 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<Summary> {
     let mut summary = Summary::default();
     let mut printed = 0;
     for file in &files {
-        let name = file.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = file
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let stem = name.trim_end_matches(".json.gz").to_string();
         let mask = flags_mask(&metadata, &stem);
         let reader = flate2::read::GzDecoder::new(std::fs::File::open(file)?);
-        let tests: Vec<Value> =
-            serde_json::from_reader(BufReader::new(reader)).with_context(|| format!("{}: not a JSON array", file.display()))?;
+        let tests: Vec<Value> = serde_json::from_reader(BufReader::new(reader))
+            .with_context(|| format!("{}: not a JSON array", file.display()))?;
         let mut file_failed = 0;
         for (i, test) in tests.iter().enumerate() {
             let diffs = run_test(test, kind, opts.model, &mut cpu, mask)
@@ -253,7 +335,11 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<Summary> {
                 file_failed += 1;
                 if printed < opts.max_diffs {
                     printed += 1;
-                    let idx = test.get("idx").or_else(|| test.get("test_num")).and_then(Value::as_u64).unwrap_or(i as u64);
+                    let idx = test
+                        .get("idx")
+                        .or_else(|| test.get("test_num"))
+                        .and_then(Value::as_u64)
+                        .unwrap_or(i as u64);
                     let label = test["name"].as_str().unwrap_or("?");
                     writeln!(out, "FAIL {name} #{idx} `{label}`: {}", diffs.join("; "))?;
                 }
@@ -264,7 +350,11 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<Summary> {
         }
     }
     if summary.failed > 0 {
-        let per_file: Vec<String> = summary.failed_by_file.iter().map(|(f, n)| format!("{f}:{n}")).collect();
+        let per_file: Vec<String> = summary
+            .failed_by_file
+            .iter()
+            .map(|(f, n)| format!("{f}:{n}"))
+            .collect();
         writeln!(out, "failures by file: {}", per_file.join(" "))?;
     }
     writeln!(out, "{} passed, {} failed", summary.passed, summary.failed)?;

@@ -50,6 +50,10 @@ pub trait Bus {
         let _ = (port, size, value);
     }
 
+    /// Takes a pending non-maskable interrupt (an edge on the NMI pin).
+    fn take_nmi(&mut self) -> bool {
+        false
+    }
     /// Whether a maskable interrupt request is pending (the INTR pin).
     fn interrupt_pending(&mut self) -> bool {
         false
@@ -75,7 +79,10 @@ pub struct FlatRam {
 impl FlatRam {
     /// A zeroed RAM of `size` bytes with a full 32-bit address bus.
     pub fn new(size: usize) -> Self {
-        Self { bytes: vec![0; size], mask: u32::MAX }
+        Self {
+            bytes: vec![0; size],
+            mask: u32::MAX,
+        }
     }
     /// Copies `data` to physical address `addr` (ignoring bytes past the end).
     pub fn load(&mut self, addr: u32, data: &[u8]) {
@@ -87,7 +94,10 @@ impl FlatRam {
 
 impl Bus for FlatRam {
     fn read_u8(&mut self, addr: u32) -> u8 {
-        self.bytes.get((addr & self.mask) as usize).copied().unwrap_or(0xFF)
+        self.bytes
+            .get((addr & self.mask) as usize)
+            .copied()
+            .unwrap_or(0xFF)
     }
     fn write_u8(&mut self, addr: u32, value: u8) {
         if let Some(b) = self.bytes.get_mut((addr & self.mask) as usize) {
@@ -97,15 +107,22 @@ impl Bus for FlatRam {
     fn read_u16(&mut self, addr: u32) -> u16 {
         let a = (addr & self.mask) as usize;
         match self.bytes.get(a..a + 2) {
-            Some(s) if (addr.wrapping_add(1) & self.mask) as usize == a + 1 => u16::from_le_bytes([s[0], s[1]]),
+            Some(s) if (addr.wrapping_add(1) & self.mask) as usize == a + 1 => {
+                u16::from_le_bytes([s[0], s[1]])
+            }
             _ => u16::from_le_bytes([self.read_u8(addr), self.read_u8(addr.wrapping_add(1))]),
         }
     }
     fn read_u32(&mut self, addr: u32) -> u32 {
         let a = (addr & self.mask) as usize;
         match self.bytes.get(a..a + 4) {
-            Some(s) if (addr.wrapping_add(3) & self.mask) as usize == a + 3 => u32::from_le_bytes([s[0], s[1], s[2], s[3]]),
-            _ => u32::from(self.read_u16(addr)) | (u32::from(self.read_u16(addr.wrapping_add(2))) << 16),
+            Some(s) if (addr.wrapping_add(3) & self.mask) as usize == a + 3 => {
+                u32::from_le_bytes([s[0], s[1], s[2], s[3]])
+            }
+            _ => {
+                u32::from(self.read_u16(addr))
+                    | (u32::from(self.read_u16(addr.wrapping_add(2))) << 16)
+            }
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::interp;
 use crate::memory::Access;
 use crate::model::CpuModel;
 use crate::state::{eflags, CpuState, SegReg};
+use crate::tlb::SoftTlb;
 
 /// What one call to [`Cpu::step`] ended with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +45,8 @@ pub struct Cpu {
     pub state: CpuState,
     /// Decoded instructions, invalidated by writes to their bytes.
     pub icache: DecodeCache,
+    /// Cached linear-to-physical translations.
+    pub tlb: SoftTlb,
     /// The instruction in flight.
     pub ctx: InsnContext,
     /// Why the last [`StepOutcome::Shutdown`] happened.
@@ -52,6 +55,11 @@ pub struct Cpu {
     /// not implemented, rather than because the architecture says so). The
     /// coverage runner reads it.
     pub unimplemented: Option<iced_x86::Code>,
+    /// The last exception an instruction raised, recorded before delivery
+    /// (the state is still the one the fault left). Conformance runners
+    /// that stop at the first fault, such as the host-differential tester,
+    /// clear it before [`Cpu::step`] and read it after.
+    pub last_exception: Option<Exception>,
 }
 
 impl Cpu {
@@ -60,9 +68,11 @@ impl Cpu {
         Self {
             state: CpuState::new(model),
             icache: DecodeCache::new(),
+            tlb: SoftTlb::default(),
             ctx: InsnContext::default(),
             shutdown_reason: None,
             unimplemented: None,
+            last_exception: None,
         }
     }
 
@@ -70,6 +80,7 @@ impl Cpu {
     pub fn reset(&mut self) {
         self.state = CpuState::new(self.state.model);
         self.icache.flush();
+        self.tlb.flush(false);
         self.shutdown_reason = None;
     }
 
@@ -92,6 +103,12 @@ impl Cpu {
     /// Executes one instruction, or delivers one pending interrupt.
     pub fn step<B: Bus + ?Sized>(&mut self, bus: &mut B) -> StepOutcome {
         let shadow = std::mem::take(&mut self.state.interrupt_shadow);
+        if !shadow && !self.state.nmi_blocked && bus.take_nmi() {
+            self.state.halted = false;
+            self.state.nmi_blocked = true;
+            let eip = self.state.eip;
+            return self.deliver(bus, 2, eip, crate::interrupt::Source::External);
+        }
         if !shadow && self.state.eflags & eflags::IF != 0 && bus.interrupt_pending() {
             if let Some(vector) = bus.interrupt_ack() {
                 self.state.halted = false;
@@ -115,7 +132,12 @@ impl Cpu {
                 if trap {
                     let eip = self.state.eip;
                     self.state.dr[6] |= 1 << 14; // DR6.BS
-                    return self.deliver(bus, 1, eip, crate::interrupt::Source::Exception(Exception::Debug));
+                    return self.deliver(
+                        bus,
+                        1,
+                        eip,
+                        crate::interrupt::Source::Exception(Exception::Debug),
+                    );
                 }
                 if self.state.halted {
                     return StepOutcome::Halted;
@@ -154,11 +176,15 @@ impl Cpu {
     /// Fetches and decodes the instruction at CS:EIP, through the cache,
     /// and sets up [`Cpu::ctx`] for it.
     #[inline]
-    fn fetch_decode<B: Bus + ?Sized>(&mut self, bus: &mut B) -> Result<iced_x86::Instruction, Exception> {
+    fn fetch_decode<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+    ) -> Result<iced_x86::Instruction, Exception> {
         let code32 = self.state.code32();
         let eip = self.state.eip;
         let lin = self.linear(SegReg::Cs, eip, 1, Access::Execute)?;
-        let paddr = self.translate(lin, Access::Execute)?;
+        let user = self.user_access();
+        let paddr = self.translate(bus, lin, Access::Execute, user)?;
         if let Some(&d) = self.icache.lookup(paddr, code32) {
             self.begin(&d, code32);
             return Ok(d.insn);
@@ -179,6 +205,7 @@ impl Cpu {
         paddr: u32,
     ) -> Result<Decoded, Exception> {
         let eip = self.state.eip;
+        let user = self.user_access();
         // Read up to 15 bytes, stopping at the first one that would fault.
         let mut bytes = [0u8; MAX_INSN_LEN];
         let mut n = 0;
@@ -188,7 +215,10 @@ impl Cpu {
             let off = eip.wrapping_add(n as u32) & mask;
             let byte = self
                 .linear(SegReg::Cs, off, 1, Access::Execute)
-                .and_then(|l| self.translate(l, Access::Execute).map(|p| (l, p)));
+                .and_then(|l| {
+                    self.translate(bus, l, Access::Execute, user)
+                        .map(|p| (l, p))
+                });
             match byte {
                 Ok((_, p)) => {
                     bytes[n] = bus.read_u8(p);
@@ -218,7 +248,9 @@ impl Cpu {
             }
             Err(DecodeError::Invalid) => Err(Exception::InvalidOpcode),
             Err(DecodeError::TooLong) => Err(Exception::GeneralProtection(0)),
-            Err(DecodeError::NeedMoreBytes) => Err(fault.unwrap_or(Exception::GeneralProtection(0))),
+            Err(DecodeError::NeedMoreBytes) => {
+                Err(fault.unwrap_or(Exception::GeneralProtection(0)))
+            }
         }
     }
 
@@ -241,7 +273,8 @@ impl Cpu {
         let s = &mut self.state;
         let cpl = u32::from(s.cpl());
         let iopl = (s.eflags & eflags::IOPL) >> 12;
-        let mut writable = eflags::STATUS | eflags::TF | eflags::DF | eflags::NT | eflags::IF | eflags::IOPL;
+        let mut writable =
+            eflags::STATUS | eflags::TF | eflags::DF | eflags::NT | eflags::IF | eflags::IOPL;
         if width == 4 {
             writable |= eflags::AC | eflags::ID;
         }

@@ -76,7 +76,9 @@ pub struct DecodeCache {
 
 impl std::fmt::Debug for DecodeCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DecodeCache").field("stats", &self.stats).finish_non_exhaustive()
+        f.debug_struct("DecodeCache")
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
     }
 }
 
@@ -89,9 +91,22 @@ impl Default for DecodeCache {
 impl DecodeCache {
     /// An empty cache.
     pub fn new() -> Self {
-        let empty = Entry { paddr: 0, key: 0, decoded: Decoded { insn: Instruction::default(), addr32: false, op32: false, pop_cs: false } };
+        let empty = Entry {
+            paddr: 0,
+            key: 0,
+            decoded: Decoded {
+                insn: Instruction::default(),
+                addr32: false,
+                op32: false,
+                pop_cs: false,
+            },
+        };
         // The line bitmap is 8 MiB of zeroes; the allocator maps it lazily.
-        Self { entries: vec![empty; ENTRIES], code_lines: vec![0; 1 << (32 - LINE_SHIFT - 6)], stats: DecodeStats::default() }
+        Self {
+            entries: vec![empty; ENTRIES],
+            code_lines: vec![0; 1 << (32 - LINE_SHIFT - 6)],
+            stats: DecodeStats::default(),
+        }
     }
 
     /// The cached decoding of the instruction at `paddr` for this code size.
@@ -110,7 +125,11 @@ impl DecodeCache {
     /// Remembers a decoding whose `len` bytes start at `paddr` (all on one page).
     pub fn insert(&mut self, paddr: u32, code32: bool, decoded: Decoded) {
         let len = decoded.insn.len() as u32;
-        self.entries[paddr as usize & (ENTRIES - 1)] = Entry { paddr, key: 1 + u8::from(code32), decoded };
+        self.entries[paddr as usize & (ENTRIES - 1)] = Entry {
+            paddr,
+            key: 1 + u8::from(code32),
+            decoded,
+        };
         let first = paddr >> LINE_SHIFT;
         let last = paddr.wrapping_add(len.max(1) - 1) >> LINE_SHIFT;
         for line in [first, last] {
@@ -181,7 +200,7 @@ pub fn decode(bytes: &[u8], code32: bool, model: CpuModel) -> Result<Decoded, De
     while i < n {
         match buf[i] {
             0x26 | 0x2E | 0x36 | 0x3E | 0xF0 | 0xF2 | 0xF3 => i += 1,
-            0x64 | 0x65 | 0x66 | 0x67 if model.is_386_or_later() => {
+            0x64..=0x67 if model.is_386_or_later() => {
                 match buf[i] {
                     0x67 => addr32 = !code32,
                     0x66 => op32 = !code32,
@@ -197,22 +216,46 @@ pub fn decode(bytes: &[u8], code32: bool, model: CpuModel) -> Result<Decoded, De
         }
     }
     if i >= model.max_insn_len() {
-        return Err(if i >= n && n < MAX_INSN_LEN { DecodeError::NeedMoreBytes } else { DecodeError::TooLong });
+        return Err(if i >= n && n < MAX_INSN_LEN {
+            DecodeError::NeedMoreBytes
+        } else {
+            DecodeError::TooLong
+        });
+    }
+    if i < n
+        && model == CpuModel::I286
+        && matches!(buf[i], 0xC4 | 0xC5)
+        && i + 1 < n
+        && buf[i + 1] >= 0xC0
+    {
+        // LES/LDS with a register operand: #UD on the 286 (iced would read a VEX prefix).
+        return Err(DecodeError::Invalid);
     }
     if i < n && model != CpuModel::P6 {
-        let op = &mut buf[i];
-        match *op {
+        let has_modrm = i + 1 < n;
+        match buf[i] {
             0x64..=0x67 if model == CpuModel::I286 => {} // not prefixes on a 286: left to iced (#UD)
-            0x60..=0x6F if model == CpuModel::I8086 => *op += 0x10, // Jcc aliases
-            0xC0 | 0xC1 | 0xC8 | 0xC9 if model == CpuModel::I8086 => *op += 2, // RET/RETF aliases
+            0x60..=0x6F if model == CpuModel::I8086 => buf[i] += 0x10, // Jcc aliases
+            0xC0 | 0xC1 | 0xC8 | 0xC9 if model == CpuModel::I8086 => buf[i] += 2, // RET/RETF aliases
+            // The 8086 decodes only the low two bits of an Sreg field and
+            // ignores the reg field of POP r/m and MOV r/m, imm; FF /7 is PUSH.
+            0x8C | 0x8E if model == CpuModel::I8086 && has_modrm => buf[i + 1] &= !0x20,
+            0x8F | 0xC6 | 0xC7 if model == CpuModel::I8086 && has_modrm => buf[i + 1] &= !0x38,
+            0xFF if model == CpuModel::I8086 && has_modrm && buf[i + 1] & 0x38 == 0x38 => {
+                buf[i + 1] &= !0x08
+            }
             0x0F if model == CpuModel::I8086 => {
-                *op = 0x1F; // POP CS: decoded as POP DS, executed on CS
+                buf[i] = 0x1F; // POP CS: decoded as POP DS, executed on CS
                 pop_cs = true;
             }
             _ => {}
         }
     }
-    let options = if model == CpuModel::P6 { DecoderOptions::NONE } else { DecoderOptions::NO_INVALID_CHECK };
+    let options = if model == CpuModel::P6 {
+        DecoderOptions::NONE
+    } else {
+        DecoderOptions::NO_INVALID_CHECK
+    };
     let mut decoder = Decoder::with_ip(if code32 { 32 } else { 16 }, &buf[..n], 0, options);
     let insn = decoder.decode();
     if insn.is_invalid() {
@@ -225,7 +268,12 @@ pub fn decode(bytes: &[u8], code32: bool, model: CpuModel) -> Result<Decoded, De
     if insn.len() > model.max_insn_len() {
         return Err(DecodeError::TooLong);
     }
-    Ok(Decoded { insn, addr32, op32, pop_cs })
+    Ok(Decoded {
+        insn,
+        addr32,
+        op32,
+        pop_cs,
+    })
 }
 
 #[cfg(test)]
@@ -242,19 +290,43 @@ mod tests {
 
     #[test]
     fn short_input_asks_for_more() {
-        assert_eq!(decode(&[0xB8, 0x01], true, CpuModel::P6).unwrap_err(), DecodeError::NeedMoreBytes);
+        assert_eq!(
+            decode(&[0xB8, 0x01], true, CpuModel::P6).unwrap_err(),
+            DecodeError::NeedMoreBytes
+        );
     }
 
     #[test]
     fn prefixes_past_the_limit_are_too_long() {
         let b = [0x26u8; 15]; // 15 prefixes and no opcode within 15 bytes
-        assert_eq!(decode(&b, false, CpuModel::P6).unwrap_err(), DecodeError::TooLong);
+        assert_eq!(
+            decode(&b, false, CpuModel::P6).unwrap_err(),
+            DecodeError::TooLong
+        );
         let mut b = [0x26u8; 15];
         b[14] = 0x90; // exactly 15 bytes is fine
         assert!(decode(&b, false, CpuModel::P6).is_ok());
         let mut b = [0x26u8; 11];
         b[10] = 0x90;
-        assert_eq!(decode(&b, false, CpuModel::I286).unwrap_err(), DecodeError::TooLong);
+        assert_eq!(
+            decode(&b, false, CpuModel::I286).unwrap_err(),
+            DecodeError::TooLong
+        );
+    }
+
+    #[test]
+    fn lock_is_checked_on_p6_but_not_on_the_286() {
+        // LOCK NOP and LOCK ADD with a register destination are #UD on the P6.
+        assert_eq!(
+            decode(&[0xF0, 0x90], false, CpuModel::P6).unwrap_err(),
+            DecodeError::Invalid
+        );
+        assert_eq!(
+            decode(&[0xF0, 0x01, 0xC0], true, CpuModel::P6).unwrap_err(),
+            DecodeError::Invalid
+        );
+        assert!(decode(&[0xF0, 0x01, 0x00], true, CpuModel::P6).is_ok());
+        assert!(decode(&[0xF0, 0x90], false, CpuModel::I286).is_ok());
     }
 
     #[test]

@@ -67,7 +67,17 @@ pub fn sign_bit(width: u32) -> u32 {
 /// PF: set when the low byte of `v` has an even number of ones.
 #[inline]
 pub fn parity(v: u32) -> bool {
-    (v as u8).count_ones() % 2 == 0
+    (v as u8).count_ones().is_multiple_of(2)
+}
+
+/// `flag` if `cond` holds, else 0: for building flag words.
+#[inline]
+pub fn flag_if(cond: bool, flag: u32) -> u32 {
+    if cond {
+        flag
+    } else {
+        0
+    }
 }
 
 /// Status-flag bits for a result: ZF, SF and PF of `res` at `width`.
@@ -168,7 +178,13 @@ impl Flags for CpuState {
             let cf = self.cf();
             self.eflags = (self.eflags & !eflags::CF) | u32::from(cf);
         }
-        self.lazy = LazyFlags { op, width, dst, src, res };
+        self.lazy = LazyFlags {
+            op,
+            width,
+            dst,
+            src,
+            res,
+        };
     }
     #[inline]
     fn set_status(&mut self, mask: u32, values: u32) {
@@ -249,9 +265,15 @@ mod tests {
     #[test]
     fn add_byte_overflow_and_carry() {
         // 0x7F + 1 = 0x80: OF, SF, AF set; no carry.
-        assert_eq!(eval(LazyOp::Add, 1, 0x7F, 1, 0x80), eflags::OF | eflags::SF | eflags::AF);
+        assert_eq!(
+            eval(LazyOp::Add, 1, 0x7F, 1, 0x80),
+            eflags::OF | eflags::SF | eflags::AF
+        );
         // 0xFF + 1 = 0x00: CF, ZF, AF, PF.
-        assert_eq!(eval(LazyOp::Add, 1, 0xFF, 1, 0), eflags::CF | eflags::ZF | eflags::AF | eflags::PF);
+        assert_eq!(
+            eval(LazyOp::Add, 1, 0xFF, 1, 0),
+            eflags::CF | eflags::ZF | eflags::AF | eflags::PF
+        );
     }
 
     #[test]

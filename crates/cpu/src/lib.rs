@@ -21,16 +21,21 @@
 pub mod bus;
 pub mod cpu;
 pub mod decode;
+pub mod descriptor;
 pub mod exception;
 pub mod flags;
 pub mod interp;
 pub mod interrupt;
 pub mod memory;
 pub mod model;
+pub mod paging;
 pub mod state;
-pub mod x87;
+pub mod task;
 #[cfg(test)]
 mod testutil;
+pub mod tlb;
+pub mod transfer;
+pub mod x87;
 
 pub use bus::{Bus, FlatRam};
 pub use cpu::{Cpu, StepOutcome};

@@ -9,7 +9,8 @@ use crate::bus::Bus;
 use crate::cpu::Cpu;
 use crate::exception::Exception;
 use crate::model::CpuModel;
-use crate::state::{seg_flags, SegReg};
+use crate::state::{cr0, seg_flags, SegReg};
+use crate::tlb::rights;
 
 /// What an access does with the bytes (selects the type and paging checks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +38,13 @@ impl Cpu {
     /// Checks an access of `size` bytes at `offset` in `seg` and returns its
     /// linear address.
     #[inline]
-    pub fn linear(&self, seg: SegReg, offset: u32, size: u32, access: Access) -> Result<u32, Exception> {
+    pub fn linear(
+        &self,
+        seg: SegReg,
+        offset: u32,
+        size: u32,
+        access: Access,
+    ) -> Result<u32, Exception> {
         let s = &self.state.seg[seg as usize];
         let model = self.state.model;
         if model == CpuModel::I8086 {
@@ -73,25 +80,105 @@ impl Cpu {
         Ok(s.base.wrapping_add(offset))
     }
 
-    /// Translates a linear address to physical. Paging (CR0.PG) is built
-    /// with the system ISA; until then linear and physical are equal.
+    /// Whether ordinary accesses are user-mode accesses for paging (CPL 3).
     #[inline]
-    pub fn translate(&mut self, linear: u32, _access: Access) -> Result<u32, Exception> {
-        Ok(linear)
+    pub fn user_access(&self) -> bool {
+        self.state.cpl() == 3
     }
 
-    /// Reads `size` (1, 2 or 4) bytes at a linear address.
+    /// Translates a linear address to physical through the soft TLB and,
+    /// on a miss, the page walker (identity while CR0.PG is clear).
     #[inline]
-    pub fn read_linear<B: Bus + ?Sized>(&mut self, bus: &mut B, linear: u32, size: u32) -> Result<u32, Exception> {
+    pub fn translate<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        linear: u32,
+        access: Access,
+        user: bool,
+    ) -> Result<u32, Exception> {
+        if self.state.cr0 & cr0::PG == 0 {
+            return Ok(linear);
+        }
+        let right = match (access, user) {
+            (Access::Read, false) => rights::SUP_READ,
+            (Access::Write, false) => rights::SUP_WRITE,
+            (Access::Execute, false) => rights::SUP_EXEC,
+            (Access::Read, true) => rights::USER_READ,
+            (Access::Write, true) => rights::USER_WRITE,
+            (Access::Execute, true) => rights::USER_EXEC,
+        };
+        if let Some(p) = self.tlb.lookup(linear, right) {
+            return Ok(p);
+        }
+        self.walk(bus, linear, access, user)
+    }
+
+    /// Reads `size` (1, 2 or 4) bytes at a linear address with the current privilege.
+    #[inline]
+    pub fn read_linear<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        linear: u32,
+        size: u32,
+    ) -> Result<u32, Exception> {
+        let user = self.user_access();
+        self.read_linear_as(bus, linear, size, user)
+    }
+
+    /// Reads with supervisor privilege: descriptor tables, the IDT and the
+    /// TSS are implicit supervisor accesses whatever the CPL (SDM Vol. 3A, 4.6).
+    #[inline]
+    pub fn read_linear_system<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        linear: u32,
+        size: u32,
+    ) -> Result<u32, Exception> {
+        self.read_linear_as(bus, linear, size, false)
+    }
+
+    /// Writes with supervisor privilege (see [`Cpu::read_linear_system`]).
+    #[inline]
+    pub fn write_linear_system<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        linear: u32,
+        size: u32,
+        value: u32,
+    ) -> Result<(), Exception> {
+        self.write_linear_as(bus, linear, size, value, false)
+    }
+
+    /// Writes `size` (1, 2 or 4) bytes at a linear address with the current privilege.
+    #[inline]
+    pub fn write_linear<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        linear: u32,
+        size: u32,
+        value: u32,
+    ) -> Result<(), Exception> {
+        let user = self.user_access();
+        self.write_linear_as(bus, linear, size, value, user)
+    }
+
+    #[inline]
+    fn read_linear_as<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        linear: u32,
+        size: u32,
+        user: bool,
+    ) -> Result<u32, Exception> {
         if (linear & 0xFFF) + size > 0x1000 {
             let mut v = 0;
             for i in 0..size {
-                let p = self.translate(linear.wrapping_add(i), Access::Read)?;
+                let p = self.translate(bus, linear.wrapping_add(i), Access::Read, user)?;
                 v |= u32::from(bus.read_u8(p)) << (8 * i);
             }
             return Ok(v);
         }
-        let p = self.translate(linear, Access::Read)?;
+        let p = self.translate(bus, linear, Access::Read, user)?;
         Ok(match size {
             1 => u32::from(bus.read_u8(p)),
             2 => u32::from(bus.read_u16(p)),
@@ -99,21 +186,28 @@ impl Cpu {
         })
     }
 
-    /// Writes `size` (1, 2 or 4) bytes at a linear address. Either every
-    /// byte is written or (on a fault) none is.
+    /// Either every byte is written or (on a fault) none is.
     #[inline]
-    pub fn write_linear<B: Bus + ?Sized>(&mut self, bus: &mut B, linear: u32, size: u32, value: u32) -> Result<(), Exception> {
+    pub(crate) fn write_linear_as<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        linear: u32,
+        size: u32,
+        value: u32,
+        user: bool,
+    ) -> Result<(), Exception> {
         if (linear & 0xFFF) + size > 0x1000 {
             let mut phys = [0u32; 4];
             for i in 0..size {
-                phys[i as usize] = self.translate(linear.wrapping_add(i), Access::Write)?;
+                phys[i as usize] =
+                    self.translate(bus, linear.wrapping_add(i), Access::Write, user)?;
             }
             for i in 0..size {
                 self.write_physical_u8(bus, phys[i as usize], (value >> (8 * i)) as u8);
             }
             return Ok(());
         }
-        let p = self.translate(linear, Access::Write)?;
+        let p = self.translate(bus, linear, Access::Write, user)?;
         match size {
             1 => bus.write_u8(p, value as u8),
             2 => bus.write_u16(p, value as u16),
@@ -135,7 +229,13 @@ impl Cpu {
 
     /// Reads `size` bytes at `seg:offset`.
     #[inline]
-    pub fn read_mem<B: Bus + ?Sized>(&mut self, bus: &mut B, seg: SegReg, offset: u32, size: u32) -> Result<u32, Exception> {
+    pub fn read_mem<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        seg: SegReg,
+        offset: u32,
+        size: u32,
+    ) -> Result<u32, Exception> {
         if self.state.model == CpuModel::I8086 && offset + size - 1 > 0xFFFF {
             // The 8086 wraps each byte's offset within the segment.
             let mut v = 0;
@@ -172,14 +272,21 @@ impl Cpu {
 
     /// Checks that `size` bytes at `seg:offset` could be written, without
     /// writing (for instructions that must not fault half-way).
-    pub fn check_write(&mut self, seg: SegReg, offset: u32, size: u32) -> Result<(), Exception> {
+    pub fn check_write<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        seg: SegReg,
+        offset: u32,
+        size: u32,
+    ) -> Result<(), Exception> {
         if self.state.model == CpuModel::I8086 {
             return Ok(());
         }
         let lin = self.linear(seg, offset, size, Access::Write)?;
-        self.translate(lin, Access::Write)?;
+        let user = self.user_access();
+        self.translate(bus, lin, Access::Write, user)?;
         if (lin & 0xFFF) + size > 0x1000 {
-            self.translate(lin.wrapping_add(size - 1), Access::Write)?;
+            self.translate(bus, lin.wrapping_add(size - 1), Access::Write, user)?;
         }
         Ok(())
     }
@@ -196,7 +303,12 @@ impl Cpu {
 
     /// Pushes `size` (2 or 4) bytes (SDM Vol. 2B, PUSH).
     #[inline]
-    pub fn push<B: Bus + ?Sized>(&mut self, bus: &mut B, value: u32, size: u32) -> Result<(), Exception> {
+    pub fn push<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        value: u32,
+        size: u32,
+    ) -> Result<(), Exception> {
         let mask = self.stack_mask();
         let esp = self.state.gpr[4];
         let new_sp = esp.wrapping_sub(size) & mask;
@@ -217,7 +329,12 @@ impl Cpu {
 
     /// Reads `size` bytes at SS:(ESP + `delta`) without moving ESP.
     #[inline]
-    pub fn peek_stack<B: Bus + ?Sized>(&mut self, bus: &mut B, delta: u32, size: u32) -> Result<u32, Exception> {
+    pub fn peek_stack<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        delta: u32,
+        size: u32,
+    ) -> Result<u32, Exception> {
         let mask = self.stack_mask();
         let sp = self.state.gpr[4].wrapping_add(delta) & mask;
         self.read_mem(bus, SegReg::Ss, sp, size)

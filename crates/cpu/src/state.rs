@@ -49,7 +49,14 @@ pub enum SegReg {
 
 impl SegReg {
     /// All six, in encoding order.
-    pub const ALL: [SegReg; 6] = [SegReg::Es, SegReg::Cs, SegReg::Ss, SegReg::Ds, SegReg::Fs, SegReg::Gs];
+    pub const ALL: [SegReg; 6] = [
+        SegReg::Es,
+        SegReg::Cs,
+        SegReg::Ss,
+        SegReg::Ds,
+        SegReg::Fs,
+        SegReg::Gs,
+    ];
     /// The segment register with encoding `n` (0-5).
     pub fn from_index(n: usize) -> Option<SegReg> {
         Self::ALL.get(n).copied()
@@ -98,7 +105,12 @@ pub struct SegmentCache {
 impl SegmentCache {
     /// The cache a real-mode load of `selector` produces (limit kept at 64 KiB).
     pub fn real_mode(selector: u16) -> Self {
-        Self { base: u32::from(selector) << 4, limit: 0xFFFF, selector, flags: seg_flags::REAL_MODE }
+        Self {
+            base: u32::from(selector) << 4,
+            limit: 0xFFFF,
+            selector,
+            flags: seg_flags::REAL_MODE,
+        }
     }
     /// The D/B bit: 32-bit code or stack.
     pub fn is_32bit(&self) -> bool {
@@ -135,6 +147,12 @@ pub struct Msrs {
     pub apic_base: u64,
     /// IA32_PAT.
     pub pat: u64,
+    /// IA32_MTRR_PHYSBASE0..7 / PHYSMASK0..7, interleaved as the MSR numbers are.
+    pub mtrr_var: [u64; 16],
+    /// The eleven fixed-range MTRRs (0x250, 0x258, 0x259, 0x268-0x26F).
+    pub mtrr_fixed: [u64; 11],
+    /// IA32_MTRR_DEF_TYPE.
+    pub mtrr_def_type: u64,
 }
 
 /// EFLAGS bit positions (SDM Vol. 1, 3.4.3).
@@ -250,14 +268,20 @@ pub struct CpuState {
     /// Interrupts (and single-step) are inhibited for one instruction
     /// after STI, MOV SS and POP SS.
     pub interrupt_shadow: bool,
+    /// An NMI handler is running: further NMIs wait for the next IRET.
+    pub nmi_blocked: bool,
 }
 
 impl CpuState {
     /// The state after RESET (SDM Vol. 3A, 9.1.1 "Processor State After Reset").
     pub fn new(model: CpuModel) -> Self {
         let mut seg = [SegmentCache::real_mode(0); 6];
-        seg[SegReg::Cs as usize] =
-            SegmentCache { base: 0xFFFF_0000, limit: 0xFFFF, selector: 0xF000, flags: seg_flags::REAL_MODE | seg_flags::CODE };
+        seg[SegReg::Cs as usize] = SegmentCache {
+            base: 0xFFFF_0000,
+            limit: 0xFFFF,
+            selector: 0xF000,
+            flags: seg_flags::REAL_MODE | seg_flags::CODE,
+        };
         if model != CpuModel::P6 {
             seg[SegReg::Cs as usize].base = 0xF_0000;
         }
@@ -267,21 +291,44 @@ impl CpuState {
             eflags: eflags::RESERVED1,
             lazy: LazyFlags::default(),
             seg,
-            ldtr: SegmentCache { flags: seg_flags::PRESENT | 2, limit: 0xFFFF, ..Default::default() },
-            tr: SegmentCache { flags: seg_flags::PRESENT | 11, limit: 0xFFFF, ..Default::default() },
-            gdtr: TableRegister { base: 0, limit: 0xFFFF },
-            idtr: TableRegister { base: 0, limit: 0x3FF },
-            cr0: if model == CpuModel::P6 { 0x6000_0010 } else { 0 },
+            ldtr: SegmentCache {
+                flags: seg_flags::PRESENT | 2,
+                limit: 0xFFFF,
+                ..Default::default()
+            },
+            tr: SegmentCache {
+                flags: seg_flags::PRESENT | 11,
+                limit: 0xFFFF,
+                ..Default::default()
+            },
+            gdtr: TableRegister {
+                base: 0,
+                limit: 0xFFFF,
+            },
+            idtr: TableRegister {
+                base: 0,
+                limit: 0x3FF,
+            },
+            cr0: if model == CpuModel::P6 {
+                0x6000_0010
+            } else {
+                0
+            },
             cr2: 0,
             cr3: 0,
             cr4: 0,
             dr: [0, 0, 0, 0, 0xFFFF_0FF0, 0x400, 0xFFFF_0FF0, 0x400],
-            msr: Msrs { apic_base: 0xFEE0_0900, pat: 0x0007_0406_0007_0406, ..Default::default() },
+            msr: Msrs {
+                apic_base: 0xFEE0_0900,
+                pat: 0x0007_0406_0007_0406,
+                ..Default::default()
+            },
             icount: 0,
             fpu: FpuState::default(),
             model,
             halted: false,
             interrupt_shadow: false,
+            nmi_blocked: false,
         }
     }
 
@@ -319,13 +366,17 @@ impl CpuState {
     /// Whether code in CS runs with 32-bit default operand and address size.
     #[inline]
     pub fn code32(&self) -> bool {
-        self.seg[SegReg::Cs as usize].is_32bit() && self.cr0 & cr0::PE != 0 && self.eflags & eflags::VM == 0
+        self.seg[SegReg::Cs as usize].is_32bit()
+            && self.cr0 & cr0::PE != 0
+            && self.eflags & eflags::VM == 0
     }
 
     /// Whether the stack uses ESP (SS.B) rather than SP.
     #[inline]
     pub fn stack32(&self) -> bool {
-        self.seg[SegReg::Ss as usize].is_32bit() && self.cr0 & cr0::PE != 0 && self.eflags & eflags::VM == 0
+        self.seg[SegReg::Ss as usize].is_32bit()
+            && self.cr0 & cr0::PE != 0
+            && self.eflags & eflags::VM == 0
     }
 
     /// Reads a general register at `width` bytes (1 = low byte of `r`).

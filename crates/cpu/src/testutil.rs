@@ -19,17 +19,29 @@ pub fn flat32_cpu() -> Cpu {
         base: 0,
         limit: 0xFFFF_FFFF,
         selector: 0x10,
-        flags: seg_flags::PRESENT | seg_flags::S | seg_flags::RW | seg_flags::ACCESSED | seg_flags::DB | seg_flags::G,
+        flags: seg_flags::PRESENT
+            | seg_flags::S
+            | seg_flags::RW
+            | seg_flags::ACCESSED
+            | seg_flags::DB
+            | seg_flags::G,
     };
     s.seg = [data; 6];
-    s.seg[SegReg::Cs as usize] = SegmentCache { selector: 0x08, flags: data.flags | seg_flags::CODE, ..data };
+    s.seg[SegReg::Cs as usize] = SegmentCache {
+        selector: 0x08,
+        flags: data.flags | seg_flags::CODE,
+        ..data
+    };
     s.gpr[4] = 0x8000;
     s.eip = CODE;
     cpu
 }
 
 /// Assembles `build` (plus a HLT) at [`CODE`] for `bitness`.
-pub fn assemble(bitness: u32, build: impl FnOnce(&mut CodeAssembler) -> Result<(), iced_x86::IcedError>) -> Vec<u8> {
+pub fn assemble(
+    bitness: u32,
+    build: impl FnOnce(&mut CodeAssembler) -> Result<(), iced_x86::IcedError>,
+) -> Vec<u8> {
     let mut a = CodeAssembler::new(bitness).unwrap();
     build(&mut a).unwrap();
     a.hlt().unwrap();
@@ -70,6 +82,11 @@ pub fn run16(
 
 fn run_to_halt(cpu: &mut Cpu, ram: &mut FlatRam) {
     let outcome = cpu.run(ram, 1_000_000);
-    assert_eq!(outcome, StepOutcome::Halted, "guest did not halt: {:?}", cpu.shutdown_reason);
+    assert_eq!(
+        outcome,
+        StepOutcome::Halted,
+        "guest did not halt: {:?}",
+        cpu.shutdown_reason
+    );
     cpu.state.commit_flags();
 }

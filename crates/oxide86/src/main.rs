@@ -43,6 +43,32 @@ enum Conformance {
         #[arg(long, default_value_t = 200)]
         max_diffs: usize,
     },
+    /// Run the bare-metal system-ISA conformance programs
+    /// (testsuite/system/*.asm, assembled with nasm), printing every check.
+    System {
+        /// Only programs whose name contains this (e.g. "paging").
+        program: Option<String>,
+        /// Execution engine (only the interpreter exists yet).
+        #[arg(long, default_value = "interp", value_parser = ["interp"])]
+        engine: String,
+    },
+    /// Differential test against the host CPU: random instruction sequences
+    /// run natively (32-bit helper process, x86 Linux hosts only) and in the
+    /// interpreter; registers, defined flags, memory and faults must agree.
+    Hostdiff {
+        /// Generator seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Number of sequences.
+        #[arg(long, default_value_t = 100_000)]
+        count: u64,
+        /// First sequence index (rerun one sequence with --start I --count 1).
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// Print at most this many mismatch reports (all are counted).
+        #[arg(long, default_value_t = 20)]
+        max_diffs: usize,
+    },
     /// List the instruction encodings the CPU model must execute that the
     /// interpreter does not implement, then `N implemented, M missing`.
     Coverage {
@@ -55,12 +81,13 @@ enum Conformance {
     },
 }
 
-fn parse_scope(s: &str) -> Result<Scope, String> {
-    Scope::from_name(s).ok_or_else(|| format!("unknown scope '{s}' (expected user or all)"))
+fn parse_model(s: &str) -> Result<CpuModel, String> {
+    CpuModel::from_name(s)
+        .ok_or_else(|| format!("unknown CPU model '{s}' (expected 8086, 286 or p6)"))
 }
 
-fn parse_model(s: &str) -> Result<CpuModel, String> {
-    CpuModel::from_name(s).ok_or_else(|| format!("unknown CPU model '{s}' (expected 8086, 286 or p6)"))
+fn parse_scope(s: &str) -> Result<Scope, String> {
+    Scope::from_name(s).ok_or_else(|| format!("unknown scope '{s}' (expected user or all)"))
 }
 
 fn main() -> ExitCode {
@@ -75,15 +102,62 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Conformance(Conformance::Singlestep { dir, engine: _, cpu, only, max_diffs }) => {
-            let opts = oxide86_testsuite::singlestep::Options { dir, model: cpu, only, max_diffs };
+        Command::Conformance(Conformance::Singlestep {
+            dir,
+            engine: _,
+            cpu,
+            only,
+            max_diffs,
+        }) => {
+            let opts = oxide86_testsuite::singlestep::Options {
+                dir,
+                model: cpu,
+                only,
+                max_diffs,
+            };
             let summary = oxide86_testsuite::singlestep::run(&opts, &mut std::io::stdout().lock())?;
-            Ok(if summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if summary.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Conformance(Conformance::System { program, engine: _ }) => {
+            let (_, failed) =
+                oxide86_testsuite::system::run(program.as_deref(), &mut std::io::stdout().lock())?;
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Conformance(Conformance::Hostdiff {
+            seed,
+            count,
+            start,
+            max_diffs,
+        }) => {
+            let opts = oxide86_testsuite::hostdiff::Options {
+                seed,
+                count,
+                start,
+                max_diffs,
+            };
+            let summary = oxide86_testsuite::hostdiff::run(&opts, &mut std::io::stdout().lock())?;
+            Ok(if summary.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Conformance(Conformance::Coverage { cpu, scope }) => {
             let opts = oxide86_testsuite::coverage::Options { model: cpu, scope };
             let summary = oxide86_testsuite::coverage::run(&opts, &mut std::io::stdout().lock())?;
-            Ok(if summary.missing.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if summary.missing.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }

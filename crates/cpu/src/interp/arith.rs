@@ -32,36 +32,72 @@ fn binary<B: Bus + ?Sized>(
 }
 
 /// `ADD dst, src`.
-pub fn add<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
-    binary(cpu, insn, bus, true, |a, b, _| (a.wrapping_add(b), LazyOp::Add))
+pub fn add<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
+    binary(cpu, insn, bus, true, |a, b, _| {
+        (a.wrapping_add(b), LazyOp::Add)
+    })
 }
 
 /// `ADC dst, src`: ADD plus the incoming CF.
-pub fn adc<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn adc<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     binary(cpu, insn, bus, true, |a, b, c| {
-        (a.wrapping_add(b).wrapping_add(u32::from(c)), if c { LazyOp::Adc } else { LazyOp::Add })
+        (
+            a.wrapping_add(b).wrapping_add(u32::from(c)),
+            if c { LazyOp::Adc } else { LazyOp::Add },
+        )
     })
 }
 
 /// `SUB dst, src`.
-pub fn sub<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
-    binary(cpu, insn, bus, true, |a, b, _| (a.wrapping_sub(b), LazyOp::Sub))
+pub fn sub<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
+    binary(cpu, insn, bus, true, |a, b, _| {
+        (a.wrapping_sub(b), LazyOp::Sub)
+    })
 }
 
 /// `SBB dst, src`: SUB minus the incoming CF.
-pub fn sbb<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn sbb<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     binary(cpu, insn, bus, true, |a, b, c| {
-        (a.wrapping_sub(b).wrapping_sub(u32::from(c)), if c { LazyOp::Sbb } else { LazyOp::Sub })
+        (
+            a.wrapping_sub(b).wrapping_sub(u32::from(c)),
+            if c { LazyOp::Sbb } else { LazyOp::Sub },
+        )
     })
 }
 
 /// `CMP a, b`: SUB without the write.
-pub fn cmp<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
-    binary(cpu, insn, bus, false, |a, b, _| (a.wrapping_sub(b), LazyOp::Sub))
+pub fn cmp<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
+    binary(cpu, insn, bus, false, |a, b, _| {
+        (a.wrapping_sub(b), LazyOp::Sub)
+    })
 }
 
 /// `INC dst`: CF is kept.
-pub fn inc<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn inc<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let (w, mask) = width_and_mask(insn, 0);
     let a = cpu.read_op(insn, 0, bus)?;
     let r = a.wrapping_add(1) & mask;
@@ -71,7 +107,11 @@ pub fn inc<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> R
 }
 
 /// `DEC dst`: CF is kept.
-pub fn dec<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn dec<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let (w, mask) = width_and_mask(insn, 0);
     let a = cpu.read_op(insn, 0, bus)?;
     let r = a.wrapping_sub(1) & mask;
@@ -81,7 +121,11 @@ pub fn dec<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> R
 }
 
 /// `NEG dst`: `0 - dst`, CF set unless dst was 0.
-pub fn neg<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn neg<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let (w, mask) = width_and_mask(insn, 0);
     let a = cpu.read_op(insn, 0, bus)?;
     let r = 0u32.wrapping_sub(a) & mask;
@@ -99,7 +143,10 @@ mod tests {
     fn add_al_ff_sets_carry_and_zero() {
         let s = run32(|a| a.add(iced_x86::code_asm::al, 0xFF), |s| s.gpr[0] = 1);
         assert_eq!(s.gpr[0] & 0xFF, 0);
-        assert_eq!(s.eflags & (eflags::CF | eflags::ZF), eflags::CF | eflags::ZF);
+        assert_eq!(
+            s.eflags & (eflags::CF | eflags::ZF),
+            eflags::CF | eflags::ZF
+        );
     }
 
     #[test]
@@ -121,7 +168,10 @@ mod tests {
         use iced_x86::code_asm::*;
         let s = run32(|a| a.neg(eax), |s| s.gpr[0] = 0x8000_0000);
         assert_eq!(s.gpr[0], 0x8000_0000);
-        assert_eq!(s.eflags & (eflags::CF | eflags::OF), eflags::CF | eflags::OF);
+        assert_eq!(
+            s.eflags & (eflags::CF | eflags::OF),
+            eflags::CF | eflags::OF
+        );
         let s = run32(|a| a.neg(eax), |s| s.gpr[0] = 0);
         assert_eq!(s.eflags & eflags::CF, 0);
     }
@@ -137,6 +187,9 @@ mod tests {
             |s| s.gpr[1] = 0x80,
         );
         assert_eq!(s.gpr[1], 0x7F);
-        assert_eq!(s.eflags & (eflags::CF | eflags::OF), eflags::CF | eflags::OF);
+        assert_eq!(
+            s.eflags & (eflags::CF | eflags::OF),
+            eflags::CF | eflags::OF
+        );
     }
 }

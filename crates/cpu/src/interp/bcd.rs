@@ -7,7 +7,7 @@
 use crate::bus::Bus;
 use crate::cpu::Cpu;
 use crate::exception::Exception;
-use crate::flags::{szp, Flags, LazyOp};
+use crate::flags::{flag_if, szp, Flags, LazyOp};
 use crate::model::CpuModel;
 use crate::state::eflags::{AF, CF, OF, PF, SF, ZF};
 use crate::state::Reg;
@@ -22,7 +22,11 @@ fn af(cpu: &Cpu) -> bool {
 }
 
 /// `AAA`: ASCII adjust after addition.
-pub fn aaa<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn aaa<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     let ax = cpu.state.reg(Reg::Eax, 2);
     let adjust = (ax & 0xF) > 9 || af(cpu);
     let new_ax = if !adjust {
@@ -46,7 +50,11 @@ pub fn aaa<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) ->
 }
 
 /// `AAS`: ASCII adjust after subtraction.
-pub fn aas<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn aas<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     let ax = cpu.state.reg(Reg::Eax, 2);
     let adjust = (ax & 0xF) > 9 || af(cpu);
     let new_ax = if !adjust {
@@ -57,7 +65,11 @@ pub fn aas<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) ->
         ax.wrapping_sub(6).wrapping_sub(0x100) & 0xFFFF
     };
     cpu.state.set_reg(Reg::Eax, 2, new_ax & 0xFF0F);
-    let raw_al = if adjust { ax.wrapping_sub(6) & 0xFF } else { ax & 0xFF };
+    let raw_al = if adjust {
+        ax.wrapping_sub(6) & 0xFF
+    } else {
+        ax & 0xFF
+    };
     let mut f = szp(raw_al, 1) | if adjust { AF | CF } else { 0 };
     if adjust && (ax & 0xFF) >= 0x80 && raw_al < 0x80 {
         f |= OF;
@@ -67,7 +79,11 @@ pub fn aas<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) ->
 }
 
 /// `DAA`: decimal adjust AL after addition.
-pub fn daa<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn daa<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     let old_al = al(cpu);
     let old_cf = cpu.state.cf();
     let mut a = old_al;
@@ -78,7 +94,11 @@ pub fn daa<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) ->
         cf = old_cf || a > 0xFF;
         af_out = true;
     }
-    let limit = if cpu.state.model == CpuModel::I8086 && af_out { 0x9F } else { 0x99 };
+    let limit = if cpu.state.model == CpuModel::I8086 && af_out {
+        0x9F
+    } else {
+        0x99
+    };
     if old_al > limit || old_cf {
         a += 0x60;
         cf = true;
@@ -86,37 +106,52 @@ pub fn daa<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) ->
     let a = a & 0xFF;
     cpu.state.set_reg(Reg::Eax, 1, a);
     let of = old_al & 0x80 == 0 && a & 0x80 != 0;
-    let f = szp(a, 1) | u32::from(cf) * CF | u32::from(af_out) * AF | u32::from(of) * OF;
+    let f = szp(a, 1) | flag_if(cf, CF) | flag_if(af_out, AF) | flag_if(of, OF);
     cpu.state.set_status(AF | CF | SF | ZF | PF | OF, f);
     Ok(())
 }
 
 /// `DAS`: decimal adjust AL after subtraction.
-pub fn das<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn das<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     let old_al = al(cpu);
     let old_cf = cpu.state.cf();
+    let af_in = af(cpu);
     let mut a = old_al;
     let mut cf = false;
     let mut af_out = false;
-    if (a & 0xF) > 9 || af(cpu) {
-        cf = old_cf || a < 6;
+    if (a & 0xF) > 9 || af_in {
+        // The 8086 does not carry the borrow of this step into CF.
+        cf = old_cf || (a < 6 && cpu.state.model != CpuModel::I8086);
         a = a.wrapping_sub(6) & 0xFF;
         af_out = true;
     }
-    let limit = if cpu.state.model == CpuModel::I8086 && af_out { 0x9F } else { 0x99 };
+    // The 8086 compares with 0x9F when AF came in set.
+    let limit = if cpu.state.model == CpuModel::I8086 && af_in {
+        0x9F
+    } else {
+        0x99
+    };
     if old_al > limit || old_cf {
         a = a.wrapping_sub(0x60) & 0xFF;
         cf = true;
     }
     cpu.state.set_reg(Reg::Eax, 1, a);
     let of = old_al & 0x80 != 0 && a & 0x80 == 0;
-    let f = szp(a, 1) | u32::from(cf) * CF | u32::from(af_out) * AF | u32::from(of) * OF;
+    let f = szp(a, 1) | flag_if(cf, CF) | flag_if(af_out, AF) | flag_if(of, OF);
     cpu.state.set_status(AF | CF | SF | ZF | PF | OF, f);
     Ok(())
 }
 
 /// `AAM imm8`: AH = AL / imm8, AL = AL % imm8; #DE when imm8 is 0.
-pub fn aam<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn aam<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     let base = insn.immediate8() as u32;
     if base == 0 {
         return Err(Exception::DivideError);
@@ -131,7 +166,11 @@ pub fn aam<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, _bus: &mut B) -> 
 
 /// `AAD imm8`: AL = AL + AH * imm8, AH = 0. Flags are those of the byte
 /// addition the processor performs.
-pub fn aad<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn aad<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     let base = insn.immediate8() as u32;
     let ax = cpu.state.reg(Reg::Eax, 2);
     let a = ax & 0xFF;
@@ -169,7 +208,10 @@ mod tests {
         ram.load(0x1000, &[0xD4, 0x00]);
         ram.load(0, &[0; 4]);
         let d = crate::decode::decode(&[0xD4, 0x00], true, crate::CpuModel::P6).unwrap();
-        assert_eq!(super::aam(&mut cpu, &d.insn, &mut ram), Err(crate::Exception::DivideError));
+        assert_eq!(
+            super::aam(&mut cpu, &d.insn, &mut ram),
+            Err(crate::Exception::DivideError)
+        );
     }
 
     #[test]

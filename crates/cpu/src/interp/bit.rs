@@ -23,7 +23,12 @@ enum BitOp {
     Complement,
 }
 
-fn bit_op<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B, op: BitOp) -> Result<(), Exception> {
+fn bit_op<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+    op: BitOp,
+) -> Result<(), Exception> {
     let (w, _) = width_and_mask(insn, 0);
     let bits = w * 8;
     let raw = cpu.read_op(insn, 1, bus)?;
@@ -32,7 +37,11 @@ fn bit_op<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B, op: B
         let base = cpu.effective_offset(insn);
         let disp = if insn.op_kind(1) == OpKind::Register {
             // Signed bit offset: whole operands of `w` bytes.
-            let signed = if w == 2 { i64::from(raw as u16 as i16) } else { i64::from(raw as i32) };
+            let signed = if w == 2 {
+                i64::from(raw as u16 as i16)
+            } else {
+                i64::from(raw as i32)
+            };
             (signed >> (if w == 2 { 4 } else { 5 })) * i64::from(w)
         } else {
             0
@@ -56,27 +65,43 @@ fn bit_op<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B, op: B
             None => cpu.write_op(insn, 0, new, bus)?,
         }
     }
-    cpu.state.set_status(CF, u32::from(cf) * CF);
+    cpu.state.set_status(CF, crate::flags::flag_if(cf, CF));
     Ok(())
 }
 
 /// `BT base, offset`.
-pub fn bt<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn bt<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     bit_op(cpu, insn, bus, BitOp::Test)
 }
 
 /// `BTS base, offset`.
-pub fn bts<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn bts<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     bit_op(cpu, insn, bus, BitOp::Set)
 }
 
 /// `BTR base, offset`.
-pub fn btr<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn btr<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     bit_op(cpu, insn, bus, BitOp::Reset)
 }
 
 /// `BTC base, offset`.
-pub fn btc<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn btc<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     bit_op(cpu, insn, bus, BitOp::Complement)
 }
 
@@ -97,12 +122,20 @@ fn scan<B: Bus + ?Sized>(
 }
 
 /// `BSF dst, src`: index of the lowest set bit.
-pub fn bsf<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn bsf<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     scan(cpu, insn, bus, |v| v.trailing_zeros())
 }
 
 /// `BSR dst, src`: index of the highest set bit.
-pub fn bsr<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn bsr<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     scan(cpu, insn, bus, |v| 31 - v.leading_zeros())
 }
 
@@ -130,10 +163,13 @@ mod tests {
 
     #[test]
     fn bsf_zero_keeps_destination() {
-        let s = run32(|a| a.bsf(eax, ebx), |s| {
-            s.gpr[0] = 77;
-            s.gpr[3] = 0;
-        });
+        let s = run32(
+            |a| a.bsf(eax, ebx),
+            |s| {
+                s.gpr[0] = 77;
+                s.gpr[3] = 0;
+            },
+        );
         assert_eq!(s.gpr[0], 77);
         assert_ne!(s.eflags & eflags::ZF, 0);
         let s = run32(|a| a.bsr(eax, ebx), |s| s.gpr[3] = 0x0001_0100);

@@ -14,14 +14,15 @@ use crate::exception::Exception;
 use crate::flags::Flags;
 use crate::interrupt::Source;
 use crate::model::CpuModel;
-use crate::state::SegReg;
+use crate::state::{eflags, SegReg};
 use iced_x86::{Instruction, MemorySize, Mnemonic, OpKind};
 
 impl Cpu {
     /// Sets the next EIP to `target` after checking it against CS's limit.
     #[inline]
     pub fn branch_to(&mut self, target: u32) -> Result<(), Exception> {
-        if self.state.model != CpuModel::I8086 && target > self.state.seg[SegReg::Cs as usize].limit {
+        if self.state.model != CpuModel::I8086 && target > self.state.seg[SegReg::Cs as usize].limit
+        {
             return Err(Exception::GeneralProtection(0));
         }
         self.ctx.next_eip = target;
@@ -32,14 +33,17 @@ impl Cpu {
     /// is relative to the instruction's start and wrapped to the operand size.
     #[inline]
     pub fn relative_target(&self, insn: &Instruction) -> u32 {
-        let t = self.ctx.start_eip.wrapping_add(insn.near_branch_target() as u32);
+        let t = self
+            .ctx
+            .start_eip
+            .wrapping_add(insn.near_branch_target() as u32);
         match insn.op_kind(0) {
             OpKind::NearBranch16 => t & 0xFFFF,
             _ => t,
         }
     }
 
-    /// A far JMP or CALL to `selector:offset` (real and virtual-8086 mode).
+    /// A far JMP or CALL to `selector:offset`.
     fn far_transfer<B: Bus + ?Sized>(
         &mut self,
         bus: &mut B,
@@ -49,8 +53,7 @@ impl Cpu {
         call: bool,
     ) -> Result<(), Exception> {
         if self.state.protected_mode() {
-            // Descriptor checks, gates and privilege changes: system ISA.
-            return Err(Exception::GeneralProtection(selector & 0xFFFC));
+            return self.far_transfer_protected(bus, selector, offset, width, call);
         }
         if self.state.model != CpuModel::I8086 && offset > 0xFFFF {
             return Err(Exception::GeneralProtection(0));
@@ -59,24 +62,39 @@ impl Cpu {
             let cs = u32::from(self.state.seg[SegReg::Cs as usize].selector);
             let esp = self.state.gpr[4];
             let ret = self.ctx.next_eip;
-            if let Err(e) = self.push(bus, cs, width).and_then(|_| self.push(bus, ret, width)) {
+            if let Err(e) = self
+                .push(bus, cs, width)
+                .and_then(|_| self.push(bus, ret, width))
+            {
                 self.state.gpr[4] = esp;
                 return Err(e);
             }
         }
-        self.load_segment(SegReg::Cs, selector)?;
+        self.load_segment(bus, SegReg::Cs, selector)?;
         self.ctx.next_eip = offset;
         Ok(())
     }
 }
 
 /// Reads a far pointer operand (ptr16:16/32 immediate or m16:16/32).
-fn far_pointer<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(u16, u32, u32), Exception> {
+fn far_pointer<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(u16, u32, u32), Exception> {
     match insn.op_kind(0) {
-        OpKind::FarBranch16 => Ok((insn.far_branch_selector(), u32::from(insn.far_branch16()), 2)),
+        OpKind::FarBranch16 => Ok((
+            insn.far_branch_selector(),
+            u32::from(insn.far_branch16()),
+            2,
+        )),
         OpKind::FarBranch32 => Ok((insn.far_branch_selector(), insn.far_branch32(), 4)),
         _ => {
-            let w = if insn.memory_size() == MemorySize::SegPtr32 { 4 } else { 2 };
+            let w = if insn.memory_size() == MemorySize::SegPtr32 {
+                4
+            } else {
+                2
+            };
             let off = cpu.read_mem_operand(insn, 0, w, bus)?;
             let sel = cpu.read_mem_operand(insn, w, 2, bus)? as u16;
             Ok((sel, off, w))
@@ -86,11 +104,19 @@ fn far_pointer<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) 
 
 fn is_far(insn: &Instruction) -> bool {
     matches!(insn.op_kind(0), OpKind::FarBranch16 | OpKind::FarBranch32)
-        || (insn.op_kind(0) == OpKind::Memory && matches!(insn.memory_size(), MemorySize::SegPtr16 | MemorySize::SegPtr32))
+        || (insn.op_kind(0) == OpKind::Memory
+            && matches!(
+                insn.memory_size(),
+                MemorySize::SegPtr16 | MemorySize::SegPtr32
+            ))
 }
 
 /// `JMP rel | r/m | ptr16:16/32 | m16:16/32`.
-pub fn jmp<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn jmp<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     if is_far(insn) {
         let (sel, off, w) = far_pointer(cpu, insn, bus)?;
         return cpu.far_transfer(bus, sel, off, w, false);
@@ -103,7 +129,11 @@ pub fn jmp<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> R
 }
 
 /// `Jcc rel`.
-pub fn jcc<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn jcc<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     if cpu.state.condition(condition_nibble(insn)) {
         let t = cpu.relative_target(insn);
         cpu.branch_to(t)?;
@@ -112,8 +142,16 @@ pub fn jcc<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, _bus: &mut B) -> 
 }
 
 /// `JCXZ`/`JECXZ rel8`.
-pub fn jcxz<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
-    let count = if insn.mnemonic() == Mnemonic::Jecxz { cpu.state.gpr[1] } else { cpu.state.gpr[1] & 0xFFFF };
+pub fn jcxz<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
+    let count = if insn.mnemonic() == Mnemonic::Jecxz {
+        cpu.state.gpr[1]
+    } else {
+        cpu.state.gpr[1] & 0xFFFF
+    };
     if count == 0 {
         let t = cpu.relative_target(insn);
         cpu.branch_to(t)?;
@@ -123,7 +161,11 @@ pub fn jcxz<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, _bus: &mut B) ->
 
 /// `LOOP`/`LOOPE`/`LOOPNE rel8`: decrement CX or ECX (by address size)
 /// without touching flags, then branch while non-zero (and ZF agrees).
-pub fn loop_<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn loop_<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     let mask = cpu.addr_mask();
     let ecx = cpu.state.gpr[1];
     let count = ecx.wrapping_sub(1) & mask;
@@ -142,7 +184,11 @@ pub fn loop_<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, _bus: &mut B) -
 }
 
 /// `CALL rel | r/m | ptr16:16/32 | m16:16/32`.
-pub fn call<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn call<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     if is_far(insn) {
         let (sel, off, w) = far_pointer(cpu, insn, bus)?;
         return cpu.far_transfer(bus, sel, off, w, true);
@@ -162,31 +208,52 @@ pub fn call<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> 
 }
 
 /// `RET [imm16]`: pop EIP, then release imm16 bytes of parameters.
-pub fn ret<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn ret<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let w = cpu.op_size();
     let target = cpu.peek_stack(bus, 0, w)?;
     cpu.branch_to(target)?;
-    let release = if insn.op_count() > 0 { u32::from(insn.immediate16()) } else { 0 };
+    let release = if insn.op_count() > 0 {
+        u32::from(insn.immediate16())
+    } else {
+        0
+    };
     let mask = cpu.stack_mask();
     let esp = cpu.state.gpr[4];
     cpu.state.gpr[4] = (esp & !mask) | (esp.wrapping_add(w).wrapping_add(release) & mask);
     Ok(())
 }
 
-/// `RETF [imm16]`: pop EIP and CS (real and virtual-8086 mode).
-pub fn retf<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
-    if cpu.state.protected_mode() {
-        return Err(Exception::GeneralProtection(0));
-    }
+/// `RETF [imm16]`: pop EIP and CS (protected mode: with the privilege checks).
+pub fn retf<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let w = cpu.op_size();
+    if cpu.state.protected_mode() {
+        let release = if insn.op_count() > 0 {
+            u32::from(insn.immediate16())
+        } else {
+            0
+        };
+        return cpu.far_return_protected(bus, w, release);
+    }
     let offset = cpu.peek_stack(bus, 0, w)?;
     let selector = cpu.peek_stack(bus, w, 2)? as u16;
     if cpu.state.model != CpuModel::I8086 && offset > 0xFFFF {
         return Err(Exception::GeneralProtection(0));
     }
-    cpu.load_segment(SegReg::Cs, selector)?;
+    cpu.load_segment(bus, SegReg::Cs, selector)?;
     cpu.ctx.next_eip = offset;
-    let release = if insn.op_count() > 0 { u32::from(insn.immediate16()) } else { 0 };
+    let release = if insn.op_count() > 0 {
+        u32::from(insn.immediate16())
+    } else {
+        0
+    };
     let mask = cpu.stack_mask();
     let esp = cpu.state.gpr[4];
     cpu.state.gpr[4] = (esp & !mask) | (esp.wrapping_add(2 * w).wrapping_add(release) & mask);
@@ -194,49 +261,86 @@ pub fn retf<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> 
 }
 
 /// Delivers a software interrupt whose saved EIP is the next instruction.
-fn software_interrupt<B: Bus + ?Sized>(cpu: &mut Cpu, bus: &mut B, vector: u8) -> Result<(), Exception> {
+fn software_interrupt<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    bus: &mut B,
+    vector: u8,
+) -> Result<(), Exception> {
     let ret = cpu.ctx.next_eip;
     cpu.enter_interrupt(bus, vector, ret, Source::Software)?;
     cpu.ctx.next_eip = cpu.state.eip;
     Ok(())
 }
 
-/// `INT imm8`.
-pub fn int<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+/// `INT imm8` (virtual-8086 mode needs IOPL 3, else #GP(0)).
+pub fn int<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
+    let f = cpu.state.eflags;
+    if f & eflags::VM != 0 && f & eflags::IOPL != eflags::IOPL {
+        return Err(Exception::GeneralProtection(0));
+    }
     software_interrupt(cpu, bus, insn.immediate8())
 }
 
 /// `INT3`.
-pub fn int3<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn int3<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     software_interrupt(cpu, bus, 3)
 }
 
-/// `INT1` (ICEBP, F1).
-pub fn int1<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
-    software_interrupt(cpu, bus, 1)
+/// `INT1` (ICEBP, F1): delivered like #DB, without the gate DPL check.
+pub fn int1<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
+    let ret = cpu.ctx.next_eip;
+    cpu.enter_interrupt(bus, 1, ret, Source::Icebp)?;
+    cpu.ctx.next_eip = cpu.state.eip;
+    Ok(())
 }
 
 /// `INTO`: interrupt 4 when OF is set.
-pub fn into<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn into<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     if cpu.state.of() {
         software_interrupt(cpu, bus, 4)?;
     }
     Ok(())
 }
 
-/// `IRET`/`IRETD` (real and virtual-8086 mode): pop EIP, CS and FLAGS.
-pub fn iret<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+/// `IRET`/`IRETD`: pop EIP, CS and FLAGS. Virtual-8086 mode needs IOPL 3
+/// (#GP(0) otherwise); protected mode goes through the descriptor checks.
+pub fn iret<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
+    let w = cpu.op_size();
+    cpu.state.nmi_blocked = false; // IRET ends NMI blocking (SDM Vol. 3A, 6.7.1)
     if cpu.state.protected_mode() {
+        return cpu.iret_protected(bus, w);
+    }
+    let f = cpu.state.eflags;
+    if f & eflags::VM != 0 && f & eflags::IOPL != eflags::IOPL {
         return Err(Exception::GeneralProtection(0));
     }
-    let w = cpu.op_size();
     let offset = cpu.peek_stack(bus, 0, w)?;
     let selector = cpu.peek_stack(bus, w, 2)? as u16;
     let flags = cpu.peek_stack(bus, 2 * w, w)?;
     if cpu.state.model != CpuModel::I8086 && offset > 0xFFFF {
         return Err(Exception::GeneralProtection(0));
     }
-    cpu.load_segment(SegReg::Cs, selector)?;
+    cpu.load_segment(bus, SegReg::Cs, selector)?;
     cpu.ctx.next_eip = offset;
     let mask = cpu.stack_mask();
     let esp = cpu.state.gpr[4];
@@ -246,9 +350,19 @@ pub fn iret<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, bus: &mut B) ->
 }
 
 /// `BOUND r, m`: #BR unless lower <= index <= upper (signed).
-pub fn bound<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn bound<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let w = op_width(insn, 0);
-    let sext = |v: u32| if w == 2 { i32::from(v as u16 as i16) } else { v as i32 };
+    let sext = |v: u32| {
+        if w == 2 {
+            i32::from(v as u16 as i16)
+        } else {
+            v as i32
+        }
+    };
     let index = sext(cpu.read_op(insn, 0, bus)?);
     let lower = sext(cpu.read_mem_operand(insn, 0, w, bus)?);
     let upper = sext(cpu.read_mem_operand(insn, w, w, bus)?);

@@ -13,11 +13,11 @@ use crate::state::{Reg, SegReg};
 use iced_x86::{Instruction, OpKind};
 
 /// `MOV dst, src`, including the segment-register and moffs forms.
-pub fn mov<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
-    if is_system_register_mov(insn) {
-        // MOV to/from CRn, DRn, TRn belongs to the system ISA.
-        return Err(cpu.note_unimplemented(insn));
-    }
+pub fn mov<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     if insn.op_kind(0) == OpKind::Register {
         if let Some(seg) = seg_reg(insn.op0_register()) {
             return mov_to_segment(cpu, insn, seg, bus);
@@ -34,16 +34,6 @@ pub fn mov<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> R
     cpu.write_op(insn, 0, v, bus)
 }
 
-/// Whether a MOV names a control, debug or test register.
-fn is_system_register_mov(insn: &Instruction) -> bool {
-    (0..2).any(|n| {
-        insn.op_kind(n) == OpKind::Register && {
-            let r = insn.op_register(n);
-            r.is_cr() || r.is_dr() || r.is_tr()
-        }
-    })
-}
-
 /// The segment register a ModRM Sreg field names on this model: the 8086
 /// decodes only two bits (4-7 alias 0-3); the 286 has no FS/GS (#UD).
 fn segment_operand(cpu: &Cpu, seg: SegReg) -> Result<SegReg, Exception> {
@@ -55,13 +45,18 @@ fn segment_operand(cpu: &Cpu, seg: SegReg) -> Result<SegReg, Exception> {
     }
 }
 
-fn mov_to_segment<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, seg: SegReg, bus: &mut B) -> Result<(), Exception> {
+fn mov_to_segment<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    seg: SegReg,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let seg = segment_operand(cpu, seg)?;
     if seg == SegReg::Cs && cpu.state.model != CpuModel::I8086 {
         return Err(Exception::InvalidOpcode);
     }
     let v = cpu.read_op(insn, 1, bus)? as u16;
-    cpu.load_segment(seg, v)?;
+    cpu.load_segment(bus, seg, v)?;
     if seg == SegReg::Ss {
         cpu.state.interrupt_shadow = true;
     }
@@ -69,13 +64,21 @@ fn mov_to_segment<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, seg: SegRe
 }
 
 /// `MOVZX dst, src`.
-pub fn movzx<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn movzx<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let v = cpu.read_op(insn, 1, bus)?;
     cpu.write_op(insn, 0, v, bus)
 }
 
 /// `MOVSX dst, src`.
-pub fn movsx<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn movsx<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let w = op_width(insn, 1);
     let v = cpu.read_op(insn, 1, bus)?;
     let shift = 32 - 8 * w;
@@ -83,13 +86,21 @@ pub fn movsx<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) ->
 }
 
 /// `LEA dst, m`: the offset, truncated to the operand size.
-pub fn lea<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn lea<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let off = cpu.effective_offset(insn);
     cpu.write_op(insn, 0, off, bus)
 }
 
 /// `XCHG a, b` (with memory it is implicitly locked).
-pub fn xchg<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn xchg<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let a = cpu.read_op(insn, 0, bus)?;
     let b = cpu.read_op(insn, 1, bus)?;
     if insn.op_kind(1) == OpKind::Memory {
@@ -102,28 +113,44 @@ pub fn xchg<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> 
 }
 
 /// `XLAT`: AL = [seg:BX+AL] (EBX with 32-bit addressing).
-pub fn xlat<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn xlat<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let v = cpu.read_op(insn, 0, bus)?;
     cpu.state.set_reg(Reg::Eax, 1, v);
     Ok(())
 }
 
 /// `LAHF`: AH = SF:ZF:0:AF:0:PF:1:CF.
-pub fn lahf<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn lahf<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     let f = cpu.flags_image() & 0xFF;
     cpu.state.gpr[0] = (cpu.state.gpr[0] & !0xFF00) | (f << 8);
     Ok(())
 }
 
 /// `SAHF`: SF ZF AF PF CF = AH.
-pub fn sahf<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn sahf<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     let ah = (cpu.state.gpr[0] >> 8) & 0xFF;
     cpu.state.set_status(SF | ZF | AF | PF | CF, ah);
     Ok(())
 }
 
 /// `CBW`/`CWDE`: sign-extend AL into AX or AX into EAX.
-pub fn cbw<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn cbw<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     if cpu.ctx.op32 {
         cpu.state.gpr[0] = cpu.state.gpr[0] as u16 as i16 as i32 as u32;
     } else {
@@ -134,24 +161,41 @@ pub fn cbw<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) ->
 }
 
 /// `CWD`/`CDQ`: DX or EDX = sign of AX or EAX.
-pub fn cwd<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn cwd<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     let w = cpu.op_size();
     let sign = cpu.state.reg(Reg::Eax, w) & crate::flags::sign_bit(w) != 0;
-    cpu.state.set_reg(Reg::Edx, w, if sign { 0xFFFF_FFFF } else { 0 });
+    cpu.state
+        .set_reg(Reg::Edx, w, if sign { 0xFFFF_FFFF } else { 0 });
     Ok(())
 }
 
 /// `BSWAP r32` (with a 16-bit operand the result is undefined; P6 gives 0).
-pub fn bswap<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn bswap<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let v = cpu.read_op(insn, 0, bus)?;
-    let r = if op_width(insn, 0) == 4 { v.swap_bytes() } else { 0 };
+    let r = if op_width(insn, 0) == 4 {
+        v.swap_bytes()
+    } else {
+        0
+    };
     cpu.write_op(insn, 0, r, bus)
 }
 
 /// `CMOVcc dst, src`: the source is read (and may fault) even when the
 /// condition is false; a 32-bit destination is written either way in
 /// 64-bit mode only, so here nothing changes when false.
-pub fn cmovcc<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn cmovcc<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let v = cpu.read_op(insn, 1, bus)?;
     if cpu.state.condition(condition_nibble(insn)) {
         cpu.write_op(insn, 0, v, bus)?;
@@ -160,13 +204,21 @@ pub fn cmovcc<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -
 }
 
 /// `SETcc dst8`.
-pub fn setcc<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn setcc<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let v = u32::from(cpu.state.condition(condition_nibble(insn)));
     cpu.write_op(insn, 0, v, bus)
 }
 
 /// `SALC` (undocumented D6): AL = CF ? 0xFF : 0.
-pub fn salc<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn salc<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     let v = if cpu.state.cf() { 0xFF } else { 0 };
     cpu.state.set_reg(Reg::Eax, 1, v);
     Ok(())
@@ -175,7 +227,11 @@ pub fn salc<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -
 /// `CMPXCHG dst, src`: compare the accumulator with dst; equal: dst = src,
 /// else accumulator = dst. The destination is always written (the old value
 /// when the compare fails), so a read-only page faults either way.
-pub fn cmpxchg<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn cmpxchg<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let (w, mask) = width_and_mask(insn, 0);
     let dst = cpu.read_op(insn, 0, bus)?;
     let src = cpu.read_op(insn, 1, bus)?;
@@ -189,13 +245,18 @@ pub fn cmpxchg<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) 
         }
         cpu.state.set_reg(Reg::Eax, w, dst);
     }
-    cpu.state.set_lazy(LazyOp::Sub, w, acc, dst, acc.wrapping_sub(dst) & mask);
+    cpu.state
+        .set_lazy(LazyOp::Sub, w, acc, dst, acc.wrapping_sub(dst) & mask);
     Ok(())
 }
 
 /// `CMPXCHG8B m64`: compare EDX:EAX with m64; equal: m64 = ECX:EBX, ZF = 1;
 /// else EDX:EAX = m64 (written back unchanged), ZF = 0.
-pub fn cmpxchg8b<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn cmpxchg8b<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let seg = cpu.memory_segment(insn);
     let off = cpu.effective_offset(insn);
     let mask = cpu.addr_mask();
@@ -203,21 +264,29 @@ pub fn cmpxchg8b<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B
     let hi = cpu.read_mem(bus, seg, off.wrapping_add(4) & mask, 4)?;
     let s = &cpu.state;
     let equal = lo == s.gpr[0] && hi == s.gpr[2];
-    let (new_lo, new_hi) = if equal { (s.gpr[3], s.gpr[1]) } else { (lo, hi) };
-    cpu.check_write(seg, off, 4)?;
-    cpu.check_write(seg, off.wrapping_add(4) & mask, 4)?;
+    let (new_lo, new_hi) = if equal {
+        (s.gpr[3], s.gpr[1])
+    } else {
+        (lo, hi)
+    };
+    cpu.check_write(bus, seg, off, 4)?;
+    cpu.check_write(bus, seg, off.wrapping_add(4) & mask, 4)?;
     cpu.write_mem(bus, seg, off, 4, new_lo)?;
     cpu.write_mem(bus, seg, off.wrapping_add(4) & mask, 4, new_hi)?;
     if !equal {
         cpu.state.gpr[0] = lo;
         cpu.state.gpr[2] = hi;
     }
-    cpu.state.set_status(ZF, u32::from(equal) * ZF);
+    cpu.state.set_status(ZF, crate::flags::flag_if(equal, ZF));
     Ok(())
 }
 
 /// `XADD dst, src`: src = old dst, dst = sum.
-pub fn xadd<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn xadd<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let (w, mask) = width_and_mask(insn, 0);
     let a = cpu.read_op(insn, 0, bus)?;
     let b = cpu.read_op(insn, 1, bus)?;
@@ -240,37 +309,37 @@ mod tests {
     use iced_x86::code_asm::*;
 
     #[test]
-    fn control_register_mov_is_reported_unimplemented() {
-        let mut cpu = crate::testutil::flat32_cpu();
-        let mut ram = crate::FlatRam::new(1 << 16);
-        ram.load(crate::testutil::CODE, &[0x0F, 0x20, 0xC0]); // mov eax, cr0
-        cpu.step(&mut ram);
-        assert_eq!(cpu.unimplemented, Some(iced_x86::Code::Mov_r32_cr));
-    }
-
-    #[test]
     fn cmpxchg_success_and_failure() {
-        let s = run32(|a| a.cmpxchg(ebx, ecx), |s| {
-            s.gpr[0] = 5;
-            s.gpr[3] = 5;
-            s.gpr[1] = 9;
-        });
+        let s = run32(
+            |a| a.cmpxchg(ebx, ecx),
+            |s| {
+                s.gpr[0] = 5;
+                s.gpr[3] = 5;
+                s.gpr[1] = 9;
+            },
+        );
         assert_eq!(s.gpr[3], 9);
         assert_ne!(s.eflags & eflags::ZF, 0);
-        let s = run32(|a| a.cmpxchg(ebx, ecx), |s| {
-            s.gpr[0] = 4;
-            s.gpr[3] = 5;
-        });
+        let s = run32(
+            |a| a.cmpxchg(ebx, ecx),
+            |s| {
+                s.gpr[0] = 4;
+                s.gpr[3] = 5;
+            },
+        );
         assert_eq!(s.gpr[0], 5);
         assert_eq!(s.eflags & eflags::ZF, 0);
     }
 
     #[test]
     fn xadd_swaps_and_adds() {
-        let s = run32(|a| a.xadd(eax, ebx), |s| {
-            s.gpr[0] = 2;
-            s.gpr[3] = 3;
-        });
+        let s = run32(
+            |a| a.xadd(eax, ebx),
+            |s| {
+                s.gpr[0] = 2;
+                s.gpr[3] = 3;
+            },
+        );
         assert_eq!((s.gpr[0], s.gpr[3]), (5, 2));
     }
 

@@ -12,32 +12,52 @@ use crate::state::eflags::{CF, DF, IF, IOPL};
 use iced_x86::Instruction;
 
 /// `CLC`.
-pub fn clc<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn clc<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     cpu.state.set_status(CF, 0);
     Ok(())
 }
 
 /// `STC`.
-pub fn stc<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn stc<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     cpu.state.set_status(CF, CF);
     Ok(())
 }
 
 /// `CMC`.
-pub fn cmc<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn cmc<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     let cf = cpu.state.cf();
     cpu.state.set_status(CF, if cf { 0 } else { CF });
     Ok(())
 }
 
 /// `CLD`.
-pub fn cld<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn cld<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     cpu.state.eflags &= !DF;
     Ok(())
 }
 
 /// `STD`.
-pub fn std<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn std<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     cpu.state.eflags |= DF;
     Ok(())
 }
@@ -52,7 +72,11 @@ fn check_iopl(cpu: &Cpu) -> Result<(), Exception> {
 }
 
 /// `CLI`.
-pub fn cli<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn cli<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     check_iopl(cpu)?;
     cpu.state.eflags &= !IF;
     Ok(())
@@ -60,7 +84,11 @@ pub fn cli<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) ->
 
 /// `STI`: sets IF; a maskable interrupt is recognised only after the next
 /// instruction.
-pub fn sti<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn sti<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     check_iopl(cpu)?;
     if cpu.state.eflags & IF == 0 {
         cpu.state.interrupt_shadow = true;

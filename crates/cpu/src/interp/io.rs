@@ -15,7 +15,12 @@ impl Cpu {
     /// always in real mode; in protected mode when CPL <= IOPL, else (and
     /// always in virtual-8086 mode) every port's bit in the TSS I/O
     /// permission bitmap must be clear.
-    pub fn check_io<B: Bus + ?Sized>(&mut self, bus: &mut B, port: u16, size: u32) -> Result<(), Exception> {
+    pub fn check_io<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        port: u16,
+        size: u32,
+    ) -> Result<(), Exception> {
         let s = &self.state;
         if s.cr0 & crate::state::cr0::PE == 0 {
             return Ok(());
@@ -55,7 +60,11 @@ fn port_of(cpu: &Cpu, insn: &Instruction, n: u32) -> u16 {
 }
 
 /// `IN acc, port`.
-pub fn in_<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn in_<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let size = op_width(insn, 0);
     let port = port_of(cpu, insn, 1);
     cpu.check_io(bus, port, size)?;
@@ -65,7 +74,11 @@ pub fn in_<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> R
 }
 
 /// `OUT port, acc`.
-pub fn out<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn out<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let size = op_width(insn, 1);
     let port = port_of(cpu, insn, 0);
     cpu.check_io(bus, port, size)?;

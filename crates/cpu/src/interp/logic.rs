@@ -29,27 +29,47 @@ fn logic<B: Bus + ?Sized>(
 }
 
 /// `AND dst, src`.
-pub fn and<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn and<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     logic(cpu, insn, bus, true, |a, b| a & b)
 }
 
 /// `OR dst, src`.
-pub fn or<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn or<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     logic(cpu, insn, bus, true, |a, b| a | b)
 }
 
 /// `XOR dst, src`.
-pub fn xor<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn xor<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     logic(cpu, insn, bus, true, |a, b| a ^ b)
 }
 
 /// `TEST a, b`: AND without the write.
-pub fn test<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn test<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     logic(cpu, insn, bus, false, |a, b| a & b)
 }
 
 /// `NOT dst`: no flags.
-pub fn not<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn not<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let (_, mask) = width_and_mask(insn, 0);
     let a = cpu.read_op(insn, 0, bus)?;
     cpu.write_op(insn, 0, !a & mask, bus)
@@ -71,7 +91,10 @@ mod tests {
             |s| s.gpr[0] = 0x1234,
         );
         assert_eq!(s.gpr[0], 0);
-        assert_eq!(s.eflags & (eflags::CF | eflags::ZF | eflags::PF), eflags::ZF | eflags::PF);
+        assert_eq!(
+            s.eflags & (eflags::CF | eflags::ZF | eflags::PF),
+            eflags::ZF | eflags::PF
+        );
     }
 
     #[test]

@@ -22,7 +22,11 @@ pub mod features {
 }
 
 /// `HLT`: stop until an interrupt (#GP(0) outside ring 0).
-pub fn hlt<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn hlt<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     if cpu.state.cr0 & cr0::PE != 0 && cpu.state.cpl() != 0 {
         return Err(Exception::GeneralProtection(0));
     }
@@ -39,12 +43,21 @@ fn text(bytes: &[u8]) -> u32 {
 }
 
 /// `CPUID`: a family-6 identity advertising only what is implemented.
-pub fn cpuid<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn cpuid<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     let leaf = cpu.state.gpr[0];
     let (a, b, c, d) = match leaf {
         0 => (2, text(b"Genu"), text(b"ntel"), text(b"ineI")),
         // Family 6, model 3, stepping 3.
-        1 => (0x0000_0633, 0, 0, features::FPU | features::TSC | features::CX8 | features::CMOV | features::FXSR),
+        1 => (
+            0x0000_0633,
+            0,
+            0,
+            features::FPU | features::TSC | features::CX8 | features::CMOV | features::FXSR,
+        ),
         // One descriptor byte per register: 0x01 in AL means "call once";
         // no cache or TLB descriptors are reported.
         2 => (0x0000_0001, 0, 0, 0),
@@ -65,7 +78,11 @@ pub fn cpuid<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) 
 }
 
 /// `RDTSC`: EDX:EAX = the time-stamp counter (#GP(0) with CR4.TSD outside ring 0).
-pub fn rdtsc<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn rdtsc<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     const CR4_TSD: u32 = 1 << 2;
     if cpu.state.cr4 & CR4_TSD != 0 && cpu.state.cpl() != 0 && cpu.state.cr0 & cr0::PE != 0 {
         return Err(Exception::GeneralProtection(0));
@@ -79,7 +96,11 @@ pub fn rdtsc<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) 
 /// The reserved-NOP opcodes `0F 0D` and `0F 18`-`0F 1F` (SDM Vol. 2B
 /// "NOP", table 4-12): no operation from the family-6 processors on
 /// (the memory operand is not accessed), #UD before them.
-pub fn reserved_nop<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, _bus: &mut B) -> Result<(), Exception> {
+pub fn reserved_nop<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
     if cpu.state.model == crate::CpuModel::P6 {
         Ok(())
     } else {
@@ -106,7 +127,9 @@ mod tests {
     #[test]
     fn multi_byte_and_reserved_nops_do_nothing() {
         // nop dword [eax]; reserved NOPs 0F 18 /4 [eax], 0F 0D eax, 0F 1E eax
-        let bytes = [0x0F, 0x1F, 0x00, 0x0F, 0x18, 0x20, 0x0F, 0x0D, 0xC0, 0x0F, 0x1E, 0xC8];
+        let bytes = [
+            0x0F, 0x1F, 0x00, 0x0F, 0x18, 0x20, 0x0F, 0x0D, 0xC0, 0x0F, 0x1E, 0xC8,
+        ];
         let mut cpu = crate::testutil::flat32_cpu();
         let mut ram = crate::FlatRam::new(1 << 16);
         ram.load(crate::testutil::CODE, &bytes);
@@ -115,12 +138,16 @@ mod tests {
         assert_eq!(cpu.run(&mut ram, 10), crate::StepOutcome::Halted);
         assert_eq!(cpu.unimplemented, None);
         assert_eq!(cpu.state.icount, 5);
-        let (s, _) = crate::testutil::run16(crate::CpuModel::I286, |_| Ok(()), |s, ram| {
-            ram.load(crate::testutil::CODE, &[0x0F, 0x18, 0xE0]); // 0F 18 /4, then #UD
-            ram.load(6 * 4, &[0x00, 0x20, 0, 0]); // #UD handler at 0000:2000
-            ram.load(0x2000, &[0xF4]);
-            s.gpr[4] = 0x8000;
-        });
+        let (s, _) = crate::testutil::run16(
+            crate::CpuModel::I286,
+            |_| Ok(()),
+            |s, ram| {
+                ram.load(crate::testutil::CODE, &[0x0F, 0x18, 0xE0]); // 0F 18 /4, then #UD
+                ram.load(6 * 4, &[0x00, 0x20, 0, 0]); // #UD handler at 0000:2000
+                ram.load(0x2000, &[0xF4]);
+                s.gpr[4] = 0x8000;
+            },
+        );
         assert_eq!(s.eip, 0x2001); // halted in the #UD handler
     }
 }

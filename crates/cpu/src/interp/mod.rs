@@ -21,6 +21,7 @@ pub mod segment;
 pub mod shift;
 pub mod stack;
 pub mod string;
+pub mod system;
 
 use crate::bus::Bus;
 use crate::cpu::Cpu;
@@ -30,9 +31,14 @@ use iced_x86::{Instruction, Mnemonic as M};
 /// Executes one decoded instruction (EIP already points past it in
 /// `cpu.ctx.next_eip`).
 #[inline]
-pub fn execute<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn execute<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     match insn.mnemonic() {
         // Data movement.
+        M::Mov if system::is_system_mov(insn) => system::mov_system(cpu, insn, bus),
         M::Mov => data::mov(cpu, insn, bus),
         M::Movzx => data::movzx(cpu, insn, bus),
         M::Movsx => data::movsx(cpu, insn, bus),
@@ -44,10 +50,38 @@ pub fn execute<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) 
         M::Cbw | M::Cwde => data::cbw(cpu, insn, bus),
         M::Cwd | M::Cdq => data::cwd(cpu, insn, bus),
         M::Bswap => data::bswap(cpu, insn, bus),
-        M::Cmovo | M::Cmovno | M::Cmovb | M::Cmovae | M::Cmove | M::Cmovne | M::Cmovbe | M::Cmova | M::Cmovs
-        | M::Cmovns | M::Cmovp | M::Cmovnp | M::Cmovl | M::Cmovge | M::Cmovle | M::Cmovg => data::cmovcc(cpu, insn, bus),
-        M::Seto | M::Setno | M::Setb | M::Setae | M::Sete | M::Setne | M::Setbe | M::Seta | M::Sets | M::Setns
-        | M::Setp | M::Setnp | M::Setl | M::Setge | M::Setle | M::Setg => data::setcc(cpu, insn, bus),
+        M::Cmovo
+        | M::Cmovno
+        | M::Cmovb
+        | M::Cmovae
+        | M::Cmove
+        | M::Cmovne
+        | M::Cmovbe
+        | M::Cmova
+        | M::Cmovs
+        | M::Cmovns
+        | M::Cmovp
+        | M::Cmovnp
+        | M::Cmovl
+        | M::Cmovge
+        | M::Cmovle
+        | M::Cmovg => data::cmovcc(cpu, insn, bus),
+        M::Seto
+        | M::Setno
+        | M::Setb
+        | M::Setae
+        | M::Sete
+        | M::Setne
+        | M::Setbe
+        | M::Seta
+        | M::Sets
+        | M::Setns
+        | M::Setp
+        | M::Setnp
+        | M::Setl
+        | M::Setge
+        | M::Setle
+        | M::Setg => data::setcc(cpu, insn, bus),
         M::Lds | M::Les | M::Lfs | M::Lgs | M::Lss => segment::load_far_pointer(cpu, insn, bus),
         M::Cmpxchg => data::cmpxchg(cpu, insn, bus),
         M::Cmpxchg8b => data::cmpxchg8b(cpu, insn, bus),
@@ -73,6 +107,7 @@ pub fn execute<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) 
         M::Test => logic::test(cpu, insn, bus),
         M::Not => logic::not(cpu, insn, bus),
         // Shifts and rotates.
+        M::Sal if cpu.state.model == crate::model::CpuModel::I8086 => shift::setmo(cpu, insn, bus),
         M::Shl | M::Sal => shift::shl(cpu, insn, bus),
         M::Shr => shift::shr(cpu, insn, bus),
         M::Sar => shift::sar(cpu, insn, bus),
@@ -107,8 +142,22 @@ pub fn execute<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) 
         // Control transfer.
         M::Jmp => control::jmp(cpu, insn, bus),
         M::Jmpe => Err(Exception::InvalidOpcode),
-        M::Jo | M::Jno | M::Jb | M::Jae | M::Je | M::Jne | M::Jbe | M::Ja | M::Js | M::Jns | M::Jp | M::Jnp | M::Jl
-        | M::Jge | M::Jle | M::Jg => control::jcc(cpu, insn, bus),
+        M::Jo
+        | M::Jno
+        | M::Jb
+        | M::Jae
+        | M::Je
+        | M::Jne
+        | M::Jbe
+        | M::Ja
+        | M::Js
+        | M::Jns
+        | M::Jp
+        | M::Jnp
+        | M::Jl
+        | M::Jge
+        | M::Jle
+        | M::Jg => control::jcc(cpu, insn, bus),
         M::Jcxz | M::Jecxz => control::jcxz(cpu, insn, bus),
         M::Loop | M::Loope | M::Loopne => control::loop_(cpu, insn, bus),
         M::Call => control::call(cpu, insn, bus),
@@ -147,6 +196,25 @@ pub fn execute<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) 
         M::Cpuid => misc::cpuid(cpu, insn, bus),
         M::Rdtsc => misc::rdtsc(cpu, insn, bus),
         M::Ud0 | M::Ud1 | M::Ud2 => Err(Exception::InvalidOpcode),
+        // System.
+        M::Lgdt | M::Lidt => system::lgdt_lidt(cpu, insn, bus),
+        M::Sgdt | M::Sidt => system::sgdt_sidt(cpu, insn, bus),
+        M::Sldt | M::Str => system::sldt_str(cpu, insn, bus),
+        M::Lldt => system::lldt(cpu, insn, bus),
+        M::Ltr => system::ltr(cpu, insn, bus),
+        M::Lar => system::lar(cpu, insn, bus),
+        M::Lsl => system::lsl(cpu, insn, bus),
+        M::Verr | M::Verw => system::verr_verw(cpu, insn, bus),
+        M::Arpl => system::arpl(cpu, insn, bus),
+        M::Smsw => system::smsw(cpu, insn, bus),
+        M::Lmsw => system::lmsw(cpu, insn, bus),
+        M::Clts => system::clts(cpu, insn, bus),
+        M::Invd | M::Wbinvd => system::invd(cpu, insn, bus),
+        M::Invlpg => system::invlpg(cpu, insn, bus),
+        M::Rdmsr => system::rdmsr(cpu, insn, bus),
+        M::Wrmsr => system::wrmsr(cpu, insn, bus),
+        M::Sysenter => system::sysenter(cpu, insn, bus),
+        M::Sysexit => system::sysexit(cpu, insn, bus),
         // Everything else is the x87's or undefined.
         _ => crate::x87::execute(cpu, insn, bus),
     }

@@ -48,7 +48,11 @@ fn mul_flags(cpu: &mut Cpu, w: u32, low: u32, overflow: bool) {
 }
 
 /// `MUL src`: unsigned AL/AX/EAX times src.
-pub fn mul<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn mul<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let w = op_width(insn, 0);
     let src = u64::from(cpu.read_op(insn, 0, bus)?);
     let acc = u64::from(cpu.state.reg(Reg::Eax, w));
@@ -58,7 +62,11 @@ pub fn mul<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> R
     mul_flags(cpu, w, p as u32, hi != 0);
     if cpu.state.model == CpuModel::I8086 {
         // The 8086 computes ZF from the high half (as the vectors record).
-        let z = if hi as u32 & width_mask(w) == 0 { ZF } else { 0 };
+        let z = if hi as u32 & width_mask(w) == 0 {
+            ZF
+        } else {
+            0
+        };
         cpu.state.set_status(ZF, z);
     }
     Ok(())
@@ -66,7 +74,11 @@ pub fn mul<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> R
 
 /// `IMUL`: one operand (accumulator, double width), two (dst *= src) or
 /// three (dst = src * imm) operands.
-pub fn imul<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn imul<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     match insn.op_count() {
         1 => {
             let w = op_width(insn, 0);
@@ -108,7 +120,8 @@ fn dividend(cpu: &Cpu, w: u32) -> u64 {
 #[inline]
 fn store_qr(cpu: &mut Cpu, w: u32, q: u32, r: u32) {
     if w == 1 {
-        cpu.state.set_reg(Reg::Eax, 2, (q & 0xFF) | ((r & 0xFF) << 8));
+        cpu.state
+            .set_reg(Reg::Eax, 2, (q & 0xFF) | ((r & 0xFF) << 8));
     } else {
         cpu.state.set_reg(Reg::Eax, w, q);
         cpu.state.set_reg(Reg::Edx, w, r);
@@ -116,7 +129,11 @@ fn store_qr(cpu: &mut Cpu, w: u32, q: u32, r: u32) {
 }
 
 /// `DIV src`: unsigned divide of the double-width accumulator.
-pub fn div<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn div<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let w = op_width(insn, 0);
     let d = u64::from(cpu.read_op(insn, 0, bus)?);
     if d == 0 {
@@ -134,7 +151,11 @@ pub fn div<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> R
 /// `IDIV src`: signed divide; the quotient truncates toward zero and the
 /// remainder takes the dividend's sign. The 8086 also faults on the most
 /// negative quotient.
-pub fn idiv<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn idiv<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let w = op_width(insn, 0);
     let d = sext(cpu.read_op(insn, 0, bus)?, w) as i128;
     if d == 0 {
@@ -149,10 +170,22 @@ pub fn idiv<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> 
     let q = n / d;
     let r = n % d;
     let max = (1i128 << (w * 8 - 1)) - 1;
-    let min = if cpu.state.model == CpuModel::I8086 { -max } else { -max - 1 };
+    let min = if cpu.state.model == CpuModel::I8086 {
+        -max
+    } else {
+        -max - 1
+    };
     if q > max || q < min {
         return Err(Exception::DivideError);
     }
+    // The 8086 microcode negates the quotient when a REP prefix is present.
+    let q = if cpu.state.model == CpuModel::I8086
+        && (insn.has_rep_prefix() || insn.has_repne_prefix())
+    {
+        -q
+    } else {
+        q
+    };
     store_qr(cpu, w, q as u32, r as u32);
     Ok(())
 }
@@ -165,12 +198,18 @@ mod tests {
 
     #[test]
     fn mul_sets_carry_when_high_half_used() {
-        let s = run32(|a| a.mul(ebx), |s| {
-            s.gpr[0] = 0x8000_0000;
-            s.gpr[3] = 4;
-        });
+        let s = run32(
+            |a| a.mul(ebx),
+            |s| {
+                s.gpr[0] = 0x8000_0000;
+                s.gpr[3] = 4;
+            },
+        );
         assert_eq!((s.gpr[2], s.gpr[0]), (2, 0));
-        assert_eq!(s.eflags & (eflags::CF | eflags::OF), eflags::CF | eflags::OF);
+        assert_eq!(
+            s.eflags & (eflags::CF | eflags::OF),
+            eflags::CF | eflags::OF
+        );
     }
 
     #[test]
@@ -182,10 +221,13 @@ mod tests {
 
     #[test]
     fn idiv_rounds_toward_zero() {
-        let s = run32(|a| a.idiv(bl), |s| {
-            s.gpr[0] = (-7i16) as u16 as u32;
-            s.gpr[3] = 2;
-        });
+        let s = run32(
+            |a| a.idiv(bl),
+            |s| {
+                s.gpr[0] = (-7i16) as u16 as u32;
+                s.gpr[3] = 2;
+            },
+        );
         assert_eq!(s.gpr[0] & 0xFF, (-3i8) as u8 as u32);
         assert_eq!((s.gpr[0] >> 8) & 0xFF, (-1i8) as u8 as u32);
     }

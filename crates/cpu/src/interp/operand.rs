@@ -137,7 +137,12 @@ impl Cpu {
     /// Inlined into every handler (with `n` a constant, the operand-kind
     /// lookups fold); the memory case stays out of line.
     #[inline(always)]
-    pub fn read_op<B: Bus + ?Sized>(&mut self, insn: &Instruction, n: u32, bus: &mut B) -> Result<u32, Exception> {
+    pub fn read_op<B: Bus + ?Sized>(
+        &mut self,
+        insn: &Instruction,
+        n: u32,
+        bus: &mut B,
+    ) -> Result<u32, Exception> {
         match insn.op_kind(n) {
             OpKind::Register => Ok(read_gpr(&self.state, insn.op_register(n))),
             OpKind::Memory => self.read_memory_operand(insn, bus),
@@ -148,7 +153,11 @@ impl Cpu {
 
     /// Reads the instruction's ModRM memory operand at its memory size.
     #[inline(never)]
-    fn read_memory_operand<B: Bus + ?Sized>(&mut self, insn: &Instruction, bus: &mut B) -> Result<u32, Exception> {
+    fn read_memory_operand<B: Bus + ?Sized>(
+        &mut self,
+        insn: &Instruction,
+        bus: &mut B,
+    ) -> Result<u32, Exception> {
         let seg = self.memory_segment(insn);
         let off = self.effective_offset(insn);
         let w = insn.memory_size().size() as u32;
@@ -230,9 +239,30 @@ mod tests {
 
     #[test]
     fn register_slots() {
-        assert_eq!(gpr_slot(Register::AH), Some(GprSlot { index: 0, width: 1, shift: 8 }));
-        assert_eq!(gpr_slot(Register::DI), Some(GprSlot { index: 7, width: 2, shift: 0 }));
-        assert_eq!(gpr_slot(Register::EBP), Some(GprSlot { index: 5, width: 4, shift: 0 }));
+        assert_eq!(
+            gpr_slot(Register::AH),
+            Some(GprSlot {
+                index: 0,
+                width: 1,
+                shift: 8
+            })
+        );
+        assert_eq!(
+            gpr_slot(Register::DI),
+            Some(GprSlot {
+                index: 7,
+                width: 2,
+                shift: 0
+            })
+        );
+        assert_eq!(
+            gpr_slot(Register::EBP),
+            Some(GprSlot {
+                index: 5,
+                width: 4,
+                shift: 0
+            })
+        );
         assert_eq!(seg_reg(Register::GS), Some(SegReg::Gs));
     }
 
@@ -240,10 +270,19 @@ mod tests {
     fn slot_table_matches_the_register_ranges() {
         for r in Register::values() {
             let v = r as u32;
-            let expect = [(Register::AL, 4, 1, 0), (Register::AH, 4, 1, 8), (Register::AX, 8, 2, 0), (Register::EAX, 8, 4, 0)]
-                .iter()
-                .find(|(base, n, _, _)| (*base as u32..*base as u32 + n).contains(&v))
-                .map(|&(base, _, width, shift)| GprSlot { index: (v - base as u32) as usize, width, shift });
+            let expect = [
+                (Register::AL, 4, 1, 0),
+                (Register::AH, 4, 1, 8),
+                (Register::AX, 8, 2, 0),
+                (Register::EAX, 8, 4, 0),
+            ]
+            .iter()
+            .find(|(base, n, _, _)| (*base as u32..*base as u32 + n).contains(&v))
+            .map(|&(base, _, width, shift)| GprSlot {
+                index: (v - base as u32) as usize,
+                width,
+                shift,
+            });
             assert_eq!(gpr_slot(r), expect, "{r:?}");
         }
     }

@@ -26,7 +26,11 @@ fn restartable<B: Bus + ?Sized, T>(
 }
 
 /// `PUSH r/m | imm | Sreg`.
-pub fn push<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn push<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     if insn.op_kind(0) == OpKind::Register {
         if let Some(seg) = seg_reg(insn.op0_register()) {
             // A 32-bit push of a segment register moves ESP by 4 but writes
@@ -43,7 +47,10 @@ pub fn push<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> 
     }
     let w = op_width(insn, 0);
     let mut v = cpu.read_op(insn, 0, bus)?;
-    if cpu.state.model == CpuModel::I8086 && insn.op_kind(0) == OpKind::Register && insn.op0_register() == iced_x86::Register::SP {
+    if cpu.state.model == CpuModel::I8086
+        && insn.op_kind(0) == OpKind::Register
+        && insn.op0_register() == iced_x86::Register::SP
+    {
         v = v.wrapping_sub(2) & 0xFFFF; // the 8086 pushes the decremented SP
     }
     cpu.push(bus, v, w)
@@ -51,7 +58,11 @@ pub fn push<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> 
 
 /// `POP r/m | Sreg` (8086: also POP CS). With ESP as a memory operand's
 /// base, the address is computed after ESP is incremented.
-pub fn pop<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn pop<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     if insn.op_kind(0) == OpKind::Register {
         if let Some(mut seg) = seg_reg(insn.op0_register()) {
             if cpu.ctx.pop_cs {
@@ -60,7 +71,7 @@ pub fn pop<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> R
             let w = cpu.op_size();
             return restartable(cpu, bus, |cpu, bus| {
                 let sel = cpu.pop(bus, w)? as u16;
-                cpu.load_segment(seg, sel)?;
+                cpu.load_segment(bus, seg, sel)?;
                 if seg == SegReg::Ss {
                     cpu.state.interrupt_shadow = true;
                 }
@@ -76,7 +87,11 @@ pub fn pop<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> R
 }
 
 /// `PUSHA`/`PUSHAD`: AX CX DX BX (original) SP BP SI DI.
-pub fn pusha<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn pusha<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let w = cpu.op_size();
     let regs = cpu.state.gpr;
     restartable(cpu, bus, |cpu, bus| {
@@ -88,7 +103,11 @@ pub fn pusha<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, bus: &mut B) -
 }
 
 /// `POPA`/`POPAD`: DI SI BP (SP skipped) BX DX CX AX.
-pub fn popa<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn popa<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let w = cpu.op_size();
     let mut vals = [0u32; 8];
     restartable(cpu, bus, |cpu, bus| {
@@ -121,7 +140,11 @@ fn check_v86_iopl(cpu: &Cpu) -> Result<(), Exception> {
 }
 
 /// `PUSHF`/`PUSHFD` (VM and RF read as 0 in the pushed image).
-pub fn pushf<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn pushf<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     check_v86_iopl(cpu)?;
     let w = cpu.op_size();
     let f = cpu.flags_image() & !(eflags::VM | eflags::RF);
@@ -129,7 +152,11 @@ pub fn pushf<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, bus: &mut B) -
 }
 
 /// `POPF`/`POPFD`.
-pub fn popf<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn popf<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     check_v86_iopl(cpu)?;
     let w = cpu.op_size();
     let v = cpu.pop(bus, w)?;
@@ -138,7 +165,11 @@ pub fn popf<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, bus: &mut B) ->
 }
 
 /// `ENTER imm16, imm8`: make a stack frame with `imm8 mod 32` nesting levels.
-pub fn enter<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn enter<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let alloc = u32::from(insn.immediate16());
     let level = u32::from(insn.immediate8_2nd()) % 32;
     let w = cpu.op_size();
@@ -160,7 +191,7 @@ pub fn enter<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) ->
         let new_sp = esp.wrapping_sub(alloc) & smask;
         // The final ESP must be writable (the 386+ check the new frame).
         if cpu.state.model != CpuModel::I8086 && alloc > 0 {
-            cpu.check_write(SegReg::Ss, new_sp, 1)?;
+            cpu.check_write(bus, SegReg::Ss, new_sp, 1)?;
         }
         cpu.state.set_reg(crate::state::Reg::Ebp, w, frame);
         cpu.state.gpr[4] = (esp & !smask) | new_sp;
@@ -169,7 +200,11 @@ pub fn enter<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) ->
 }
 
 /// `LEAVE`: ESP = EBP, then pop EBP.
-pub fn leave<B: Bus + ?Sized>(cpu: &mut Cpu, _insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn leave<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let w = cpu.op_size();
     let smask = cpu.stack_mask();
     restartable(cpu, bus, |cpu, bus| {

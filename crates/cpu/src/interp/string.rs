@@ -5,11 +5,17 @@
 //! element size comes from the mnemonic. Registers are updated after every
 //! element, so a fault in the middle of a REP leaves the count and indexes
 //! of the elements done, with EIP still at the instruction.
+//!
+//! The 286 differs on a segment overrun (a word at offset 0xFFFF): its
+//! microcode has already stepped the index registers of the accesses up to
+//! the faulting one, and under REP decremented CX, before #GP is raised.
+//! [`overrun_286`] models that from the 286 vectors.
 
 use crate::bus::Bus;
 use crate::cpu::Cpu;
 use crate::exception::Exception;
 use crate::flags::{width_mask, Flags, LazyOp};
+use crate::model::CpuModel;
 use crate::state::{Reg, SegReg};
 use iced_x86::{Instruction, Mnemonic as M};
 
@@ -54,6 +60,31 @@ fn step(cpu: &Cpu, size: u32) -> u32 {
 /// still finish in one step.
 const MAX_ELEMENTS_PER_STEP: u32 = 0x1_0000;
 
+/// Applies the 286's segment-overrun side effects (see the module docs):
+/// `stepped` are the index registers already advanced, `cx_steps` how often
+/// a REP prefix has decremented CX, for the access that raised `e`.
+fn overrun_286(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    e: Exception,
+    size: u32,
+    stepped: &[Reg],
+    cx_steps: u32,
+) -> Exception {
+    if cpu.state.model == CpuModel::I286 && e == Exception::GeneralProtection(0) {
+        let d = step(cpu, size);
+        for r in stepped {
+            bump(cpu, *r, d);
+        }
+        if insn.has_rep_prefix() || insn.has_repne_prefix() {
+            for _ in 0..cx_steps {
+                bump(cpu, Reg::Ecx, u32::MAX);
+            }
+        }
+    }
+    e
+}
+
 /// Runs `element` once, or under REP while the count is non-zero.
 /// `element` returns whether a REPE/REPNE condition lets the loop go on.
 #[inline]
@@ -88,12 +119,19 @@ fn repeat<B: Bus + ?Sized>(
 }
 
 /// `MOVS`: [ES:DI] = [seg:SI].
-pub fn movs<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn movs<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let size = element_size(insn);
     let seg = cpu.memory_segment(insn);
     repeat(cpu, insn, bus, false, |cpu, bus| {
-        let v = cpu.read_mem(bus, seg, areg(cpu, Reg::Esi), size)?;
-        cpu.write_mem(bus, SegReg::Es, areg(cpu, Reg::Edi), size, v)?;
+        let v = cpu
+            .read_mem(bus, seg, areg(cpu, Reg::Esi), size)
+            .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Esi], 1))?;
+        cpu.write_mem(bus, SegReg::Es, areg(cpu, Reg::Edi), size, v)
+            .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Esi, Reg::Edi], 2))?;
         let d = step(cpu, size);
         bump(cpu, Reg::Esi, d);
         bump(cpu, Reg::Edi, d);
@@ -102,13 +140,34 @@ pub fn movs<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> 
 }
 
 /// `CMPS`: compare [seg:SI] with [ES:DI] (flags of source - destination).
-pub fn cmps<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn cmps<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let size = element_size(insn);
     let seg = cpu.memory_segment(insn);
     repeat(cpu, insn, bus, true, |cpu, bus| {
-        let a = cpu.read_mem(bus, seg, areg(cpu, Reg::Esi), size)?;
-        let b = cpu.read_mem(bus, SegReg::Es, areg(cpu, Reg::Edi), size)?;
-        cpu.state.set_lazy(LazyOp::Sub, size, a, b, a.wrapping_sub(b) & width_mask(size));
+        // The 286 reads ES:DI first; later processors read the source first.
+        let (a, b) = if cpu.state.model == CpuModel::I286 {
+            let b = cpu
+                .read_mem(bus, SegReg::Es, areg(cpu, Reg::Edi), size)
+                .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Edi], 0))?;
+            let a = cpu
+                .read_mem(bus, seg, areg(cpu, Reg::Esi), size)
+                .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Edi, Reg::Esi], 0))?;
+            (a, b)
+        } else {
+            let a = cpu.read_mem(bus, seg, areg(cpu, Reg::Esi), size)?;
+            (a, cpu.read_mem(bus, SegReg::Es, areg(cpu, Reg::Edi), size)?)
+        };
+        cpu.state.set_lazy(
+            LazyOp::Sub,
+            size,
+            a,
+            b,
+            a.wrapping_sub(b) & width_mask(size),
+        );
         let d = step(cpu, size);
         bump(cpu, Reg::Esi, d);
         bump(cpu, Reg::Edi, d);
@@ -117,12 +176,24 @@ pub fn cmps<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> 
 }
 
 /// `SCAS`: compare the accumulator with [ES:DI].
-pub fn scas<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn scas<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let size = element_size(insn);
     repeat(cpu, insn, bus, true, |cpu, bus| {
-        let b = cpu.read_mem(bus, SegReg::Es, areg(cpu, Reg::Edi), size)?;
+        let b = cpu
+            .read_mem(bus, SegReg::Es, areg(cpu, Reg::Edi), size)
+            .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Edi], 1))?;
         let a = cpu.state.reg(Reg::Eax, size);
-        cpu.state.set_lazy(LazyOp::Sub, size, a, b, a.wrapping_sub(b) & width_mask(size));
+        cpu.state.set_lazy(
+            LazyOp::Sub,
+            size,
+            a,
+            b,
+            a.wrapping_sub(b) & width_mask(size),
+        );
         let d = step(cpu, size);
         bump(cpu, Reg::Edi, d);
         Ok(())
@@ -130,11 +201,17 @@ pub fn scas<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> 
 }
 
 /// `LODS`: accumulator = [seg:SI].
-pub fn lods<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn lods<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let size = element_size(insn);
     let seg = cpu.memory_segment(insn);
     repeat(cpu, insn, bus, false, |cpu, bus| {
-        let v = cpu.read_mem(bus, seg, areg(cpu, Reg::Esi), size)?;
+        let v = cpu
+            .read_mem(bus, seg, areg(cpu, Reg::Esi), size)
+            .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Esi], 1))?;
         cpu.state.set_reg(Reg::Eax, size, v);
         let d = step(cpu, size);
         bump(cpu, Reg::Esi, d);
@@ -143,11 +220,16 @@ pub fn lods<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> 
 }
 
 /// `STOS`: [ES:DI] = accumulator.
-pub fn stos<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn stos<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let size = element_size(insn);
     repeat(cpu, insn, bus, false, |cpu, bus| {
         let v = cpu.state.reg(Reg::Eax, size);
-        cpu.write_mem(bus, SegReg::Es, areg(cpu, Reg::Edi), size, v)?;
+        cpu.write_mem(bus, SegReg::Es, areg(cpu, Reg::Edi), size, v)
+            .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Edi], 2))?;
         let d = step(cpu, size);
         bump(cpu, Reg::Edi, d);
         Ok(())
@@ -155,13 +237,18 @@ pub fn stos<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> 
 }
 
 /// `INS`: [ES:DI] = port DX.
-pub fn ins<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn ins<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let size = element_size(insn);
     let port = cpu.state.gpr[Reg::Edx as usize] as u16;
     cpu.check_io(bus, port, size)?;
     repeat(cpu, insn, bus, false, |cpu, bus| {
         let di = areg(cpu, Reg::Edi);
-        cpu.check_write(SegReg::Es, di, size)?;
+        cpu.check_write(bus, SegReg::Es, di, size)
+            .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Edi], 2))?;
         let v = bus.io_read(port, size as u8);
         cpu.write_mem(bus, SegReg::Es, di, size, v)?;
         let d = step(cpu, size);
@@ -171,13 +258,19 @@ pub fn ins<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> R
 }
 
 /// `OUTS`: port DX = [seg:SI].
-pub fn outs<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn outs<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let size = element_size(insn);
     let seg = cpu.memory_segment(insn);
     let port = cpu.state.gpr[Reg::Edx as usize] as u16;
     cpu.check_io(bus, port, size)?;
     repeat(cpu, insn, bus, false, |cpu, bus| {
-        let v = cpu.read_mem(bus, seg, areg(cpu, Reg::Esi), size)?;
+        let v = cpu
+            .read_mem(bus, seg, areg(cpu, Reg::Esi), size)
+            .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Esi], 1))?;
         bus.io_write(port, size as u8, v);
         let d = step(cpu, size);
         bump(cpu, Reg::Esi, d);
@@ -201,9 +294,15 @@ mod tests {
         cpu.state.gpr[7] = 0x2_0000; // EDI
         cpu.state.gpr[0] = 0x5A;
         cpu.step(&mut ram);
-        assert_eq!((cpu.state.gpr[1], cpu.state.eip), (0x8000, crate::testutil::CODE));
+        assert_eq!(
+            (cpu.state.gpr[1], cpu.state.eip),
+            (0x8000, crate::testutil::CODE)
+        );
         cpu.step(&mut ram);
-        assert_eq!((cpu.state.gpr[1], cpu.state.eip), (0, crate::testutil::CODE + 2));
+        assert_eq!(
+            (cpu.state.gpr[1], cpu.state.eip),
+            (0, crate::testutil::CODE + 2)
+        );
         assert_eq!(ram.read_u8(0x3_7FFF), 0x5A);
         assert_eq!(ram.read_u8(0x3_8000), 0);
     }

@@ -63,7 +63,11 @@ use crate::exception::Exception;
 use iced_x86::Instruction;
 
 /// Executes an x87 instruction; anything else is #UD.
-pub fn execute<B: Bus + ?Sized>(cpu: &mut Cpu, insn: &Instruction, bus: &mut B) -> Result<(), Exception> {
+pub fn execute<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    insn: &Instruction,
+    bus: &mut B,
+) -> Result<(), Exception> {
     let _ = bus;
     Err(cpu.note_unimplemented(insn))
 }

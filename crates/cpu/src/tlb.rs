@@ -1,0 +1,158 @@
+//! The soft TLB: a direct-mapped cache of linear-page translations filled by
+//! the page walker (Intel SDM Vol. 3A, 4.10 "Caching Translation
+//! Information").
+//!
+//! Like a hardware TLB it may hold stale translations; it is invalidated
+//! exactly when the architecture says (MOV to CR3 except global pages,
+//! INVLPG, changes of CR0.PG/WP and CR4.PGE/PSE/PAE, task switches that load
+//! CR3). Each entry keeps the rights the walk granted for each kind of
+//! access at each privilege, so a hit is a tag compare and a bit test: the
+//! layout the JIT will inline. A write right is only granted once the dirty
+//! bit is set in the guest's page table, so the first write to a clean page
+//! takes the walk and sets it.
+
+/// Number of entries (a power of two).
+pub const TLB_ENTRIES: usize = 1024;
+
+/// Rights bits in [`TlbEntry::rights`].
+pub mod rights {
+    /// Supervisor read.
+    pub const SUP_READ: u8 = 1 << 0;
+    /// Supervisor write (dirty bit already set).
+    pub const SUP_WRITE: u8 = 1 << 1;
+    /// Supervisor instruction fetch.
+    pub const SUP_EXEC: u8 = 1 << 2;
+    /// User read.
+    pub const USER_READ: u8 = 1 << 3;
+    /// User write (dirty bit already set).
+    pub const USER_WRITE: u8 = 1 << 4;
+    /// User instruction fetch.
+    pub const USER_EXEC: u8 = 1 << 5;
+    /// A global page (CR4.PGE): survives CR3 writes.
+    pub const GLOBAL: u8 = 1 << 7;
+}
+
+/// One cached translation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct TlbEntry {
+    /// Linear page number + 1 (0 = empty), so page 0 can be cached.
+    pub tag: u32,
+    /// Physical page base.
+    pub phys: u32,
+    /// [`rights`] bits.
+    pub rights: u8,
+}
+
+/// Hit, miss and flush counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlbStats {
+    /// Lookups answered from the TLB.
+    pub hits: u64,
+    /// Lookups that walked the page tables.
+    pub misses: u64,
+    /// Whole-TLB flushes (CR3 writes, paging-mode changes).
+    pub flushes: u64,
+    /// Single-page invalidations (INVLPG).
+    pub invlpg: u64,
+}
+
+/// The soft TLB.
+#[derive(Clone, Debug)]
+pub struct SoftTlb {
+    entries: Box<[TlbEntry]>,
+    /// Counters, available to the machine and the monitor.
+    pub stats: TlbStats,
+}
+
+impl Default for SoftTlb {
+    fn default() -> Self {
+        Self {
+            entries: vec![TlbEntry::default(); TLB_ENTRIES].into_boxed_slice(),
+            stats: TlbStats::default(),
+        }
+    }
+}
+
+impl SoftTlb {
+    /// The physical address for `linear` if an entry grants `right`.
+    #[inline]
+    pub fn lookup(&mut self, linear: u32, right: u8) -> Option<u32> {
+        let page = linear >> 12;
+        let e = &self.entries[page as usize & (TLB_ENTRIES - 1)];
+        if e.tag == page + 1 && e.rights & right != 0 {
+            self.stats.hits += 1;
+            Some(e.phys | (linear & 0xFFF))
+        } else {
+            self.stats.misses += 1;
+            None
+        }
+    }
+
+    /// Caches a translation of the page holding `linear`.
+    #[inline]
+    pub fn insert(&mut self, linear: u32, phys_page: u32, rights: u8) {
+        let page = linear >> 12;
+        self.entries[page as usize & (TLB_ENTRIES - 1)] = TlbEntry {
+            tag: page + 1,
+            phys: phys_page & !0xFFF,
+            rights,
+        };
+    }
+
+    /// Drops every entry, or every non-global one.
+    pub fn flush(&mut self, keep_global: bool) {
+        self.stats.flushes += 1;
+        for e in self.entries.iter_mut() {
+            if !(keep_global && e.rights & rights::GLOBAL != 0) {
+                *e = TlbEntry::default();
+            }
+        }
+    }
+
+    /// INVLPG: drops the entry for `linear`'s page (global or not). A 4 MiB
+    /// or 2 MiB page is cached per 4 KiB page, so only that piece goes; the
+    /// guest invalidates each address it changed.
+    pub fn invalidate_page(&mut self, linear: u32) {
+        self.stats.invlpg += 1;
+        let page = linear >> 12;
+        let e = &mut self.entries[page as usize & (TLB_ENTRIES - 1)];
+        if e.tag == page + 1 {
+            *e = TlbEntry::default();
+        }
+    }
+
+    /// The valid entries, for `info tlb`: (linear page base, entry).
+    pub fn entries(&self) -> impl Iterator<Item = (u32, &TlbEntry)> {
+        self.entries
+            .iter()
+            .filter(|e| e.tag != 0)
+            .map(|e| ((e.tag - 1) << 12, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hit_needs_the_right() {
+        let mut t = SoftTlb::default();
+        t.insert(0x0040_1234, 0x9000, rights::SUP_READ | rights::USER_READ);
+        assert_eq!(t.lookup(0x0040_1FFF, rights::USER_READ), Some(0x9FFF));
+        assert_eq!(t.lookup(0x0040_1000, rights::USER_WRITE), None);
+        assert_eq!(t.stats.hits, 1);
+    }
+
+    #[test]
+    fn flush_keeps_global_pages_when_asked() {
+        let mut t = SoftTlb::default();
+        t.insert(0x1000, 0x1000, rights::SUP_READ | rights::GLOBAL);
+        t.insert(0x2000, 0x2000, rights::SUP_READ);
+        t.flush(true);
+        assert!(t.lookup(0x1000, rights::SUP_READ).is_some());
+        assert!(t.lookup(0x2000, rights::SUP_READ).is_none());
+        t.invalidate_page(0x1000);
+        assert!(t.lookup(0x1000, rights::SUP_READ).is_none());
+    }
+}

@@ -1,0 +1,23 @@
+//! oxide86's emulated devices, one module each. A device sees port accesses
+//! (as offsets from its base), ticks of virtual time, and drives interrupt
+//! lines; it never sees the CPU. This crate depends on no sibling, so a
+//! device test needs only this crate.
+
+#![forbid(unsafe_code)]
+
+pub mod debug_exit;
+pub mod debugcon;
+pub mod test_irq;
+
+/// Port I/O as a device sees it: `offset` counts from the device's base port.
+pub trait PortIo {
+    /// An `IN` of one byte at `offset`.
+    fn read(&mut self, offset: u16) -> u8;
+    /// An `OUT` of one byte at `offset`.
+    fn write(&mut self, offset: u16, value: u8);
+}
+
+/// Virtual time in the device's input-clock ticks; devices never read the
+/// host clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Ticks(pub u64);

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what the tests need and runs them all. `.ci/run` calls this, and
+# so does a developer on a fresh Debian machine (as root, or with sudo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if command -v apt-get >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  # gcc-multilib: the host-differential tester's 32-bit native helper.
+  $SUDO apt-get update -qq
+  # nasm: the bare-metal system conformance programs.
+  $SUDO apt-get install -y -qq gcc-multilib nasm >/dev/null
+fi
+
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --release -- -D warnings
+cargo test --workspace --release

@@ -1,0 +1,129 @@
+//! The interpreter side: the same bytes on `oxide86_cpu::Cpu` in flat
+//! 32-bit protected mode at CPL 3, over a bus that maps the helper's data
+//! window and code region at the same addresses (ES and FS based at the
+//! data window, as the helper loads them).
+
+use oxide86_cpu::state::{cr0, seg_flags};
+use oxide86_cpu::{Bus, Cpu, CpuModel, Flags, SegReg, SegmentCache, StepOutcome};
+
+use super::compare::{Fault, Outcome};
+use super::generate::Case;
+use super::layout::{CODE_BASE, CODE_MAX, DATA_BASE, DATA_SIZE};
+
+/// Instructions a sequence may retire (forward branches only, so far more
+/// than any sequence needs).
+const STEP_LIMIT: u32 = 100_000;
+
+/// The code region and the data window; other addresses read as 0 and
+/// mark the run as having strayed (a generator bug).
+#[derive(Debug)]
+struct WindowBus {
+    code: Vec<u8>,
+    data: Vec<u8>,
+    stray: bool,
+}
+
+impl WindowBus {
+    fn slot(&mut self, addr: u32) -> Option<&mut u8> {
+        if let Some(off) = addr.checked_sub(DATA_BASE).filter(|&o| o < DATA_SIZE) {
+            return self.data.get_mut(off as usize);
+        }
+        if let Some(off) = addr.checked_sub(CODE_BASE).filter(|&o| o < CODE_MAX) {
+            // Instruction fetch reads up to 15 bytes ahead: the region is
+            // mapped (zero-filled) to CODE_MAX, as in the helper.
+            return self.code.get_mut(off as usize);
+        }
+        self.stray = true;
+        None
+    }
+}
+
+impl Bus for WindowBus {
+    fn read_u8(&mut self, addr: u32) -> u8 {
+        self.slot(addr).map_or(0, |b| *b)
+    }
+    fn write_u8(&mut self, addr: u32, value: u8) {
+        if let Some(b) = self.slot(addr) {
+            *b = value;
+        }
+    }
+}
+
+/// A CPU in flat 32-bit protected mode at CPL 3, like a Linux process.
+fn flat_cpu(case: &Case) -> Cpu {
+    let mut cpu = Cpu::new(CpuModel::P6);
+    let s = &mut cpu.state;
+    s.cr0 |= cr0::PE;
+    let user = 3 << seg_flags::DPL_SHIFT;
+    let data = SegmentCache {
+        base: 0,
+        limit: 0xFFFF_FFFF,
+        selector: 0x2B,
+        flags: seg_flags::PRESENT
+            | seg_flags::S
+            | seg_flags::RW
+            | seg_flags::ACCESSED
+            | seg_flags::DB
+            | seg_flags::G
+            | user,
+    };
+    s.seg = [data; 6];
+    s.seg[SegReg::Cs as usize] = SegmentCache {
+        selector: 0x23,
+        flags: data.flags | seg_flags::CODE,
+        ..data
+    };
+    let window = SegmentCache {
+        base: DATA_BASE,
+        selector: 0x63,
+        ..data
+    };
+    s.seg[SegReg::Es as usize] = window;
+    s.seg[SegReg::Fs as usize] = window;
+    s.idtr.limit = 0;
+    s.gpr = case.regs;
+    s.eflags = case.eflags;
+    s.eip = CODE_BASE;
+    cpu
+}
+
+/// Runs `case` on the interpreter to the end of its code or its first fault.
+pub fn run(case: &Case) -> Outcome {
+    let mut cpu = flat_cpu(case);
+    let mut code = case.code.clone();
+    code.push(0xF4); // HLT where the helper jumps back
+    code.resize(CODE_MAX as usize, 0);
+    let end = CODE_BASE + case.code.len() as u32;
+    let mut bus = WindowBus {
+        code,
+        data: case.data.clone(),
+        stray: false,
+    };
+    let mut fault = None;
+    for _ in 0..STEP_LIMIT {
+        if cpu.state.eip == end {
+            break;
+        }
+        cpu.last_exception = None;
+        let outcome = cpu.step(&mut bus);
+        if let Some(e) = cpu.last_exception {
+            fault = Some(Fault {
+                vector: e.vector(),
+                signal: 0,
+            });
+            break;
+        }
+        if outcome != StepOutcome::Continue {
+            break;
+        }
+    }
+    cpu.state.commit_flags();
+    Outcome {
+        fault,
+        regs: cpu.state.gpr,
+        eip: cpu.state.eip,
+        eflags: cpu.state.eflags,
+        data: bus.data,
+        stray: bus.stray,
+    }
+}
