@@ -252,7 +252,7 @@ mod tests {
             h.run_one(&data);
             slow.push((t.elapsed(), data));
         }
-        slow.sort_by(|a, b| b.0.cmp(&a.0));
+        slow.sort_by_key(|s| std::cmp::Reverse(s.0));
         let total: std::time::Duration = slow.iter().map(|s| s.0).sum();
         eprintln!("total {total:?}");
         for (t, d) in slow.iter().take(5) {

@@ -120,11 +120,12 @@ impl Cpu {
             return StepOutcome::Halted;
         }
         let trap = self.state.eflags & eflags::TF != 0 && !shadow;
-        // fetch_decode fills self.ctx; the instruction is copied out once.
-        let insn = match self.fetch_decode(bus) {
-            Ok(i) => i,
-            Err(e) => return self.raise(bus, e),
-        };
+        // fetch_decode fills self.ctx and copies the instruction into
+        // `insn` straight from the decode cache.
+        let mut insn = iced_x86::Instruction::default();
+        if let Err(e) = self.fetch_decode(bus, &mut insn) {
+            return self.raise(bus, e);
+        }
         match interp::execute(self, &insn, bus) {
             Ok(()) => {
                 self.state.eip = self.ctx.next_eip;
@@ -159,39 +160,43 @@ impl Cpu {
         StepOutcome::Continue
     }
 
-    /// Sets up [`Cpu::ctx`] for the instruction that `d` decodes at EIP.
+    /// Sets up [`Cpu::ctx`] for a `len`-byte instruction at EIP.
     #[inline]
-    fn begin(&mut self, d: &Decoded, code32: bool) {
+    fn begin(&mut self, len: u32, addr32: bool, op32: bool, pop_cs: bool, code32: bool) {
         let eip = self.state.eip;
         let mask = if code32 { 0xFFFF_FFFF } else { 0xFFFF };
         self.ctx = InsnContext {
             start_eip: eip,
-            next_eip: eip.wrapping_add(d.insn.len() as u32) & mask,
-            addr32: d.addr32,
-            op32: d.op32,
-            pop_cs: d.pop_cs,
+            next_eip: eip.wrapping_add(len) & mask,
+            addr32,
+            op32,
+            pop_cs,
         };
     }
 
-    /// Fetches and decodes the instruction at CS:EIP, through the cache,
-    /// and sets up [`Cpu::ctx`] for it.
+    /// Fetches and decodes the instruction at CS:EIP into `out`, through
+    /// the cache, and sets up [`Cpu::ctx`] for it.
     #[inline]
     fn fetch_decode<B: Bus + ?Sized>(
         &mut self,
         bus: &mut B,
-    ) -> Result<iced_x86::Instruction, Exception> {
+        out: &mut iced_x86::Instruction,
+    ) -> Result<(), Exception> {
         let code32 = self.state.code32();
         let eip = self.state.eip;
         let lin = self.linear(SegReg::Cs, eip, 1, Access::Execute)?;
         let user = self.user_access();
         let paddr = self.translate(bus, lin, Access::Execute, user)?;
-        if let Some(&d) = self.icache.lookup(paddr, code32) {
-            self.begin(&d, code32);
-            return Ok(d.insn);
+        if let Some(d) = self.icache.lookup(paddr, code32) {
+            let (addr32, op32, pop_cs) = (d.addr32, d.op32, d.pop_cs);
+            *out = d.insn;
+            self.begin(out.len() as u32, addr32, op32, pop_cs, code32);
+            return Ok(());
         }
         let d = self.fetch_decode_slow(bus, code32, lin, paddr)?;
-        self.begin(&d, code32);
-        Ok(d.insn)
+        *out = d.insn;
+        self.begin(out.len() as u32, d.addr32, d.op32, d.pop_cs, code32);
+        Ok(())
     }
 
     /// The decode-cache miss path: reads the bytes, decodes and caches.
