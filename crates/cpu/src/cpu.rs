@@ -102,6 +102,13 @@ impl Cpu {
 
     /// Executes one instruction, or delivers one pending interrupt.
     pub fn step<B: Bus + ?Sized>(&mut self, bus: &mut B) -> StepOutcome {
+        self.step_inline(bus)
+    }
+
+    /// [`Cpu::step`], inlined into [`Cpu::run`]'s loop so the hot path
+    /// pays no call, prologue or epilogue per instruction.
+    #[inline(always)]
+    fn step_inline<B: Bus + ?Sized>(&mut self, bus: &mut B) -> StepOutcome {
         let shadow = std::mem::take(&mut self.state.interrupt_shadow);
         if !shadow && !self.state.nmi_blocked && bus.take_nmi() {
             self.state.halted = false;
@@ -152,7 +159,7 @@ impl Cpu {
     /// Runs until HLT, shutdown, or `max` instructions; returns the last outcome.
     pub fn run<B: Bus + ?Sized>(&mut self, bus: &mut B, max: u64) -> StepOutcome {
         for _ in 0..max {
-            let o = self.step(bus);
+            let o = self.step_inline(bus);
             if o != StepOutcome::Continue {
                 return o;
             }
