@@ -63,6 +63,15 @@ pub trait Bus {
     fn interrupt_ack(&mut self) -> Option<u8> {
         None
     }
+
+    /// The FERR# line of the x87 (SDM Vol. 1, 8.7 "Handling x87 FPU
+    /// Exceptions in Software"), which the PC routes to IRQ13: asserted when
+    /// an unmasked x87 exception is pending while CR0.NE=0, deasserted when
+    /// FNCLEX/FNINIT/FLDENV/FRSTOR clear it. The CPU models IGNNE# as
+    /// asserted, so it never freezes waiting for the handler.
+    fn fpu_error(&mut self, asserted: bool) {
+        let _ = asserted;
+    }
 }
 
 /// A flat RAM with nothing else on the bus: for tests, examples and the

@@ -2,6 +2,7 @@
 //! and the fetch-decode-execute step that the machine's run loop drives.
 
 use crate::bus::Bus;
+use crate::debug::{dr6, watch};
 use crate::decode::{self, DecodeCache, DecodeError, Decoded, MAX_INSN_LEN};
 use crate::exception::Exception;
 use crate::flags::Flags;
@@ -60,6 +61,15 @@ pub struct Cpu {
     /// that stop at the first fault, such as the host-differential tester,
     /// clear it before [`Cpu::step`] and read it after.
     pub last_exception: Option<Exception>,
+    /// Which kinds of hardware breakpoint DR7 arms ([`crate::debug::watch`]
+    /// bits); kept by [`Cpu::update_breakpoints`].
+    pub debug_watch: u8,
+    /// B0-B3 of data breakpoints hit by the instruction in flight.
+    pub debug_hits: u8,
+    /// The four PAE page-directory-pointer-table entries, loaded by MOV to
+    /// CR3/CR0/CR4 with PAE paging (SDM Vol. 3A, 4.4.1), or `None` until
+    /// the next walk loads them (after a reset or a task switch's CR3).
+    pub pdptes: Option<[u64; 4]>,
 }
 
 impl Cpu {
@@ -73,6 +83,9 @@ impl Cpu {
             shutdown_reason: None,
             unimplemented: None,
             last_exception: None,
+            debug_watch: 0,
+            debug_hits: 0,
+            pdptes: None,
         }
     }
 
@@ -81,7 +94,9 @@ impl Cpu {
         self.state = CpuState::new(self.state.model);
         self.icache.flush();
         self.tlb.flush(false);
+        self.pdptes = None;
         self.shutdown_reason = None;
+        self.update_breakpoints();
     }
 
     /// Records that `insn` reached no handler and returns the #UD it raises.
@@ -126,7 +141,23 @@ impl Cpu {
         if self.state.halted {
             return StepOutcome::Halted;
         }
-        let trap = self.state.eflags & eflags::TF != 0 && !shadow;
+        // Single-step traps after an instruction that began with TF set,
+        // including one in an STI shadow on the 386+; MOV SS and POP SS
+        // delay their own trap to the next instruction (SDM Vol. 3A, 6.8.3
+        // and 17.3.1.4). The older models skip the instruction after any
+        // shadow.
+        let trap =
+            self.state.eflags & eflags::TF != 0 && (!shadow || self.state.model == CpuModel::P6);
+        if self.debug_watch != 0 {
+            if let Some(outcome) = self.check_instruction_breakpoint(bus) {
+                return outcome;
+            }
+            self.debug_hits = 0;
+        }
+        // RF is cleared at the start of every instruction, after the
+        // instruction-breakpoint check (SDM Vol. 3A, 17.3.1.1); IRET and
+        // task switches load it again.
+        self.state.eflags &= !eflags::RF;
         // fetch_decode fills self.ctx and copies the instruction into
         // `insn` straight from the decode cache.
         let mut insn = iced_x86::Instruction::default();
@@ -137,9 +168,24 @@ impl Cpu {
             Ok(()) => {
                 self.state.eip = self.ctx.next_eip;
                 self.state.icount += 1;
-                if trap {
+                let hits = if self.debug_watch != 0 {
+                    u32::from(std::mem::take(&mut self.debug_hits))
+                } else {
+                    0
+                };
+                let trap = trap && !(self.state.interrupt_shadow && loads_ss(&insn));
+                if trap || hits != 0 {
+                    // Single-step and data breakpoints are traps reported
+                    // together by one #DB after the instruction.
                     let eip = self.state.eip;
-                    self.state.dr[6] |= 1 << 14; // DR6.BS
+                    let mut dr6 = self.state.dr[6];
+                    if hits != 0 {
+                        dr6 = (dr6 & !dr6::B_MASK) | hits;
+                    }
+                    if trap {
+                        dr6 |= dr6::BS;
+                    }
+                    self.state.dr[6] = dr6;
                     return self.deliver(
                         bus,
                         1,
@@ -154,6 +200,34 @@ impl Cpu {
             }
             Err(e) => self.raise(bus, e),
         }
+    }
+
+    /// Raises the instruction-breakpoint #DB (a fault: EIP stays on the
+    /// instruction, RF is pushed as it is) when an enabled DR0-DR3 execute
+    /// breakpoint matches CS:EIP and EFLAGS.RF is clear.
+    fn check_instruction_breakpoint<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+    ) -> Option<StepOutcome> {
+        if self.debug_watch & watch::EXEC == 0 || self.state.eflags & eflags::RF != 0 {
+            return None;
+        }
+        let linear = self.state.seg[SegReg::Cs as usize]
+            .base
+            .wrapping_add(self.state.eip);
+        let hits = self.instruction_breakpoints(linear);
+        if hits == 0 {
+            return None;
+        }
+        self.state.dr[6] = (self.state.dr[6] & !dr6::B_MASK) | hits;
+        self.last_exception = Some(Exception::Debug);
+        let eip = self.state.eip;
+        Some(self.deliver(
+            bus,
+            1,
+            eip,
+            crate::interrupt::Source::Exception(Exception::Debug),
+        ))
     }
 
     /// Runs until HLT, shutdown, or `max` instructions; returns the last outcome.
@@ -306,4 +380,14 @@ impl Cpu {
         s.commit_flags();
         s.eflags = (s.eflags & !writable) | (value & writable) | eflags::RESERVED1;
     }
+}
+
+/// MOV SS or POP SS: the instructions whose interrupt shadow also holds
+/// off debug traps (STI's does not).
+fn loads_ss(insn: &iced_x86::Instruction) -> bool {
+    matches!(
+        insn.mnemonic(),
+        iced_x86::Mnemonic::Mov | iced_x86::Mnemonic::Pop
+    ) && insn.op_kind(0) == iced_x86::OpKind::Register
+        && insn.op0_register() == iced_x86::Register::SS
 }

@@ -257,7 +257,13 @@ pub fn decode(bytes: &[u8], code32: bool, model: CpuModel) -> Result<Decoded, De
         DecoderOptions::NO_INVALID_CHECK
     };
     let mut decoder = Decoder::with_ip(if code32 { 32 } else { 16 }, &buf[..n], 0, options);
-    let insn = decoder.decode();
+    let mut insn = decoder.decode();
+    if insn.is_invalid() && model != CpuModel::P6 && i < n && (0xD9..=0xDF).contains(&buf[i]) {
+        // No coprocessor: every ESC encoding is valid; D8 /r has the same length.
+        buf[i] = 0xD8;
+        decoder = Decoder::with_ip(if code32 { 32 } else { 16 }, &buf[..n], 0, options);
+        insn = decoder.decode();
+    }
     if insn.is_invalid() {
         return Err(match decoder.last_error() {
             iced_x86::DecoderError::NoMoreBytes if n < MAX_INSN_LEN => DecodeError::NeedMoreBytes,

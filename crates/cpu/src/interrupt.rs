@@ -78,6 +78,11 @@ impl Cpu {
         }
         self.state.halted = false;
         self.last_exception = Some(e);
+        // Fault-class exceptions push RF = 1 so that the return does not
+        // re-trigger an instruction breakpoint (SDM Vol. 3A, 17.3.1.1).
+        if !e.is_trap() && self.state.model == CpuModel::P6 {
+            self.state.eflags |= eflags::RF;
+        }
         self.deliver(bus, e.vector(), eip, Source::Exception(e))
     }
 
@@ -92,14 +97,21 @@ impl Cpu {
     ) -> StepOutcome {
         let mut vector = vector;
         let mut source = source;
+        let mut return_eip = return_eip;
         loop {
             if let Source::Exception(Exception::PageFault { linear, .. }) = source {
                 self.state.cr2 = linear;
             }
+            let tr = self.state.tr.selector;
             let second = match self.enter_interrupt(bus, vector, return_eip, source) {
                 Ok(()) => return StepOutcome::Continue,
                 Err(e) => e,
             };
+            if self.state.tr.selector != tr {
+                // A task gate switched tasks before the fault: it belongs
+                // to the new task, at the new task's EIP.
+                return_eip = self.state.eip;
+            }
             let first = match source {
                 Source::Exception(e) => class(e),
                 _ => Class::Benign,
@@ -245,8 +257,13 @@ impl Cpu {
         };
         if typ == system_type::TASK_GATE {
             let tss = gate.gate_selector();
-            self.state.eip = return_eip;
-            return self.task_switch(bus, tss, TaskSwitchReason::Interrupt, error_code);
+            return self.task_switch(
+                bus,
+                tss,
+                TaskSwitchReason::Interrupt,
+                error_code,
+                return_eip,
+            );
         }
         let sel = gate.gate_selector();
         if sel.is_null() {

@@ -20,6 +20,7 @@
 
 pub mod bus;
 pub mod cpu;
+pub mod debug;
 pub mod decode;
 pub mod descriptor;
 pub mod exception;
@@ -35,6 +36,7 @@ pub mod task;
 mod testutil;
 pub mod tlb;
 pub mod transfer;
+pub mod v86;
 pub mod x87;
 
 pub use bus::{Bus, FlatRam};

@@ -7,9 +7,10 @@
 
 use crate::bus::Bus;
 use crate::cpu::Cpu;
+use crate::debug::watch;
 use crate::exception::Exception;
 use crate::model::CpuModel;
-use crate::state::{cr0, seg_flags, SegReg};
+use crate::state::{cr0, eflags, seg_flags, SegReg};
 use crate::tlb::rights;
 
 /// What an access does with the bytes (selects the type and paging checks).
@@ -122,7 +123,18 @@ impl Cpu {
         size: u32,
     ) -> Result<u32, Exception> {
         let user = self.user_access();
+        if linear & size.wrapping_sub(1) != 0 && self.alignment_check(user) {
+            return Err(Exception::AlignmentCheck);
+        }
         self.read_linear_as(bus, linear, size, user)
+    }
+
+    /// Whether a misaligned data access raises #AC(0): CR0.AM, EFLAGS.AC and
+    /// CPL 3 (SDM Vol. 3A, 6.15 "Interrupt 17"). Callers test the
+    /// misalignment first, so aligned accesses never get here.
+    #[cold]
+    fn alignment_check(&self, user: bool) -> bool {
+        user && self.state.cr0 & cr0::AM != 0 && self.state.eflags & eflags::AC != 0
     }
 
     /// Reads with supervisor privilege: descriptor tables, the IDT and the
@@ -159,6 +171,9 @@ impl Cpu {
         value: u32,
     ) -> Result<(), Exception> {
         let user = self.user_access();
+        if linear & size.wrapping_sub(1) != 0 && self.alignment_check(user) {
+            return Err(Exception::AlignmentCheck);
+        }
         self.write_linear_as(bus, linear, size, value, user)
     }
 
@@ -170,6 +185,9 @@ impl Cpu {
         size: u32,
         user: bool,
     ) -> Result<u32, Exception> {
+        if self.debug_watch & watch::DATA != 0 {
+            self.note_data_access(linear, size, false);
+        }
         if (linear & 0xFFF) + size > 0x1000 {
             let mut v = 0;
             for i in 0..size {
@@ -196,6 +214,9 @@ impl Cpu {
         value: u32,
         user: bool,
     ) -> Result<(), Exception> {
+        if self.debug_watch & watch::DATA != 0 {
+            self.note_data_access(linear, size, true);
+        }
         if (linear & 0xFFF) + size > 0x1000 {
             let mut phys = [0u32; 4];
             for i in 0..size {
@@ -338,5 +359,37 @@ impl Cpu {
         let mask = self.stack_mask();
         let sp = self.state.gpr[4].wrapping_add(delta) & mask;
         self.read_mem(bus, SegReg::Ss, sp, size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::flat32_cpu;
+    use crate::FlatRam;
+
+    #[test]
+    fn misaligned_cpl3_accesses_raise_ac_only_with_am_and_ac() {
+        let mut cpu = flat32_cpu();
+        let mut ram = FlatRam::new(0x10000);
+        cpu.state.cr0 |= cr0::AM;
+        cpu.state.eflags |= eflags::AC;
+        assert_eq!(
+            cpu.read_linear(&mut ram, 0x1001, 4),
+            Ok(0),
+            "CPL 0 is exempt"
+        );
+        cpu.state.seg[SegReg::Cs as usize].selector |= 3;
+        let ac = Err(Exception::AlignmentCheck);
+        assert_eq!(cpu.read_linear(&mut ram, 0x1001, 4), ac);
+        assert_eq!(
+            cpu.write_linear(&mut ram, 0x1003, 2, 0),
+            Err(Exception::AlignmentCheck)
+        );
+        assert_eq!(cpu.read_linear(&mut ram, 0x1002, 2), Ok(0));
+        assert_eq!(cpu.read_linear(&mut ram, 0x1003, 1), Ok(0));
+        assert_eq!(cpu.read_linear_system(&mut ram, 0x1001, 4), Ok(0));
+        cpu.state.eflags &= !eflags::AC;
+        assert_eq!(cpu.read_linear(&mut ram, 0x1001, 4), Ok(0));
     }
 }

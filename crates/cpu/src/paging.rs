@@ -5,9 +5,9 @@
 //! Rights", 4.7 "Page-Fault Exceptions", 4.8 "Accessed and Dirty Flags").
 //!
 //! Permissions are checked before the accessed and dirty bits are written,
-//! so a faulting access leaves the tables untouched. PDPTEs are read at walk
-//! time rather than cached at MOV CR3 (a guest that edits a live PDPT
-//! without reloading CR3 sees the edit earlier than on hardware). Physical
+//! so a faulting access leaves the tables untouched. PDPTEs are loaded into
+//! [`Cpu::pdptes`] by MOV to CR3/CR0/CR4 (#GP on reserved bits), so edits to
+//! a live PDPT are seen only after the next load, as on hardware. Physical
 //! addresses above 4 GiB are truncated to the 32-bit bus.
 
 use crate::bus::Bus;
@@ -70,6 +70,38 @@ pub mod pf_error {
     pub const FETCH: u32 = 1 << 4;
 }
 
+/// PDPTE bits that must be clear in a present entry (MAXPHYADDR = 36):
+/// bits 1-2, 5-8 and 36-63.
+const PDPTE_RESERVED: u64 = 0xFFFF_FFF0_0000_01E6;
+
+/// Reads the four PDPTEs of the PAE table at `cr3` (physical, 32-byte aligned).
+fn read_pdptes<B: Bus + ?Sized>(bus: &mut B, cr3: u32) -> [u64; 4] {
+    let base = cr3 & !0x1F;
+    let mut p = [0u64; 4];
+    for (i, e) in p.iter_mut().enumerate() {
+        let at = base.wrapping_add(8 * i as u32);
+        *e = u64::from(bus.read_u32(at)) | (u64::from(bus.read_u32(at.wrapping_add(4))) << 32);
+    }
+    p
+}
+
+impl Cpu {
+    /// Reads the PDPTEs of the table at `cr3` as MOV to CR3, CR0 or CR4
+    /// does with PAE paging on: #GP(0) if a present entry sets a reserved
+    /// bit (SDM Vol. 3A, 4.4.1). The caller stores them once the MOV commits.
+    pub(crate) fn fetch_pdptes<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        cr3: u32,
+    ) -> Result<[u64; 4], Exception> {
+        let p = read_pdptes(bus, cr3);
+        if p.iter().any(|e| e & pte::P != 0 && e & PDPTE_RESERVED != 0) {
+            return Err(Exception::GeneralProtection(0));
+        }
+        Ok(p)
+    }
+}
+
 /// One level of a walk: the entry's address and value.
 #[derive(Clone, Copy)]
 struct Level {
@@ -110,6 +142,19 @@ impl Cpu {
         access: Access,
         user: bool,
     ) -> Result<u32, Exception> {
+        let cached_pdpte = if self.state.cr4 & cr4::PAE != 0 {
+            let pdptes = match self.pdptes {
+                Some(p) => p,
+                None => {
+                    let p = read_pdptes(bus, self.state.cr3);
+                    self.pdptes = Some(p);
+                    p
+                }
+            };
+            pdptes[(linear >> 30) as usize]
+        } else {
+            0
+        };
         let s = &self.state;
         let pae = s.cr4 & cr4::PAE != 0;
         let nxe = pae && s.msr.efer & EFER_NXE != 0;
@@ -128,15 +173,11 @@ impl Cpu {
         let rsvd = |v: u64| v & (high_reserved | 0x000F_FFF0_0000_0000) != 0;
         let (page_base, page_mask, leaf_index);
         if pae {
-            let pdpte_addr = (s.cr3 & !0x1F) | ((linear >> 30) << 3);
-            let pdpte = read(bus, pdpte_addr, true);
+            let pdpte = cached_pdpte;
             if pdpte & pte::P == 0 {
                 return Err(self.page_fault(linear, access, user, 0));
             }
-            if pdpte & 0x1E6 != 0
-                || pdpte & 0xFFF0_0000_0000_0000 != 0
-                || pdpte & 0x000F_FFF0_0000_0000 != 0
-            {
+            if pdpte & PDPTE_RESERVED != 0 {
                 return Err(self.page_fault(
                     linear,
                     access,
@@ -286,8 +327,33 @@ impl Cpu {
         if global {
             r |= rights::GLOBAL;
         }
+        if leaf_index == 0 {
+            r |= rights::LARGE;
+        }
         let phys = page_base | (linear & page_mask);
         self.tlb.insert(linear, phys & !0xFFF, r);
         Ok(phys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CpuModel, FlatRam};
+
+    #[test]
+    fn pdpte_reserved_bits_fault_at_load_and_absent_entries_are_ignored() {
+        let mut cpu = Cpu::new(CpuModel::P6);
+        let mut ram = FlatRam::new(0x10000);
+        ram.load(0x1000, &(0x2000u64 | 1).to_le_bytes());
+        ram.load(0x1008, &0xFFFF_FFFF_FFFF_FFFEu64.to_le_bytes()); // not present
+        assert_eq!(cpu.fetch_pdptes(&mut ram, 0x1000).unwrap()[0], 0x2001);
+        ram.load(0x1000, &(0x2000u64 | 1 | 4).to_le_bytes()); // U/S is reserved
+        assert_eq!(
+            cpu.fetch_pdptes(&mut ram, 0x1000),
+            Err(Exception::GeneralProtection(0))
+        );
+        ram.load(0x1000, &(0x2000u64 | 1 | (1 << 40)).to_le_bytes());
+        assert!(cpu.fetch_pdptes(&mut ram, 0x1000).is_err());
     }
 }

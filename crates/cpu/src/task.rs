@@ -52,15 +52,18 @@ fn is_tss32(typ: u8) -> bool {
 }
 
 impl Cpu {
-    /// Switches to the task whose TSS `selector` names. `state.eip` must
-    /// hold the EIP to save for the outgoing task. `error_code` is pushed on
-    /// the new task's stack (exceptions through task gates).
+    /// Switches to the task whose TSS `selector` names. `save_eip` is the
+    /// EIP saved for the outgoing task; `state.eip` is left alone until the
+    /// switch commits, so a fault before that is reported at the
+    /// instruction that caused the switch. `error_code` is pushed on the
+    /// new task's stack (exceptions through task gates).
     pub fn task_switch<B: Bus + ?Sized>(
         &mut self,
         bus: &mut B,
         selector: Selector,
         reason: TaskSwitchReason,
         error_code: Option<u32>,
+        save_eip: u32,
     ) -> Result<(), Exception> {
         if selector.is_ldt() {
             return Err(Exception::GeneralProtection(selector.error_code()));
@@ -102,7 +105,7 @@ impl Cpu {
         let b = old_tr.base;
         let s = self.state.clone();
         if old32 {
-            self.write_linear_system(bus, b.wrapping_add(tss32::EIP), 4, s.eip)?;
+            self.write_linear_system(bus, b.wrapping_add(tss32::EIP), 4, save_eip)?;
             self.write_linear_system(bus, b.wrapping_add(tss32::EFLAGS), 4, flags)?;
             for i in 0..8 {
                 self.write_linear_system(
@@ -117,7 +120,7 @@ impl Cpu {
                 self.write_linear_system(bus, b.wrapping_add(tss32::SEG + 4 * i), 2, sel)?;
             }
         } else {
-            self.write_linear_system(bus, b.wrapping_add(tss16::IP), 2, s.eip)?;
+            self.write_linear_system(bus, b.wrapping_add(tss16::IP), 2, save_eip)?;
             self.write_linear_system(bus, b.wrapping_add(tss16::FLAGS), 2, flags)?;
             for i in 0..8 {
                 self.write_linear_system(
@@ -137,6 +140,8 @@ impl Cpu {
         let rd = |cpu: &mut Cpu, bus: &mut B, off: u32, size: u32| {
             cpu.read_linear_system(bus, nb.wrapping_add(off), size)
         };
+        // The debug-trap bit (T, bit 0 of offset 0x64; 32-bit TSS only).
+        let debug_trap = new32 && rd(self, bus, 0x64, 2)? & 1 != 0;
         let (cr3, eip, new_flags, mut gpr, mut segs, ldt) = if new32 {
             let mut gpr = [0u32; 8];
             for (i, g) in gpr.iter_mut().enumerate() {
@@ -191,6 +196,10 @@ impl Cpu {
         // From here on, faults belong to the new task.
         let new_busy = Descriptor(new.0 | (2 << 40));
         self.state.tr = new_busy.to_cache(selector.0);
+        // The local breakpoint enables L0-L3 and LE belong to the old task
+        // (SDM Vol. 3A, 17.2.4).
+        self.state.dr[7] &= !0x155;
+        self.update_breakpoints();
         self.state.cr0 |= cr0::TS;
         if let Some(cr3) = cr3 {
             if self.state.cr0 & cr0::PG != 0 {
@@ -238,6 +247,12 @@ impl Cpu {
         if let Some(code) = error_code {
             let size = if new32 { 4 } else { 2 };
             self.push(bus, code, size)?;
+        }
+        if debug_trap {
+            // A #DB trap in the new task before its first instruction, with
+            // DR6.BT (SDM Vol. 3A, 7.2.1 and 17.3.1.5).
+            self.state.dr[6] |= 1 << 15;
+            return Err(Exception::Debug);
         }
         Ok(())
     }

@@ -28,6 +28,8 @@ pub mod rights {
     pub const USER_WRITE: u8 = 1 << 4;
     /// User instruction fetch.
     pub const USER_EXEC: u8 = 1 << 5;
+    /// A piece of a 4 MiB or 2 MiB page (INVLPG drops all its pieces).
+    pub const LARGE: u8 = 1 << 6;
     /// A global page (CR4.PGE): survives CR3 writes.
     pub const GLOBAL: u8 = 1 << 7;
 }
@@ -61,6 +63,8 @@ pub struct TlbStats {
 #[derive(Clone, Debug)]
 pub struct SoftTlb {
     entries: Box<[TlbEntry]>,
+    /// Whether a [`rights::LARGE`] entry may be cached (since the last full flush).
+    large_cached: bool,
     /// Counters, available to the machine and the monitor.
     pub stats: TlbStats,
 }
@@ -69,6 +73,7 @@ impl Default for SoftTlb {
     fn default() -> Self {
         Self {
             entries: vec![TlbEntry::default(); TLB_ENTRIES].into_boxed_slice(),
+            large_cached: false,
             stats: TlbStats::default(),
         }
     }
@@ -93,6 +98,7 @@ impl SoftTlb {
     #[inline]
     pub fn insert(&mut self, linear: u32, phys_page: u32, rights: u8) {
         let page = linear >> 12;
+        self.large_cached |= rights & rights::LARGE != 0;
         self.entries[page as usize & (TLB_ENTRIES - 1)] = TlbEntry {
             tag: page + 1,
             phys: phys_page & !0xFFF,
@@ -103,6 +109,9 @@ impl SoftTlb {
     /// Drops every entry, or every non-global one.
     pub fn flush(&mut self, keep_global: bool) {
         self.stats.flushes += 1;
+        if !keep_global {
+            self.large_cached = false;
+        }
         for e in self.entries.iter_mut() {
             if !(keep_global && e.rights & rights::GLOBAL != 0) {
                 *e = TlbEntry::default();
@@ -111,14 +120,23 @@ impl SoftTlb {
     }
 
     /// INVLPG: drops the entry for `linear`'s page (global or not). A 4 MiB
-    /// or 2 MiB page is cached per 4 KiB page, so only that piece goes; the
-    /// guest invalidates each address it changed.
+    /// or 2 MiB page is cached per 4 KiB piece, and INVLPG of any address in
+    /// it must drop every piece (SDM Vol. 3A, 4.10.4.1), so while large
+    /// pages may be cached every large piece in the same 4 MiB-aligned
+    /// region goes too (dropping more than needed is always allowed).
     pub fn invalidate_page(&mut self, linear: u32) {
         self.stats.invlpg += 1;
         let page = linear >> 12;
         let e = &mut self.entries[page as usize & (TLB_ENTRIES - 1)];
         if e.tag == page + 1 {
             *e = TlbEntry::default();
+        }
+        if self.large_cached {
+            for e in self.entries.iter_mut() {
+                if e.tag != 0 && e.rights & rights::LARGE != 0 && (e.tag - 1) >> 10 == page >> 10 {
+                    *e = TlbEntry::default();
+                }
+            }
         }
     }
 
@@ -154,5 +172,19 @@ mod tests {
         assert!(t.lookup(0x2000, rights::SUP_READ).is_none());
         t.invalidate_page(0x1000);
         assert!(t.lookup(0x1000, rights::SUP_READ).is_none());
+    }
+
+    #[test]
+    fn invlpg_drops_every_piece_of_a_large_page() {
+        let mut t = SoftTlb::default();
+        let r = rights::SUP_READ | rights::LARGE;
+        t.insert(0x0080_0000, 0x0040_0000, r);
+        t.insert(0x0080_5000, 0x0040_5000, r);
+        t.insert(0x00C0_0000, 0x0000_0000, r); // another large page
+        t.insert(0x0080_6000, 0x0010_0000, rights::SUP_READ); // a 4 KiB page
+        t.invalidate_page(0x0080_0123);
+        assert!(t.lookup(0x0080_5000, rights::SUP_READ).is_none());
+        assert!(t.lookup(0x00C0_0000, rights::SUP_READ).is_some());
+        assert!(t.lookup(0x0080_6000, rights::SUP_READ).is_some());
     }
 }

@@ -132,8 +132,8 @@ impl Cpu {
                 } else {
                     TaskSwitchReason::Jmp
                 };
-                self.state.eip = self.ctx.next_eip;
-                self.task_switch(bus, tss, reason, None)?;
+                let next = self.ctx.next_eip;
+                self.task_switch(bus, tss, reason, None, next)?;
                 self.ctx.next_eip = self.state.eip;
                 Ok(())
             }
@@ -321,8 +321,8 @@ impl Cpu {
     ) -> Result<(), Exception> {
         if self.state.eflags & eflags::NT != 0 {
             let link = self.read_linear_system(bus, self.state.tr.base, 2)? as u16;
-            self.state.eip = self.ctx.next_eip;
-            self.task_switch(bus, Selector(link), TaskSwitchReason::Iret, None)?;
+            let next = self.ctx.next_eip;
+            self.task_switch(bus, Selector(link), TaskSwitchReason::Iret, None, next)?;
             self.ctx.next_eip = self.state.eip;
             return Ok(());
         }

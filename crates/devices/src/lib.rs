@@ -5,8 +5,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod acpi_pm;
 pub mod debug_exit;
 pub mod debugcon;
+pub mod port92;
 pub mod test_irq;
 
 /// Port I/O as a device sees it: `offset` counts from the device's base port.
@@ -15,6 +17,20 @@ pub trait PortIo {
     fn read(&mut self, offset: u16) -> u8;
     /// An `OUT` of one byte at `offset`.
     fn write(&mut self, offset: u16, value: u8);
+}
+
+/// One level-sensitive interrupt wire; the machine decides where it is routed.
+pub trait IrqLine {
+    /// Drives the wire high (asserted) or low.
+    fn set_level(&mut self, high: bool);
+}
+
+/// An interrupt wire that goes nowhere (for devices whose line is unused).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoIrq;
+
+impl IrqLine for NoIrq {
+    fn set_level(&mut self, _high: bool) {}
 }
 
 /// Virtual time in the device's input-clock ticks; devices never read the

@@ -1,8 +1,14 @@
 //! oxide86's machines: boards that connect the CPU to memory and devices,
 //! and the run loop that drives them.
 //!
-//! For now this holds [`test_machine::TestMachine`], the minimal machine the
-//! system-ISA conformance programs run on (RAM, the debug console and
-//! debug-exit ports, and a test interrupt source). The PC board grows here.
+//! - [`pc::Pc`]: the PC (memory map, devices, boot paths, clock, run loop).
+//! - [`test_machine::TestMachine`]: the minimal machine the system-ISA
+//!   conformance programs run on.
 
+pub mod boot;
+pub mod clock;
+pub mod memory_map;
+pub mod pc;
+pub mod pc_board;
+pub mod ram;
 pub mod test_machine;

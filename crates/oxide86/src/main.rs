@@ -1,5 +1,9 @@
-//! The `oxide86` command: conformance runners today; the PC machine's `run`
-//! command joins them when the machine exists.
+//! The `oxide86` command: `run` boots a guest on the emulated PC;
+//! `conformance` runs the CPU conformance suites.
+
+mod console;
+mod demo;
+mod run_cmd;
 
 use std::process::ExitCode;
 
@@ -18,6 +22,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Boot a guest on the emulated PC (the built-in demo unless --kernel
+    /// or --bios is given).
+    Run(run_cmd::RunArgs),
     /// Run the CPU conformance suites.
     #[command(subcommand)]
     Conformance(Conformance),
@@ -102,6 +109,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Run(args) => run_cmd::run(args),
         Command::Conformance(Conformance::Singlestep {
             dir,
             engine: _,

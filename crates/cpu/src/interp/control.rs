@@ -278,11 +278,19 @@ pub fn int<B: Bus + ?Sized>(
     insn: &Instruction,
     bus: &mut B,
 ) -> Result<(), Exception> {
-    let f = cpu.state.eflags;
-    if f & eflags::VM != 0 && f & eflags::IOPL != eflags::IOPL {
-        return Err(Exception::GeneralProtection(0));
+    let vector = insn.immediate8();
+    if cpu.v86() {
+        // CR4.VME: a clear bit in the TSS redirection bitmap sends INT n to
+        // the V86 task's own vector table (SDM Vol. 3A, 20.3.3).
+        if cpu.state.cr4 & crate::paging::cr4::VME != 0 && cpu.int_redirected(bus, vector)? {
+            let ret = cpu.ctx.next_eip;
+            return cpu.v86_redirect_interrupt(bus, vector, ret);
+        }
+        if cpu.iopl() != 3 {
+            return Err(Exception::GeneralProtection(0));
+        }
     }
-    software_interrupt(cpu, bus, insn.immediate8())
+    software_interrupt(cpu, bus, vector)
 }
 
 /// `INT3`.
@@ -330,13 +338,17 @@ pub fn iret<B: Bus + ?Sized>(
     if cpu.state.protected_mode() {
         return cpu.iret_protected(bus, w);
     }
-    let f = cpu.state.eflags;
-    if f & eflags::VM != 0 && f & eflags::IOPL != eflags::IOPL {
-        return Err(Exception::GeneralProtection(0));
-    }
+    let target = cpu.v86_flags_target(w)?;
     let offset = cpu.peek_stack(bus, 0, w)?;
     let selector = cpu.peek_stack(bus, w, 2)? as u16;
     let flags = cpu.peek_stack(bus, 2 * w, w)?;
+    if target == crate::v86::InterruptFlag::Virtual {
+        // VME: check the image before anything changes (SDM Vol. 2A, IRET).
+        let vip = cpu.state.eflags & eflags::VIP != 0;
+        if flags & eflags::TF != 0 || (flags & eflags::IF != 0 && vip) {
+            return Err(Exception::GeneralProtection(0));
+        }
+    }
     if cpu.state.model != CpuModel::I8086 && offset > 0xFFFF {
         return Err(Exception::GeneralProtection(0));
     }
@@ -345,7 +357,10 @@ pub fn iret<B: Bus + ?Sized>(
     let mask = cpu.stack_mask();
     let esp = cpu.state.gpr[4];
     cpu.state.gpr[4] = (esp & !mask) | (esp.wrapping_add(3 * w) & mask);
-    cpu.load_flags(flags, w);
+    match target {
+        crate::v86::InterruptFlag::Real => cpu.load_flags(flags, w),
+        crate::v86::InterruptFlag::Virtual => cpu.load_virtual_flags(flags)?,
+    }
     Ok(())
 }
 

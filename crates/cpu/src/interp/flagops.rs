@@ -1,14 +1,15 @@
 //! Flag control: CLC STC CMC CLD STD CLI STI (Intel SDM Vol. 2A-2B).
 //!
-//! CLI/STI need CPL <= IOPL in protected mode (virtual-interrupt
-//! extensions come with the system ISA). STI enables interrupts only after
+//! CLI/STI need CPL <= IOPL in protected mode, or act on VIF under
+//! CR4.VME/PVI (see [`crate::v86`]). STI enables interrupts only after
 //! the next instruction.
 
 use crate::bus::Bus;
 use crate::cpu::Cpu;
 use crate::exception::Exception;
 use crate::flags::Flags;
-use crate::state::eflags::{CF, DF, IF, IOPL};
+use crate::state::eflags::{CF, DF, IF, VIF, VIP};
+use crate::v86::InterruptFlag;
 use iced_x86::Instruction;
 
 /// `CLC`.
@@ -62,37 +63,41 @@ pub fn std<B: Bus + ?Sized>(
     Ok(())
 }
 
-/// #GP(0) unless the current privilege may change IF.
-fn check_iopl(cpu: &Cpu) -> Result<(), Exception> {
-    let s = &cpu.state;
-    if s.cr0 & crate::state::cr0::PE != 0 && u32::from(s.cpl()) > (s.eflags & IOPL) >> 12 {
-        return Err(Exception::GeneralProtection(0));
-    }
-    Ok(())
-}
-
-/// `CLI`.
+/// `CLI`: clears IF, or VIF under VME/PVI when IOPL is below CPL
+/// (SDM Vol. 2A "CLI"); #GP(0) otherwise.
 pub fn cli<B: Bus + ?Sized>(
     cpu: &mut Cpu,
     _insn: &Instruction,
     _bus: &mut B,
 ) -> Result<(), Exception> {
-    check_iopl(cpu)?;
-    cpu.state.eflags &= !IF;
+    match cpu.cli_sti_target()? {
+        InterruptFlag::Real => cpu.state.eflags &= !IF,
+        InterruptFlag::Virtual => cpu.state.eflags &= !VIF,
+    }
     Ok(())
 }
 
 /// `STI`: sets IF; a maskable interrupt is recognised only after the next
-/// instruction.
+/// instruction. Under VME/PVI with IOPL below CPL it sets VIF instead, or
+/// raises #GP(0) while VIP is set (SDM Vol. 2B "STI").
 pub fn sti<B: Bus + ?Sized>(
     cpu: &mut Cpu,
     _insn: &Instruction,
     _bus: &mut B,
 ) -> Result<(), Exception> {
-    check_iopl(cpu)?;
-    if cpu.state.eflags & IF == 0 {
-        cpu.state.interrupt_shadow = true;
+    match cpu.cli_sti_target()? {
+        InterruptFlag::Real => {
+            if cpu.state.eflags & IF == 0 {
+                cpu.state.interrupt_shadow = true;
+            }
+            cpu.state.eflags |= IF;
+        }
+        InterruptFlag::Virtual => {
+            if cpu.state.eflags & VIP != 0 {
+                return Err(Exception::GeneralProtection(0));
+            }
+            cpu.state.eflags |= VIF;
+        }
     }
-    cpu.state.eflags |= IF;
     Ok(())
 }

@@ -36,12 +36,12 @@ impl Cpu {
         if (tss_type != 9 && tss_type != 11) || tr.limit < 0x67 {
             return Err(Exception::GeneralProtection(0));
         }
-        let map_base = self.read_linear(bus, tr.base.wrapping_add(0x66), 2)?;
+        let map_base = self.read_linear_system(bus, tr.base.wrapping_add(0x66), 2)?;
         let byte = map_base + u32::from(port) / 8;
         if byte + 1 > tr.limit {
             return Err(Exception::GeneralProtection(0));
         }
-        let bits = self.read_linear(bus, tr.base.wrapping_add(byte), 2)?;
+        let bits = self.read_linear_system(bus, tr.base.wrapping_add(byte), 2)?;
         let mask = ((1u32 << size) - 1) << (port % 8);
         if bits & mask != 0 {
             return Err(Exception::GeneralProtection(0));
@@ -68,6 +68,7 @@ pub fn in_<B: Bus + ?Sized>(
     let size = op_width(insn, 0);
     let port = port_of(cpu, insn, 1);
     cpu.check_io(bus, port, size)?;
+    cpu.note_io_access(port, size);
     let v = bus.io_read(port, size as u8);
     cpu.state.set_reg(Reg::Eax, size, v);
     Ok(())
@@ -82,6 +83,7 @@ pub fn out<B: Bus + ?Sized>(
     let size = op_width(insn, 1);
     let port = port_of(cpu, insn, 0);
     cpu.check_io(bus, port, size)?;
+    cpu.note_io_access(port, size);
     let v = cpu.state.reg(Reg::Eax, size);
     bus.io_write(port, size as u8, v);
     Ok(())

@@ -11,14 +11,37 @@ use iced_x86::Instruction;
 pub mod features {
     /// x87 FPU on chip.
     pub const FPU: u32 = 1 << 0;
+    /// Virtual-8086 mode extensions (CR4.VME, CR4.PVI).
+    pub const VME: u32 = 1 << 1;
+    /// Debugging extensions (CR4.DE).
+    pub const DE: u32 = 1 << 2;
+    /// Page-size extensions (4 MiB pages).
+    pub const PSE: u32 = 1 << 3;
     /// Time-stamp counter (RDTSC).
     pub const TSC: u32 = 1 << 4;
+    /// RDMSR/WRMSR.
+    pub const MSR: u32 = 1 << 5;
+    /// Physical-address extension.
+    pub const PAE: u32 = 1 << 6;
     /// CMPXCHG8B.
     pub const CX8: u32 = 1 << 8;
+    /// SYSENTER/SYSEXIT.
+    pub const SEP: u32 = 1 << 11;
+    /// Memory-type range registers (as storage: no caching is modelled).
+    pub const MTRR: u32 = 1 << 12;
+    /// Global pages (CR4.PGE).
+    pub const PGE: u32 = 1 << 13;
     /// CMOVcc (and FCMOVcc/FCOMI with FPU).
     pub const CMOV: u32 = 1 << 15;
+    /// Page attribute table (IA32_PAT as storage).
+    pub const PAT: u32 = 1 << 16;
     /// FXSAVE/FXRSTOR.
     pub const FXSR: u32 = 1 << 24;
+    /// Leaf 0x80000001 EDX: execute-disable (EFER.NXE, the PAE NX bit).
+    pub const EXT_NX: u32 = 1 << 20;
+    /// Everything leaf 1 EDX reports.
+    pub const ALL: u32 =
+        FPU | VME | DE | PSE | TSC | MSR | PAE | CX8 | SEP | MTRR | PGE | CMOV | PAT | FXSR;
 }
 
 /// `HLT`: stop until an interrupt (#GP(0) outside ring 0).
@@ -52,16 +75,13 @@ pub fn cpuid<B: Bus + ?Sized>(
     let (a, b, c, d) = match leaf {
         0 => (2, text(b"Genu"), text(b"ntel"), text(b"ineI")),
         // Family 6, model 3, stepping 3.
-        1 => (
-            0x0000_0633,
-            0,
-            0,
-            features::FPU | features::TSC | features::CX8 | features::CMOV | features::FXSR,
-        ),
+        1 => (0x0000_0633, 0, 0, features::ALL),
         // One descriptor byte per register: 0x01 in AL means "call once";
         // no cache or TLB descriptors are reported.
         2 => (0x0000_0001, 0, 0, 0),
         0x8000_0000 => (0x8000_0004, 0, 0, 0),
+        // Extended features: only XD (EFER.NXE with PAE paging).
+        0x8000_0001 => (0, 0, 0, features::EXT_NX),
         0x8000_0002..=0x8000_0004 => {
             let i = ((leaf - 0x8000_0002) * 16) as usize;
             let s = &BRAND[i..i + 16];
@@ -149,5 +169,17 @@ mod tests {
             },
         );
         assert_eq!(s.eip, 0x2001); // halted in the #UD handler
+    }
+
+    #[test]
+    fn cpuid_leaf1_reports_family_6_and_no_apic_mce_mca() {
+        let s = run32(|a| a.cpuid(), |s| s.gpr[0] = 1);
+        assert_eq!((s.gpr[0] >> 8) & 0xF, 6);
+        assert!((s.gpr[0] >> 4) & 0xF >= 3);
+        assert_eq!(s.gpr[2], super::features::ALL);
+        let apic_mce_mca = (1 << 9) | (1 << 7) | (1 << 14);
+        assert_eq!(s.gpr[2] & apic_mce_mca, 0);
+        let s = run32(|a| a.cpuid(), |s| s.gpr[0] = 0x8000_0001);
+        assert_eq!(s.gpr[2], super::features::EXT_NX);
     }
 }

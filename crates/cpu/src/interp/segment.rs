@@ -96,9 +96,8 @@ pub fn load_far_pointer<B: Bus + ?Sized>(
         Mnemonic::Lgs => SegReg::Gs,
         _ => SegReg::Ss,
     };
+    // Unlike MOV SS and POP SS, LSS sets no interrupt shadow: it loads
+    // SS:ESP in one instruction.
     cpu.load_segment(bus, seg, selector)?;
-    if seg == SegReg::Ss {
-        cpu.state.interrupt_shadow = true;
-    }
     cpu.write_op(insn, 0, offset, bus)
 }

@@ -10,6 +10,7 @@ use crate::cpu::Cpu;
 use crate::exception::Exception;
 use crate::model::CpuModel;
 use crate::state::{eflags, SegReg};
+use crate::v86::InterruptFlag;
 use iced_x86::{Instruction, OpKind};
 
 /// Runs `f`, restoring ESP and EBP if it faults.
@@ -130,37 +131,37 @@ pub(crate) fn reg(i: usize) -> crate::state::Reg {
     [Eax, Ecx, Edx, Ebx, Esp, Ebp, Esi, Edi][i & 7]
 }
 
-/// #GP(0) for PUSHF/POPF in virtual-8086 mode with IOPL below 3.
-fn check_v86_iopl(cpu: &Cpu) -> Result<(), Exception> {
-    let f = cpu.state.eflags;
-    if f & eflags::VM != 0 && f & eflags::IOPL != eflags::IOPL {
-        return Err(Exception::GeneralProtection(0));
-    }
-    Ok(())
-}
-
-/// `PUSHF`/`PUSHFD` (VM and RF read as 0 in the pushed image).
+/// `PUSHF`/`PUSHFD` (VM and RF read as 0 in the pushed image). In V86
+/// mode with IOPL < 3: #GP(0), or with CR4.VME and a 16-bit operand the
+/// image with IOPL 3 and IF = VIF (SDM Vol. 3A, 20.4).
 pub fn pushf<B: Bus + ?Sized>(
     cpu: &mut Cpu,
     _insn: &Instruction,
     bus: &mut B,
 ) -> Result<(), Exception> {
-    check_v86_iopl(cpu)?;
     let w = cpu.op_size();
-    let f = cpu.flags_image() & !(eflags::VM | eflags::RF);
+    let f = match cpu.v86_flags_target(w)? {
+        InterruptFlag::Real => cpu.flags_image() & !(eflags::VM | eflags::RF),
+        InterruptFlag::Virtual => cpu.virtual_flags_image(),
+    };
     cpu.push(bus, f, w)
 }
 
-/// `POPF`/`POPFD`.
+/// `POPF`/`POPFD`. In V86 mode with IOPL < 3: #GP(0), or with CR4.VME and
+/// a 16-bit operand IF goes to VIF (#GP(0) if TF is set or IF with VIP).
 pub fn popf<B: Bus + ?Sized>(
     cpu: &mut Cpu,
     _insn: &Instruction,
     bus: &mut B,
 ) -> Result<(), Exception> {
-    check_v86_iopl(cpu)?;
     let w = cpu.op_size();
-    let v = cpu.pop(bus, w)?;
-    cpu.load_flags(v, w);
+    let target = cpu.v86_flags_target(w)?;
+    let v = cpu.peek_stack(bus, 0, w)?;
+    match target {
+        InterruptFlag::Real => cpu.load_flags(v, w),
+        InterruptFlag::Virtual => cpu.load_virtual_flags(v)?,
+    }
+    cpu.pop(bus, w)?;
     Ok(())
 }
 

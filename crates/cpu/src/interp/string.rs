@@ -114,6 +114,15 @@ fn repeat<B: Bus + ?Sized>(
                 break;
             }
         }
+        if cpu.debug_hits != 0 && areg(cpu, Reg::Ecx) != 0 {
+            // A data breakpoint hit by an iteration other than the last:
+            // the #DB trap comes now, with EIP on the instruction and RF
+            // pushed as 1 so that it resumes (SDM Vol. 3A, 17.3.1.2 and
+            // 17.3.1.1).
+            cpu.ctx.next_eip = cpu.ctx.start_eip;
+            cpu.state.eflags |= crate::state::eflags::RF;
+            break;
+        }
     }
     Ok(())
 }
@@ -245,6 +254,7 @@ pub fn ins<B: Bus + ?Sized>(
     let size = element_size(insn);
     let port = cpu.state.gpr[Reg::Edx as usize] as u16;
     cpu.check_io(bus, port, size)?;
+    cpu.note_io_access(port, size);
     repeat(cpu, insn, bus, false, |cpu, bus| {
         let di = areg(cpu, Reg::Edi);
         cpu.check_write(bus, SegReg::Es, di, size)
@@ -267,6 +277,7 @@ pub fn outs<B: Bus + ?Sized>(
     let seg = cpu.memory_segment(insn);
     let port = cpu.state.gpr[Reg::Edx as usize] as u16;
     cpu.check_io(bus, port, size)?;
+    cpu.note_io_access(port, size);
     repeat(cpu, insn, bus, false, |cpu, bus| {
         let v = cpu
             .read_mem(bus, seg, areg(cpu, Reg::Esi), size)

@@ -379,8 +379,11 @@ impl Cpu {
         Ok(())
     }
 
-    /// MOV to CR3: a new page directory; non-global translations go.
+    /// MOV to CR3: a new page directory; non-global translations go. The
+    /// PAE PDPTEs are reloaded lazily by the next walk unless the caller
+    /// (MOV CR3) loaded them already.
     pub fn write_cr3(&mut self, value: u32) {
+        self.pdptes = None;
         self.state.cr3 = value;
         self.tlb.flush(true);
     }
@@ -405,6 +408,7 @@ impl Cpu {
         if changed & (cr4::PSE | cr4::PAE | cr4::PGE) != 0 {
             self.tlb.flush(false);
         }
+        self.update_breakpoints(); // CR4.DE arms I/O breakpoints
         Ok(())
     }
 }
@@ -429,7 +433,28 @@ pub fn mov_system<B: Bus + ?Sized>(
     }
     if let Some(n) = cr_number(dst) {
         let v = cpu.read_op(insn, 1, bus)?;
-        return match n {
+        // With PAE paging on afterwards, MOV to CR3, and MOV to CR0/CR4
+        // changing a paging bit, load the PDPTEs first (SDM Vol. 3A, 4.4.1).
+        let (cr0_now, cr4_now) = (cpu.state.cr0, cpu.state.cr4);
+        let (cr0_new, cr4_new, cr3_new) = match n {
+            0 => (v, cr4_now, cpu.state.cr3),
+            3 => (cr0_now, cr4_now, v),
+            4 => (cr0_now, v, cpu.state.cr3),
+            _ => (cr0_now, cr4_now, cpu.state.cr3),
+        };
+        let pae_paging = cr0_new & cr0::PG != 0 && cr4_new & cr4::PAE != 0;
+        let reload = match n {
+            0 => (cr0_now ^ cr0_new) & (cr0::PG | cr0::CD | cr0::NW) != 0,
+            3 => true,
+            4 => (cr4_now ^ cr4_new) & (cr4::PAE | cr4::PGE | cr4::PSE) != 0,
+            _ => false,
+        };
+        let loaded = if pae_paging && reload {
+            Some(cpu.fetch_pdptes(bus, cr3_new)?)
+        } else {
+            None
+        };
+        let r = match n {
             0 => cpu.write_cr0(v),
             2 => {
                 cpu.state.cr2 = v;
@@ -442,6 +467,10 @@ pub fn mov_system<B: Bus + ?Sized>(
             4 => cpu.write_cr4(v),
             _ => Err(Exception::InvalidOpcode),
         };
+        if r.is_ok() && loaded.is_some() {
+            cpu.pdptes = loaded;
+        }
+        return r;
     }
     // Debug registers: DR4/DR5 alias DR6/DR7 unless CR4.DE makes them #UD;
     // DR7.GD turns any access into #DB with DR6.BD set.
@@ -467,6 +496,7 @@ pub fn mov_system<B: Bus + ?Sized>(
             7 => (v & 0xFFFF_2BFF) | 0x400,
             _ => v,
         };
+        cpu.update_breakpoints();
         Ok(())
     } else {
         let v = cpu.state.dr[n as usize];
@@ -542,10 +572,29 @@ pub fn wrmsr<B: Bus + ?Sized>(
         msr::SYSENTER_ESP => m.sysenter_esp = v as u32,
         msr::SYSENTER_EIP => m.sysenter_eip = v as u32,
         msr::MTRR_PHYS_FIRST..=msr::MTRR_PHYS_LAST => {
+            let mask_reg = (n - msr::MTRR_PHYS_FIRST) % 2 == 1;
+            let ok = if mask_reg {
+                v & PHYSMASK_RESERVED == 0
+            } else {
+                v & PHYSBASE_RESERVED == 0 && mtrr_type_ok(v as u8)
+            };
+            if !ok {
+                return Err(Exception::GeneralProtection(0));
+            }
             m.mtrr_var[(n - msr::MTRR_PHYS_FIRST) as usize] = v
         }
-        msr::PAT => m.pat = v,
-        msr::MTRR_DEF_TYPE => m.mtrr_def_type = v & 0xCFF,
+        msr::PAT => {
+            if !v.to_le_bytes().iter().all(|&t| mtrr_type_ok(t) || t == 7) {
+                return Err(Exception::GeneralProtection(0));
+            }
+            m.pat = v
+        }
+        msr::MTRR_DEF_TYPE => {
+            if v & !0xCFF != 0 || !mtrr_type_ok(v as u8) {
+                return Err(Exception::GeneralProtection(0));
+            }
+            m.mtrr_def_type = v
+        }
         msr::EFER => {
             if v & !EFER_NXE != 0 {
                 return Err(Exception::GeneralProtection(0));
@@ -554,11 +603,23 @@ pub fn wrmsr<B: Bus + ?Sized>(
             cpu.tlb.flush(false);
         }
         _ => match msr::MTRR_FIXED.iter().position(|&f| f == n) {
-            Some(i) => m.mtrr_fixed[i] = v,
-            None => return Err(Exception::GeneralProtection(0)),
+            Some(i) if v.to_le_bytes().iter().all(|&t| mtrr_type_ok(t)) => m.mtrr_fixed[i] = v,
+            _ => return Err(Exception::GeneralProtection(0)),
         },
     }
     Ok(())
+}
+
+/// Reserved bits of IA32_MTRR_PHYSBASEn and PHYSMASKn with MAXPHYADDR = 36
+/// (SDM Vol. 3A, 11.11.2.3).
+const PHYSBASE_RESERVED: u64 = 0xFFFF_FFF0_0000_0F00;
+const PHYSMASK_RESERVED: u64 = 0xFFFF_FFF0_0000_07FF;
+
+/// Whether `t` is a memory type MTRRs may hold: UC, WC, WT, WP or WB
+/// (SDM Vol. 3A, 11.11.1); any other type written raises #GP(0). The PAT
+/// also accepts UC- (7) (11.12.2).
+fn mtrr_type_ok(t: u8) -> bool {
+    matches!(t, 0 | 1 | 4 | 5 | 6)
 }
 
 /// A flat 4 GiB segment cache for SYSENTER/SYSEXIT (which load fixed
@@ -617,4 +678,37 @@ pub fn sysexit<B: Bus + ?Sized>(
     s.gpr[4] = s.gpr[1];
     cpu.ctx.next_eip = s.gpr[2];
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::flat32_cpu;
+    use crate::FlatRam;
+
+    fn write_msr(cpu: &mut Cpu, n: u32, v: u64) -> Result<(), Exception> {
+        cpu.state.gpr[1] = n;
+        cpu.state.gpr[0] = v as u32;
+        cpu.state.gpr[2] = (v >> 32) as u32;
+        wrmsr(cpu, &Instruction::default(), &mut FlatRam::new(16))
+    }
+
+    #[test]
+    fn pat_and_mtrrs_refuse_reserved_memory_types_and_bits() {
+        let mut cpu = flat32_cpu();
+        assert_eq!(write_msr(&mut cpu, msr::PAT, 0x0007_0406_0007_0406), Ok(()));
+        let gp = Err(Exception::GeneralProtection(0));
+        assert_eq!(write_msr(&mut cpu, msr::PAT, 0x0007_0406_0007_0402), gp);
+        assert_eq!(write_msr(&mut cpu, msr::PAT, 0x0807_0406_0007_0406), gp);
+        assert_eq!(cpu.state.msr.pat, 0x0007_0406_0007_0406);
+        assert_eq!(write_msr(&mut cpu, msr::MTRR_DEF_TYPE, 0xC06), Ok(()));
+        assert_eq!(write_msr(&mut cpu, msr::MTRR_DEF_TYPE, 0xC07), gp);
+        assert_eq!(write_msr(&mut cpu, msr::MTRR_DEF_TYPE, 0x1006), gp);
+        assert_eq!(write_msr(&mut cpu, 0x200, 0x0010_0006), Ok(()));
+        assert_eq!(write_msr(&mut cpu, 0x200, 0x0010_0106), gp);
+        assert_eq!(write_msr(&mut cpu, 0x201, 0xF_FFF0_0800), Ok(()));
+        assert_eq!(write_msr(&mut cpu, 0x201, 0xF_FFF0_0801), gp);
+        assert_eq!(write_msr(&mut cpu, 0x250, 0x0606_0606_0606_0606), Ok(()));
+        assert_eq!(write_msr(&mut cpu, 0x250, 0x0606_0606_0606_0603), gp);
+    }
 }

@@ -1,0 +1,231 @@
+//! The PC: a CPU on a [`PcBoard`], booted by one of the boot paths, and the
+//! run loop that drives CPU and devices on the machine's clock.
+
+use oxide86_cpu::{Cpu, CpuModel, StepOutcome};
+
+use crate::boot::{self, BootError};
+use crate::clock::{Clock, ClockMode};
+use crate::memory_map::PhysMemory;
+use crate::pc_board::PcBoard;
+use crate::ram::{GuestRam, RamError};
+
+/// What to put in the machine and how to start it.
+#[derive(Clone, Debug)]
+pub enum BootSource {
+    /// A firmware ROM image, mapped to end at 4 GiB (and its last 128 KiB
+    /// below 1 MiB); the CPU starts at the reset vector.
+    Firmware(Vec<u8>),
+    /// A Multiboot kernel with its command line and modules.
+    Multiboot {
+        /// The kernel image (ELF or a.out kludge).
+        kernel: Vec<u8>,
+        /// Its command line.
+        cmdline: String,
+        /// Modules, e.g. an initrd.
+        modules: Vec<boot::multiboot::Module>,
+    },
+    /// A Linux bzImage, optional initrd and command line.
+    Linux {
+        /// The bzImage.
+        kernel: Vec<u8>,
+        /// The initrd, if any.
+        initrd: Option<Vec<u8>>,
+        /// The command line.
+        cmdline: String,
+    },
+}
+
+/// Machine settings.
+#[derive(Clone, Debug)]
+pub struct PcConfig {
+    /// Guest RAM in bytes.
+    pub ram_bytes: usize,
+    /// The processor model.
+    pub model: CpuModel,
+    /// The time base.
+    pub clock: ClockMode,
+    /// Reset (triple fault, reset port) ends the run instead of rebooting.
+    pub no_reboot: bool,
+    /// Stop after this many instructions.
+    pub max_instructions: Option<u64>,
+}
+
+impl Default for PcConfig {
+    fn default() -> Self {
+        Self {
+            ram_bytes: 128 << 20,
+            model: CpuModel::P6,
+            clock: ClockMode::Virtual,
+            no_reboot: false,
+            max_instructions: None,
+        }
+    }
+}
+
+/// Why the machine could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum PcError {
+    /// RAM could not be mapped.
+    #[error(transparent)]
+    Ram(#[from] RamError),
+    /// The boot image is unusable.
+    #[error(transparent)]
+    Boot(#[from] BootError),
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PcExit {
+    /// ACPI S5 (the guest powered off).
+    PowerOff,
+    /// The debug-exit port was written with this value.
+    DebugExit(u8),
+    /// A reset was requested with `no_reboot` set.
+    Reset(String),
+    /// The CPU halted with interrupts disabled and nothing can wake it.
+    Deadlock,
+    /// `max_instructions` ran out.
+    InstructionLimit,
+}
+
+impl PcExit {
+    /// The process exit status the front end uses: 0 for power-off and a
+    /// no-reboot reset, `(value << 1) | 1` for the debug-exit port, 3 for a
+    /// dead halt and 4 for the instruction limit.
+    pub fn status(&self) -> i32 {
+        match self {
+            PcExit::PowerOff | PcExit::Reset(_) => 0,
+            PcExit::DebugExit(v) => (i32::from(*v) << 1) | 1,
+            PcExit::Deadlock => 3,
+            PcExit::InstructionLimit => 4,
+        }
+    }
+}
+
+/// Counters for `--stats`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PcStats {
+    /// Instructions retired.
+    pub instructions: u64,
+    /// Host seconds spent running.
+    pub seconds: f64,
+    /// Resets (triple faults and reset requests) taken.
+    pub resets: u64,
+}
+
+/// A PC.
+#[derive(Debug)]
+pub struct Pc {
+    /// The processor.
+    pub cpu: Cpu,
+    /// Memory and devices.
+    pub board: PcBoard,
+    /// The time base.
+    pub clock: Clock,
+    config: PcConfig,
+    boot: BootSource,
+    /// Counters.
+    pub stats: PcStats,
+}
+
+impl Pc {
+    /// Builds and boots a machine.
+    pub fn new(config: PcConfig, boot: BootSource) -> Result<Self, PcError> {
+        let ram = GuestRam::new(config.ram_bytes)?;
+        let rom = match &boot {
+            BootSource::Firmware(rom) => rom.clone(),
+            _ => Vec::new(),
+        };
+        let board = PcBoard::new(PhysMemory::new(ram, rom));
+        let mut pc = Self {
+            cpu: Cpu::new(config.model),
+            board,
+            clock: Clock::new(config.clock),
+            config,
+            boot,
+            stats: PcStats::default(),
+        };
+        pc.power_on()?;
+        Ok(pc)
+    }
+
+    /// Resets the CPU and loads the boot image again (RAM keeps its contents
+    /// except what the loader rewrites, as on a warm reset).
+    fn power_on(&mut self) -> Result<(), PcError> {
+        self.cpu.reset();
+        let memory = &mut self.board.memory;
+        memory.set_a20(true);
+        match &self.boot {
+            BootSource::Firmware(_) => {}
+            BootSource::Multiboot {
+                kernel,
+                cmdline,
+                modules,
+            } => boot::multiboot::boot(&mut self.cpu, memory, kernel, cmdline, modules)?,
+            BootSource::Linux {
+                kernel,
+                initrd,
+                cmdline,
+            } => boot::linux::boot(&mut self.cpu, memory, kernel, initrd.as_deref(), cmdline)?,
+        }
+        Ok(())
+    }
+
+    /// Runs until the guest powers off or exits, a reset with `no_reboot`,
+    /// a dead halt, or the instruction limit.
+    pub fn run(&mut self) -> PcExit {
+        let start = std::time::Instant::now();
+        let exit = self.run_inner();
+        self.stats.seconds += start.elapsed().as_secs_f64();
+        self.stats.instructions = self.cpu.state.icount;
+        exit
+    }
+
+    fn run_inner(&mut self) -> PcExit {
+        let limit = self.config.max_instructions.unwrap_or(u64::MAX);
+        loop {
+            if self.cpu.state.icount >= limit {
+                return PcExit::InstructionLimit;
+            }
+            let outcome = self.cpu.step(&mut self.board);
+            if let Some(v) = self.board.debug_exit.requested {
+                return PcExit::DebugExit(v);
+            }
+            if self.board.acpi_pm.poweroff_requested() {
+                return PcExit::PowerOff;
+            }
+            let reset = match outcome {
+                StepOutcome::Shutdown => Some(
+                    self.cpu
+                        .shutdown_reason
+                        .clone()
+                        .unwrap_or_else(|| "triple fault".into()),
+                ),
+                _ if self.board.port92.take_reset_request() => {
+                    Some("reset through port 0x92".into())
+                }
+                _ => None,
+            };
+            if let Some(why) = reset {
+                self.stats.resets += 1;
+                if self.config.no_reboot {
+                    return PcExit::Reset(why);
+                }
+                if let Err(e) = self.power_on() {
+                    return PcExit::Reset(format!("{why}; reboot failed: {e}"));
+                }
+                continue;
+            }
+            if outcome == StepOutcome::Halted
+                && self.cpu.state.eflags & oxide86_cpu::state::eflags::IF == 0
+            {
+                // Nothing on this board can raise an interrupt yet.
+                return PcExit::Deadlock;
+            }
+            if outcome == StepOutcome::Halted {
+                // With no timer device yet, an idle CPU can never be woken.
+                return PcExit::Deadlock;
+            }
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! `oxide86 run`: build a PC, boot the guest (the built-in demo unless a
+//! kernel or firmware is given) and run it.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use oxide86_cpu::CpuModel;
+use oxide86_machine::boot::multiboot::{self, Module};
+use oxide86_machine::clock::ClockMode;
+use oxide86_machine::pc::{BootSource, Pc, PcConfig, PcExit};
+use oxide86_machine::pc_board::ConsoleSink;
+
+/// Options of `oxide86 run`.
+///
+/// Exit status: the guest's power-off (ACPI S5) and a reset with
+/// --no-reboot exit 0; a write of V to the debug-exit port 0xF4 exits
+/// (V << 1) | 1; a CPU halted with interrupts off and nothing to wake it
+/// exits 3; --max-instructions running out exits 4; errors (bad options,
+/// missing or malformed files) exit 2.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Guest RAM in MiB.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=3584))]
+    memory: u32,
+    /// A kernel to boot directly: a Linux bzImage or a Multiboot (v1) ELF
+    /// or a.out-kludge image. Without --kernel or --bios, the built-in demo
+    /// guest runs.
+    #[arg(long, conflicts_with = "bios")]
+    kernel: Option<PathBuf>,
+    /// An initrd for a Linux kernel (for a Multiboot kernel: its first module).
+    #[arg(long, requires = "kernel")]
+    initrd: Option<PathBuf>,
+    /// The kernel command line.
+    #[arg(long, default_value = "", requires = "kernel")]
+    append: String,
+    /// A raw firmware ROM image, mapped to end at 4 GiB with its last
+    /// 128 KiB also below 1 MiB; the CPU starts at the reset vector.
+    #[arg(long)]
+    bios: Option<PathBuf>,
+    /// Execution engine (the interpreter is the only one so far).
+    #[arg(long, default_value = "interp", value_parser = ["interp"])]
+    engine: String,
+    /// Time base: `virtual` (from retired instructions, repeatable) or
+    /// `realtime` (the host clock).
+    #[arg(long, default_value = "virtual", value_parser = ["virtual", "realtime"])]
+    clock: String,
+    /// Where the port-0xE9 debug console goes: stdio, none or file:PATH.
+    #[arg(long, default_value = "none")]
+    debugcon: String,
+    /// A reset (triple fault, reset port) ends the emulator with status 0
+    /// instead of rebooting.
+    #[arg(long)]
+    no_reboot: bool,
+    /// CPU model: 8086, 286 or p6 (a Pentium II-class family-6 CPU).
+    #[arg(long, default_value = "p6", value_parser = crate::parse_model)]
+    cpu: CpuModel,
+    /// Stop after this many instructions (exit status 4).
+    #[arg(long)]
+    max_instructions: Option<u64>,
+    /// Print figures at exit on stderr: instructions, MIPS, soft-TLB and
+    /// decode-cache counters.
+    #[arg(long)]
+    stats: bool,
+}
+
+/// A console sink writing to a host stream.
+struct WriterSink(Box<dyn Write + Send>);
+
+impl std::fmt::Debug for WriterSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriterSink")
+    }
+}
+
+impl ConsoleSink for WriterSink {
+    fn byte(&mut self, b: u8) {
+        // The console is best effort: a closed pipe must not stop the guest.
+        let _ = self.0.write_all(&[b]);
+        if b == b'\n' {
+            let _ = self.0.flush();
+        }
+    }
+}
+
+fn console_sink(spec: &str) -> Result<Option<Box<dyn ConsoleSink>>> {
+    Ok(match spec {
+        "none" => None,
+        "stdio" => Some(Box::new(WriterSink(Box::new(std::io::stdout())))),
+        _ => match spec.strip_prefix("file:") {
+            Some(path) => {
+                let f = File::create(path)
+                    .with_context(|| format!("cannot create console file {path}"))?;
+                Some(Box::new(WriterSink(Box::new(f))))
+            }
+            None => bail!("invalid console '{spec}': expected stdio, none or file:PATH"),
+        },
+    })
+}
+
+fn read_file(what: &str, path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
+}
+
+fn boot_source(args: &RunArgs) -> Result<BootSource> {
+    if let Some(bios) = &args.bios {
+        let rom = read_file("firmware", bios)?;
+        if rom.is_empty() || rom.len() > 16 << 20 || rom.len() % 1024 != 0 {
+            bail!(
+                "firmware {}: {} bytes; expected a non-empty multiple of 1 KiB up to 16 MiB",
+                bios.display(),
+                rom.len()
+            );
+        }
+        return Ok(BootSource::Firmware(rom));
+    }
+    let Some(kernel_path) = &args.kernel else {
+        let kernel = crate::demo::image().context("assembling the built-in demo guest")?;
+        return Ok(BootSource::Multiboot {
+            kernel,
+            cmdline: String::new(),
+            modules: Vec::new(),
+        });
+    };
+    let kernel = read_file("kernel", kernel_path)?;
+    let initrd = args
+        .initrd
+        .as_ref()
+        .map(|p| read_file("initrd", p))
+        .transpose()?;
+    if kernel.get(0x202..0x206) == Some(b"HdrS") {
+        return Ok(BootSource::Linux {
+            kernel,
+            initrd,
+            cmdline: args.append.clone(),
+        });
+    }
+    if multiboot::find_header(&kernel).is_some() {
+        let modules = initrd
+            .map(|data| {
+                vec![Module {
+                    data,
+                    cmdline: "initrd".into(),
+                }]
+            })
+            .unwrap_or_default();
+        return Ok(BootSource::Multiboot {
+            kernel,
+            cmdline: args.append.clone(),
+            modules,
+        });
+    }
+    bail!("kernel {}: neither a Linux bzImage (no HdrS header) nor a Multiboot image (no header in the first 8 KiB)", kernel_path.display())
+}
+
+/// Runs `oxide86 run`.
+pub fn run(args: RunArgs) -> Result<ExitCode> {
+    let config = PcConfig {
+        ram_bytes: args.memory as usize * 1024 * 1024,
+        model: args.cpu,
+        clock: if args.clock == "realtime" {
+            ClockMode::Realtime
+        } else {
+            ClockMode::Virtual
+        },
+        no_reboot: args.no_reboot,
+        max_instructions: args.max_instructions,
+    };
+    let boot = boot_source(&args)?;
+    let mut pc = Pc::new(config, boot).context("building the machine")?;
+    pc.board.debugcon_sink = console_sink(&args.debugcon)?;
+    let exit = pc.run();
+    if args.stats {
+        print_stats(&pc, &exit);
+    }
+    if let PcExit::Reset(why) = &exit {
+        eprintln!("oxide86: guest reset ({why}); --no-reboot ends the run");
+    }
+    Ok(ExitCode::from(exit.status() as u8))
+}
+
+fn print_stats(pc: &Pc, exit: &PcExit) {
+    let s = &pc.stats;
+    let mips = if s.seconds > 0.0 {
+        s.instructions as f64 / s.seconds / 1e6
+    } else {
+        0.0
+    };
+    let tlb = &pc.cpu.tlb.stats;
+    let dc = &pc.cpu.icache.stats;
+    eprintln!("oxide86 stats: exit {exit:?}");
+    eprintln!("  instructions retired  {}", s.instructions);
+    eprintln!(
+        "  host time             {:.3} s ({mips:.1} MIPS)",
+        s.seconds
+    );
+    eprintln!("  resets                {}", s.resets);
+    eprintln!(
+        "  soft TLB              {} hits, {} misses, {} flushes, {} invlpg",
+        tlb.hits, tlb.misses, tlb.flushes, tlb.invlpg
+    );
+    eprintln!(
+        "  decode cache          {} hits, {} misses, {} invalidations",
+        dc.hits, dc.misses, dc.invalidations
+    );
+}
