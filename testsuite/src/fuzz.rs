@@ -16,9 +16,17 @@
 //! | 33-36  | EFLAGS (TF, IF, DF, IOPL, AC ... as given)                |
 //! | 37-48  | ES CS SS DS FS GS selectors (real mode and V86)           |
 //! | 49-50  | EIP                                                       |
-//! | 51     | CR0 MP/EM/TS/NE bits                                      |
-//! | 52..   | guest code, loaded at CS:EIP                              |
+//! | 51     | CR0 MP/EM/TS/NE/AM bits; bit 7 turns paging on (PE modes)|
+//! | 52     | CR4 VME/PVI/TSD/DE/PSE bits                               |
+//! | 53-56  | DR7 (breakpoint enables and kinds)                        |
+//! | 57-72  | DR0-DR3 (kept below 128 KiB, near the code and data)      |
+//! | 73     | CR3 page-directory frame (in the first MiB of RAM)        |
+//! | 74..   | guest code, loaded at CS:EIP                              |
+//!
+//! With paging on, the page tables are whatever the RAM pattern and the
+//! guest's own stores make of them.
 
+use oxide86_cpu::paging::cr4;
 use oxide86_cpu::state::{cr0, eflags, seg_flags};
 use oxide86_cpu::{Bus, Cpu, CpuModel, SegReg, SegmentCache, StepOutcome};
 
@@ -29,7 +37,7 @@ pub const MAX_STEPS: usize = 64;
 /// Guest RAM: the first MiB plus the HMA, so every real-mode address is RAM.
 const RAM_SIZE: usize = 0x11_0000;
 /// Where the header ends and guest code begins.
-const HEADER: usize = 52;
+const HEADER: usize = 74;
 
 /// A RAM bus that remembers which bytes a run wrote, so the next run starts
 /// from the same contents without copying the whole RAM back.
@@ -134,7 +142,12 @@ impl Harness {
         // The previous run's writes were undone behind the decode cache's back.
         cpu.icache.invalidate(0, RAM_SIZE as u32);
         cpu.state = oxide86_cpu::CpuState::new(model);
+        cpu.tlb.flush(false);
+        cpu.pdptes = None;
         cpu.unimplemented = None;
+        cpu.last_exception = None;
+        cpu.shutdown_reason = None;
+        cpu.debug_hits = 0;
         let eip = le(data, 49, 2);
         if mode >= 3 {
             setup::set_flat32(cpu, eip);
@@ -154,9 +167,19 @@ impl Harness {
             | eflags::NT
             | eflags::AC;
         s.eflags = (flags_in & keep) | eflags::RESERVED1;
-        let extra = u32::from(byte(data, 51)) & (cr0::MP | cr0::EM | cr0::TS | cr0::NE);
+        let cr0_in = u32::from(byte(data, 51));
         if model == CpuModel::P6 {
-            s.cr0 |= extra;
+            s.cr0 |= le(data, 51, 4) & (cr0::MP | cr0::EM | cr0::TS | cr0::NE | cr0::AM);
+            s.cr4 =
+                u32::from(byte(data, 52)) & (cr4::VME | cr4::PVI | cr4::TSD | cr4::DE | cr4::PSE);
+            s.dr[7] = le(data, 53, 4);
+            for n in 0..4 {
+                s.dr[n] = le(data, 57 + 4 * n, 4) & 0x1_FFFF;
+            }
+            if mode >= 3 && cr0_in & 0x80 != 0 {
+                s.cr3 = u32::from(byte(data, 73)) << 12;
+                s.cr0 |= cr0::PG;
+            }
         }
         if mode != 3 {
             for (i, seg) in SegReg::ALL.into_iter().enumerate() {
@@ -182,6 +205,7 @@ impl Harness {
             let off = eip.wrapping_add(i as u32) & mask;
             self.ram.poke(cs_base.wrapping_add(off), *b);
         }
+        cpu.update_breakpoints();
         let mut outcome = StepOutcome::Continue;
         for _ in 0..MAX_STEPS {
             outcome = cpu.step(&mut self.ram);
