@@ -374,26 +374,23 @@ mod tests {
         )
         .unwrap();
         let text = String::from_utf8_lossy(&out);
-        // Until the x87 unit lands (FLD1 is its simplest instruction), its
-        // codes (with WAIT and FXSAVE/FXRSTOR, which save its state) may be
-        // missing; once it exists, every code is required.
-        let x87_built = !s.missing.contains(&Code::Fld1);
-        let is_x87 = |c: &Code| {
-            let f = c.cpuid_features();
-            f.contains(&F::FPU)
-                || f.contains(&F::FPU287)
-                || f.contains(&F::FPU387)
-                || f.contains(&F::FXSR)
-                || *c == Code::Wait
-        };
-        let blocking: Vec<_> = s
-            .missing
-            .iter()
-            .filter(|c| x87_built || !is_x87(c))
-            .collect();
-        assert!(
-            blocking.is_empty(),
-            "x87 built: {x87_built}; missing {blocking:?}\n{text}"
-        );
+        assert!(s.missing.is_empty(), "{text}");
+    }
+
+    #[test]
+    fn every_model_executes_its_whole_set() {
+        for model in [CpuModel::I8086, CpuModel::I286, CpuModel::P6] {
+            let mut out = Vec::new();
+            let opts = Options {
+                model,
+                scope: Scope::All,
+            };
+            let s = run(&opts, &mut out).unwrap();
+            assert!(
+                s.missing.is_empty(),
+                "{model:?}: {}",
+                String::from_utf8_lossy(&out)
+            );
+        }
     }
 }
