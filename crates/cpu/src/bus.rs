@@ -134,4 +134,54 @@ impl Bus for FlatRam {
             }
         }
     }
+    fn write_u16(&mut self, addr: u32, value: u16) {
+        let a = (addr & self.mask) as usize;
+        let contiguous = (addr.wrapping_add(1) & self.mask) as usize == a + 1;
+        match self.bytes.get_mut(a..a + 2) {
+            Some(s) if contiguous => s.copy_from_slice(&value.to_le_bytes()),
+            _ => {
+                let [b0, b1] = value.to_le_bytes();
+                self.write_u8(addr, b0);
+                self.write_u8(addr.wrapping_add(1), b1);
+            }
+        }
+    }
+    fn write_u32(&mut self, addr: u32, value: u32) {
+        let a = (addr & self.mask) as usize;
+        let contiguous = (addr.wrapping_add(3) & self.mask) as usize == a + 3;
+        match self.bytes.get_mut(a..a + 4) {
+            Some(s) if contiguous => s.copy_from_slice(&value.to_le_bytes()),
+            _ => {
+                self.write_u16(addr, value as u16);
+                self.write_u16(addr.wrapping_add(2), (value >> 16) as u16);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wide_writes_match_byte_writes_at_edges_and_wraps() {
+        let mut ram = FlatRam::new(0x10_0000);
+        ram.mask = 0xF_FFFF; // the 8086's 20-bit bus
+        ram.write_u32(0x100, 0x1122_3344);
+        assert_eq!(ram.bytes[0x100..0x104], [0x44, 0x33, 0x22, 0x11]);
+        ram.write_u32(0xF_FFFE, 0xAABB_CCDD); // wraps to 0
+        assert_eq!(ram.bytes[0xF_FFFE..], [0xDD, 0xCC]);
+        assert_eq!(ram.bytes[0..2], [0xBB, 0xAA]);
+        ram.write_u16(0xF_FFFF, 0x5566);
+        assert_eq!((ram.bytes[0xF_FFFF], ram.bytes[0]), (0x66, 0x55));
+        assert_eq!(ram.read_u32(0xF_FFFE), 0xAA55_66DD);
+    }
+
+    #[test]
+    fn writes_past_the_end_are_dropped() {
+        let mut ram = FlatRam::new(0x1000);
+        ram.write_u32(0xFFE, 0x1122_3344); // two bytes in RAM, two past it
+        assert_eq!(ram.bytes[0xFFE..], [0x44, 0x33]);
+        assert_eq!(ram.read_u32(0xFFE), 0xFFFF_3344);
+    }
 }

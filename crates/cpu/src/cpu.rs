@@ -117,6 +117,13 @@ impl Cpu {
 
     /// Executes one instruction, or delivers one pending interrupt.
     pub fn step<B: Bus + ?Sized>(&mut self, bus: &mut B) -> StepOutcome {
+        self.step_inline(bus)
+    }
+
+    /// [`Cpu::step`], inlined into [`Cpu::run`]'s loop so the hot path
+    /// pays no call, prologue or epilogue per instruction.
+    #[inline(always)]
+    fn step_inline<B: Bus + ?Sized>(&mut self, bus: &mut B) -> StepOutcome {
         let shadow = std::mem::take(&mut self.state.interrupt_shadow);
         if !shadow && !self.state.nmi_blocked && bus.take_nmi() {
             self.state.halted = false;
@@ -151,18 +158,13 @@ impl Cpu {
         // instruction-breakpoint check (SDM Vol. 3A, 17.3.1.1); IRET and
         // task switches load it again.
         self.state.eflags &= !eflags::RF;
-        let decoded = match self.fetch_decode(bus) {
-            Ok(d) => d,
-            Err(e) => return self.raise(bus, e),
-        };
-        self.ctx = InsnContext {
-            start_eip: self.state.eip,
-            next_eip: self.state.eip.wrapping_add(decoded.insn.len() as u32) & self.ip_mask(),
-            addr32: decoded.addr32,
-            op32: decoded.op32,
-            pop_cs: decoded.pop_cs,
-        };
-        match interp::execute(self, &decoded.insn, bus) {
+        // fetch_decode fills self.ctx and copies the instruction into
+        // `insn` straight from the decode cache.
+        let mut insn = iced_x86::Instruction::default();
+        if let Err(e) = self.fetch_decode(bus, &mut insn) {
+            return self.raise(bus, e);
+        }
+        match interp::execute(self, &insn, bus) {
             Ok(()) => {
                 self.state.eip = self.ctx.next_eip;
                 self.state.icount += 1;
@@ -171,7 +173,7 @@ impl Cpu {
                 } else {
                     0
                 };
-                let trap = trap && !(self.state.interrupt_shadow && loads_ss(&decoded.insn));
+                let trap = trap && !(self.state.interrupt_shadow && loads_ss(&insn));
                 if trap || hits != 0 {
                     // Single-step and data breakpoints are traps reported
                     // together by one #DB after the instruction.
@@ -231,7 +233,7 @@ impl Cpu {
     /// Runs until HLT, shutdown, or `max` instructions; returns the last outcome.
     pub fn run<B: Bus + ?Sized>(&mut self, bus: &mut B, max: u64) -> StepOutcome {
         for _ in 0..max {
-            let o = self.step(bus);
+            let o = self.step_inline(bus);
             if o != StepOutcome::Continue {
                 return o;
             }
@@ -239,16 +241,57 @@ impl Cpu {
         StepOutcome::Continue
     }
 
-    /// Fetches and decodes the instruction at CS:EIP, through the cache.
-    fn fetch_decode<B: Bus + ?Sized>(&mut self, bus: &mut B) -> Result<Decoded, Exception> {
+    /// Sets up [`Cpu::ctx`] for a `len`-byte instruction at EIP.
+    #[inline]
+    fn begin(&mut self, len: u32, addr32: bool, op32: bool, pop_cs: bool, code32: bool) {
+        let eip = self.state.eip;
+        let mask = if code32 { 0xFFFF_FFFF } else { 0xFFFF };
+        self.ctx = InsnContext {
+            start_eip: eip,
+            next_eip: eip.wrapping_add(len) & mask,
+            addr32,
+            op32,
+            pop_cs,
+        };
+    }
+
+    /// Fetches and decodes the instruction at CS:EIP into `out`, through
+    /// the cache, and sets up [`Cpu::ctx`] for it.
+    #[inline]
+    fn fetch_decode<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        out: &mut iced_x86::Instruction,
+    ) -> Result<(), Exception> {
         let code32 = self.state.code32();
         let eip = self.state.eip;
         let lin = self.linear(SegReg::Cs, eip, 1, Access::Execute)?;
         let user = self.user_access();
         let paddr = self.translate(bus, lin, Access::Execute, user)?;
         if let Some(d) = self.icache.lookup(paddr, code32) {
-            return Ok(*d);
+            let (addr32, op32, pop_cs) = (d.addr32, d.op32, d.pop_cs);
+            *out = d.insn;
+            self.begin(out.len() as u32, addr32, op32, pop_cs, code32);
+            return Ok(());
         }
+        let d = self.fetch_decode_slow(bus, code32, lin, paddr)?;
+        *out = d.insn;
+        self.begin(out.len() as u32, d.addr32, d.op32, d.pop_cs, code32);
+        Ok(())
+    }
+
+    /// The decode-cache miss path: reads the bytes, decodes and caches.
+    #[cold]
+    #[inline(never)]
+    fn fetch_decode_slow<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        code32: bool,
+        lin: u32,
+        paddr: u32,
+    ) -> Result<Decoded, Exception> {
+        let eip = self.state.eip;
+        let user = self.user_access();
         // Read up to 15 bytes, stopping at the first one that would fault.
         let mut bytes = [0u8; MAX_INSN_LEN];
         let mut n = 0;

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use oxide86_cpu::CpuModel;
+use oxide86_testsuite::coverage::Scope;
 
 /// oxide86: a full-system x86 PC emulator.
 #[derive(Debug, Parser)]
@@ -75,11 +76,25 @@ enum Conformance {
         #[arg(long, default_value_t = 20)]
         max_diffs: usize,
     },
+    /// List the instruction encodings the CPU model must execute that the
+    /// interpreter does not implement, then `N implemented, M missing`.
+    Coverage {
+        /// CPU model: 8086, 286 or p6.
+        #[arg(long, default_value = "p6", value_parser = parse_model)]
+        cpu: CpuModel,
+        /// `user` leaves out the protected-mode system instructions; `all` counts everything.
+        #[arg(long, default_value = "all", value_parser = parse_scope)]
+        scope: Scope,
+    },
 }
 
 fn parse_model(s: &str) -> Result<CpuModel, String> {
     CpuModel::from_name(s)
         .ok_or_else(|| format!("unknown CPU model '{s}' (expected 8086, 286 or p6)"))
+}
+
+fn parse_scope(s: &str) -> Result<Scope, String> {
+    Scope::from_name(s).ok_or_else(|| format!("unknown scope '{s}' (expected user or all)"))
 }
 
 fn main() -> ExitCode {
@@ -138,6 +153,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let summary = oxide86_testsuite::hostdiff::run(&opts, &mut std::io::stdout().lock())?;
             Ok(if summary.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Conformance(Conformance::Coverage { cpu, scope }) => {
+            let opts = oxide86_testsuite::coverage::Options { model: cpu, scope };
+            let summary = oxide86_testsuite::coverage::run(&opts, &mut std::io::stdout().lock())?;
+            Ok(if summary.missing.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

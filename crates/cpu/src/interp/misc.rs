@@ -1,5 +1,5 @@
-//! Miscellaneous: HLT CPUID RDTSC (Intel SDM Vol. 2A "CPUID", Vol. 2B
-//! "HLT", "RDTSC").
+//! Miscellaneous: HLT CPUID RDTSC and the reserved NOPs (Intel SDM Vol. 2A
+//! "CPUID", Vol. 2B "HLT", "NOP", "RDTSC").
 
 use crate::bus::Bus;
 use crate::cpu::Cpu;
@@ -113,6 +113,21 @@ pub fn rdtsc<B: Bus + ?Sized>(
     Ok(())
 }
 
+/// The reserved-NOP opcodes `0F 0D` and `0F 18`-`0F 1F` (SDM Vol. 2B
+/// "NOP", table 4-12): no operation from the family-6 processors on
+/// (the memory operand is not accessed), #UD before them.
+pub fn reserved_nop<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
+    if cpu.state.model == crate::CpuModel::P6 {
+        Ok(())
+    } else {
+        Err(Exception::InvalidOpcode)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::testutil::run32;
@@ -127,6 +142,33 @@ mod tests {
         assert_eq!(&v, b"GenuineIntel");
         let s = run32(|a| a.cpuid(), |s| s.gpr[0] = 0x8000_0002);
         assert_eq!(&s.gpr[0].to_le_bytes(), b"oxid");
+    }
+
+    #[test]
+    fn multi_byte_and_reserved_nops_do_nothing() {
+        // nop dword [eax]; reserved NOPs 0F 18 /4 [eax], 0F 0D eax, 0F 1E eax
+        let bytes = [
+            0x0F, 0x1F, 0x00, 0x0F, 0x18, 0x20, 0x0F, 0x0D, 0xC0, 0x0F, 0x1E, 0xC8,
+        ];
+        let mut cpu = crate::testutil::flat32_cpu();
+        let mut ram = crate::FlatRam::new(1 << 16);
+        ram.load(crate::testutil::CODE, &bytes);
+        ram.load(crate::testutil::CODE + bytes.len() as u32, &[0xF4]);
+        cpu.state.gpr[0] = 0xFFFF_FFF0; // the memory operands are never accessed
+        assert_eq!(cpu.run(&mut ram, 10), crate::StepOutcome::Halted);
+        assert_eq!(cpu.unimplemented, None);
+        assert_eq!(cpu.state.icount, 5);
+        let (s, _) = crate::testutil::run16(
+            crate::CpuModel::I286,
+            |_| Ok(()),
+            |s, ram| {
+                ram.load(crate::testutil::CODE, &[0x0F, 0x18, 0xE0]); // 0F 18 /4, then #UD
+                ram.load(6 * 4, &[0x00, 0x20, 0, 0]); // #UD handler at 0000:2000
+                ram.load(0x2000, &[0xF4]);
+                s.gpr[4] = 0x8000;
+            },
+        );
+        assert_eq!(s.eip, 0x2001); // halted in the #UD handler
     }
 
     #[test]

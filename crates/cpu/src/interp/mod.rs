@@ -191,6 +191,7 @@ pub fn execute<B: Bus + ?Sized>(
         M::Out => io::out(cpu, insn, bus),
         // Miscellaneous.
         M::Nop | M::Pause => Ok(()),
+        M::Reservednop => misc::reserved_nop(cpu, insn, bus),
         M::Hlt => misc::hlt(cpu, insn, bus),
         M::Cpuid => misc::cpuid(cpu, insn, bus),
         M::Rdtsc => misc::rdtsc(cpu, insn, bus),

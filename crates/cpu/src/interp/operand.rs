@@ -20,43 +20,37 @@ pub struct GprSlot {
     pub shift: u32,
 }
 
+/// Packed general-register slots indexed by iced `Register` value: bit 7
+/// valid, bits 0-2 the `gpr` index, bits 3-4 the width (0: byte, 1: word,
+/// 2: dword), bit 5 high byte. A table because every register operand of
+/// every instruction passes through here.
+static GPR_SLOTS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 8 {
+        if i < 4 {
+            t[Register::AL as usize + i] = 0x80 | i as u8;
+            t[Register::AH as usize + i] = 0x80 | 0x20 | i as u8;
+        }
+        t[Register::AX as usize + i] = 0x80 | 0x08 | i as u8;
+        t[Register::EAX as usize + i] = 0x80 | 0x10 | i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Value masks by packed width code.
+const WIDTH_MASKS: [u32; 4] = [0xFF, 0xFFFF, 0xFFFF_FFFF, 0xFFFF_FFFF];
+
 /// Maps an iced register to its slot, or `None` for non-general registers.
 #[inline]
 pub fn gpr_slot(r: Register) -> Option<GprSlot> {
-    let v = r as u32;
-    let (al, ah, ax, eax) = (
-        Register::AL as u32,
-        Register::AH as u32,
-        Register::AX as u32,
-        Register::EAX as u32,
-    );
-    if (al..al + 4).contains(&v) {
-        Some(GprSlot {
-            index: (v - al) as usize,
-            width: 1,
-            shift: 0,
-        })
-    } else if (ah..ah + 4).contains(&v) {
-        Some(GprSlot {
-            index: (v - ah) as usize,
-            width: 1,
-            shift: 8,
-        })
-    } else if (ax..ax + 8).contains(&v) {
-        Some(GprSlot {
-            index: (v - ax) as usize,
-            width: 2,
-            shift: 0,
-        })
-    } else if (eax..eax + 8).contains(&v) {
-        Some(GprSlot {
-            index: (v - eax) as usize,
-            width: 4,
-            shift: 0,
-        })
-    } else {
-        None
-    }
+    let p = GPR_SLOTS[r as usize];
+    (p & 0x80 != 0).then(|| GprSlot {
+        index: usize::from(p & 7),
+        width: 1 << ((p >> 3) & 3),
+        shift: u32::from((p >> 5) & 1) * 8,
+    })
 }
 
 /// Maps an iced segment register to ours.
@@ -74,33 +68,26 @@ pub fn seg_reg(r: Register) -> Option<SegReg> {
 /// Reads a general register (zero-extended).
 #[inline]
 pub fn read_gpr(s: &CpuState, r: Register) -> u32 {
-    match gpr_slot(r) {
-        Some(g) => {
-            let v = s.gpr[g.index] >> g.shift;
-            match g.width {
-                1 => v & 0xFF,
-                2 => v & 0xFFFF,
-                _ => v,
-            }
-        }
-        None => match seg_reg(r) {
-            Some(sr) => u32::from(s.seg[sr as usize].selector),
-            None => 0,
-        },
+    let p = GPR_SLOTS[r as usize];
+    if p & 0x80 != 0 {
+        let v = s.gpr[usize::from(p & 7)] >> (u32::from(p & 0x20) >> 2);
+        return v & WIDTH_MASKS[usize::from((p >> 3) & 3)];
+    }
+    match seg_reg(r) {
+        Some(sr) => u32::from(s.seg[sr as usize].selector),
+        None => 0,
     }
 }
 
 /// Writes a general register at its width, leaving the other bits.
 #[inline]
 pub fn write_gpr(s: &mut CpuState, r: Register, value: u32) {
-    if let Some(g) = gpr_slot(r) {
-        let slot = &mut s.gpr[g.index];
-        *slot = match (g.width, g.shift) {
-            (1, 0) => (*slot & !0xFF) | (value & 0xFF),
-            (1, _) => (*slot & !0xFF00) | ((value & 0xFF) << 8),
-            (2, _) => (*slot & !0xFFFF) | (value & 0xFFFF),
-            _ => value,
-        };
+    let p = GPR_SLOTS[r as usize];
+    if p & 0x80 != 0 {
+        let shift = u32::from(p & 0x20) >> 2;
+        let mask = WIDTH_MASKS[usize::from((p >> 3) & 3)] << shift;
+        let slot = &mut s.gpr[usize::from(p & 7)];
+        *slot = (*slot & !mask) | ((value << shift) & mask);
     }
 }
 
@@ -146,7 +133,10 @@ impl Cpu {
 
     /// Reads operand `n` (register, memory or immediate), zero-extended
     /// from its width; immediates come sign-extended to the operand size.
-    #[inline]
+    ///
+    /// Inlined into every handler (with `n` a constant, the operand-kind
+    /// lookups fold); the memory case stays out of line.
+    #[inline(always)]
     pub fn read_op<B: Bus + ?Sized>(
         &mut self,
         insn: &Instruction,
@@ -155,19 +145,27 @@ impl Cpu {
     ) -> Result<u32, Exception> {
         match insn.op_kind(n) {
             OpKind::Register => Ok(read_gpr(&self.state, insn.op_register(n))),
-            OpKind::Memory => {
-                let seg = self.memory_segment(insn);
-                let off = self.effective_offset(insn);
-                let w = insn.memory_size().size() as u32;
-                self.read_mem(bus, seg, off, w)
-            }
+            OpKind::Memory => self.read_memory_operand(insn, bus),
             OpKind::Immediate8to16 => Ok(u32::from(insn.immediate8to16() as u16)),
             _ => Ok(insn.immediate(n) as u32),
         }
     }
 
-    /// Writes operand `n` (register or memory).
-    #[inline]
+    /// Reads the instruction's ModRM memory operand at its memory size.
+    #[inline(never)]
+    fn read_memory_operand<B: Bus + ?Sized>(
+        &mut self,
+        insn: &Instruction,
+        bus: &mut B,
+    ) -> Result<u32, Exception> {
+        let seg = self.memory_segment(insn);
+        let off = self.effective_offset(insn);
+        let w = insn.memory_size().size() as u32;
+        self.read_mem(bus, seg, off, w)
+    }
+
+    /// Writes operand `n` (register or memory); inlined like [`Cpu::read_op`].
+    #[inline(always)]
     pub fn write_op<B: Bus + ?Sized>(
         &mut self,
         insn: &Instruction,
@@ -180,14 +178,23 @@ impl Cpu {
                 write_gpr(&mut self.state, insn.op_register(n), value);
                 Ok(())
             }
-            OpKind::Memory => {
-                let seg = self.memory_segment(insn);
-                let off = self.effective_offset(insn);
-                let w = insn.memory_size().size() as u32;
-                self.write_mem(bus, seg, off, w, value)
-            }
+            OpKind::Memory => self.write_memory_operand(insn, value, bus),
             _ => Err(Exception::InvalidOpcode),
         }
+    }
+
+    /// Writes the instruction's ModRM memory operand at its memory size.
+    #[inline(never)]
+    fn write_memory_operand<B: Bus + ?Sized>(
+        &mut self,
+        insn: &Instruction,
+        value: u32,
+        bus: &mut B,
+    ) -> Result<(), Exception> {
+        let seg = self.memory_segment(insn);
+        let off = self.effective_offset(insn);
+        let w = insn.memory_size().size() as u32;
+        self.write_mem(bus, seg, off, w, value)
     }
 
     /// Reads `size` bytes at `extra` past a memory operand's offset
@@ -257,6 +264,27 @@ mod tests {
             })
         );
         assert_eq!(seg_reg(Register::GS), Some(SegReg::Gs));
+    }
+
+    #[test]
+    fn slot_table_matches_the_register_ranges() {
+        for r in Register::values() {
+            let v = r as u32;
+            let expect = [
+                (Register::AL, 4, 1, 0),
+                (Register::AH, 4, 1, 8),
+                (Register::AX, 8, 2, 0),
+                (Register::EAX, 8, 4, 0),
+            ]
+            .iter()
+            .find(|(base, n, _, _)| (*base as u32..*base as u32 + n).contains(&v))
+            .map(|&(base, _, width, shift)| GprSlot {
+                index: (v - base as u32) as usize,
+                width,
+                shift,
+            });
+            assert_eq!(gpr_slot(r), expect, "{r:?}");
+        }
     }
 
     #[test]

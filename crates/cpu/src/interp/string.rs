@@ -52,6 +52,14 @@ fn step(cpu: &Cpu, size: u32) -> u32 {
     }
 }
 
+/// Elements one step runs before a REP yields: EIP stays at the instruction,
+/// which resumes at the next step, so interrupts are taken between
+/// iterations as on hardware (SDM Vol. 2B, REP: "a repeating string
+/// operation can be suspended by an exception or interrupt") and a 4 GiB
+/// count cannot stall the machine. Above any 16-bit count, so 16-bit REPs
+/// still finish in one step.
+const MAX_ELEMENTS_PER_STEP: u32 = 0x1_0000;
+
 /// Applies the 286's segment-overrun side effects (see the module docs):
 /// `stepped` are the index registers already advanced, `cx_steps` how often
 /// a REP prefix has decremented CX, for the access that raised `e`.
@@ -91,7 +99,13 @@ fn repeat<B: Bus + ?Sized>(
     if !rep {
         return element(cpu, bus);
     }
+    let mut budget = MAX_ELEMENTS_PER_STEP;
     while areg(cpu, Reg::Ecx) != 0 {
+        if budget == 0 {
+            cpu.ctx.next_eip = cpu.ctx.start_eip;
+            return Ok(());
+        }
+        budget -= 1;
         element(cpu, bus)?;
         bump(cpu, Reg::Ecx, u32::MAX);
         if conditional {
@@ -281,6 +295,28 @@ mod tests {
     use crate::testutil::{run16, run32};
     use crate::{Bus, CpuModel};
     use iced_x86::code_asm::*;
+
+    #[test]
+    fn long_rep_yields_and_resumes() {
+        let mut cpu = crate::testutil::flat32_cpu();
+        let mut ram = crate::FlatRam::new(1 << 20);
+        ram.load(crate::testutil::CODE, &[0xF3, 0xAA, 0xF4]); // rep stosb; hlt
+        cpu.state.gpr[1] = 0x1_8000; // ECX
+        cpu.state.gpr[7] = 0x2_0000; // EDI
+        cpu.state.gpr[0] = 0x5A;
+        cpu.step(&mut ram);
+        assert_eq!(
+            (cpu.state.gpr[1], cpu.state.eip),
+            (0x8000, crate::testutil::CODE)
+        );
+        cpu.step(&mut ram);
+        assert_eq!(
+            (cpu.state.gpr[1], cpu.state.eip),
+            (0, crate::testutil::CODE + 2)
+        );
+        assert_eq!(ram.read_u8(0x3_7FFF), 0x5A);
+        assert_eq!(ram.read_u8(0x3_8000), 0);
+    }
 
     #[test]
     fn rep_movsb_copies_and_counts_down() {
