@@ -198,7 +198,10 @@ impl Pc {
             let slice = (until_event / NS_PER_INSTRUCTION).clamp(1, SLICE);
             let mut outcome = StepOutcome::Continue;
             for _ in 0..slice {
-                if self.cpu.state.icount >= limit {
+                // In virtual time an idle HLT spends time too: the limit
+                // counts it in instruction units, so a guest asleep forever
+                // still stops.
+                if self.clock.now_ns(self.cpu.state.icount) / NS_PER_INSTRUCTION >= limit {
                     return PcExit::InstructionLimit;
                 }
                 outcome = self.cpu.step(&mut self.board);
@@ -213,8 +216,15 @@ impl Pc {
                 return PcExit::PowerOff;
             }
             let reset = match outcome {
-                StepOutcome::Shutdown => Some(self.cpu.shutdown_reason.clone().unwrap_or_else(|| "triple fault".into())),
-                _ if self.board.port92.take_reset_request() => Some("reset through port 0x92".into()),
+                StepOutcome::Shutdown => Some(
+                    self.cpu
+                        .shutdown_reason
+                        .clone()
+                        .unwrap_or_else(|| "triple fault".into()),
+                ),
+                _ if self.board.port92.take_reset_request() => {
+                    Some("reset through port 0x92".into())
+                }
                 _ => None,
             };
             if let Some(why) = reset {
@@ -244,7 +254,9 @@ impl Pc {
     fn idle(&mut self, ns: u64) {
         match self.clock.mode() {
             ClockMode::Virtual => self.clock.skip(ns.max(1)),
-            ClockMode::Realtime => std::thread::sleep(std::time::Duration::from_nanos(ns.clamp(1, 10_000_000))),
+            ClockMode::Realtime => {
+                std::thread::sleep(std::time::Duration::from_nanos(ns.clamp(1, 10_000_000)))
+            }
         }
     }
 }

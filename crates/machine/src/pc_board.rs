@@ -18,10 +18,15 @@ use oxide86_devices::{IrqLine, PortIo, Ticks};
 use crate::clock::TickConverter;
 use crate::memory_map::PhysMemory;
 
-/// The levels of the sixteen ISA interrupt lines as the devices drive them;
-/// the board forwards changes to the PIC after each device access or tick.
+/// The levels of the sixteen ISA interrupt lines as the devices drive them,
+/// and the rising edges seen since the board last looked (a timer may pulse
+/// a line low and high again within one tick batch); the board forwards
+/// both to the PIC after each device access or tick.
 #[derive(Clone, Debug, Default)]
-pub struct IrqLevels(Rc<Cell<u16>>);
+pub struct IrqLevels {
+    levels: Rc<Cell<u16>>,
+    rising: Rc<Cell<u16>>,
+}
 
 /// One ISA interrupt line, handed to the device that drives it.
 #[derive(Clone, Debug)]
@@ -33,15 +38,23 @@ pub struct IsaIrq {
 impl IrqLevels {
     /// The wire for ISA IRQ `line` (0-15).
     pub fn line(&self, line: u8) -> IsaIrq {
-        IsaIrq { levels: self.clone(), line: line & 15 }
+        IsaIrq {
+            levels: self.clone(),
+            line: line & 15,
+        }
     }
 }
 
 impl IrqLine for IsaIrq {
     fn set_level(&mut self, high: bool) {
         let bit = 1u16 << self.line;
-        let v = self.levels.0.get();
-        self.levels.0.set(if high { v | bit } else { v & !bit });
+        let v = self.levels.levels.get();
+        if high && v & bit == 0 {
+            self.levels.rising.set(self.levels.rising.get() | bit);
+        }
+        self.levels
+            .levels
+            .set(if high { v | bit } else { v & !bit });
     }
 }
 
@@ -103,15 +116,25 @@ impl PcBoard {
         self.debug_exit.requested.is_some() || self.acpi_pm.poweroff_requested()
     }
 
-    /// Forwards interrupt-line changes to the PIC.
+    /// Forwards interrupt-line changes to the PIC: level changes, and rising
+    /// edges that happened between two looks (as a low-high pulse).
     fn sync_irqs(&mut self) {
-        let levels = self.irq_levels.0.get();
-        let changed = levels ^ self.irq_seen;
+        let levels = self.irq_levels.levels.get();
+        let rising = self.irq_levels.rising.replace(0);
+        let changed = (levels ^ self.irq_seen) | rising;
         if changed != 0 {
             for line in 0..16u8 {
-                if changed & (1 << line) != 0 {
-                    self.pic.set_irq(line, levels & (1 << line) != 0);
+                let bit = 1 << line;
+                if changed & bit == 0 {
+                    continue;
                 }
+                let high = levels & bit != 0;
+                if rising & bit != 0 {
+                    // The edge: low then high, then the final level.
+                    self.pic.set_irq(line, false);
+                    self.pic.set_irq(line, true);
+                }
+                self.pic.set_irq(line, high);
             }
             self.irq_seen = levels;
         }
@@ -129,7 +152,9 @@ impl PcBoard {
     /// Nanoseconds from the last `advance_to` until the next device event
     /// that may raise an interrupt, if any is scheduled.
     pub fn ns_until_next_event(&self) -> Option<u64> {
-        self.pit.ticks_until_next_irq().map(|t| self.pit_clock.ns_for_ticks(t.0))
+        self.pit
+            .ticks_until_next_irq()
+            .map(|t| self.pit_clock.ns_for_ticks(t.0))
     }
 
     fn port_read(&mut self, port: u16) -> u8 {
@@ -165,7 +190,9 @@ impl PcBoard {
             p if (PIT_PORT..PIT_PORT + 4).contains(&p) => self.pit.write(p - PIT_PORT, value),
             PORT61 => Port61(&mut self.pit).write(0, value),
             POST_PORT => self.post.write(0, value),
-            p if pic::port_offset(p).is_some() => self.pic.write(pic::port_offset(p).unwrap_or(0), value),
+            p if pic::port_offset(p).is_some() => {
+                self.pic.write(pic::port_offset(p).unwrap_or(0), value)
+            }
             p if (ACPI_PM_BASE..ACPI_PM_BASE + ACPI_PM_LEN).contains(&p) => {
                 self.acpi_pm.write(p - ACPI_PM_BASE, value)
             }

@@ -17,7 +17,16 @@ fn guest(ticks: u32) -> Vec<u8> {
     let mut wait = a.create_label();
     let flags: u32 = (1 << 16) | (1 << 1);
     let magic: u32 = 0x1BAD_B002;
-    for v in [magic, flags, 0u32.wrapping_sub(magic.wrapping_add(flags)), LOAD_AT, LOAD_AT, 0, 0, LOAD_AT + 0x40] {
+    for v in [
+        magic,
+        flags,
+        0u32.wrapping_sub(magic.wrapping_add(flags)),
+        LOAD_AT,
+        LOAD_AT,
+        0,
+        0,
+        LOAD_AT + 0x40,
+    ] {
         a.dd(&[v]).unwrap();
     }
     a.db(&[0; 0x20]).unwrap();
@@ -30,12 +39,28 @@ fn guest(ticks: u32) -> Vec<u8> {
     a.mov(word_ptr(edi + 4), 0x8E00).unwrap();
     a.shr(eax, 16).unwrap();
     a.mov(word_ptr(edi + 6), ax).unwrap();
-    a.mov(dword_ptr(0x1_0000), 0x07FF_0000 | (IDT >> 16 << 16) >> 16 << 16 | 0x07FF).unwrap();
-    a.mov(dword_ptr(0x1_0000), 0x0000_07FF | ((IDT & 0xFFFF) << 16)).unwrap();
+    a.mov(
+        dword_ptr(0x1_0000),
+        0x07FF_0000 | (IDT >> 16 << 16) >> 16 << 16 | 0x07FF,
+    )
+    .unwrap();
+    a.mov(dword_ptr(0x1_0000), 0x0000_07FF | ((IDT & 0xFFFF) << 16))
+        .unwrap();
     a.mov(word_ptr(0x1_0004), IDT >> 16).unwrap();
     a.lidt(ptr(0x1_0000u32)).unwrap();
     // 8259A: ICW1-4 as Linux, vectors 0x20/0x28, only IRQ0 unmasked.
-    for (port, v) in [(0x20u32, 0x11u32), (0xA0, 0x11), (0x21, 0x20), (0xA1, 0x28), (0x21, 4), (0xA1, 2), (0x21, 1), (0xA1, 1), (0x21, 0xFE), (0xA1, 0xFF)] {
+    for (port, v) in [
+        (0x20u32, 0x11u32),
+        (0xA0, 0x11),
+        (0x21, 0x20),
+        (0xA1, 0x28),
+        (0x21, 4),
+        (0xA1, 2),
+        (0x21, 1),
+        (0xA1, 1),
+        (0x21, 0xFE),
+        (0xA1, 0xFF),
+    ] {
         a.mov(al, v).unwrap();
         a.out(port, al).unwrap();
     }
@@ -70,8 +95,16 @@ fn guest(ticks: u32) -> Vec<u8> {
 }
 
 fn run(ticks: u32) -> (PcExit, u64, u32) {
-    let config = PcConfig { clock: ClockMode::Virtual, max_instructions: Some(50_000_000), ..PcConfig::default() };
-    let boot = BootSource::Multiboot { kernel: guest(ticks), cmdline: String::new(), modules: Vec::new() };
+    let config = PcConfig {
+        clock: ClockMode::Virtual,
+        max_instructions: Some(50_000_000),
+        ..PcConfig::default()
+    };
+    let boot = BootSource::Multiboot {
+        kernel: guest(ticks),
+        cmdline: String::new(),
+        modules: Vec::new(),
+    };
     let mut pc = Pc::new(config, boot).unwrap();
     let exit = pc.run();
     let counter = pc.board.memory.read_u32(COUNTER);

@@ -58,7 +58,8 @@ pub struct RunArgs {
     /// CPU model: 8086, 286 or p6 (a Pentium II-class family-6 CPU).
     #[arg(long, default_value = "p6", value_parser = crate::parse_model)]
     cpu: CpuModel,
-    /// Stop after this many instructions (exit status 4).
+    /// Stop after this many instructions (exit status 4); with the virtual
+    /// clock, time spent halted counts too, one instruction per nanosecond.
     #[arg(long)]
     max_instructions: Option<u64>,
     /// Print figures at exit on stderr: instructions, MIPS, soft-TLB and
