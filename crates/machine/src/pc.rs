@@ -14,6 +14,10 @@ use crate::ram::{GuestRam, RamError};
 /// can be.
 const SLICE: u64 = 1000;
 
+/// The RTC's power-on date in virtual-clock runs unless told otherwise:
+/// 2000-01-01 00:00:00 UTC, so runs are repeatable.
+pub const DEFAULT_RTC_BASE: i64 = 946_684_800;
+
 /// What to put in the machine and how to start it.
 #[derive(Clone, Debug)]
 pub enum BootSource {
@@ -53,6 +57,8 @@ pub struct PcConfig {
     pub no_reboot: bool,
     /// Stop after this many instructions.
     pub max_instructions: Option<u64>,
+    /// The RTC's date and time at power-on (seconds since 1970).
+    pub rtc_base: i64,
 }
 
 impl Default for PcConfig {
@@ -63,6 +69,7 @@ impl Default for PcConfig {
             clock: ClockMode::Virtual,
             no_reboot: false,
             max_instructions: None,
+            rtc_base: DEFAULT_RTC_BASE,
         }
     }
 }
@@ -89,21 +96,53 @@ pub enum PcExit {
     Reset(String),
     /// The CPU halted with interrupts disabled and nothing can wake it.
     Deadlock,
+    /// The user asked the emulator to quit (Ctrl-A x).
+    Quit,
     /// `max_instructions` ran out.
     InstructionLimit,
 }
 
 impl PcExit {
     /// The process exit status the front end uses: 0 for power-off and a
-    /// no-reboot reset, `(value << 1) | 1` for the debug-exit port, 3 for a
+    /// no-reboot reset and a quit, `(value << 1) | 1` for the debug-exit port, 3 for a
     /// dead halt and 4 for the instruction limit.
     pub fn status(&self) -> i32 {
         match self {
-            PcExit::PowerOff | PcExit::Reset(_) => 0,
+            PcExit::PowerOff | PcExit::Reset(_) | PcExit::Quit => 0,
             PcExit::DebugExit(v) => (i32::from(*v) << 1) | 1,
             PcExit::Deadlock => 3,
             PcExit::InstructionLimit => 4,
         }
+    }
+}
+
+/// Bytes from the host for COM1.
+#[derive(Default)]
+pub enum HostInput {
+    /// No input.
+    #[default]
+    None,
+    /// Typed interactively (a terminal): delivered as it arrives, with
+    /// `quit` raised by the console's escape command.
+    Interactive {
+        /// Bytes from the reader thread.
+        bytes: std::sync::mpsc::Receiver<u8>,
+        /// Set when the user asked to quit.
+        quit: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    },
+    /// A pipe or file: read only when the guest idles in HLT with COM1's
+    /// receive FIFO empty, so with the virtual clock input reaches the guest
+    /// at the same instruction every run.
+    Stream(Box<dyn std::io::Read + Send>),
+}
+
+impl std::fmt::Debug for HostInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HostInput::None => "HostInput::None",
+            HostInput::Interactive { .. } => "HostInput::Interactive",
+            HostInput::Stream(_) => "HostInput::Stream",
+        })
     }
 }
 
@@ -131,6 +170,10 @@ pub struct Pc {
     boot: BootSource,
     /// Counters.
     pub stats: PcStats,
+    /// Where COM1's input comes from.
+    pub input: HostInput,
+    /// Typed bytes COM1's FIFO had no room for yet.
+    pending_input: std::collections::VecDeque<u8>,
 }
 
 impl Pc {
@@ -141,7 +184,10 @@ impl Pc {
             BootSource::Firmware(rom) => rom.clone(),
             _ => Vec::new(),
         };
-        let board = PcBoard::new(PhysMemory::new(ram, rom));
+        let board = PcBoard::new(
+            PhysMemory::new(ram, rom),
+            oxide86_devices::rtc::DateTime::from_unix(config.rtc_base),
+        );
         let mut pc = Self {
             cpu: Cpu::new(config.model),
             board,
@@ -149,6 +195,8 @@ impl Pc {
             config,
             boot,
             stats: PcStats::default(),
+            input: HostInput::None,
+            pending_input: std::collections::VecDeque::new(),
         };
         pc.power_on()?;
         Ok(pc)
@@ -212,6 +260,9 @@ impl Pc {
             if let Some(v) = self.board.debug_exit.requested {
                 return PcExit::DebugExit(v);
             }
+            if self.poll_interactive_input() {
+                return PcExit::Quit;
+            }
             if self.board.acpi_pm.poweroff_requested() {
                 return PcExit::PowerOff;
             }
@@ -239,6 +290,9 @@ impl Pc {
             }
             if outcome == StepOutcome::Halted {
                 let can_wake = self.cpu.state.eflags & oxide86_cpu::state::eflags::IF != 0;
+                if can_wake && self.feed_stream_input() {
+                    continue;
+                }
                 match self.board.ns_until_next_event() {
                     Some(ns) if can_wake => self.idle(ns),
                     _ if can_wake && self.board.interrupt_pending() => {}
@@ -246,6 +300,44 @@ impl Pc {
                     _ => return PcExit::Deadlock,
                 }
             }
+        }
+    }
+
+    /// Moves typed bytes into COM1; true when the user asked to quit.
+    fn poll_interactive_input(&mut self) -> bool {
+        let HostInput::Interactive { bytes, quit } = &self.input else {
+            return false;
+        };
+        while let Ok(b) = bytes.try_recv() {
+            self.pending_input.push_back(b);
+        }
+        while let Some(&b) = self.pending_input.front() {
+            if self.board.serial_input(&[b]) == 0 {
+                break;
+            }
+            self.pending_input.pop_front();
+        }
+        quit.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// With stream input and an idle guest whose COM1 FIFO is empty, reads
+    /// the next bytes (blocking: guest time does not pass meanwhile).
+    /// Returns whether anything was delivered.
+    fn feed_stream_input(&mut self) -> bool {
+        let HostInput::Stream(reader) = &mut self.input else {
+            return false;
+        };
+        let space = self.board.com1.input_space();
+        if space < 16 {
+            return false;
+        }
+        let mut buf = [0u8; 16];
+        match reader.read(&mut buf[..space.min(16)]) {
+            Ok(0) | Err(_) => {
+                self.input = HostInput::None; // end of input
+                false
+            }
+            Ok(n) => self.board.serial_input(&buf[..n]) > 0,
         }
     }
 

@@ -9,10 +9,13 @@ use oxide86_cpu::Bus;
 use oxide86_devices::acpi_pm::{AcpiPm, ACPI_PM_BASE, ACPI_PM_LEN};
 use oxide86_devices::debug_exit::{DebugExit, DEBUG_EXIT_PORT};
 use oxide86_devices::debugcon::{DebugCon, DEBUGCON_PORT};
+use oxide86_devices::i8042::{I8042, I8042_AUX_IRQ, I8042_KBD_IRQ};
 use oxide86_devices::pic::{self, Pic};
 use oxide86_devices::pit::{Pit, Port61, PIT_HZ, PIT_PORT, PORT61};
 use oxide86_devices::port92::{Port92, PORT92};
 use oxide86_devices::post::{PostPort, POST_PORT};
+use oxide86_devices::rtc::{DateTime, Rtc, RTC_BASE, RTC_HZ, RTC_IRQ};
+use oxide86_devices::uart::{SerialOutput, Uart, COM_PORTS, UART_CLOCK_HZ};
 use oxide86_devices::{IrqLine, PortIo, Ticks};
 
 use crate::clock::TickConverter;
@@ -64,6 +67,32 @@ pub trait ConsoleSink: std::fmt::Debug {
     fn byte(&mut self, b: u8);
 }
 
+/// Where COM1's transmitted bytes go (a terminal, a file, or nowhere).
+#[derive(Default)]
+pub struct HostSerial(pub Option<Box<dyn std::io::Write + Send>>);
+
+impl std::fmt::Debug for HostSerial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "HostSerial(connected)"
+        } else {
+            "HostSerial(none)"
+        })
+    }
+}
+
+impl SerialOutput for HostSerial {
+    fn write_byte(&mut self, byte: u8) {
+        if let Some(w) = self.0.as_mut() {
+            // A host write error loses the byte, as a disconnected line would.
+            let _ = w.write_all(&[byte]);
+            if byte == b'\n' {
+                let _ = w.flush();
+            }
+        }
+    }
+}
+
 /// Memory and devices.
 #[derive(Debug)]
 pub struct PcBoard {
@@ -85,7 +114,15 @@ pub struct PcBoard {
     pub pit: Pit<IsaIrq>,
     /// The POST code port 0x80.
     pub post: PostPort,
+    /// COM1 (0x3F8, IRQ4).
+    pub com1: Uart<IsaIrq, HostSerial>,
+    /// The MC146818 RTC/CMOS (0x70/0x71, IRQ8).
+    pub rtc: Rtc<IsaIrq>,
+    /// The i8042 keyboard controller (0x60/0x64, IRQ1 and IRQ12).
+    pub i8042: I8042<IsaIrq, IsaIrq>,
     irq_levels: IrqLevels,
+    uart_clock: TickConverter,
+    rtc_clock: TickConverter,
     /// The levels last forwarded to the PIC.
     irq_seen: u16,
     pit_clock: TickConverter,
@@ -93,8 +130,20 @@ pub struct PcBoard {
 
 impl PcBoard {
     /// A board around `memory` with every device in its power-on state.
-    pub fn new(memory: PhysMemory) -> Self {
+    pub fn new(memory: PhysMemory, rtc_start: DateTime) -> Self {
         let irq_levels = IrqLevels::default();
+        let ram = memory.ram().len() as u64;
+        let mut rtc = Rtc::new(rtc_start, irq_levels.line(RTC_IRQ));
+        rtc.set_memory_size(
+            ram.min(crate::memory_map::PCI_HOLE_START.into()),
+            ram.saturating_sub(crate::memory_map::PCI_HOLE_START.into()),
+        );
+        rtc.update_checksum();
+        let mut i8042 = I8042::new(
+            irq_levels.line(I8042_KBD_IRQ),
+            irq_levels.line(I8042_AUX_IRQ),
+        );
+        i8042.set_a20(true);
         Self {
             memory,
             debugcon: DebugCon::default(),
@@ -105,7 +154,12 @@ impl PcBoard {
             pic: Pic::new(),
             pit: Pit::new(irq_levels.line(0)),
             post: PostPort::default(),
+            com1: Uart::new(irq_levels.line(COM_PORTS[0].1), HostSerial::default()),
+            rtc,
+            i8042,
             irq_levels,
+            uart_clock: TickConverter::new(UART_CLOCK_HZ),
+            rtc_clock: TickConverter::new(RTC_HZ),
             irq_seen: 0,
             pit_clock: TickConverter::new(PIT_HZ),
         }
@@ -146,15 +200,55 @@ impl PcBoard {
         if ticks > 0 {
             self.pit.tick(Ticks(ticks));
         }
+        let ticks = self.uart_clock.advance_to(now_ns);
+        if ticks > 0 {
+            self.com1.tick(Ticks(ticks));
+        }
+        let ticks = self.rtc_clock.advance_to(now_ns);
+        if ticks > 0 {
+            self.rtc.tick(Ticks(ticks));
+        }
         self.sync_irqs();
     }
 
     /// Nanoseconds from the last `advance_to` until the next device event
     /// that may raise an interrupt, if any is scheduled.
     pub fn ns_until_next_event(&self) -> Option<u64> {
-        self.pit
-            .ticks_until_next_irq()
-            .map(|t| self.pit_clock.ns_for_ticks(t.0))
+        [
+            self.pit
+                .ticks_until_next_irq()
+                .map(|t| self.pit_clock.ns_for_ticks(t.0)),
+            self.com1
+                .ticks_until_next_irq()
+                .map(|t| self.uart_clock.ns_for_ticks(t.0)),
+            self.rtc
+                .ticks_until_next_irq()
+                .map(|t| self.rtc_clock.ns_for_ticks(t.0)),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Hands bytes typed on the host to COM1 (as many as its FIFO takes);
+    /// returns how many were taken.
+    pub fn serial_input(&mut self, bytes: &[u8]) -> usize {
+        let n = self.com1.enqueue_input(bytes);
+        self.sync_irqs();
+        n
+    }
+
+    /// The A20 line: the keyboard controller's output port or port 0x92.
+    fn update_a20(&mut self) {
+        let on = self.i8042.a20() || self.port92.a20();
+        self.memory.set_a20(on);
+    }
+
+    /// Takes a pending reset request (port 0x92 or the keyboard controller).
+    pub fn take_reset_request(&mut self) -> bool {
+        let a = self.port92.take_reset_request();
+        let b = self.i8042.take_reset_request();
+        a || b
     }
 
     fn port_read(&mut self, port: u16) -> u8 {
@@ -164,6 +258,11 @@ impl PcBoard {
             PORT92 => self.port92.read(0),
             p if (PIT_PORT..PIT_PORT + 4).contains(&p) => self.pit.read(p - PIT_PORT),
             PORT61 => Port61(&mut self.pit).read(0),
+            0x60 | 0x64 => self.i8042.read(port - 0x60),
+            p if (RTC_BASE..RTC_BASE + 2).contains(&p) => self.rtc.read(p - RTC_BASE),
+            p if (COM_PORTS[0].0..COM_PORTS[0].0 + 8).contains(&p) => {
+                self.com1.read(p - COM_PORTS[0].0)
+            }
             POST_PORT => self.post.read(0),
             p if pic::port_offset(p).is_some() => self.pic.read(pic::port_offset(p).unwrap_or(0)),
             p if (ACPI_PM_BASE..ACPI_PM_BASE + ACPI_PM_LEN).contains(&p) => {
@@ -185,10 +284,18 @@ impl PcBoard {
             DEBUG_EXIT_PORT => self.debug_exit.write(0, value),
             PORT92 => {
                 self.port92.write(0, value);
-                self.memory.set_a20(self.port92.a20());
+                self.update_a20();
             }
             p if (PIT_PORT..PIT_PORT + 4).contains(&p) => self.pit.write(p - PIT_PORT, value),
             PORT61 => Port61(&mut self.pit).write(0, value),
+            0x60 | 0x64 => {
+                self.i8042.write(port - 0x60, value);
+                self.update_a20();
+            }
+            p if (RTC_BASE..RTC_BASE + 2).contains(&p) => self.rtc.write(p - RTC_BASE, value),
+            p if (COM_PORTS[0].0..COM_PORTS[0].0 + 8).contains(&p) => {
+                self.com1.write(p - COM_PORTS[0].0, value)
+            }
             POST_PORT => self.post.write(0, value),
             p if pic::port_offset(p).is_some() => {
                 self.pic.write(pic::port_offset(p).unwrap_or(0), value)
@@ -219,6 +326,8 @@ impl Bus for PcBoard {
         for i in 0..u16::from(size) {
             v |= u32::from(self.port_read(port.wrapping_add(i))) << (8 * i);
         }
+        // Reads acknowledge interrupts too (UART IIR/RBR, RTC register C...).
+        self.sync_irqs();
         v
     }
     fn io_write(&mut self, port: u16, size: u8, value: u32) {

@@ -53,6 +53,7 @@ pub fn image() -> anyhow::Result<Vec<u8>> {
     let fail_msg = d.text("FAILED\r\n");
     let bye_msg = d.text("demo finished; powering off through ACPI\r\n");
     let two = d.add(&2.0f64.to_le_bytes());
+    let scratch = d.add(&[0; 8]);
     let buf = d.add(&[0; 64]);
     let buf2 = d.add(&[0; 64]);
 
@@ -154,6 +155,8 @@ pub fn image() -> anyhow::Result<Vec<u8>> {
     a.fld(qword_ptr(two))?;
     a.fsqrt()?;
     a.fmul_2(st0, st0)?;
+    a.fstp(qword_ptr(scratch))?; // round the 80-bit square to a double
+    a.fld(qword_ptr(scratch))?;
     a.fld(qword_ptr(two))?;
     a.fcomip(st0, st1)?;
     a.fstp(st0)?;

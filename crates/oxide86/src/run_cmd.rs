@@ -11,8 +11,10 @@ use clap::Args;
 use oxide86_cpu::CpuModel;
 use oxide86_machine::boot::multiboot::{self, Module};
 use oxide86_machine::clock::ClockMode;
-use oxide86_machine::pc::{BootSource, Pc, PcConfig, PcExit};
+use oxide86_machine::pc::{BootSource, HostInput, Pc, PcConfig, PcExit, DEFAULT_RTC_BASE};
 use oxide86_machine::pc_board::ConsoleSink;
+
+use crate::console::{ConsoleEvent, EscapeParser, RawTerminal, HELP};
 
 /// Options of `oxide86 run`.
 ///
@@ -48,6 +50,16 @@ pub struct RunArgs {
     /// `realtime` (the host clock).
     #[arg(long, default_value = "virtual", value_parser = ["virtual", "realtime"])]
     clock: String,
+    /// Where COM1 goes: stdio (input from stdin; in a terminal, raw mode
+    /// with Ctrl-A x to quit and Ctrl-A h for help), none, or file:PATH
+    /// (output only).
+    #[arg(long, default_value = "stdio")]
+    serial: String,
+    /// The RTC's date at power-on: now, seconds since 1970, or
+    /// YYYY-MM-DD[THH:MM:SS] (UTC). Default: 2000-01-01 with the virtual
+    /// clock (repeatable runs), the host's time with the realtime clock.
+    #[arg(long)]
+    rtc_base: Option<String>,
     /// Where the port-0xE9 debug console goes: stdio, none or file:PATH.
     #[arg(long, default_value = "none")]
     debugcon: String,
@@ -157,9 +169,115 @@ fn boot_source(args: &RunArgs) -> Result<BootSource> {
     bail!("kernel {}: neither a Linux bzImage (no HdrS header) nor a Multiboot image (no header in the first 8 KiB)", kernel_path.display())
 }
 
+/// Parses --rtc-base.
+fn rtc_base(spec: Option<&str>, clock: ClockMode) -> Result<i64> {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    };
+    let Some(spec) = spec else {
+        return Ok(if clock == ClockMode::Virtual {
+            DEFAULT_RTC_BASE
+        } else {
+            now()
+        });
+    };
+    if spec == "now" {
+        return Ok(now());
+    }
+    if let Ok(secs) = spec.parse::<i64>() {
+        return Ok(secs);
+    }
+    let bad = || {
+        anyhow::anyhow!("invalid --rtc-base '{spec}': expected now, seconds since 1970, or YYYY-MM-DD[THH:MM:SS]")
+    };
+    let (date, time) = spec.split_once('T').unwrap_or((spec, "00:00:00"));
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|p| p.parse().map_err(|_| bad()))
+        .collect::<Result<_>>()?;
+    let t: Vec<i64> = time
+        .split(':')
+        .map(|p| p.parse().map_err(|_| bad()))
+        .collect::<Result<_>>()?;
+    let (&[y, m, day], &[hh, mm, ss]) = (d.as_slice(), t.as_slice()) else {
+        return Err(bad());
+    };
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 59 || y < 0
+    {
+        return Err(bad());
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y2, m2) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * m2 + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// Connects COM1 as --serial says; returns the raw-terminal guard to keep.
+fn connect_serial(pc: &mut Pc, spec: &str) -> Result<Option<RawTerminal>> {
+    use std::io::IsTerminal;
+    match spec {
+        "none" => Ok(None),
+        "stdio" => {
+            pc.board.com1.output_mut().0 = Some(Box::new(std::io::stdout()));
+            if !std::io::stdin().is_terminal() {
+                pc.input = HostInput::Stream(Box::new(std::io::stdin()));
+                return Ok(None);
+            }
+            let guard = RawTerminal::enter().context("cannot put the terminal in raw mode")?;
+            let (tx, rx) = std::sync::mpsc::channel();
+            let quit = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let quit_flag = quit.clone();
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let mut parser = EscapeParser::default();
+                let mut byte = [0u8; 1];
+                while let Ok(1) = std::io::stdin().read(&mut byte) {
+                    match parser.feed(byte[0]) {
+                        ConsoleEvent::Input(b) => {
+                            if tx.send(b).is_err() {
+                                return;
+                            }
+                        }
+                        ConsoleEvent::Quit => {
+                            quit_flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                            return;
+                        }
+                        ConsoleEvent::Help => eprint!("{HELP}"),
+                        ConsoleEvent::None => {}
+                    }
+                }
+            });
+            pc.input = HostInput::Interactive { bytes: rx, quit };
+            Ok(Some(guard))
+        }
+        _ => match spec.strip_prefix("file:") {
+            Some(path) => {
+                let f = File::create(path)
+                    .with_context(|| format!("cannot create serial output file {path}"))?;
+                pc.board.com1.output_mut().0 = Some(Box::new(f));
+                Ok(None)
+            }
+            None => bail!("invalid --serial '{spec}': expected stdio, none or file:PATH"),
+        },
+    }
+}
+
 /// Runs `oxide86 run`.
 pub fn run(args: RunArgs) -> Result<ExitCode> {
+    let clock = if args.clock == "realtime" {
+        ClockMode::Realtime
+    } else {
+        ClockMode::Virtual
+    };
     let config = PcConfig {
+        rtc_base: rtc_base(args.rtc_base.as_deref(), clock)?,
         ram_bytes: args.memory as usize * 1024 * 1024,
         model: args.cpu,
         clock: if args.clock == "realtime" {
@@ -173,7 +291,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let boot = boot_source(&args)?;
     let mut pc = Pc::new(config, boot).context("building the machine")?;
     pc.board.debugcon_sink = console_sink(&args.debugcon)?;
+    let terminal = connect_serial(&mut pc, &args.serial)?;
     let exit = pc.run();
+    drop(terminal); // the terminal is restored before anything else is printed
     if args.stats {
         print_stats(&pc, &exit);
     }
