@@ -36,6 +36,23 @@ pub trait Bus {
         self.write_u16(addr.wrapping_add(2), (value >> 16) as u16);
     }
 
+    /// Guest RAM as one slice, if the board lets the CPU access plain RAM
+    /// pages directly (the soft TLB caches offsets into it).
+    fn ram(&mut self) -> Option<&mut [u8]> {
+        None
+    }
+    /// The offset in [`Bus::ram`] of the 4 KiB page holding `paddr`, if that
+    /// whole page is plain RAM (not ROM, MMIO or a hole).
+    fn ram_page_offset(&mut self, paddr: u32) -> Option<usize> {
+        let _ = paddr;
+        None
+    }
+    /// Changes whenever an answer of [`Bus::ram_page_offset`] may have
+    /// changed (the A20 gate, remapping); the CPU then drops what it cached.
+    fn memory_map_generation(&self) -> u64 {
+        0
+    }
+
     /// `IN` from `port`, `size` bytes (1, 2 or 4). Unclaimed ports read all ones.
     fn io_read(&mut self, port: u16, size: u8) -> u32 {
         let _ = port;
@@ -102,6 +119,16 @@ impl FlatRam {
 }
 
 impl Bus for FlatRam {
+    fn ram(&mut self) -> Option<&mut [u8]> {
+        Some(&mut self.bytes)
+    }
+    fn ram_page_offset(&mut self, paddr: u32) -> Option<usize> {
+        let o = (paddr & self.mask & !0xFFF) as usize;
+        (self.mask | 0xFFF == self.mask && o + 0x1000 <= self.bytes.len()).then_some(o)
+    }
+    fn memory_map_generation(&self) -> u64 {
+        u64::from(self.mask)
+    }
     fn read_u8(&mut self, addr: u32) -> u8 {
         self.bytes
             .get((addr & self.mask) as usize)

@@ -48,6 +48,8 @@ pub struct Cpu {
     pub icache: DecodeCache,
     /// Cached linear-to-physical translations.
     pub tlb: SoftTlb,
+    /// The bus's memory-map generation the TLB's RAM offsets belong to.
+    pub(crate) memory_map_generation: u64,
     /// The instruction in flight.
     pub ctx: InsnContext,
     /// Why the last [`StepOutcome::Shutdown`] happened.
@@ -79,6 +81,7 @@ impl Cpu {
             state: CpuState::new(model),
             icache: DecodeCache::new(),
             tlb: SoftTlb::default(),
+            memory_map_generation: 0,
             ctx: InsnContext::default(),
             shutdown_reason: None,
             unimplemented: None,
@@ -323,11 +326,13 @@ impl Cpu {
                 let no_wrap = eip.wrapping_add(len - 1) & mask >= eip;
                 if same_page && no_wrap && self.state.model != CpuModel::I8086 {
                     self.icache.insert(paddr, code32, d);
+                    self.tlb.forget_host_writes(paddr & !0xFFF);
                 } else if same_page && no_wrap {
                     // The 8086 wraps linear addresses at 1 MiB on the bus, so
                     // only cache where linear and bus address agree.
                     if lin < 0x10_0000 - len {
                         self.icache.insert(paddr, code32, d);
+                        self.tlb.forget_host_writes(paddr & !0xFFF);
                     }
                 }
                 Ok(d)

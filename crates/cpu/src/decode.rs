@@ -137,6 +137,13 @@ impl DecodeCache {
         }
     }
 
+    /// Whether the 4 KiB page holding `paddr` has any cached instruction
+    /// (one bitmap word covers the page's 64 lines).
+    #[inline]
+    pub fn page_has_code(&self, paddr: u32) -> bool {
+        self.code_lines[(paddr >> 12) as usize] != 0
+    }
+
     /// Whether a write of `len` bytes at `paddr` may touch cached code.
     #[inline]
     pub fn is_code(&self, paddr: u32, len: u32) -> bool {

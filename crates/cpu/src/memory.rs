@@ -24,6 +24,19 @@ pub enum Access {
     Execute,
 }
 
+/// The soft-TLB right an access needs.
+#[inline]
+fn right_for(access: Access, user: bool) -> u8 {
+    match (access, user) {
+        (Access::Read, false) => rights::SUP_READ,
+        (Access::Write, false) => rights::SUP_WRITE,
+        (Access::Execute, false) => rights::SUP_EXEC,
+        (Access::Read, true) => rights::USER_READ,
+        (Access::Write, true) => rights::USER_WRITE,
+        (Access::Execute, true) => rights::USER_EXEC,
+    }
+}
+
 /// The exception a segment-limit or type violation raises: #SS(0) for the
 /// stack segment, #GP(0) otherwise; the 286 raises #GP for every segment.
 #[inline]
@@ -100,15 +113,7 @@ impl Cpu {
         if self.state.cr0 & cr0::PG == 0 {
             return Ok(linear);
         }
-        let right = match (access, user) {
-            (Access::Read, false) => rights::SUP_READ,
-            (Access::Write, false) => rights::SUP_WRITE,
-            (Access::Execute, false) => rights::SUP_EXEC,
-            (Access::Read, true) => rights::USER_READ,
-            (Access::Write, true) => rights::USER_WRITE,
-            (Access::Execute, true) => rights::USER_EXEC,
-        };
-        if let Some(p) = self.tlb.lookup(linear, right) {
+        if let Some(p) = self.tlb.lookup(linear, right_for(access, user)) {
             return Ok(p);
         }
         self.walk(bus, linear, access, user)
@@ -196,12 +201,48 @@ impl Cpu {
             }
             return Ok(v);
         }
+        // Fast path: a TLB entry that maps plain RAM.
+        if let Some(off) = self
+            .tlb
+            .lookup_host(linear, right_for(Access::Read, user), false)
+        {
+            if let Some(b) = bus.ram().and_then(|ram| ram.get(off..off + size as usize)) {
+                return Ok(match size {
+                    1 => u32::from(b[0]),
+                    2 => u32::from(u16::from_le_bytes([b[0], b[1]])),
+                    _ => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                });
+            }
+        }
         let p = self.translate(bus, linear, Access::Read, user)?;
+        self.learn_host(bus, linear, p);
         Ok(match size {
             1 => u32::from(bus.read_u8(p)),
             2 => u32::from(bus.read_u16(p)),
             _ => bus.read_u32(p),
         })
+    }
+
+    /// After a slow-path translation: if the physical page is plain RAM,
+    /// let the TLB entry point at it (writes only while the page holds no
+    /// decoded instructions).
+    #[inline(never)]
+    fn learn_host<B: Bus + ?Sized>(&mut self, bus: &mut B, linear: u32, paddr: u32) {
+        if let Some(offset) = bus.ram_page_offset(paddr) {
+            let host_write = !self.icache.page_has_code(paddr);
+            let paging = self.state.cr0 & cr0::PG != 0;
+            self.tlb
+                .attach_host(linear, paddr & !0xFFF, offset, host_write, paging);
+        }
+    }
+
+    /// Drops cached RAM offsets when the board's memory map changed (A20).
+    pub(crate) fn sync_memory_map<B: Bus + ?Sized>(&mut self, bus: &mut B) {
+        let g = bus.memory_map_generation();
+        if g != self.memory_map_generation {
+            self.memory_map_generation = g;
+            self.tlb.flush(false);
+        }
     }
 
     /// Either every byte is written or (on a fault) none is.
@@ -228,7 +269,20 @@ impl Cpu {
             }
             return Ok(());
         }
+        if let Some(off) = self
+            .tlb
+            .lookup_host(linear, right_for(Access::Write, user), true)
+        {
+            if let Some(b) = bus
+                .ram()
+                .and_then(|ram| ram.get_mut(off..off + size as usize))
+            {
+                b.copy_from_slice(&value.to_le_bytes()[..size as usize]);
+                return Ok(());
+            }
+        }
         let p = self.translate(bus, linear, Access::Write, user)?;
+        self.learn_host(bus, linear, p);
         match size {
             1 => bus.write_u8(p, value as u8),
             2 => bus.write_u16(p, value as u16),
@@ -367,6 +421,56 @@ mod tests {
     use super::*;
     use crate::testutil::flat32_cpu;
     use crate::FlatRam;
+
+    #[test]
+    fn code_written_through_the_ram_fast_path_is_seen_by_the_next_fetch() {
+        use crate::testutil::{run32, CODE};
+        use iced_x86::code_asm::*;
+        // The routine at 0x3000 (page first written as plain data, so the
+        // TLB grants it direct writes): `mov al, 0x40 ; mov byte [0x3001], 0x41 ; ret`
+        // patches its own immediate; a second call sees 0x41.
+        let routine: [u8; 9] = [0xB0, 0x40, 0xC6, 0x05, 0x01, 0x30, 0x00, 0x00, 0x41];
+        let s = run32(
+            |a| {
+                for (i, b) in routine.iter().enumerate() {
+                    a.mov(byte_ptr(0x3000 + i as u64), *b as u32)?;
+                }
+                a.mov(byte_ptr(0x3009), 0xC3)?; // ret
+                a.mov(eax, dword_ptr(0x3000))?; // read it back (fast path hit)
+                a.mov(ebx, eax)?;
+                a.call(0x3000)?;
+                a.mov(ecx, eax)?; // first call: AL = 0x40, then the patch
+                a.call(0x3000)?; // second call runs the patched MOV
+                a.mov(edx, eax)?;
+                // Plain data writes to a page holding code keep working too.
+                a.mov(byte_ptr(0x3001), 0x42)?;
+                a.call(0x3000)
+            },
+            |_| {},
+        );
+        assert_eq!(s.gpr[3], 0x05C6_40B0);
+        assert_eq!((s.gpr[1] & 0xFF, s.gpr[2] & 0xFF), (0x40, 0x41));
+        assert_eq!(s.gpr[0] & 0xFF, 0x42);
+        let _ = CODE;
+    }
+
+    #[test]
+    fn the_ram_fast_path_is_used_and_counts_hits() {
+        let mut cpu = flat32_cpu();
+        let mut ram = FlatRam::new(1 << 20);
+        cpu.write_linear(&mut ram, 0x5000, 4, 0x1234_5678).unwrap();
+        let hits = cpu.tlb.stats.hits;
+        assert_eq!(cpu.read_linear(&mut ram, 0x5000, 4).unwrap(), 0x1234_5678);
+        assert_eq!(
+            cpu.tlb.stats.hits,
+            hits + 1,
+            "served from the TLB's RAM offset"
+        );
+        // A changed memory map (a new generation) drops the offsets.
+        ram.mask = 0xF_FFFF;
+        cpu.sync_memory_map(&mut ram);
+        assert!(cpu.tlb.entries().next().is_none());
+    }
 
     #[test]
     fn misaligned_cpl3_accesses_raise_ac_only_with_am_and_ac() {

@@ -44,6 +44,12 @@ pub struct TlbEntry {
     pub phys: u32,
     /// [`rights`] bits.
     pub rights: u8,
+    /// The page's offset in the bus's RAM slice plus one (0: not plain
+    /// RAM, or not known yet): accesses that hit go straight to host memory.
+    pub host: u32,
+    /// Writes may use `host` too: the page holds no decoded instructions,
+    /// so no write through the fast path can miss a code invalidation.
+    pub host_write: bool,
 }
 
 /// Hit, miss and flush counters.
@@ -103,7 +109,70 @@ impl SoftTlb {
             tag: page + 1,
             phys: phys_page & !0xFFF,
             rights,
+            host: 0,
+            host_write: false,
         };
+    }
+
+    /// The RAM offset of `linear` if a cached entry grants `right` and maps
+    /// plain RAM (for a write: a page without decoded code). Counts a hit.
+    #[inline]
+    pub fn lookup_host(&mut self, linear: u32, right: u8, write: bool) -> Option<usize> {
+        let page = linear >> 12;
+        let e = &self.entries[page as usize & (TLB_ENTRIES - 1)];
+        if e.tag == page + 1 && e.rights & right != 0 && e.host != 0 && (e.host_write || !write) {
+            self.stats.hits += 1;
+            Some((e.host - 1) as usize + (linear & 0xFFF) as usize)
+        } else {
+            None
+        }
+    }
+
+    /// Records that the entry for `linear` (mapping physical page
+    /// `phys_page`) is plain RAM at `ram_offset`; with paging off the entry
+    /// is created, as an identity mapping with every right.
+    #[inline]
+    pub fn attach_host(
+        &mut self,
+        linear: u32,
+        phys_page: u32,
+        ram_offset: usize,
+        host_write: bool,
+        paging: bool,
+    ) {
+        let page = linear >> 12;
+        let Ok(host) = u32::try_from(ram_offset + 1) else {
+            return;
+        };
+        let e = &mut self.entries[page as usize & (TLB_ENTRIES - 1)];
+        if !paging {
+            let all = rights::SUP_READ
+                | rights::SUP_WRITE
+                | rights::SUP_EXEC
+                | rights::USER_READ
+                | rights::USER_WRITE
+                | rights::USER_EXEC;
+            *e = TlbEntry {
+                tag: page + 1,
+                phys: phys_page,
+                rights: all,
+                host,
+                host_write,
+            };
+        } else if e.tag == page + 1 && e.phys == phys_page {
+            e.host = host;
+            e.host_write = host_write;
+        }
+    }
+
+    /// Withdraws direct writes from every entry mapping `phys_page` (called
+    /// when decoded instructions are cached from that page).
+    pub fn forget_host_writes(&mut self, phys_page: u32) {
+        for e in self.entries.iter_mut() {
+            if e.host_write && e.phys == phys_page {
+                e.host_write = false;
+            }
+        }
     }
 
     /// Drops every entry, or every non-global one.

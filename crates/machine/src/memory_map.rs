@@ -37,6 +37,8 @@ pub struct PhysMemory {
     a20: bool,
     /// RAM bytes below 4 GiB above 1 MiB end at this address.
     high_end: u32,
+    /// Bumped whenever the map changes (A20), so cached RAM offsets go.
+    generation: u64,
 }
 
 impl PhysMemory {
@@ -48,6 +50,7 @@ impl PhysMemory {
             rom,
             a20: true,
             high_end,
+            generation: 0,
         }
     }
 
@@ -63,7 +66,24 @@ impl PhysMemory {
 
     /// Sets the A20 gate (port 0x92 bit 1, or the keyboard controller's output port).
     pub fn set_a20(&mut self, enabled: bool) {
-        self.a20 = enabled;
+        if self.a20 != enabled {
+            self.a20 = enabled;
+            self.generation += 1;
+        }
+    }
+
+    /// Changes whenever the map does (see [`oxide86_cpu::Bus::memory_map_generation`]).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The RAM offset of the 4 KiB page holding `addr`, if the whole page is
+    /// plain RAM.
+    pub fn ram_page_offset(&self, addr: u32) -> Option<usize> {
+        match (self.region(addr & !0xFFF), self.region(addr | 0xFFF)) {
+            (Region::Ram(a), Region::Ram(b)) if b == a + 0xFFF => Some(a),
+            _ => None,
+        }
     }
 
     /// Whether A20 is enabled.

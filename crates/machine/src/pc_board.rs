@@ -310,6 +310,16 @@ impl PcBoard {
 
 impl Bus for PcBoard {
     #[inline]
+    fn ram(&mut self) -> Option<&mut [u8]> {
+        Some(self.memory.ram_mut().as_mut_slice())
+    }
+    fn ram_page_offset(&mut self, paddr: u32) -> Option<usize> {
+        self.memory.ram_page_offset(paddr)
+    }
+    fn memory_map_generation(&self) -> u64 {
+        self.memory.generation()
+    }
+    #[inline]
     fn read_u8(&mut self, addr: u32) -> u8 {
         self.memory.read_u8(addr)
     }

@@ -26,6 +26,13 @@ pub struct TestBoard {
 }
 
 impl Bus for TestBoard {
+    fn ram(&mut self) -> Option<&mut [u8]> {
+        Some(&mut self.ram)
+    }
+    fn ram_page_offset(&mut self, paddr: u32) -> Option<usize> {
+        let o = (paddr & !0xFFF) as usize;
+        (o + 0x1000 <= self.ram.len()).then_some(o)
+    }
     fn read_u8(&mut self, addr: u32) -> u8 {
         self.ram.get(addr as usize).copied().unwrap_or(0xFF)
     }

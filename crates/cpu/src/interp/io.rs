@@ -86,5 +86,6 @@ pub fn out<B: Bus + ?Sized>(
     cpu.note_io_access(port, size);
     let v = cpu.state.reg(Reg::Eax, size);
     bus.io_write(port, size as u8, v);
+    cpu.sync_memory_map(bus); // an OUT may have moved the A20 gate
     Ok(())
 }

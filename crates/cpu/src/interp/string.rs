@@ -283,6 +283,7 @@ pub fn outs<B: Bus + ?Sized>(
             .read_mem(bus, seg, areg(cpu, Reg::Esi), size)
             .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Esi], 1))?;
         bus.io_write(port, size as u8, v);
+        cpu.sync_memory_map(bus);
         let d = step(cpu, size);
         bump(cpu, Reg::Esi, d);
         Ok(())
