@@ -66,6 +66,8 @@ struct NewStack {
     ss: SegmentCache,
     esp: u32,
     user: bool,
+    /// The EXT bit for a #SS raised while pushing.
+    ext: u16,
 }
 
 impl Cpu {
@@ -204,7 +206,9 @@ impl Cpu {
             last <= u64::from(st.ss.limit)
         };
         if !ok {
-            return Err(Exception::StackFault(0));
+            // A fault on the handler's stack carries EXT unless the event
+            // was a software interrupt (SDM Vol. 3A, 6.13).
+            return Err(Exception::StackFault(st.ext));
         }
         self.write_linear_as(bus, st.ss.base.wrapping_add(sp), size, value, st.user)?;
         st.esp = (st.esp & !mask) | sp;
@@ -298,6 +302,7 @@ impl Cpu {
                 ss,
                 esp,
                 user: false,
+                ext,
             };
             if v86 {
                 for seg in [SegReg::Gs, SegReg::Fs, SegReg::Ds, SegReg::Es] {
@@ -315,6 +320,7 @@ impl Cpu {
                 ss: self.state.seg[SegReg::Ss as usize],
                 esp: old_esp,
                 user: cpl == 3,
+                ext,
             };
         }
         if offset > code.limit() {

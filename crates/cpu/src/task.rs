@@ -211,7 +211,8 @@ impl Cpu {
         self.state.gpr = gpr;
         self.state.eip = eip;
         self.state.lazy = Default::default();
-        self.state.eflags = (new_flags & !(eflags::RF)) | eflags::RESERVED1;
+        // EFLAGS, RF included, come whole from the new TSS (SDM Vol. 3A, 7.3).
+        self.state.eflags = new_flags | eflags::RESERVED1;
         // Selectors are loaded before their descriptors are checked, so a
         // fault leaves the new task's selectors visible (SDM 7.3, step 11).
         for (i, sel) in segs.iter().enumerate() {

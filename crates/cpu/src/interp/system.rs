@@ -388,18 +388,12 @@ impl Cpu {
         self.tlb.flush(true);
     }
 
-    /// MOV to CR4: reserved bits #GP(0); paging-mode changes flush the TLB.
+    /// MOV to CR4: reserved bits #GP(0) (MCE and OSXMMEXCPT too: CPUID
+    /// reports neither machine checks nor SSE); paging-mode changes flush
+    /// the TLB.
     pub fn write_cr4(&mut self, value: u32) -> Result<(), Exception> {
-        let known = cr4::VME
-            | cr4::PVI
-            | cr4::TSD
-            | cr4::DE
-            | cr4::PSE
-            | cr4::PAE
-            | cr4::MCE
-            | cr4::PGE
-            | cr4::OSFXSR
-            | cr4::OSXMMEXCPT;
+        let known =
+            cr4::VME | cr4::PVI | cr4::TSD | cr4::DE | cr4::PSE | cr4::PAE | cr4::PGE | cr4::OSFXSR;
         if value & !known != 0 {
             return Err(Exception::GeneralProtection(0));
         }
@@ -685,6 +679,15 @@ mod tests {
     use super::*;
     use crate::testutil::flat32_cpu;
     use crate::FlatRam;
+
+    #[test]
+    fn cr4_bits_for_features_cpuid_does_not_report_are_reserved() {
+        let mut cpu = flat32_cpu();
+        for bit in [cr4::MCE, cr4::OSXMMEXCPT, 1 << 11] {
+            assert_eq!(cpu.write_cr4(bit), Err(Exception::GeneralProtection(0)));
+        }
+        assert_eq!(cpu.write_cr4(cr4::PSE | cr4::PGE | cr4::OSFXSR), Ok(()));
+    }
 
     fn write_msr(cpu: &mut Cpu, n: u32, v: u64) -> Result<(), Exception> {
         cpu.state.gpr[1] = n;
