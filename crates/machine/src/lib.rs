@@ -5,6 +5,7 @@
 //! - [`test_machine::TestMachine`]: the minimal machine the system-ISA
 //!   conformance programs run on.
 
+pub mod acpi;
 pub mod boot;
 pub mod clock;
 pub mod memory_map;

@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use oxide86_cpu::Bus;
-use oxide86_devices::acpi_pm::{AcpiPm, ACPI_PM_BASE, ACPI_PM_LEN};
+use oxide86_devices::acpi_pm::{AcpiPm, ACPI_PM_BASE, ACPI_PM_LEN, PM_TIMER_HZ};
 use oxide86_devices::debug_exit::{DebugExit, DEBUG_EXIT_PORT};
 use oxide86_devices::debugcon::{DebugCon, DEBUGCON_PORT};
 use oxide86_devices::i8042::{I8042, I8042_AUX_IRQ, I8042_KBD_IRQ};
@@ -123,6 +123,7 @@ pub struct PcBoard {
     irq_levels: IrqLevels,
     uart_clock: TickConverter,
     rtc_clock: TickConverter,
+    pm_timer_clock: TickConverter,
     /// The levels last forwarded to the PIC.
     irq_seen: u16,
     pit_clock: TickConverter,
@@ -160,6 +161,7 @@ impl PcBoard {
             irq_levels,
             uart_clock: TickConverter::new(UART_CLOCK_HZ),
             rtc_clock: TickConverter::new(RTC_HZ),
+            pm_timer_clock: TickConverter::new(PM_TIMER_HZ),
             irq_seen: 0,
             pit_clock: TickConverter::new(PIT_HZ),
         }
@@ -208,6 +210,8 @@ impl PcBoard {
         if ticks > 0 {
             self.rtc.tick(Ticks(ticks));
         }
+        let ticks = self.pm_timer_clock.advance_to(now_ns);
+        self.acpi_pm.tick(Ticks(ticks));
         self.sync_irqs();
     }
 

@@ -74,8 +74,8 @@ pub struct RunArgs {
     /// clock, time spent halted counts too, one instruction per nanosecond.
     #[arg(long)]
     max_instructions: Option<u64>,
-    /// Print figures at exit on stderr: instructions, MIPS, soft-TLB and
-    /// decode-cache counters.
+    /// Print figures at exit on stderr: instructions, MIPS, the last POST
+    /// code, soft-TLB and decode-cache counters.
     #[arg(long)]
     stats: bool,
 }
@@ -319,6 +319,10 @@ fn print_stats(pc: &Pc, exit: &PcExit) {
         s.seconds
     );
     eprintln!("  resets                {}", s.resets);
+    match pc.board.post.last_code() {
+        Some(code) => eprintln!("  last POST code        {code:#04x}"),
+        None => eprintln!("  last POST code        none"),
+    }
     eprintln!(
         "  soft TLB              {} hits, {} misses, {} flushes, {} invlpg",
         tlb.hits, tlb.misses, tlb.flushes, tlb.invlpg
