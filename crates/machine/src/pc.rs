@@ -172,6 +172,9 @@ pub struct Pc {
     pub stats: PcStats,
     /// Where COM1's input comes from.
     pub input: HostInput,
+    /// Instructions retired before the last reset (the CPU's count restarts
+    /// at reset; machine time must not).
+    icount_base: u64,
     /// Typed bytes COM1's FIFO had no room for yet.
     pending_input: std::collections::VecDeque<u8>,
 }
@@ -196,15 +199,22 @@ impl Pc {
             boot,
             stats: PcStats::default(),
             input: HostInput::None,
+            icount_base: 0,
             pending_input: std::collections::VecDeque::new(),
         };
         pc.power_on()?;
         Ok(pc)
     }
 
+    /// Instructions retired since the machine was built, across resets.
+    pub fn total_instructions(&self) -> u64 {
+        self.icount_base + self.cpu.state.icount
+    }
+
     /// Resets the CPU and loads the boot image again (RAM keeps its contents
     /// except what the loader rewrites, as on a warm reset).
     fn power_on(&mut self) -> Result<(), PcError> {
+        self.icount_base += self.cpu.state.icount;
         self.cpu.reset();
         let memory = &mut self.board.memory;
         memory.set_a20(true);
@@ -230,7 +240,7 @@ impl Pc {
         let start = std::time::Instant::now();
         let exit = self.run_inner();
         self.stats.seconds += start.elapsed().as_secs_f64();
-        self.stats.instructions = self.cpu.state.icount;
+        self.stats.instructions = self.total_instructions();
         exit
     }
 
@@ -240,7 +250,7 @@ impl Pc {
             // Devices catch up with machine time, then the CPU runs until the
             // next device event is due (so in virtual time an interrupt lands
             // on the same instruction every run), at most SLICE instructions.
-            let now = self.clock.now_ns(self.cpu.state.icount);
+            let now = self.clock.now_ns(self.total_instructions());
             self.board.advance_to(now);
             let until_event = self.board.ns_until_next_event().unwrap_or(u64::MAX);
             let slice = (until_event / NS_PER_INSTRUCTION).clamp(1, SLICE);
@@ -249,7 +259,7 @@ impl Pc {
                 // In virtual time an idle HLT spends time too: the limit
                 // counts it in instruction units, so a guest asleep forever
                 // still stops.
-                if self.clock.now_ns(self.cpu.state.icount) / NS_PER_INSTRUCTION >= limit {
+                if self.clock.now_ns(self.total_instructions()) / NS_PER_INSTRUCTION >= limit {
                     return PcExit::InstructionLimit;
                 }
                 outcome = self.cpu.step(&mut self.board);
@@ -282,6 +292,10 @@ impl Pc {
                 self.stats.resets += 1;
                 if self.config.no_reboot {
                     return PcExit::Reset(why);
+                }
+                if self.cpu.state.icount == 0 {
+                    // Rebooting would fail the same way forever.
+                    return PcExit::Reset(format!("{why} before the first instruction retired; not rebooting into a reset loop"));
                 }
                 if let Err(e) = self.power_on() {
                     return PcExit::Reset(format!("{why}; reboot failed: {e}"));
