@@ -19,7 +19,9 @@
 //! accesses, which [`Pci::io_read`] / [`Pci::io_write`] honour when the
 //! machine passes the access size. The byte-wide [`PortIo`] view, for a
 //! machine that splits wide accesses, treats offsets 0-3 as the register's
-//! byte lanes instead, so a split `outl` still works.
+//! byte lanes instead, so a split `outl` still works. The sized view also
+//! decodes a byte at offset 1 as the PIIX3 reset control register (port
+//! 0xCF9), which the byte view cannot tell from CONFIG_ADDRESS's lane 1.
 //!
 //! ```
 //! use oxide86_devices::pci::Pci;
@@ -47,6 +49,14 @@ pub const PCI_CONFIG_LEN: u16 = 8;
 pub const OFF_CONFIG_ADDRESS: u16 = 0;
 /// Offset of CONFIG_DATA's first byte lane.
 pub const OFF_CONFIG_DATA: u16 = 4;
+/// Offset of the PIIX3 reset control register (port 0xCF9; 82371SB
+/// datasheet, "RC - Reset Control Register"), reached by byte accesses
+/// through [`Pci::io_read`] / [`Pci::io_write`] only.
+pub const OFF_RESET_CONTROL: u16 = 1;
+
+const RC_SYSTEM_RESET: u8 = 1 << 1; // SRST: 1 = hard reset (whole system), 0 = soft (CPU INIT)
+const RC_RESET_CPU: u8 = 1 << 2; // RCPU: a 0-to-1 transition starts the reset
+const RC_WRITABLE: u8 = RC_SYSTEM_RESET | RC_RESET_CPU; // bits 7:3 and 0 reserved
 
 const ADDR_ENABLE: u32 = 1 << 31; // configuration cycles on CONFIG_DATA
 const ADDR_WRITABLE: u32 = 0x80FF_FFFC; // reserved bits 30:24 and 1:0 read 0
@@ -100,6 +110,11 @@ pub struct PciFunctionState {
 pub struct PciState {
     /// CONFIG_ADDRESS as last written (reserved bits clear).
     pub config_address: u32,
+    /// The reset control register (0xCF9).
+    pub reset_control: u8,
+    /// A reset the guest asked for through 0xCF9 and the machine has not
+    /// taken: `Some(true)` hard, `Some(false)` soft.
+    pub reset_request: Option<bool>,
     /// Every function's configuration space, in devfn order.
     pub functions: Vec<PciFunctionState>,
 }
@@ -108,6 +123,8 @@ pub struct PciState {
 #[derive(Debug)]
 pub struct Pci {
     config_address: u32,
+    reset_control: u8,
+    reset_request: Option<bool>,
     /// Functions sorted by devfn.
     functions: Vec<(u8, Box<dyn PciFunction>)>,
 }
@@ -123,6 +140,8 @@ impl Pci {
     pub fn new() -> Self {
         let mut pci = Self {
             config_address: 0,
+            reset_control: 0,
+            reset_request: None,
             functions: Vec::new(),
         };
         let chipset: [(u8, Box<dyn PciFunction>); 3] = [
@@ -140,9 +159,9 @@ impl Pci {
     /// Builds bus 0 from a snapshot: the chipset functions' bytes are
     /// restored; entries for other slots (or of the wrong length) are
     /// ignored until [`Self::restore`] is called with the devices plugged.
-    pub fn from_state(state: &PciState) -> Self {
+    pub fn from_state(state: PciState) -> Self {
         let mut pci = Self::new();
-        pci.restore(state);
+        pci.restore(&state);
         pci
     }
 
@@ -150,6 +169,8 @@ impl Pci {
     /// snapshot has an entry for.
     pub fn restore(&mut self, state: &PciState) {
         self.config_address = state.config_address & ADDR_WRITABLE;
+        self.reset_control = state.reset_control & RC_SYSTEM_RESET;
+        self.reset_request = state.reset_request;
         for entry in &state.functions {
             if let Some(f) = self.function_mut(entry.devfn) {
                 f.config_mut().restore_bytes(&entry.config);
@@ -157,10 +178,13 @@ impl Pci {
         }
     }
 
-    /// The snapshot of the mechanism and every function.
+    /// The snapshot of the mechanism and every function (built, not borrowed:
+    /// the functions keep their bytes themselves).
     pub fn state(&self) -> PciState {
         PciState {
             config_address: self.config_address,
+            reset_control: self.reset_control,
+            reset_request: self.reset_request,
             functions: self
                 .functions
                 .iter()
@@ -238,7 +262,8 @@ impl Pci {
 
     /// An `IN` of `size` bytes (1, 2 or 4; larger is taken as 4) at
     /// `offset`, with CONFIG_ADDRESS decoded only for a dword at offset 0.
-    /// Bytes outside this device's ports read as open bus (0xFF).
+    /// A byte at [`OFF_RESET_CONTROL`] is the reset control register; other
+    /// bytes outside CONFIG_DATA read as open bus (0xFF).
     pub fn io_read(&mut self, offset: u16, size: u8) -> u32 {
         if offset == OFF_CONFIG_ADDRESS && size == 4 {
             return self.config_address;
@@ -246,15 +271,21 @@ impl Pci {
         let mut value = 0;
         for i in 0..size.min(4) {
             let off = offset.wrapping_add(u16::from(i));
-            value |= u32::from(self.data_read(off).unwrap_or(0xFF)) << (8 * i);
+            let byte = if off == OFF_RESET_CONTROL && size == 1 {
+                Some(self.reset_control)
+            } else {
+                self.data_read(off)
+            };
+            value |= u32::from(byte.unwrap_or(0xFF)) << (8 * i);
         }
         value
     }
 
     /// An `OUT` of `size` bytes (1, 2 or 4; larger is taken as 4) at
     /// `offset`. CONFIG_ADDRESS takes only dword writes; narrower accesses
-    /// there pass on to the bus unclaimed (port 0xCF9's reset control lives
-    /// elsewhere).
+    /// there pass on to the bus unclaimed, except a byte at
+    /// [`OFF_RESET_CONTROL`], which may request a reset (see
+    /// [`Self::take_reset_request`]).
     pub fn io_write(&mut self, offset: u16, size: u8, value: u32) {
         if offset == OFF_CONFIG_ADDRESS && size == 4 {
             self.config_address = value & ADDR_WRITABLE;
@@ -262,8 +293,27 @@ impl Pci {
         }
         for i in 0..size.min(4) {
             let off = offset.wrapping_add(u16::from(i));
-            self.data_write(off, (value >> (8 * i)) as u8);
+            if off == OFF_RESET_CONTROL && size == 1 {
+                self.write_reset_control(value as u8);
+            } else {
+                self.data_write(off, (value >> (8 * i)) as u8);
+            }
         }
+    }
+
+    /// Takes a pending reset request from port 0xCF9: `Some(true)` for a
+    /// hard (system) reset, `Some(false)` for a soft (CPU INIT) one.
+    pub fn take_reset_request(&mut self) -> Option<bool> {
+        self.reset_request.take()
+    }
+
+    fn write_reset_control(&mut self, value: u8) {
+        let value = value & RC_WRITABLE;
+        if value & RC_RESET_CPU != 0 && self.reset_control & RC_RESET_CPU == 0 {
+            self.reset_request = Some(value & RC_SYSTEM_RESET != 0);
+        }
+        // RCPU is a trigger: it does not stay set after the reset starts.
+        self.reset_control = value & !RC_RESET_CPU;
     }
 
     /// The function and register a CONFIG_DATA byte at `offset` reaches.

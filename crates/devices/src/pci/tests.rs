@@ -67,6 +67,24 @@ fn linux_probe_through_split_byte_accesses() {
 }
 
 #[test]
+fn reset_control_at_cf9() {
+    let mut pci = Pci::new();
+    pci.io_write(OFF_CONFIG_ADDRESS, 4, 0x8000_0800);
+    assert_eq!(pci.take_reset_request(), None);
+    pci.io_write(OFF_RESET_CONTROL, 1, 0x02); // SRST alone: no reset yet
+    assert_eq!(pci.take_reset_request(), None);
+    assert_eq!(pci.io_read(OFF_RESET_CONTROL, 1), 0x02);
+    pci.io_write(OFF_RESET_CONTROL, 1, 0x06); // Linux reboot=pci: hard reset
+    assert_eq!(pci.take_reset_request(), Some(true));
+    assert_eq!(pci.take_reset_request(), None);
+    pci.io_write(OFF_RESET_CONTROL, 1, 0xFC);
+    assert_eq!(pci.take_reset_request(), Some(false));
+    assert_eq!(pci.io_read(OFF_RESET_CONTROL, 1), 0x00);
+    // Neither touched CONFIG_ADDRESS.
+    assert_eq!(pci.io_read(OFF_CONFIG_ADDRESS, 4), 0x8000_0800);
+}
+
+#[test]
 fn config_address_reserved_bits_read_zero() {
     let mut pci = Pci::new();
     pci.io_write(0, 4, 0xFFFF_FFFF);
@@ -277,13 +295,15 @@ fn snapshot_round_trip() {
     cfg_write(&mut pci, DEVFN_ISA_BRIDGE, REG_PIRQRC, 1, 0x0B);
     cfg_write(&mut pci, DEVFN_PM, REG_PMREGMISC, 1, 1);
     let state = pci.state();
-    let restored = Pci::from_state(&state);
+    let restored = Pci::from_state(state.clone());
     assert_eq!(restored.state(), state);
     assert_eq!(restored.pirq_route(0), Some(11));
     assert_eq!(restored.pam_attributes(0xF0000), (true, true));
     // A damaged snapshot neither panics nor breaks the defaults.
     let bad = PciState {
         config_address: u32::MAX,
+        reset_control: 0xFF,
+        reset_request: None,
         functions: vec![
             PciFunctionState {
                 devfn: 0,
@@ -295,7 +315,7 @@ fn snapshot_round_trip() {
             },
         ],
     };
-    let mut pci = Pci::from_state(&bad);
+    let mut pci = Pci::from_state(bad);
     assert_eq!(pci.config_address(), 0x80FF_FFFC);
     assert_eq!(cfg_read(&mut pci, 0, 0, 4), 0x1237_8086);
 }
@@ -343,7 +363,7 @@ fn fuzz_random_port_accesses_keep_invariants() {
     for seed in [1, 0xDEAD_BEEF, 0x0123_4567_89AB_CDEF] {
         let mut pci = fuzz(seed, 50_000);
         let state = pci.state();
-        assert_eq!(Pci::from_state(&state).state(), state);
+        assert_eq!(Pci::from_state(state.clone()).state(), state);
         assert_eq!(fuzz(seed, 50_000).state(), state, "fuzz is deterministic");
         assert_eq!(pci.config_address() & !ADDR_WRITABLE, 0);
         for (slot, id, class) in [
