@@ -16,9 +16,10 @@
 //! Numeric items are little-endian, as QEMU stores them (`fw_cfg_add_i16`,
 //! `_i32`, `_i64`); the file directory (`FW_CFG_FILE_DIR`) is big-endian.
 //! Named files get selectors from [`FW_CFG_FILE_FIRST`] up in the order they
-//! are added; the directory lists them sorted by name, as QEMU does. (QEMU
-//! also renumbers files to keep selectors in name order; here a selector
-//! stays what [`FwCfg::add_file`] returned.)
+//! are added, [`FW_CFG_FILE_SLOTS`] of them as in QEMU; the directory lists
+//! them sorted by name, as QEMU does. (QEMU also renumbers files to keep
+//! selectors in name order; here a selector stays what [`FwCfg::add_file`]
+//! returned.)
 //!
 //! Linux boot follows QEMU's `x86_load_linux` (hw/i386/x86-common.c): the
 //! machine hands over the real-mode setup and protected-mode kernel of a
@@ -26,8 +27,12 @@
 //! `FW_CFG_SETUP_*`, `FW_CFG_KERNEL_*`, `FW_CFG_CMDLINE_*` and
 //! `FW_CFG_INITRD_*` items with the load addresses QEMU picks for the boot
 //! protocol, patching the setup header (loader type, command line pointer,
-//! heap end, initrd address and size) the way QEMU does, so SeaBIOS's
-//! linuxboot option ROM can copy and start the kernel.
+//! heap end, initrd address and size, `vga=` video mode) the way QEMU does,
+//! so SeaBIOS's linuxboot option ROM can copy and start the kernel. Where
+//! QEMU refuses to start (an initrd for a pre-2.00 kernel, or one too large
+//! for the space below `initrd_addr_max`) the items are still filled in
+//! (the oversized initrd at address 0); QEMU's `setup_data` additions (RNG
+//! seed, device tree) are not made.
 //!
 //! The selector's byte pairing: a byte written at offset 0 after a data-port
 //! access (or after a completed pair) is a low byte and selects that item at
@@ -160,6 +165,12 @@ const HDR_OLD_CL_MAGIC: usize = 0x20;
 const HDR_OLD_CL_OFFSET: usize = 0x22;
 /// The old command line magic value.
 const OLD_CL_MAGIC: u16 = 0xa33f;
+/// Offset of `vid_mode`, u16 (set from a `vga=` command line option).
+const HDR_VID_MODE: usize = 0x1fa;
+/// Offset of `xloadflags`, u16 (protocol 2.12 and later).
+const HDR_XLOADFLAGS: usize = 0x236;
+/// `xloadflags` bit 1: the initrd may sit anywhere (QEMU then caps at 4 GiB).
+const XLF_CAN_BE_LOADED_ABOVE_4G: u64 = 1 << 1;
 /// Offset of `setup_sects`, u8 (0 means 4).
 const HDR_SETUP_SECTS: usize = 0x1f1;
 /// `loadflags` bit 0: the kernel loads at 1 MiB.
@@ -462,6 +473,9 @@ impl FwCfg {
                 (0x10000, 0x20000, 0x100000)
             };
 
+        if let Some(mode) = vga_mode(&linux.cmdline) {
+            put_le(&mut setup, HDR_VID_MODE, 2, u64::from(mode));
+        }
         if protocol >= 0x200 {
             put_le(&mut setup, HDR_TYPE_OF_LOADER, 1, u64::from(LOADER_QEMU));
         }
@@ -485,7 +499,10 @@ impl FwCfg {
 
         let initrd = linux.initrd.clone();
         if let Some(initrd) = &initrd {
-            let mut initrd_max = if protocol >= 0x203 {
+            let above_4g = get_le(&setup, HDR_XLOADFLAGS, 2) & XLF_CAN_BE_LOADED_ABOVE_4G != 0;
+            let mut initrd_max = if protocol >= 0x20c && above_4g {
+                u64::from(u32::MAX)
+            } else if protocol >= 0x203 {
                 get_le(&setup, HDR_INITRD_ADDR_MAX, 4)
             } else {
                 u64::from(OLD_INITRD_MAX)
@@ -520,6 +537,48 @@ impl FwCfg {
     fn put_u32(&mut self, key: u16, value: u32) {
         self.items.insert(key, value.to_le_bytes().to_vec());
     }
+}
+
+/// The video mode a `vga=` option asks for, as QEMU reads it: `normal`,
+/// `ext`, `ask`, or a number in C's `strtol(.., 0)` syntax (no digits: 0).
+fn vga_mode(cmdline: &[u8]) -> Option<u16> {
+    let at = cmdline.windows(4).position(|w| w == b"vga=")?;
+    let v = &cmdline[at + 4..];
+    if v.starts_with(b"normal") {
+        return Some(0xffff);
+    }
+    if v.starts_with(b"ext") {
+        return Some(0xfffe);
+    }
+    if v.starts_with(b"ask") {
+        return Some(0xfffd);
+    }
+    let (negative, v) = match v.first() {
+        Some(b'-') => (true, &v[1..]),
+        Some(b'+') => (false, &v[1..]),
+        _ => (false, v),
+    };
+    let (radix, digits) = match v {
+        [b'0', b'x' | b'X', rest @ ..] if rest.first().is_some_and(u8::is_ascii_hexdigit) => {
+            (16, rest)
+        }
+        [b'0', rest @ ..] => (8, rest),
+        _ => (10, v),
+    };
+    let value = digits
+        .iter()
+        .map_while(|&d| char::from(d).to_digit(radix))
+        .fold(0u64, |acc, d| {
+            acc.saturating_mul(u64::from(radix))
+                .saturating_add(u64::from(d))
+        });
+    // QEMU stores the low 16 bits of the (unsigned int) result.
+    let value = if negative {
+        value.wrapping_neg()
+    } else {
+        value
+    };
+    Some(value as u16)
 }
 
 /// A length as the u32 the items hold (saturating; no guest data is that big).
@@ -817,6 +876,38 @@ mod tests {
         assert_eq!(fw.item(FW_CFG_SETUP_DATA).unwrap(), [0; 16]);
         assert_eq!(read_u32(&mut fw, FW_CFG_KERNEL_ADDR), 0x10000);
         assert_eq!(split_bzimage(&[0; 100]), None);
+    }
+
+    #[test]
+    fn vga_option_sets_the_video_mode() {
+        assert_eq!(vga_mode(b"root=/dev/sda"), None);
+        assert_eq!(vga_mode(b"quiet vga=normal"), Some(0xffff));
+        assert_eq!(vga_mode(b"vga=ext"), Some(0xfffe));
+        assert_eq!(vga_mode(b"vga=ask x"), Some(0xfffd));
+        assert_eq!(vga_mode(b"vga=791 quiet"), Some(791));
+        assert_eq!(vga_mode(b"vga=0x317"), Some(0x317));
+        assert_eq!(vga_mode(b"vga=010"), Some(8));
+        assert_eq!(vga_mode(b"vga=0x"), Some(0));
+        assert_eq!(vga_mode(b"vga=-1"), Some(0xffff));
+        assert_eq!(vga_mode(b"vga=99999999999999999999999"), Some(0xffff));
+        let mut fw = FwCfg::new();
+        fw.set_cmdline("vga=0x318");
+        fw.set_kernel(&bz_setup(1, 0), &[]);
+        let s = fw.item(FW_CFG_SETUP_DATA).unwrap();
+        assert_eq!(get_le(s, HDR_VID_MODE, 2), 0x318);
+    }
+
+    #[test]
+    fn xloadflags_lift_the_initrd_limit() {
+        let mut fw = FwCfg::new();
+        fw.set_ram_size(1 << 30);
+        let mut setup = bz_setup(1, 0x0fff_ffff);
+        put_le(&mut setup, HDR_XLOADFLAGS, 2, XLF_CAN_BE_LOADED_ABOVE_4G);
+        fw.set_initrd(&[0; 4096]);
+        fw.set_kernel(&setup, &[]);
+        let top = (1u64 << 30) - ACPI_DATA_SIZE - 1;
+        let addr = ((top - 4096) & !4095) as u32;
+        assert_eq!(read_u32(&mut fw, FW_CFG_INITRD_ADDR), addr);
     }
 
     #[test]
