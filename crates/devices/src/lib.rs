@@ -8,6 +8,7 @@
 pub mod acpi_pm;
 pub mod debug_exit;
 pub mod debugcon;
+pub mod fw_cfg;
 pub mod i8042;
 pub mod pci;
 pub mod pic;
