@@ -9,6 +9,8 @@ pub mod acpi_pm;
 pub mod debug_exit;
 pub mod debugcon;
 pub mod i8042;
+pub mod ioapic;
+pub mod lapic;
 pub mod pic;
 pub mod pit;
 pub mod port92;
