@@ -287,3 +287,221 @@ impl IoApic {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_reg(io: &mut IoApic, index: u8, value: u32) {
+        io.write(OFF_IOREGSEL, u32::from(index));
+        io.write(OFF_IOWIN, value);
+    }
+
+    fn read_reg(io: &mut IoApic, index: u8) -> u32 {
+        io.write(OFF_IOREGSEL, u32::from(index));
+        io.read(OFF_IOWIN)
+    }
+
+    /// Linux's `ioapic_write_entry`: high dword first, then low.
+    fn program(io: &mut IoApic, pin: u8, low: u32, dest: u8) {
+        write_reg(io, REG_REDTBL + 2 * pin + 1, u32::from(dest) << 24);
+        write_reg(io, REG_REDTBL + 2 * pin, low);
+    }
+
+    const LEVEL: u32 = RTE_LEVEL as u32;
+    const ACTIVE_LOW: u32 = RTE_ACTIVE_LOW as u32;
+    const MASKED: u32 = RTE_MASKED as u32;
+    const REMOTE_IRR: u32 = RTE_REMOTE_IRR as u32;
+
+    #[test]
+    fn identification_registers() {
+        let mut io = IoApic::new(2);
+        assert_eq!(read_reg(&mut io, REG_ID), 2 << 24);
+        assert_eq!(read_reg(&mut io, REG_VERSION), 0x0017_0011);
+        assert_eq!((read_reg(&mut io, REG_VERSION) >> 16) & 0xFF, 23);
+        assert_eq!(read_reg(&mut io, REG_ARB), 2 << 24);
+        write_reg(&mut io, REG_ID, 0xFFFF_FFFF);
+        assert_eq!(read_reg(&mut io, REG_ID), 0x0F00_0000);
+        write_reg(&mut io, REG_VERSION, 0);
+        assert_eq!(read_reg(&mut io, REG_VERSION), 0x0017_0011);
+        assert_eq!(io.read(OFF_IOREGSEL), u32::from(REG_VERSION));
+        assert_eq!(read_reg(&mut io, 0x40), 0);
+        for pin in 0..24 {
+            assert_eq!(read_reg(&mut io, REG_REDTBL + 2 * pin), MASKED);
+        }
+    }
+
+    #[test]
+    fn linux_redirection_programming() {
+        let mut io = IoApic::new(0);
+        // Mask everything first, as clear_IO_APIC does.
+        for pin in 0..24 {
+            write_reg(&mut io, REG_REDTBL + 2 * pin, MASKED);
+        }
+        io.set_irq(9, true); // the SCI wire idles high (active low)
+        program(&mut io, 2, 0x30, 0); // the timer behind IRQ0, edge, active high
+        program(&mut io, 9, 0x39 | LEVEL | ACTIVE_LOW | (1 << 11), 1); // SCI, logical
+        assert_eq!(read_reg(&mut io, REG_REDTBL + 4), 0x30);
+        assert_eq!(read_reg(&mut io, REG_REDTBL + 19), 1 << 24);
+        assert_eq!(
+            read_reg(&mut io, REG_REDTBL + 18),
+            0x39 | LEVEL | ACTIVE_LOW | (1 << 11)
+        );
+        // Read-only bits are not writable.
+        write_reg(&mut io, REG_REDTBL + 6, 0xFFFF_FFFF);
+        assert_eq!(read_reg(&mut io, REG_REDTBL + 6), 0x0001_AFFF);
+        assert_eq!(io.redirection_entry(3), Some(0x0001_AFFF));
+        assert_eq!(io.redirection_entry(24), None);
+        // The level input idles high (active low): nothing sent.
+        assert!(io.take_interrupts().is_empty());
+        io.set_irq(9, false);
+        let sent = io.take_interrupts();
+        assert_eq!(
+            sent,
+            vec![IoApicInterrupt {
+                vector: 0x39,
+                level_triggered: true,
+                destination: 1,
+                logical: true,
+                delivery_mode: 0
+            }]
+        );
+    }
+
+    #[test]
+    fn edge_pin_rising_edges_only() {
+        let mut io = IoApic::new(0);
+        program(&mut io, 4, 0x34, 0);
+        io.set_irq(4, true);
+        io.set_irq(4, true); // no new edge
+        assert_eq!(io.take_interrupts().len(), 1);
+        io.set_irq(4, false);
+        assert!(io.take_interrupts().is_empty());
+        io.set_irq(4, true);
+        let sent = io.take_interrupts();
+        assert_eq!(sent.len(), 1);
+        assert!(!sent[0].level_triggered);
+        // Edge entries never set remote IRR, and EOI does nothing.
+        assert_eq!(read_reg(&mut io, REG_REDTBL + 8) & REMOTE_IRR, 0);
+        io.end_of_interrupt(0x34);
+        assert!(io.take_interrupts().is_empty());
+    }
+
+    #[test]
+    fn active_low_edge() {
+        let mut io = IoApic::new(0);
+        io.set_irq(5, true); // idle high
+        program(&mut io, 5, 0x35 | ACTIVE_LOW, 0);
+        assert!(io.take_interrupts().is_empty());
+        io.set_irq(5, false); // falling wire = asserted
+        assert_eq!(io.take_interrupts().len(), 1);
+    }
+
+    #[test]
+    fn level_pin_remote_irr_and_eoi() {
+        let mut io = IoApic::new(0);
+        program(&mut io, 10, 0x3A | LEVEL, 0);
+        io.set_irq(10, true);
+        assert_eq!(io.take_interrupts().len(), 1);
+        assert_ne!(read_reg(&mut io, REG_REDTBL + 20) & REMOTE_IRR, 0);
+        // Still asserted but in service: nothing more.
+        io.set_irq(10, true);
+        assert!(io.take_interrupts().is_empty());
+        // EOI while still asserted: delivered again.
+        io.end_of_interrupt(0x3A);
+        let sent = io.take_interrupts();
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].level_triggered);
+        // Deassert, then EOI: remote IRR clears, nothing sent.
+        io.set_irq(10, false);
+        io.end_of_interrupt(0x3A);
+        assert!(io.take_interrupts().is_empty());
+        assert_eq!(read_reg(&mut io, REG_REDTBL + 20) & REMOTE_IRR, 0);
+        // Another vector's EOI does not touch it.
+        io.set_irq(10, true);
+        assert_eq!(io.take_interrupts().len(), 1);
+        io.end_of_interrupt(0x3B);
+        assert_ne!(read_reg(&mut io, REG_REDTBL + 20) & REMOTE_IRR, 0);
+        // Remote IRR is read only: writing the entry keeps it.
+        write_reg(&mut io, REG_REDTBL + 20, 0x3A | LEVEL);
+        assert_ne!(read_reg(&mut io, REG_REDTBL + 20) & REMOTE_IRR, 0);
+    }
+
+    #[test]
+    fn masked_pins() {
+        let mut io = IoApic::new(0);
+        program(&mut io, 1, 0x31 | MASKED, 0);
+        program(&mut io, 11, 0x3B | LEVEL | MASKED, 0);
+        io.set_irq(1, true);
+        io.set_irq(11, true);
+        assert!(io.take_interrupts().is_empty());
+        // Unmasking: the lost edge stays lost; the asserted level is sent.
+        write_reg(&mut io, REG_REDTBL + 2, 0x31);
+        write_reg(&mut io, REG_REDTBL + 22, 0x3B | LEVEL);
+        let sent = io.take_interrupts();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].vector, 0x3B);
+        // Out-of-range pins are ignored.
+        io.set_irq(24, true);
+        io.set_irq(255, true);
+        assert!(io.take_interrupts().is_empty());
+    }
+
+    #[test]
+    fn snapshot_round_trips() {
+        let mut io = IoApic::new(1);
+        program(&mut io, 10, 0x3A | LEVEL, 3);
+        io.set_irq(10, true);
+        io.set_irq(7, true);
+        let mut b = IoApic::from_state(io.state().clone());
+        assert_eq!(b, io);
+        b.end_of_interrupt(0x3A);
+        io.end_of_interrupt(0x3A);
+        assert_eq!(b, io);
+    }
+
+    /// A tiny deterministic generator (xorshift64*), so the fuzz test is repeatable.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+    }
+
+    #[test]
+    fn fuzz_never_panics_and_keeps_invariants() {
+        for seed in 1..=64u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut io = IoApic::new(seed as u8);
+            for _ in 0..3000 {
+                let r = rng.next();
+                let value = (r >> 32) as u32;
+                match r % 8 {
+                    0 => io.write(OFF_IOREGSEL, (r >> 8) as u32 & 0x3F),
+                    1 | 2 => io.write(OFF_IOWIN, value),
+                    3 => io.write((r >> 8) as u32 & 0xFF, value),
+                    4 => {
+                        io.read((r >> 8) as u32 & 0xFF);
+                    }
+                    5 => io.set_irq((r >> 8) as u8 % 30, r & (1 << 50) != 0),
+                    6 => io.end_of_interrupt((r >> 8) as u8),
+                    _ => {
+                        for m in io.take_interrupts() {
+                            assert!(m.delivery_mode < 8);
+                        }
+                    }
+                }
+                let s = io.state();
+                assert!(s.pending.len() <= 1024);
+                for e in s.redirection {
+                    assert_eq!(e & !(RTE_WRITABLE | RTE_REMOTE_IRR), 0);
+                    assert!(e & RTE_REMOTE_IRR == 0 || e & RTE_LEVEL != 0);
+                }
+            }
+            assert_eq!(IoApic::from_state(io.state().clone()), io);
+        }
+    }
+}

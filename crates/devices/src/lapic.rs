@@ -604,3 +604,326 @@ impl Lapic {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Linux's `setup_local_APIC` / `end_local_APIC_setup` shape: enable with
+    /// spurious vector 0xFF, mask the LVTs, set LINT0 to ExtINT (virtual wire).
+    fn linux_apic() -> Lapic {
+        let mut a = Lapic::new(0);
+        a.write(OFF_TPR, 0);
+        a.write(OFF_DFR, 0xFFFF_FFFF);
+        a.write(OFF_LDR, 1 << 24);
+        a.write(OFF_SVR, SVR_ENABLE | 0xFF);
+        a.write(OFF_LVT_LINT0, DELIVERY_EXTINT);
+        a.write(OFF_LVT_LINT1, 4 << 8); // NMI
+        a.write(OFF_LVT_ERROR, 0xFE);
+        a.write(OFF_ESR, 0);
+        a.write(OFF_ESR, 0);
+        a
+    }
+
+    #[test]
+    fn reset_state_reads() {
+        let mut a = Lapic::new(3);
+        assert_eq!(a.read(OFF_ID), 3 << 24);
+        assert_eq!(a.read(OFF_VERSION), 0x0005_0014);
+        assert_eq!(a.read(OFF_SVR), 0xFF);
+        assert_eq!(a.read(OFF_DFR), 0xFFFF_FFFF);
+        for off in (OFF_LVT_TIMER..=OFF_LVT_ERROR).step_by(16) {
+            assert_eq!(a.read(off), LVT_MASKED, "{off:#x}");
+        }
+        assert!(!a.software_enabled());
+        assert!(!a.lint0_extint());
+        assert_eq!(a.ticks_until_next_irq(), None);
+    }
+
+    #[test]
+    fn linux_setup_sequence_and_lvt_masks() {
+        let mut a = linux_apic();
+        assert!(a.software_enabled());
+        assert_eq!(a.read(OFF_SVR), 0x1FF);
+        assert!(a.lint0_extint());
+        assert_eq!(a.read(OFF_LVT_LINT1), 0x400);
+        assert_eq!(a.read(OFF_ESR), 0);
+        // Masking LINT0 stops the pass-through.
+        a.write(OFF_LVT_LINT0, LVT_MASKED | DELIVERY_EXTINT);
+        assert!(!a.lint0_extint());
+        // Read-only bits stay clear.
+        a.write(OFF_LVT_LINT0, 0xFFFF_FFFF);
+        assert_eq!(a.read(OFF_LVT_LINT0), 0x0001_A7FF);
+        a.write(OFF_LVT_TIMER, 0xFFFF_FFFF);
+        assert_eq!(a.read(OFF_LVT_TIMER), 0x0007_00FF);
+        // Software-disabling masks everything and keeps it masked.
+        a.write(OFF_SVR, 0xFF);
+        assert_eq!(a.read(OFF_LVT_TIMER) & LVT_MASKED, LVT_MASKED);
+        a.write(OFF_LVT_ERROR, 0xFE);
+        assert_eq!(a.read(OFF_LVT_ERROR), LVT_MASKED | 0xFE);
+    }
+
+    #[test]
+    fn timer_calibration_one_shot_divide_16() {
+        let mut a = linux_apic();
+        a.write(OFF_TIMER_DCR, 0x3); // divide by 16
+        a.write(OFF_LVT_TIMER, LVT_MASKED | 0xEF); // one-shot, masked
+        a.write(OFF_TIMER_ICR, 0xFFFF_FFFF);
+        a.tick(Ticks(16 * 1000 + 15));
+        assert_eq!(a.read(OFF_TIMER_CCR), 0xFFFF_FFFF - 1000);
+        a.tick(Ticks(1));
+        assert_eq!(a.read(OFF_TIMER_CCR), 0xFFFF_FFFF - 1001);
+        assert!(!a.interrupt_output());
+        // Runs out, no interrupt (masked), stays at 0.
+        a.tick(Ticks(u64::MAX));
+        assert_eq!(a.read(OFF_TIMER_CCR), 0);
+        assert!(!a.interrupt_output());
+        assert_eq!(a.ticks_until_next_irq(), None);
+    }
+
+    #[test]
+    fn divide_configurations() {
+        let mut a = linux_apic();
+        for (dcr, div) in [
+            (0x0, 2),
+            (0x1, 4),
+            (0x2, 8),
+            (0x3, 16),
+            (0x8, 32),
+            (0x9, 64),
+            (0xA, 128),
+            (0xB, 1),
+        ] {
+            a.write(OFF_TIMER_DCR, dcr);
+            a.write(OFF_TIMER_ICR, 10);
+            assert_eq!(
+                a.ticks_until_next_irq(),
+                Some(Ticks(10 * div)),
+                "dcr {dcr:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_shot_fires_once() {
+        let mut a = linux_apic();
+        a.write(OFF_TIMER_DCR, 0xB);
+        a.write(OFF_LVT_TIMER, 0x40);
+        a.write(OFF_TIMER_ICR, 5);
+        a.tick(Ticks(4));
+        assert!(!a.interrupt_output());
+        a.tick(Ticks(1));
+        assert!(a.interrupt_output());
+        assert_eq!(a.acknowledge(), 0x40);
+        a.write(OFF_EOI, 0);
+        a.tick(Ticks(1000));
+        assert!(!a.interrupt_output());
+    }
+
+    #[test]
+    fn periodic_timer_delivery_and_eoi() {
+        let mut a = linux_apic();
+        a.write(OFF_TIMER_DCR, 0x3);
+        a.write(OFF_LVT_TIMER, TIMER_PERIODIC | 0xEF);
+        a.write(OFF_TIMER_ICR, 1000);
+        for _ in 0..5 {
+            let t = a.ticks_until_next_irq().unwrap();
+            assert_eq!(t, Ticks(16_000));
+            a.tick(Ticks(t.0 - 1));
+            assert!(!a.interrupt_output());
+            a.tick(Ticks(1));
+            assert!(a.interrupt_output());
+            assert_eq!(a.read(OFF_IRR + 0x70), 1 << (0xEF - 0xE0));
+            assert_eq!(a.acknowledge(), 0xEF);
+            assert_eq!(a.read(OFF_ISR + 0x70), 1 << (0xEF - 0xE0));
+            assert_eq!(a.read(OFF_PPR), 0xE0);
+            a.write(OFF_EOI, 0);
+            assert_eq!(a.read(OFF_ISR + 0x70), 0);
+            assert_eq!(a.eoi_broadcast(), None); // edge: no broadcast
+        }
+        // A long jump lands on the same phase as small steps would.
+        a.tick(Ticks(16_000 * 1_000_000 + 37));
+        assert_eq!(a.ticks_until_next_irq(), Some(Ticks(16_000 - 37)));
+        assert_eq!(a.read(OFF_TIMER_CCR), 1000 - 37 / 16);
+        assert!(a.interrupt_output());
+        // Writing 0 stops it.
+        a.write(OFF_TIMER_ICR, 0);
+        assert_eq!(a.ticks_until_next_irq(), None);
+    }
+
+    #[test]
+    fn tpr_blocks_lower_class_and_priority_order() {
+        let mut a = linux_apic();
+        a.accept_interrupt(0x41, false);
+        a.accept_interrupt(0x52, false);
+        a.write(OFF_TPR, 0x50);
+        assert_eq!(a.read(OFF_PPR), 0x50);
+        assert!(!a.interrupt_output());
+        assert_eq!(a.acknowledge(), 0xFF); // spurious, nothing set in service
+        assert_eq!(a.read(OFF_ISR + 0x50), 0);
+        a.write(OFF_TPR, 0x4F);
+        assert_eq!(a.acknowledge(), 0x52);
+        // In service 0x52 blocks 0x41 (same or lower class), even with TPR 0.
+        a.write(OFF_TPR, 0);
+        assert_eq!(a.read(OFF_PPR), 0x50);
+        assert!(!a.interrupt_output());
+        // A higher class nests.
+        a.accept_interrupt(0x60, false);
+        assert_eq!(a.acknowledge(), 0x60);
+        a.write(OFF_EOI, 0); // ends 0x60
+        a.write(OFF_EOI, 0); // ends 0x52
+        assert_eq!(a.acknowledge(), 0x41);
+        a.write(OFF_EOI, 0);
+        assert_eq!(a.read(OFF_PPR), 0);
+        a.write(OFF_EOI, 0); // EOI with nothing in service is harmless
+    }
+
+    #[test]
+    fn apr_follows_the_sdm_formula() {
+        let mut a = linux_apic();
+        a.write(OFF_TPR, 0x35);
+        assert_eq!(a.read(OFF_APR), 0x35);
+        a.accept_interrupt(0x80, false);
+        assert_eq!(a.read(OFF_APR), 0x80);
+    }
+
+    #[test]
+    fn level_eoi_is_broadcast() {
+        let mut a = linux_apic();
+        a.accept_interrupt(0x31, true);
+        assert_eq!(a.read(OFF_TMR + 0x10), 1 << 0x11);
+        assert_eq!(a.acknowledge(), 0x31);
+        a.write(OFF_EOI, 0);
+        assert_eq!(a.eoi_broadcast(), Some(0x31));
+        assert_eq!(a.eoi_broadcast(), None);
+        assert_eq!(a.read(OFF_TMR + 0x10), 0);
+    }
+
+    #[test]
+    fn self_ipi() {
+        let mut a = linux_apic();
+        a.write(OFF_ICR_LOW, SHORTHAND_SELF | 0x90);
+        assert_eq!(a.read(OFF_ICR_LOW) & (1 << 12), 0); // idle
+        assert_eq!(a.acknowledge(), 0x90);
+        a.write(OFF_EOI, 0);
+        // Physical destination = own ID.
+        a.write(OFF_ICR_HIGH, 0);
+        a.write(OFF_ICR_LOW, 0x91);
+        assert_eq!(a.acknowledge(), 0x91);
+        a.write(OFF_EOI, 0);
+        // Another ID: nothing.
+        a.write(OFF_ICR_HIGH, 5 << 24);
+        a.write(OFF_ICR_LOW, 0x92);
+        assert!(!a.interrupt_output());
+        // Logical, matching the LDR.
+        a.write(OFF_ICR_HIGH, 1 << 24);
+        a.write(OFF_ICR_LOW, ICR_LOGICAL | 0x93);
+        assert_eq!(a.acknowledge(), 0x93);
+        a.write(OFF_EOI, 0);
+        // All excluding self, and INIT: nothing here.
+        a.write(OFF_ICR_LOW, (3 << 18) | 0x94);
+        a.write(OFF_ICR_LOW, SHORTHAND_SELF | (5 << 8));
+        assert!(!a.interrupt_output());
+    }
+
+    #[test]
+    fn esr_latches_on_write() {
+        let mut a = linux_apic();
+        a.write(OFF_LVT_ERROR, LVT_MASKED | 0xFE);
+        a.write(OFF_ICR_LOW, SHORTHAND_SELF | 0x05); // illegal vector
+        assert_eq!(a.read(OFF_ESR), 0); // not yet latched
+        a.write(OFF_ESR, 0);
+        assert_eq!(a.read(OFF_ESR), ESR_SEND_ILLEGAL_VECTOR);
+        a.accept_interrupt(3, false);
+        a.read(0x3F0); // reserved
+        a.write(OFF_ESR, 0);
+        assert_eq!(
+            a.read(OFF_ESR),
+            ESR_RECEIVE_ILLEGAL_VECTOR | ESR_ILLEGAL_REGISTER
+        );
+        a.write(OFF_ESR, 0);
+        assert_eq!(a.read(OFF_ESR), 0);
+        // Unmasked LVT error raises its vector.
+        a.write(OFF_LVT_ERROR, 0xFE);
+        a.accept_interrupt(1, false);
+        assert_eq!(a.acknowledge(), 0xFE);
+    }
+
+    #[test]
+    fn disabled_apic_accepts_nothing() {
+        let mut a = Lapic::new(0);
+        a.accept_interrupt(0x40, false);
+        assert!(!a.interrupt_output());
+        assert_eq!(a.acknowledge(), 0xFF);
+    }
+
+    #[test]
+    fn snapshot_round_trips() {
+        let mut a = linux_apic();
+        a.write(OFF_TIMER_DCR, 0x3);
+        a.write(OFF_LVT_TIMER, TIMER_PERIODIC | 0xEF);
+        a.write(OFF_TIMER_ICR, 1000);
+        a.tick(Ticks(12_345));
+        a.accept_interrupt(0x33, true);
+        let mut b = Lapic::from_state(a.state().clone());
+        assert_eq!(a, b);
+        a.tick(Ticks(99_999));
+        b.tick(Ticks(99_999));
+        assert_eq!(a, b);
+    }
+
+    /// A tiny deterministic generator (xorshift64*), so the fuzz test is repeatable.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+    }
+
+    #[test]
+    fn fuzz_never_panics_and_keeps_invariants() {
+        for seed in 1..=64u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut a = if seed % 2 == 0 {
+                linux_apic()
+            } else {
+                Lapic::new(seed as u8)
+            };
+            for _ in 0..3000 {
+                let r = rng.next();
+                let offset = if r & 0x10 != 0 {
+                    (r >> 8) as u32 & 0x3F0
+                } else {
+                    (r >> 8) as u32 & 0xFFF
+                };
+                let value = (r >> 32) as u32;
+                match r % 8 {
+                    0..=2 => a.write(offset, value),
+                    3 => {
+                        a.read(offset);
+                    }
+                    4 => a.accept_interrupt((r >> 40) as u8, r & (1 << 50) != 0),
+                    5 => {
+                        let v = a.acknowledge();
+                        assert!(v == a.state().svr as u8 || bit_get(&a.state().isr, v));
+                    }
+                    6 => a.tick(Ticks(r >> (r % 64))),
+                    _ => {
+                        a.eoi_broadcast();
+                        if let Some(t) = a.ticks_until_next_irq() {
+                            assert!(t.0 > 0);
+                        }
+                    }
+                }
+                let s = a.state();
+                assert!(s.timer_prescale < a.divisor());
+                assert!(s.eoi_broadcasts.len() <= 256);
+                assert_eq!(a.read(OFF_DFR) | DFR_RESERVED_ONES, a.read(OFF_DFR));
+            }
+            assert_eq!(Lapic::from_state(a.state().clone()), a);
+        }
+    }
+}
