@@ -10,6 +10,8 @@ pub mod debug_exit;
 pub mod debugcon;
 pub mod fw_cfg;
 pub mod i8042;
+pub mod ioapic;
+pub mod lapic;
 pub mod pci;
 pub mod pic;
 pub mod pit;
