@@ -9,7 +9,9 @@ use oxide86_cpu::Bus;
 use oxide86_devices::acpi_pm::{AcpiPm, ACPI_PM_BASE, ACPI_PM_LEN, PM_TIMER_HZ};
 use oxide86_devices::debug_exit::{DebugExit, DEBUG_EXIT_PORT};
 use oxide86_devices::debugcon::{DebugCon, DEBUGCON_PORT};
+use oxide86_devices::fw_cfg::{FwCfg, FW_CFG_BASE};
 use oxide86_devices::i8042::{I8042, I8042_AUX_IRQ, I8042_KBD_IRQ};
+use oxide86_devices::pci::{Pci, PCI_CONFIG_LEN, PCI_CONFIG_PORT};
 use oxide86_devices::pic::{self, Pic};
 use oxide86_devices::pit::{Pit, Port61, PIT_HZ, PIT_PORT, PORT61};
 use oxide86_devices::port92::{Port92, PORT92};
@@ -120,6 +122,10 @@ pub struct PcBoard {
     pub rtc: Rtc<IsaIrq>,
     /// The i8042 keyboard controller (0x60/0x64, IRQ1 and IRQ12).
     pub i8042: I8042<IsaIrq, IsaIrq>,
+    /// PCI configuration mechanism #1 (0xCF8-0xCFF): 440FX, PIIX3, PIIX4 PM.
+    pub pci: Pci,
+    /// QEMU's firmware configuration interface (0x510/0x511).
+    pub fw_cfg: FwCfg,
     irq_levels: IrqLevels,
     uart_clock: TickConverter,
     rtc_clock: TickConverter,
@@ -145,6 +151,10 @@ impl PcBoard {
             irq_levels.line(I8042_AUX_IRQ),
         );
         i8042.set_a20(true);
+        let mut fw_cfg = FwCfg::new();
+        fw_cfg.set_ram_size(ram);
+        // A fresh device has room for the e820 file: this cannot fail.
+        let _ = fw_cfg.set_e820(&crate::boot::linux::e820_map(ram));
         Self {
             memory,
             debugcon: DebugCon::default(),
@@ -158,6 +168,8 @@ impl PcBoard {
             com1: Uart::new(irq_levels.line(COM_PORTS[0].1), HostSerial::default()),
             rtc,
             i8042,
+            pci: Pci::new(),
+            fw_cfg,
             irq_levels,
             uart_clock: TickConverter::new(UART_CLOCK_HZ),
             rtc_clock: TickConverter::new(RTC_HZ),
@@ -248,11 +260,13 @@ impl PcBoard {
         self.memory.set_a20(on);
     }
 
-    /// Takes a pending reset request (port 0x92 or the keyboard controller).
+    /// Takes a pending reset request (port 0x92, the keyboard controller or
+    /// the PIIX reset control register 0xCF9).
     pub fn take_reset_request(&mut self) -> bool {
         let a = self.port92.take_reset_request();
         let b = self.i8042.take_reset_request();
-        a || b
+        let c = self.pci.take_reset_request().is_some();
+        a || b || c
     }
 
     fn port_read(&mut self, port: u16) -> u8 {
@@ -263,6 +277,7 @@ impl PcBoard {
             p if (PIT_PORT..PIT_PORT + 4).contains(&p) => self.pit.read(p - PIT_PORT),
             PORT61 => Port61(&mut self.pit).read(0),
             0x60 | 0x64 => self.i8042.read(port - 0x60),
+            p if (FW_CFG_BASE..FW_CFG_BASE + 2).contains(&p) => self.fw_cfg.read(p - FW_CFG_BASE),
             p if (RTC_BASE..RTC_BASE + 2).contains(&p) => self.rtc.read(p - RTC_BASE),
             p if (COM_PORTS[0].0..COM_PORTS[0].0 + 8).contains(&p) => {
                 self.com1.read(p - COM_PORTS[0].0)
@@ -292,6 +307,9 @@ impl PcBoard {
             }
             p if (PIT_PORT..PIT_PORT + 4).contains(&p) => self.pit.write(p - PIT_PORT, value),
             PORT61 => Port61(&mut self.pit).write(0, value),
+            p if (FW_CFG_BASE..FW_CFG_BASE + 2).contains(&p) => {
+                self.fw_cfg.write(p - FW_CFG_BASE, value)
+            }
             0x60 | 0x64 => {
                 self.i8042.write(port - 0x60, value);
                 self.update_a20();
@@ -336,6 +354,10 @@ impl Bus for PcBoard {
         self.memory.read_u32(addr)
     }
     fn io_read(&mut self, port: u16, size: u8) -> u32 {
+        // PCI configuration space decodes the access size itself.
+        if (PCI_CONFIG_PORT..PCI_CONFIG_PORT + PCI_CONFIG_LEN).contains(&port) {
+            return self.pci.io_read(port - PCI_CONFIG_PORT, size);
+        }
         let mut v = 0;
         for i in 0..u16::from(size) {
             v |= u32::from(self.port_read(port.wrapping_add(i))) << (8 * i);
@@ -345,6 +367,15 @@ impl Bus for PcBoard {
         v
     }
     fn io_write(&mut self, port: u16, size: u8, value: u32) {
+        if (PCI_CONFIG_PORT..PCI_CONFIG_PORT + PCI_CONFIG_LEN).contains(&port) {
+            return self.pci.io_write(port - PCI_CONFIG_PORT, size, value);
+        }
+        if port == FW_CFG_BASE && size == 2 {
+            // A 16-bit selector write: both bytes go to the selector port.
+            self.fw_cfg.write(0, value as u8);
+            self.fw_cfg.write(0, (value >> 8) as u8);
+            return;
+        }
         for i in 0..u16::from(size) {
             self.port_write(port.wrapping_add(i), (value >> (8 * i)) as u8);
         }
@@ -355,5 +386,51 @@ impl Bus for PcBoard {
     }
     fn interrupt_ack(&mut self) -> Option<u8> {
         self.pic.acknowledge()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ram::GuestRam;
+
+    fn board() -> PcBoard {
+        PcBoard::new(
+            PhysMemory::new(GuestRam::new(16 << 20).unwrap(), Vec::new()),
+            DateTime::from_unix(0),
+        )
+    }
+
+    #[test]
+    fn pci_mechanism_1_finds_the_host_bridge() {
+        let mut b = board();
+        b.io_write(0xCF8, 4, 0x8000_0000);
+        assert_eq!(b.io_read(0xCF8, 4), 0x8000_0000);
+        assert_eq!(b.io_read(0xCFC, 4), 0x1237_8086, "440FX at 00.0");
+        b.io_write(0xCF8, 4, 0x8000_0800); // device 1
+        assert_eq!(b.io_read(0xCFC, 2), 0x8086);
+    }
+
+    #[test]
+    fn fw_cfg_signature_and_ram_size() {
+        let mut b = board();
+        b.io_write(0x510, 2, 0x0000);
+        let sig: Vec<u8> = (0..4).map(|_| b.io_read(0x511, 1) as u8).collect();
+        assert_eq!(&sig, b"QEMU");
+        b.io_write(0x510, 2, 0x0003);
+        let size = (0..8).fold(0u64, |v, i| {
+            v | (u64::from(b.io_read(0x511, 1) as u8) << (8 * i))
+        });
+        assert_eq!(size, 16 << 20);
+    }
+
+    #[test]
+    fn cmos_reports_extended_memory() {
+        let mut b = board();
+        b.io_write(0x70, 1, 0x30);
+        let lo = b.io_read(0x71, 1);
+        b.io_write(0x70, 1, 0x31);
+        let hi = b.io_read(0x71, 1);
+        assert_eq!((hi << 8) | lo, (16 << 10) - 1024, "KiB above 1 MiB");
     }
 }
