@@ -158,22 +158,10 @@ pub fn run_one(data: &[u8]) {
         s.cr4 = 1 << 4; // PSE
     }
     let cpl = u16::from(input.byte() & 3);
-    let flat = |selector: u16, code: bool| SegmentCache {
-        base: 0,
-        limit: 0xFFFF_FFFF,
-        selector,
-        flags: seg_flags::PRESENT
-            | seg_flags::S
-            | seg_flags::RW
-            | seg_flags::DB
-            | seg_flags::G
-            | (cpl << seg_flags::DPL_SHIFT)
-            | if code { seg_flags::CODE } else { 0 },
-    };
     for seg in SegReg::ALL {
-        s.seg[seg as usize] = flat(0x10 | cpl, false);
+        s.seg[seg as usize] = SegmentCache::flat(0x10 | cpl, false, cpl);
     }
-    s.seg[SegReg::Cs as usize] = flat(0x08 | cpl, true);
+    s.seg[SegReg::Cs as usize] = SegmentCache::flat(0x08 | cpl, true, cpl);
     s.tr = SegmentCache {
         base: TSS,
         limit: 0x67,

@@ -4,7 +4,7 @@
 //! directly in the segment caches because descriptor loads belong to the
 //! system ISA (Intel SDM Vol. 3A, 3.4.5 "Segment Descriptors").
 
-use oxide86_cpu::state::{cr0, seg_flags};
+use oxide86_cpu::state::cr0;
 use oxide86_cpu::{Cpu, CpuModel, SegReg, SegmentCache};
 
 /// A `model` CPU in real mode with every segment register 0 and execution
@@ -32,23 +32,8 @@ pub fn flat32_cpu(eip: u32) -> Cpu {
 pub fn set_flat32(cpu: &mut Cpu, eip: u32) {
     let s = &mut cpu.state;
     s.cr0 |= cr0::PE;
-    let data = SegmentCache {
-        base: 0,
-        limit: 0xFFFF_FFFF,
-        selector: 0x10,
-        flags: seg_flags::PRESENT
-            | seg_flags::S
-            | seg_flags::RW
-            | seg_flags::ACCESSED
-            | seg_flags::DB
-            | seg_flags::G,
-    };
-    s.seg = [data; 6];
-    s.seg[SegReg::Cs as usize] = SegmentCache {
-        selector: 0x08,
-        flags: data.flags | seg_flags::CODE,
-        ..data
-    };
+    s.seg = [SegmentCache::flat(0x10, false, 0); 6];
+    s.seg[SegReg::Cs as usize] = SegmentCache::flat(0x08, true, 0);
     s.eip = eip;
 }
 

@@ -112,6 +112,28 @@ impl SegmentCache {
             flags: seg_flags::REAL_MODE,
         }
     }
+    /// A flat 4 GiB 32-bit segment (base 0, page-granular limit), present and
+    /// accessed: code (readable) or writable data, at privilege `dpl`. What
+    /// SYSENTER/SYSEXIT load, and what boot loaders and tests start from.
+    pub fn flat(selector: u16, code: bool, dpl: u16) -> Self {
+        let mut flags = seg_flags::PRESENT
+            | seg_flags::S
+            | seg_flags::RW
+            | seg_flags::ACCESSED
+            | seg_flags::DB
+            | seg_flags::G
+            | ((dpl & 3) << seg_flags::DPL_SHIFT);
+        if code {
+            flags |= seg_flags::CODE;
+        }
+        Self {
+            base: 0,
+            limit: 0xFFFF_FFFF,
+            selector,
+            flags,
+        }
+    }
+
     /// The D/B bit: 32-bit code or stack.
     pub fn is_32bit(&self) -> bool {
         self.flags & seg_flags::DB != 0

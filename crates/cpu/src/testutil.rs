@@ -2,7 +2,7 @@
 //! its final HLT on a flat RAM, and hand back the state.
 
 use crate::flags::Flags;
-use crate::state::{cr0, seg_flags, CpuState, SegReg, SegmentCache};
+use crate::state::{cr0, CpuState, SegReg, SegmentCache};
 use crate::{Cpu, CpuModel, FlatRam, StepOutcome};
 use iced_x86::code_asm::CodeAssembler;
 
@@ -15,23 +15,8 @@ pub fn flat32_cpu() -> Cpu {
     let mut cpu = Cpu::new(CpuModel::P6);
     let s = &mut cpu.state;
     s.cr0 |= cr0::PE;
-    let data = SegmentCache {
-        base: 0,
-        limit: 0xFFFF_FFFF,
-        selector: 0x10,
-        flags: seg_flags::PRESENT
-            | seg_flags::S
-            | seg_flags::RW
-            | seg_flags::ACCESSED
-            | seg_flags::DB
-            | seg_flags::G,
-    };
-    s.seg = [data; 6];
-    s.seg[SegReg::Cs as usize] = SegmentCache {
-        selector: 0x08,
-        flags: data.flags | seg_flags::CODE,
-        ..data
-    };
+    s.seg = [SegmentCache::flat(0x10, false, 0); 6];
+    s.seg[SegReg::Cs as usize] = SegmentCache::flat(0x08, true, 0);
     s.gpr[4] = 0x8000;
     s.eip = CODE;
     cpu

@@ -3,7 +3,7 @@
 //! window and code region at the same addresses (ES and FS based at the
 //! data window, as the helper loads them).
 
-use oxide86_cpu::state::{cr0, seg_flags};
+use oxide86_cpu::state::cr0;
 use oxide86_cpu::{Bus, Cpu, CpuModel, Flags, SegReg, SegmentCache, StepOutcome};
 
 use super::compare::{Fault, Outcome};
@@ -54,25 +54,9 @@ fn flat_cpu(case: &Case) -> Cpu {
     let mut cpu = Cpu::new(CpuModel::P6);
     let s = &mut cpu.state;
     s.cr0 |= cr0::PE;
-    let user = 3 << seg_flags::DPL_SHIFT;
-    let data = SegmentCache {
-        base: 0,
-        limit: 0xFFFF_FFFF,
-        selector: 0x2B,
-        flags: seg_flags::PRESENT
-            | seg_flags::S
-            | seg_flags::RW
-            | seg_flags::ACCESSED
-            | seg_flags::DB
-            | seg_flags::G
-            | user,
-    };
+    let data = SegmentCache::flat(0x2B, false, 3);
     s.seg = [data; 6];
-    s.seg[SegReg::Cs as usize] = SegmentCache {
-        selector: 0x23,
-        flags: data.flags | seg_flags::CODE,
-        ..data
-    };
+    s.seg[SegReg::Cs as usize] = SegmentCache::flat(0x23, true, 3);
     let window = SegmentCache {
         base: DATA_BASE,
         selector: 0x63,

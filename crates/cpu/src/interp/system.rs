@@ -13,7 +13,7 @@ use crate::flags::{flag_if, Flags};
 use crate::model::CpuModel;
 use crate::paging::{cr4, EFER_NXE};
 use crate::state::eflags::ZF;
-use crate::state::{cr0, eflags, seg_flags, SegReg, SegmentCache};
+use crate::state::{cr0, eflags, SegReg, SegmentCache};
 use iced_x86::{Instruction, Mnemonic, OpKind, Register};
 
 /// #GP(0) unless at CPL 0 (real mode counts as CPL 0; V86 is CPL 3).
@@ -616,27 +616,6 @@ fn mtrr_type_ok(t: u8) -> bool {
     matches!(t, 0 | 1 | 4 | 5 | 6)
 }
 
-/// A flat 4 GiB segment cache for SYSENTER/SYSEXIT (which load fixed
-/// descriptors without reading the GDT).
-fn flat(selector: u16, code: bool, dpl: u16) -> SegmentCache {
-    let mut flags = seg_flags::PRESENT
-        | seg_flags::S
-        | seg_flags::RW
-        | seg_flags::ACCESSED
-        | seg_flags::DB
-        | seg_flags::G;
-    if code {
-        flags |= seg_flags::CODE;
-    }
-    flags |= dpl << seg_flags::DPL_SHIFT;
-    SegmentCache {
-        base: 0,
-        limit: 0xFFFF_FFFF,
-        selector,
-        flags,
-    }
-}
-
 /// `SYSENTER`: fast call to ring 0 (SDM Vol. 2B, SYSENTER).
 pub fn sysenter<B: Bus + ?Sized>(
     cpu: &mut Cpu,
@@ -649,8 +628,8 @@ pub fn sysenter<B: Bus + ?Sized>(
     }
     let s = &mut cpu.state;
     s.eflags &= !(eflags::VM | eflags::IF | eflags::RF);
-    s.seg[SegReg::Cs as usize] = flat(cs & 0xFFFC, true, 0);
-    s.seg[SegReg::Ss as usize] = flat((cs & 0xFFFC) + 8, false, 0);
+    s.seg[SegReg::Cs as usize] = SegmentCache::flat(cs & 0xFFFC, true, 0);
+    s.seg[SegReg::Ss as usize] = SegmentCache::flat((cs & 0xFFFC) + 8, false, 0);
     s.gpr[4] = s.msr.sysenter_esp;
     cpu.ctx.next_eip = s.msr.sysenter_eip;
     Ok(())
@@ -667,8 +646,8 @@ pub fn sysexit<B: Bus + ?Sized>(
         return Err(Exception::GeneralProtection(0));
     }
     let s = &mut cpu.state;
-    s.seg[SegReg::Cs as usize] = flat(((cs & 0xFFFC) + 16) | 3, true, 3);
-    s.seg[SegReg::Ss as usize] = flat(((cs & 0xFFFC) + 24) | 3, false, 3);
+    s.seg[SegReg::Cs as usize] = SegmentCache::flat(((cs & 0xFFFC) + 16) | 3, true, 3);
+    s.seg[SegReg::Ss as usize] = SegmentCache::flat(((cs & 0xFFFC) + 24) | 3, false, 3);
     s.gpr[4] = s.gpr[1];
     cpu.ctx.next_eip = s.gpr[2];
     Ok(())

@@ -6,7 +6,7 @@
 pub mod linux;
 pub mod multiboot;
 
-use oxide86_cpu::state::{cr0, seg_flags, SegmentCache};
+use oxide86_cpu::state::{cr0, SegmentCache};
 use oxide86_cpu::{Cpu, SegReg};
 
 use crate::memory_map::PhysMemory;
@@ -51,25 +51,6 @@ pub(crate) fn place(
     Ok(())
 }
 
-/// Flat 4 GiB segment caches for a 32-bit entry point.
-pub(crate) fn flat_segment(selector: u16, code: bool) -> SegmentCache {
-    let mut flags = seg_flags::PRESENT
-        | seg_flags::S
-        | seg_flags::RW
-        | seg_flags::ACCESSED
-        | seg_flags::DB
-        | seg_flags::G;
-    if code {
-        flags |= seg_flags::CODE;
-    }
-    SegmentCache {
-        base: 0,
-        limit: 0xFFFF_FFFF,
-        selector,
-        flags,
-    }
-}
-
 /// Where the boot GDT goes, and its flat code and data selectors.
 pub(crate) const BOOT_GDT: u32 = 0x500;
 
@@ -96,9 +77,9 @@ pub(crate) fn enter_flat32(
     s.gdtr.base = BOOT_GDT;
     s.gdtr.limit = (gdt.len() - 1) as u16;
     for seg in SegReg::ALL {
-        s.seg[seg as usize] = flat_segment(ds, false);
+        s.seg[seg as usize] = SegmentCache::flat(ds, false, 0);
     }
-    s.seg[SegReg::Cs as usize] = flat_segment(cs, true);
+    s.seg[SegReg::Cs as usize] = SegmentCache::flat(cs, true, 0);
     s.eflags = 2;
     s.eip = eip;
     Ok(())
