@@ -341,7 +341,7 @@ impl Pc {
         let HostInput::Stream(reader) = &mut self.input else {
             return false;
         };
-        let space = self.board.com1.input_space();
+        let space = self.board.com[0].input_space();
         if space < 16 {
             return false;
         }

@@ -26,41 +26,73 @@ use crate::memory_map::PhysMemory;
 /// The levels of the sixteen ISA interrupt lines as the devices drive them,
 /// and the rising edges seen since the board last looked (a timer may pulse
 /// a line low and high again within one tick batch); the board forwards
-/// both to the PIC after each device access or tick.
+/// both to the PIC after each device access or tick. Several devices may
+/// share a line (COM1 and COM3 on IRQ4): the line is high while any of them
+/// drives it high.
 #[derive(Clone, Debug, Default)]
 pub struct IrqLevels {
     levels: Rc<Cell<u16>>,
     rising: Rc<Cell<u16>>,
+    /// One bit per device output, set while that output is high.
+    sources: Rc<Cell<u32>>,
+    /// For each ISA line, the device outputs wired to it.
+    line_sources: Rc<Cell<[u32; 16]>>,
+    /// Device outputs handed out so far.
+    allocated: Rc<Cell<u32>>,
 }
 
-/// One ISA interrupt line, handed to the device that drives it.
+/// One device's output onto an ISA interrupt line.
 #[derive(Clone, Debug)]
 pub struct IsaIrq {
     levels: IrqLevels,
     line: u8,
+    source: u32,
 }
 
 impl IrqLevels {
-    /// The wire for ISA IRQ `line` (0-15).
+    /// A new device output wired to ISA IRQ `line` (0-15). At most 32
+    /// outputs exist; further ones share the last output's bit.
     pub fn line(&self, line: u8) -> IsaIrq {
+        let line = line & 15;
+        let n = self.allocated.get().min(31);
+        self.allocated.set(n + 1);
+        let source = 1u32 << n;
+        let mut map = self.line_sources.get();
+        map[usize::from(line)] |= source;
+        self.line_sources.set(map);
         IsaIrq {
             levels: self.clone(),
-            line: line & 15,
+            line,
+            source,
         }
     }
 }
 
 impl IrqLine for IsaIrq {
     fn set_level(&mut self, high: bool) {
+        let l = &self.levels;
+        let sources = if high {
+            l.sources.get() | self.source
+        } else {
+            l.sources.get() & !self.source
+        };
+        l.sources.set(sources);
         let bit = 1u16 << self.line;
-        let v = self.levels.levels.get();
-        if high && v & bit == 0 {
-            self.levels.rising.set(self.levels.rising.get() | bit);
+        let line_high = sources & l.line_sources.get()[usize::from(self.line)] != 0;
+        let v = l.levels.get();
+        if line_high && v & bit == 0 {
+            l.rising.set(l.rising.get() | bit);
         }
-        self.levels
-            .levels
-            .set(if high { v | bit } else { v & !bit });
+        l.levels.set(if line_high { v | bit } else { v & !bit });
     }
+}
+
+/// Which UART (0-3) and register a port addresses, if any.
+fn com_port(port: u16) -> Option<(usize, u16)> {
+    COM_PORTS
+        .iter()
+        .position(|(base, _)| (*base..*base + 8).contains(&port))
+        .map(|n| (n, port - COM_PORTS[n].0))
 }
 
 /// Where the bytes of the debug console go.
@@ -116,8 +148,8 @@ pub struct PcBoard {
     pub pit: Pit<IsaIrq>,
     /// The POST code port 0x80.
     pub post: PostPort,
-    /// COM1 (0x3F8, IRQ4).
-    pub com1: Uart<IsaIrq, HostSerial>,
+    /// COM1-COM4 (0x3F8/IRQ4, 0x2F8/IRQ3, 0x3E8/IRQ4, 0x2E8/IRQ3).
+    pub com: [Uart<IsaIrq, HostSerial>; 4],
     /// The MC146818 RTC/CMOS (0x70/0x71, IRQ8).
     pub rtc: Rtc<IsaIrq>,
     /// The i8042 keyboard controller (0x60/0x64, IRQ1 and IRQ12).
@@ -165,7 +197,7 @@ impl PcBoard {
             pic: Pic::new(),
             pit: Pit::new(irq_levels.line(0)),
             post: PostPort::default(),
-            com1: Uart::new(irq_levels.line(COM_PORTS[0].1), HostSerial::default()),
+            com: COM_PORTS.map(|(_, irq)| Uart::new(irq_levels.line(irq), HostSerial::default())),
             rtc,
             i8042,
             pci: Pci::new(),
@@ -216,7 +248,9 @@ impl PcBoard {
         }
         let ticks = self.uart_clock.advance_to(now_ns);
         if ticks > 0 {
-            self.com1.tick(Ticks(ticks));
+            for c in &mut self.com {
+                c.tick(Ticks(ticks));
+            }
         }
         let ticks = self.rtc_clock.advance_to(now_ns);
         if ticks > 0 {
@@ -234,8 +268,10 @@ impl PcBoard {
             self.pit
                 .ticks_until_next_irq()
                 .map(|t| self.pit_clock.ns_for_ticks(t.0)),
-            self.com1
-                .ticks_until_next_irq()
+            self.com
+                .iter()
+                .filter_map(|c| c.ticks_until_next_irq())
+                .min()
                 .map(|t| self.uart_clock.ns_for_ticks(t.0)),
             self.rtc
                 .ticks_until_next_irq()
@@ -249,7 +285,7 @@ impl PcBoard {
     /// Hands bytes typed on the host to COM1 (as many as its FIFO takes);
     /// returns how many were taken.
     pub fn serial_input(&mut self, bytes: &[u8]) -> usize {
-        let n = self.com1.enqueue_input(bytes);
+        let n = self.com[0].enqueue_input(bytes);
         self.sync_irqs();
         n
     }
@@ -279,8 +315,9 @@ impl PcBoard {
             0x60 | 0x64 => self.i8042.read(port - 0x60),
             p if (FW_CFG_BASE..FW_CFG_BASE + 2).contains(&p) => self.fw_cfg.read(p - FW_CFG_BASE),
             p if (RTC_BASE..RTC_BASE + 2).contains(&p) => self.rtc.read(p - RTC_BASE),
-            p if (COM_PORTS[0].0..COM_PORTS[0].0 + 8).contains(&p) => {
-                self.com1.read(p - COM_PORTS[0].0)
+            p if com_port(p).is_some() => {
+                let (n, off) = com_port(p).unwrap_or_default();
+                self.com[n].read(off)
             }
             POST_PORT => self.post.read(0),
             p if pic::port_offset(p).is_some() => self.pic.read(pic::port_offset(p).unwrap_or(0)),
@@ -315,8 +352,9 @@ impl PcBoard {
                 self.update_a20();
             }
             p if (RTC_BASE..RTC_BASE + 2).contains(&p) => self.rtc.write(p - RTC_BASE, value),
-            p if (COM_PORTS[0].0..COM_PORTS[0].0 + 8).contains(&p) => {
-                self.com1.write(p - COM_PORTS[0].0, value)
+            p if com_port(p).is_some() => {
+                let (n, off) = com_port(p).unwrap_or_default();
+                self.com[n].write(off, value)
             }
             POST_PORT => self.post.write(0, value),
             p if pic::port_offset(p).is_some() => {
@@ -422,6 +460,25 @@ mod tests {
             v | (u64::from(b.io_read(0x511, 1) as u8) << (8 * i))
         });
         assert_eq!(size, 16 << 20);
+    }
+
+    #[test]
+    fn four_uarts_and_a_shared_irq_line() {
+        let mut b = board();
+        for (base, _) in COM_PORTS {
+            b.io_write(base + 7, 1, 0x5A); // scratch register
+            assert_eq!(b.io_read(base + 7, 1), 0x5A, "UART at {base:#x}");
+        }
+        // COM1 and COM3 share IRQ4: the line stays up while either drives it.
+        let levels = IrqLevels::default();
+        let mut com1 = levels.line(4);
+        let mut com3 = levels.line(4);
+        com1.set_level(true);
+        com3.set_level(true);
+        com1.set_level(false);
+        assert_ne!(levels.levels.get() & (1 << 4), 0);
+        com3.set_level(false);
+        assert_eq!(levels.levels.get() & (1 << 4), 0);
     }
 
     #[test]

@@ -225,7 +225,7 @@ fn connect_serial(pc: &mut Pc, spec: &str) -> Result<Option<RawTerminal>> {
     match spec {
         "none" => Ok(None),
         "stdio" => {
-            pc.board.com1.output_mut().0 = Some(Box::new(std::io::stdout()));
+            pc.board.com[0].output_mut().0 = Some(Box::new(std::io::stdout()));
             if !std::io::stdin().is_terminal() {
                 pc.input = HostInput::Stream(Box::new(std::io::stdin()));
                 return Ok(None);
@@ -261,7 +261,7 @@ fn connect_serial(pc: &mut Pc, spec: &str) -> Result<Option<RawTerminal>> {
             Some(path) => {
                 let f = File::create(path)
                     .with_context(|| format!("cannot create serial output file {path}"))?;
-                pc.board.com1.output_mut().0 = Some(Box::new(f));
+                pc.board.com[0].output_mut().0 = Some(Box::new(f));
                 Ok(None)
             }
             None => bail!("invalid --serial '{spec}': expected stdio, none or file:PATH"),
