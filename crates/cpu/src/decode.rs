@@ -35,7 +35,7 @@ pub struct Decoded {
 
 #[derive(Clone, Copy, Debug)]
 struct Entry {
-    /// Physical address of the first byte, or `u32::MAX`... kept with `valid`.
+    /// Physical address of the first byte (meaningful while `key` != 0).
     paddr: u32,
     /// 1 + code32 when valid, 0 when empty.
     key: u8,
@@ -179,8 +179,6 @@ impl DecodeCache {
                     }
                 }
             }
-            // An instruction that started before this line but ends inside it
-            // may also cover the previous line: keep that line's mark honest.
         }
     }
 

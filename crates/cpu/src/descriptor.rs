@@ -155,11 +155,6 @@ impl Descriptor {
     }
 }
 
-/// The hidden-cache flags of a loaded segment as a descriptor access byte.
-pub fn cache_is_present(c: &SegmentCache) -> bool {
-    c.flags & seg_flags::PRESENT != 0
-}
-
 impl Cpu {
     /// The linear address of `selector`'s descriptor, after checking it lies
     /// within the GDT or LDT limit (#GP(selector) otherwise, as

@@ -22,7 +22,6 @@ const REG_PM1_STS: u16 = 0;
 const REG_PM1_EN: u16 = 2;
 const REG_PM1_CNT: u16 = 4;
 const REG_PM_TMR: u16 = 8;
-const SCI_EN: u16 = 1 << 0; // ACPI mode (PM1_CNT)
 const SLP_EN: u16 = 1 << 13; // write-only: enter the sleep state
 const SLP_TYP_SHIFT: u16 = 10;
 
@@ -86,11 +85,6 @@ impl AcpiPm {
     /// Advances the PM timer by `ticks` of its 3.579545 MHz clock.
     pub fn tick(&mut self, ticks: Ticks) {
         self.timer = (u64::from(self.timer).wrapping_add(ticks.0) & 0xFF_FFFF) as u32;
-    }
-
-    /// Sets SCI_EN, as firmware does when it hands the system to ACPI.
-    pub fn enable_acpi_mode(&mut self) {
-        self.control |= SCI_EN;
     }
 }
 
