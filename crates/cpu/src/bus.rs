@@ -81,6 +81,13 @@ pub trait Bus {
         None
     }
 
+    /// The CPU wrote IA32_APIC_BASE (SDM Vol. 3A, 10.4.4 "Local APIC
+    /// Status and Location"): the board moves its local APIC's register
+    /// page, or turns the APIC off when bit 11 is clear.
+    fn apic_base_changed(&mut self, value: u64) {
+        let _ = value;
+    }
+
     /// The FERR# line of the x87 (SDM Vol. 1, 8.7 "Handling x87 FPU
     /// Exceptions in Software"), which the PC routes to IRQ13: asserted when
     /// an unmasked x87 exception is pending while CR0.NE=0, deasserted when

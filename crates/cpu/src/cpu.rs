@@ -72,6 +72,10 @@ pub struct Cpu {
     /// CR3/CR0/CR4 with PAE paging (SDM Vol. 3A, 4.4.1), or `None` until
     /// the next walk loads them (after a reset or a task switch's CR3).
     pub pdptes: Option<[u64; 4]>,
+    /// The machine wires a local APIC to this processor (CPUID then
+    /// reports one while IA32_APIC_BASE enables it). Off by default: the
+    /// bare test machines have none.
+    pub local_apic: bool,
 }
 
 impl Cpu {
@@ -89,6 +93,7 @@ impl Cpu {
             debug_watch: 0,
             debug_hits: 0,
             pdptes: None,
+            local_apic: false,
         }
     }
 

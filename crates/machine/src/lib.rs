@@ -6,6 +6,7 @@
 //!   conformance programs run on.
 
 pub mod acpi;
+pub mod apic;
 pub mod boot;
 pub mod clock;
 pub mod memory_map;

@@ -216,6 +216,18 @@ impl Pc {
     fn power_on(&mut self) -> Result<(), PcError> {
         self.icount_base += self.cpu.state.icount;
         self.cpu.reset();
+        self.cpu.local_apic = true;
+        self.board.apics.reset();
+        if !matches!(self.boot, BootSource::Firmware(_)) {
+            // No firmware runs: leave what it would have left, the APIC in
+            // virtual wire mode and the ACPI tables in the BIOS area.
+            self.board.apics.virtual_wire_mode();
+            let tables = crate::acpi::build(&crate::acpi::AcpiLayout::default());
+            let base = crate::acpi::AcpiLayout::default().base;
+            for (i, b) in tables.iter().enumerate() {
+                self.board.memory.write_u8(base + i as u32, *b);
+            }
+        }
         let memory = &mut self.board.memory;
         memory.set_a20(true);
         match &self.boot {

@@ -20,6 +20,7 @@ use oxide86_devices::rtc::{DateTime, Rtc, RTC_BASE, RTC_HZ, RTC_IRQ};
 use oxide86_devices::uart::{SerialOutput, Uart, COM_PORTS, UART_CLOCK_HZ};
 use oxide86_devices::{IrqLine, PortIo, Ticks};
 
+use crate::apic::Apics;
 use crate::clock::TickConverter;
 use crate::memory_map::PhysMemory;
 
@@ -158,12 +159,16 @@ pub struct PcBoard {
     pub pci: Pci,
     /// QEMU's firmware configuration interface (0x510/0x511).
     pub fw_cfg: FwCfg,
+    /// The local APIC and the I/O APIC.
+    pub apics: Apics,
     irq_levels: IrqLevels,
     uart_clock: TickConverter,
     rtc_clock: TickConverter,
     pm_timer_clock: TickConverter,
     /// The levels last forwarded to the PIC.
     irq_seen: u16,
+    /// An NMI for the CPU (from the I/O APIC).
+    nmi_pending: bool,
     pit_clock: TickConverter,
 }
 
@@ -202,11 +207,13 @@ impl PcBoard {
             i8042,
             pci: Pci::new(),
             fw_cfg,
+            apics: Apics::new(),
             irq_levels,
             uart_clock: TickConverter::new(UART_CLOCK_HZ),
             rtc_clock: TickConverter::new(RTC_HZ),
             pm_timer_clock: TickConverter::new(PM_TIMER_HZ),
             irq_seen: 0,
+            nmi_pending: false,
             pit_clock: TickConverter::new(PIT_HZ),
         }
     }
@@ -233,8 +240,11 @@ impl PcBoard {
                     // The edge: low then high, then the final level.
                     self.pic.set_irq(line, false);
                     self.pic.set_irq(line, true);
+                    self.apics.isa_line(line, false);
+                    self.apics.isa_line(line, true);
                 }
                 self.pic.set_irq(line, high);
+                self.apics.isa_line(line, high);
             }
             self.irq_seen = levels;
         }
@@ -258,6 +268,7 @@ impl PcBoard {
         }
         let ticks = self.pm_timer_clock.advance_to(now_ns);
         self.acpi_pm.tick(Ticks(ticks));
+        self.apics.advance_to(now_ns);
         self.sync_irqs();
     }
 
@@ -276,6 +287,7 @@ impl PcBoard {
             self.rtc
                 .ticks_until_next_irq()
                 .map(|t| self.rtc_clock.ns_for_ticks(t.0)),
+            self.apics.ns_until_next_event(),
         ]
         .into_iter()
         .flatten()
@@ -368,6 +380,51 @@ impl PcBoard {
     }
 }
 
+/// Where the APIC register pages can be: everything below is memory.
+const APIC_MMIO_START: u32 = 0xFEC0_0000;
+
+impl PcBoard {
+    /// A read of `size` bytes from an APIC register page: the registers
+    /// are dwords, so narrower reads take their part of the dword.
+    fn apic_read(&mut self, addr: u32, size: u32) -> u32 {
+        let v = self.apics.mmio_read(addr & !3) >> (8 * (addr & 3));
+        let v = if size == 4 {
+            v
+        } else {
+            v & ((1 << (8 * size)) - 1)
+        };
+        self.sync_apic_nmi();
+        v
+    }
+
+    /// A write to an APIC register page; narrower writes merge into the
+    /// dword they fall in.
+    fn apic_write(&mut self, addr: u32, size: u32, value: u32) {
+        let aligned = addr & !3;
+        let value = if size == 4 && addr & 3 == 0 {
+            value
+        } else {
+            let shift = 8 * (addr & 3);
+            let mask = (((1u64 << (8 * size)) - 1) as u32) << shift;
+            (self.apics.mmio_read(aligned) & !mask) | ((value << shift) & mask)
+        };
+        self.apics.mmio_write(aligned, value);
+        self.sync_apic_nmi();
+    }
+
+    /// The I/O APIC's NMI messages become the CPU's NMI.
+    fn sync_apic_nmi(&mut self) {
+        if self.apics.take_nmi() {
+            self.nmi_pending = true;
+        }
+    }
+
+    #[inline]
+    fn is_apic(&self, addr: u32) -> bool {
+        addr >= APIC_MMIO_START && self.apics.claims(addr)
+    }
+}
+
 impl Bus for PcBoard {
     #[inline]
     fn ram(&mut self) -> Option<&mut [u8]> {
@@ -381,15 +438,55 @@ impl Bus for PcBoard {
     }
     #[inline]
     fn read_u8(&mut self, addr: u32) -> u8 {
+        if self.is_apic(addr) {
+            return self.apic_read(addr, 1) as u8;
+        }
         self.memory.read_u8(addr)
     }
     #[inline]
     fn write_u8(&mut self, addr: u32, value: u8) {
+        if self.is_apic(addr) {
+            return self.apic_write(addr, 1, value.into());
+        }
         self.memory.write_u8(addr, value)
+    }
+    fn read_u16(&mut self, addr: u32) -> u16 {
+        if self.is_apic(addr) && addr & 3 != 3 {
+            return self.apic_read(addr, 2) as u16;
+        }
+        u16::from_le_bytes([self.read_u8(addr), self.read_u8(addr.wrapping_add(1))])
+    }
+    fn write_u16(&mut self, addr: u32, value: u16) {
+        if self.is_apic(addr) && addr & 3 != 3 {
+            return self.apic_write(addr, 2, value.into());
+        }
+        let [a, b] = value.to_le_bytes();
+        self.write_u8(addr, a);
+        self.write_u8(addr.wrapping_add(1), b);
     }
     #[inline]
     fn read_u32(&mut self, addr: u32) -> u32 {
+        if self.is_apic(addr) && addr & 3 == 0 {
+            return self.apic_read(addr, 4);
+        }
+        if addr >= APIC_MMIO_START {
+            return u32::from(self.read_u16(addr))
+                | (u32::from(self.read_u16(addr.wrapping_add(2))) << 16);
+        }
         self.memory.read_u32(addr)
+    }
+    fn write_u32(&mut self, addr: u32, value: u32) {
+        if self.is_apic(addr) && addr & 3 == 0 {
+            return self.apic_write(addr, 4, value);
+        }
+        self.write_u16(addr, value as u16);
+        self.write_u16(addr.wrapping_add(2), (value >> 16) as u16);
+    }
+    fn apic_base_changed(&mut self, value: u64) {
+        self.apics.set_base_msr(value);
+    }
+    fn take_nmi(&mut self) -> bool {
+        std::mem::take(&mut self.nmi_pending)
     }
     fn io_read(&mut self, port: u16, size: u8) -> u32 {
         // PCI configuration space decodes the access size itself.
@@ -420,10 +517,22 @@ impl Bus for PcBoard {
         self.sync_irqs();
     }
     fn interrupt_pending(&mut self) -> bool {
-        self.pic.interrupt_output()
+        self.apics.interrupt_output() || (self.apics.passes_pic() && self.pic.interrupt_output())
     }
     fn interrupt_ack(&mut self) -> Option<u8> {
-        self.pic.acknowledge()
+        // ExtINT from the 8259A is not subject to the local APIC's
+        // priorities, so it goes first.
+        if self.apics.passes_pic() && self.pic.interrupt_output() {
+            return self.pic.acknowledge();
+        }
+        if self.apics.interrupt_output() {
+            return Some(self.apics.lapic.acknowledge());
+        }
+        if self.apics.passes_pic() {
+            self.pic.acknowledge()
+        } else {
+            None
+        }
     }
 }
 

@@ -175,4 +175,23 @@ mod tests {
         let s = run32(|a| a.bsr(eax, ebx), |s| s.gpr[3] = 0x0001_0100);
         assert_eq!(s.gpr[0], 16);
     }
+
+    /// Linux uses `rep bsf` (TZCNT's encoding) and relies on BSF behaviour
+    /// on CPUs without BMI1: a zero source leaves the destination alone.
+    #[test]
+    fn tzcnt_and_lzcnt_encodings_run_as_bsf_and_bsr() {
+        let s = run32(
+            |a| a.tzcnt(eax, ebx),
+            |s| {
+                s.gpr[0] = 77;
+                s.gpr[3] = 0;
+            },
+        );
+        assert_eq!(s.gpr[0], 77);
+        assert_ne!(s.eflags & eflags::ZF, 0);
+        let s = run32(|a| a.tzcnt(eax, ebx), |s| s.gpr[3] = 0x0001_0100);
+        assert_eq!(s.gpr[0], 8);
+        let s = run32(|a| a.lzcnt(eax, ebx), |s| s.gpr[3] = 0x0001_0100);
+        assert_eq!(s.gpr[0], 16, "BSR's bit index, not LZCNT's count");
+    }
 }

@@ -25,6 +25,8 @@ pub mod features {
     pub const PAE: u32 = 1 << 6;
     /// CMPXCHG8B.
     pub const CX8: u32 = 1 << 8;
+    /// An on-chip local APIC (reported only where the machine has one).
+    pub const APIC: u32 = 1 << 9;
     /// SYSENTER/SYSEXIT.
     pub const SEP: u32 = 1 << 11;
     /// Memory-type range registers (as storage: no caching is modelled).
@@ -75,7 +77,17 @@ pub fn cpuid<B: Bus + ?Sized>(
     let (a, b, c, d) = match leaf {
         0 => (2, text(b"Genu"), text(b"ntel"), text(b"ineI")),
         // Family 6, model 3, stepping 3.
-        1 => (0x0000_0633, 0, 0, features::ALL),
+        // The APIC flag follows IA32_APIC_BASE's global enable on a machine
+        // that has a local APIC (SDM Vol. 3A, 10.4.3).
+        1 => {
+            let apic = cpu.local_apic && cpu.state.msr.apic_base & (1 << 11) != 0;
+            (
+                0x0000_0633,
+                0,
+                0,
+                features::ALL | if apic { features::APIC } else { 0 },
+            )
+        }
         // One descriptor byte per register: 0x01 in AL means "call once";
         // no cache or TLB descriptors are reported.
         2 => (0x0000_0001, 0, 0, 0),

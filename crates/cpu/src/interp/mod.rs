@@ -129,8 +129,11 @@ pub fn execute<B: Bus + ?Sized>(
         M::Bts => bit::bts(cpu, insn, bus),
         M::Btr => bit::btr(cpu, insn, bus),
         M::Btc => bit::btc(cpu, insn, bus),
-        M::Bsf => bit::bsf(cpu, insn, bus),
-        M::Bsr => bit::bsr(cpu, insn, bus),
+        // A CPU without BMI1/ABM ignores the F3 prefix of TZCNT/LZCNT and
+        // runs BSF/BSR (SDM Vol. 2B, TZCNT: "on processors that do not
+        // support TZCNT, the instruction byte encoding is executed as BSF").
+        M::Bsf | M::Tzcnt => bit::bsf(cpu, insn, bus),
+        M::Bsr | M::Lzcnt => bit::bsr(cpu, insn, bus),
         // Strings.
         M::Movsb | M::Movsw | M::Movsd => string::movs(cpu, insn, bus),
         M::Cmpsb | M::Cmpsw | M::Cmpsd => string::cmps(cpu, insn, bus),

@@ -501,7 +501,12 @@ pub fn mov_system<B: Bus + ?Sized>(
 /// MSR numbers (SDM Vol. 4, table 2-2 "IA-32 Architectural MSRs").
 mod msr {
     pub const TSC: u32 = 0x10;
+    pub const PLATFORM_ID: u32 = 0x17;
     pub const APIC_BASE: u32 = 0x1B;
+    /// IA32_BIOS_UPDT_TRIG: a microcode update trigger (write-only).
+    pub const BIOS_UPDT_TRIG: u32 = 0x79;
+    /// IA32_BIOS_SIGN_ID: the loaded microcode revision in bits 63:32.
+    pub const BIOS_SIGN_ID: u32 = 0x8B;
     pub const MTRRCAP: u32 = 0xFE;
     pub const SYSENTER_CS: u32 = 0x174;
     pub const SYSENTER_ESP: u32 = 0x175;
@@ -528,6 +533,8 @@ pub fn rdmsr<B: Bus + ?Sized>(
     let v = match n {
         msr::TSC => cpu.state.icount.wrapping_add(m.tsc_offset),
         msr::APIC_BASE => m.apic_base,
+        // No platform bits and no microcode loaded: revision 0.
+        msr::PLATFORM_ID | msr::BIOS_SIGN_ID => 0,
         msr::MTRRCAP => 0x508, // 8 variable ranges, fixed ranges, write-combining
         msr::SYSENTER_CS => u64::from(m.sysenter_cs),
         msr::SYSENTER_ESP => u64::from(m.sysenter_esp),
@@ -552,7 +559,7 @@ pub fn rdmsr<B: Bus + ?Sized>(
 pub fn wrmsr<B: Bus + ?Sized>(
     cpu: &mut Cpu,
     _insn: &Instruction,
-    _bus: &mut B,
+    bus: &mut B,
 ) -> Result<(), Exception> {
     require_cpl0(cpu)?;
     let n = cpu.state.gpr[1];
@@ -561,7 +568,16 @@ pub fn wrmsr<B: Bus + ?Sized>(
     let m = &mut cpu.state.msr;
     match n {
         msr::TSC => m.tsc_offset = v.wrapping_sub(icount),
-        msr::APIC_BASE => m.apic_base = v & 0xF_FFFF_F900,
+        msr::APIC_BASE => {
+            if v & !APIC_BASE_WRITABLE != 0 {
+                return Err(Exception::GeneralProtection(0));
+            }
+            m.apic_base = v;
+            bus.apic_base_changed(v);
+        }
+        // Writing 0 to BIOS_SIGN_ID before CPUID asks for the revision;
+        // an update trigger has no microcode to load. Both are accepted.
+        msr::BIOS_SIGN_ID | msr::BIOS_UPDT_TRIG => {}
         msr::SYSENTER_CS => m.sysenter_cs = v as u32 & 0xFFFF,
         msr::SYSENTER_ESP => m.sysenter_esp = v as u32,
         msr::SYSENTER_EIP => m.sysenter_eip = v as u32,
@@ -603,6 +619,10 @@ pub fn wrmsr<B: Bus + ?Sized>(
     }
     Ok(())
 }
+
+/// IA32_APIC_BASE's writable bits: BSP (8), global enable (11) and the
+/// base (12-35, MAXPHYADDR 36); the rest are reserved (SDM Vol. 3A, 10.4.4).
+const APIC_BASE_WRITABLE: u64 = 0xF_FFFF_F900;
 
 /// Reserved bits of IA32_MTRR_PHYSBASEn and PHYSMASKn with MAXPHYADDR = 36
 /// (SDM Vol. 3A, 11.11.2.3).
