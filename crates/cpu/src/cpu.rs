@@ -72,6 +72,8 @@ pub struct Cpu {
     /// CR3/CR0/CR4 with PAE paging (SDM Vol. 3A, 4.4.1), or `None` until
     /// the next walk loads them (after a reset or a task switch's CR3).
     pub pdptes: Option<[u64; 4]>,
+    /// A host debugger's watchpoints (never visible to the guest).
+    pub host_watch: crate::host_watch::HostWatch,
 }
 
 impl Cpu {
@@ -89,6 +91,7 @@ impl Cpu {
             debug_watch: 0,
             debug_hits: 0,
             pdptes: None,
+            host_watch: crate::host_watch::HostWatch::default(),
         }
     }
 

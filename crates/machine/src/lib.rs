@@ -6,10 +6,14 @@
 //!   conformance programs run on.
 
 pub mod acpi;
+pub mod board_events;
 pub mod boot;
 pub mod clock;
+pub mod embed;
+pub mod inspect;
 pub mod memory_map;
 pub mod pc;
 pub mod pc_board;
 pub mod ram;
+pub mod stop;
 pub mod test_machine;

@@ -10,6 +10,8 @@ use oxide86_devices::acpi_pm::{AcpiPm, ACPI_PM_BASE, ACPI_PM_LEN, PM_TIMER_HZ};
 use oxide86_devices::debug_exit::{DebugExit, DEBUG_EXIT_PORT};
 use oxide86_devices::debugcon::{DebugCon, DEBUGCON_PORT};
 use oxide86_devices::fw_cfg::{FwCfg, FW_CFG_BASE};
+
+use crate::board_events::BoardEvent;
 use oxide86_devices::i8042::{I8042, I8042_AUX_IRQ, I8042_KBD_IRQ};
 use oxide86_devices::pci::{Pci, PCI_CONFIG_LEN, PCI_CONFIG_PORT};
 use oxide86_devices::pic::{self, Pic};
@@ -158,6 +160,8 @@ pub struct PcBoard {
     pub pci: Pci,
     /// QEMU's firmware configuration interface (0x510/0x511).
     pub fw_cfg: FwCfg,
+    /// Port accesses and interrupt acknowledges, for tracers and debuggers.
+    pub events: crate::board_events::BoardEvents,
     irq_levels: IrqLevels,
     uart_clock: TickConverter,
     rtc_clock: TickConverter,
@@ -202,6 +206,7 @@ impl PcBoard {
             i8042,
             pci: Pci::new(),
             fw_cfg,
+            events: Default::default(),
             irq_levels,
             uart_clock: TickConverter::new(UART_CLOCK_HZ),
             rtc_clock: TickConverter::new(RTC_HZ),
@@ -392,6 +397,36 @@ impl Bus for PcBoard {
         self.memory.read_u32(addr)
     }
     fn io_read(&mut self, port: u16, size: u8) -> u32 {
+        let value = self.io_read_inner(port, size);
+        if self.events.enabled {
+            self.events
+                .record(BoardEvent::PortRead { port, size, value });
+        }
+        value
+    }
+    fn io_write(&mut self, port: u16, size: u8, value: u32) {
+        if self.events.enabled {
+            self.events
+                .record(BoardEvent::PortWrite { port, size, value });
+        }
+        self.io_write_inner(port, size, value)
+    }
+    fn interrupt_pending(&mut self) -> bool {
+        self.pic.interrupt_output()
+    }
+    fn interrupt_ack(&mut self) -> Option<u8> {
+        let vector = self.pic.acknowledge();
+        if let Some(vector) = vector {
+            self.events.last_ack = Some(vector);
+            self.events.record(BoardEvent::InterruptAck { vector });
+        }
+        vector
+    }
+}
+
+impl PcBoard {
+    /// `IN` as the devices answer it.
+    fn io_read_inner(&mut self, port: u16, size: u8) -> u32 {
         // PCI configuration space decodes the access size itself.
         if (PCI_CONFIG_PORT..PCI_CONFIG_PORT + PCI_CONFIG_LEN).contains(&port) {
             return self.pci.io_read(port - PCI_CONFIG_PORT, size);
@@ -404,7 +439,8 @@ impl Bus for PcBoard {
         self.sync_irqs();
         v
     }
-    fn io_write(&mut self, port: u16, size: u8, value: u32) {
+    /// `OUT` as the devices take it.
+    fn io_write_inner(&mut self, port: u16, size: u8, value: u32) {
         if (PCI_CONFIG_PORT..PCI_CONFIG_PORT + PCI_CONFIG_LEN).contains(&port) {
             return self.pci.io_write(port - PCI_CONFIG_PORT, size, value);
         }
@@ -418,12 +454,6 @@ impl Bus for PcBoard {
             self.port_write(port.wrapping_add(i), (value >> (8 * i)) as u8);
         }
         self.sync_irqs();
-    }
-    fn interrupt_pending(&mut self) -> bool {
-        self.pic.interrupt_output()
-    }
-    fn interrupt_ack(&mut self) -> Option<u8> {
-        self.pic.acknowledge()
     }
 }
 
