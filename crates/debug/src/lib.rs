@@ -9,5 +9,8 @@
 //! DR0-DR7 never change.
 
 pub mod addr;
+pub mod gdb;
 pub mod monitor;
 pub mod regs;
+pub mod session;
+pub mod trace;

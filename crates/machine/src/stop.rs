@@ -59,7 +59,9 @@ pub enum Stop {
     },
 }
 
-/// Something that watches every instruction (a tracer).
+/// Something that watches every instruction (a tracer). Before each step
+/// `cpu.last_exception` and `board.events.last_ack` are cleared, so after
+/// it they tell what the step raised or acknowledged.
 pub trait StepObserver: Send {
     /// Called before the CPU steps.
     fn before(&mut self, cpu: &Cpu, board: &mut PcBoard, instructions: u64);
@@ -192,7 +194,8 @@ impl Pc {
             return (StepOutcome::Continue, Some(Stop::Breakpoint { linear }));
         }
         let watch_delivery = self.debug.break_on_exceptions != 0 || self.debug.break_on_interrupts;
-        if watch_delivery {
+        if watch_delivery || self.debug.observer.is_some() {
+            // Cleared so that what this step raises or acknowledges shows.
             self.cpu.last_exception = None;
             self.board.events.last_ack = None;
         }

@@ -2,6 +2,7 @@
 //! `conformance` runs the CPU conformance suites.
 
 mod console;
+mod debug_args;
 mod demo;
 mod run_cmd;
 
