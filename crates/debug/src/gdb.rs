@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use gdbstub::common::Signal;
-use gdbstub::conn::ConnectionExt;
+use gdbstub::conn::{Connection, ConnectionExt};
 use gdbstub::stub::run_blocking::{BlockingEventLoop, Event, WaitForStopReasonError};
 use gdbstub::stub::{DisconnectReason, GdbStub, SingleThreadStopReason};
 use gdbstub::target::ext::base::singlethread::{
@@ -436,32 +436,80 @@ impl<C: ConnectionExt> BlockingEventLoop for EventLoop<C> {
     }
 }
 
+/// A borrowed connection, so a session can outlive one protocol state
+/// machine (see [`serve`]).
+struct Borrowed<'a, C>(&'a mut C);
+
+impl<C: Connection> Connection for Borrowed<'_, C> {
+    type Error = C::Error;
+    fn write(&mut self, byte: u8) -> Result<(), Self::Error> {
+        self.0.write(byte)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> Result<(), Self::Error> {
+        self.0.write_all(buf)
+    }
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        self.0.flush()
+    }
+    fn on_session_start(&mut self) -> Result<(), Self::Error> {
+        self.0.on_session_start()
+    }
+}
+
+impl<C: ConnectionExt> ConnectionExt for Borrowed<'_, C> {
+    fn read(&mut self) -> Result<u8, Self::Error> {
+        self.0.read()
+    }
+    fn peek(&mut self) -> Result<Option<u8>, Self::Error> {
+        self.0.peek()
+    }
+}
+
+/// The reply to a packet the protocol layer could not parse: `E01`.
+const ERROR_REPLY: &[u8] = b"$E01#a6";
+
 /// Runs one GDB session on `conn` until GDB detaches or kills, the run
 /// ends, or the connection drops. Breakpoints and watchpoints the
 /// session set are cleared on detach.
-pub fn serve<C>(target: &mut GdbTarget, conn: C) -> SessionEnd
+///
+/// gdbstub ends its state machine on a packet it cannot parse; such a
+/// packet gets an `E01` reply here and the session goes on with a fresh
+/// state machine (the machine and its breakpoints are kept).
+pub fn serve<C>(target: &mut GdbTarget, mut conn: C) -> SessionEnd
 where
     C: ConnectionExt<Error = std::io::Error>,
 {
-    let stub = GdbStub::<GdbTarget, C>::new(conn);
-    let end = match stub.run_blocking::<EventLoop<C>>(target) {
-        Ok(DisconnectReason::Disconnect) if target.quit => SessionEnd::Killed,
-        Ok(DisconnectReason::Disconnect) => SessionEnd::Detached,
-        Ok(DisconnectReason::Kill) => SessionEnd::Killed,
-        Ok(DisconnectReason::TargetExited(_) | DisconnectReason::TargetTerminated(_)) => {
-            match target.exit.clone() {
-                Some(e) => SessionEnd::Exited(e),
-                None => SessionEnd::Killed,
+    let end = loop {
+        let stub = GdbStub::<GdbTarget, Borrowed<'_, C>>::new(Borrowed(&mut conn));
+        let result = stub.run_blocking::<EventLoop<Borrowed<'_, C>>>(target);
+        break match result {
+            Ok(DisconnectReason::Disconnect) if target.quit => SessionEnd::Killed,
+            Ok(DisconnectReason::Disconnect) => SessionEnd::Detached,
+            Ok(DisconnectReason::Kill) => SessionEnd::Killed,
+            Ok(DisconnectReason::TargetExited(_) | DisconnectReason::TargetTerminated(_)) => {
+                match target.exit.clone() {
+                    Some(e) => SessionEnd::Exited(e),
+                    None => SessionEnd::Killed,
+                }
             }
-        }
-        Err(e) if target.quit => {
-            let _ = e;
-            SessionEnd::Killed
-        }
-        Err(e) => match target.exit.clone() {
-            Some(exit) => SessionEnd::Exited(exit),
-            None => SessionEnd::ConnectionLost(e.to_string()),
-        },
+            Err(_) if target.quit => SessionEnd::Killed,
+            Err(e) if !e.is_connection_error() && !e.is_target_error() => {
+                // A malformed packet: answer it and carry on.
+                if conn
+                    .write_all(ERROR_REPLY)
+                    .and_then(|()| conn.flush())
+                    .is_err()
+                {
+                    SessionEnd::ConnectionLost(e.to_string())
+                } else {
+                    continue;
+                }
+            }
+            Err(e) => match target.exit.clone() {
+                Some(exit) => SessionEnd::Exited(exit),
+                None => SessionEnd::ConnectionLost(e.to_string()),
+            },
+        };
     };
     target.clear_debug_state();
     end
