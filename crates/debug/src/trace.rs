@@ -60,22 +60,22 @@ impl Snapshot {
         const GPR: [&str; 8] = ["EAX", "ECX", "EDX", "EBX", "ESP", "EBP", "ESI", "EDI"];
         const SEG: [&str; 6] = ["ES", "CS", "SS", "DS", "FS", "GS"];
         const CR: [&str; 4] = ["CR0", "CR2", "CR3", "CR4"];
-        for i in 0..8 {
-            if self.gpr[i] != before.gpr[i] {
-                let _ = write!(out, " {}={:08x}", GPR[i], self.gpr[i]);
+        for ((name, now), was) in GPR.iter().zip(self.gpr).zip(before.gpr) {
+            if now != was {
+                let _ = write!(out, " {name}={now:08x}");
             }
         }
         if self.eflags != before.eflags {
             let _ = write!(out, " EFL={:08x}", self.eflags);
         }
-        for i in 0..6 {
-            if self.seg[i] != before.seg[i] {
-                let _ = write!(out, " {}={:04x}", SEG[i], self.seg[i]);
+        for ((name, now), was) in SEG.iter().zip(self.seg).zip(before.seg) {
+            if now != was {
+                let _ = write!(out, " {name}={now:04x}");
             }
         }
-        for i in 0..4 {
-            if self.cr[i] != before.cr[i] {
-                let _ = write!(out, " {}={:08x}", CR[i], self.cr[i]);
+        for ((name, now), was) in CR.iter().zip(self.cr).zip(before.cr) {
+            if now != was {
+                let _ = write!(out, " {name}={now:08x}");
             }
         }
     }

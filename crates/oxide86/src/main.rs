@@ -25,7 +25,7 @@ struct Cli {
 enum Command {
     /// Boot a guest on the emulated PC (the built-in demo unless --kernel
     /// or --bios is given).
-    Run(run_cmd::RunArgs),
+    Run(Box<run_cmd::RunArgs>),
     /// Run the CPU conformance suites.
     #[command(subcommand)]
     Conformance(Conformance),
@@ -110,7 +110,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Run(args) => run_cmd::run(args),
+        Command::Run(args) => run_cmd::run(*args),
         Command::Conformance(Conformance::Singlestep {
             dir,
             engine: _,
