@@ -10,7 +10,8 @@ if command -v apt-get >/dev/null 2>&1; then
   # gcc-multilib: the host-differential tester's 32-bit native helper.
   $SUDO apt-get update -qq
   # nasm: the bare-metal system conformance programs.
-  $SUDO apt-get install -y -qq gcc-multilib nasm >/dev/null
+  # gdb: the GDB remote-stub session test (it fails without gdb when CI=true).
+  $SUDO apt-get install -y -qq gcc-multilib nasm gdb >/dev/null
 fi
 
 cargo fmt --all --check

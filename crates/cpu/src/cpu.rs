@@ -76,6 +76,8 @@ pub struct Cpu {
     /// reports one while IA32_APIC_BASE enables it). Off by default: the
     /// bare test machines have none.
     pub local_apic: bool,
+    /// A host debugger's watchpoints (never visible to the guest).
+    pub host_watch: crate::host_watch::HostWatch,
 }
 
 impl Cpu {
@@ -94,6 +96,7 @@ impl Cpu {
             debug_hits: 0,
             pdptes: None,
             local_apic: false,
+            host_watch: crate::host_watch::HostWatch::default(),
         }
     }
 

@@ -79,6 +79,10 @@ impl Cpu {
                 };
             }
         }
+        if self.host_watch.armed() {
+            // Host watchpoints ride on the same memory-path hook.
+            w |= watch::DATA;
+        }
         self.debug_watch = w;
     }
 
@@ -120,6 +124,7 @@ impl Cpu {
     /// `size` bytes at `linear` overlap (writes match kinds 1 and 3, reads
     /// kind 3). The breakpoint address is aligned down to its length.
     pub(crate) fn note_data_access(&mut self, linear: u32, size: u32, write: bool) {
+        self.note_host_access(linear, size, write);
         let dr7 = self.state.dr[7];
         let first = u64::from(linear);
         let last = first + u64::from(size) - 1;

@@ -25,6 +25,7 @@ pub mod decode;
 pub mod descriptor;
 pub mod exception;
 pub mod flags;
+pub mod host_watch;
 pub mod interp;
 pub mod interrupt;
 pub mod memory;

@@ -7,10 +7,14 @@
 
 pub mod acpi;
 pub mod apic;
+pub mod board_events;
 pub mod boot;
 pub mod clock;
+pub mod embed;
+pub mod inspect;
 pub mod memory_map;
 pub mod pc;
 pub mod pc_board;
 pub mod ram;
+pub mod stop;
 pub mod test_machine;

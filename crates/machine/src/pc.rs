@@ -8,6 +8,7 @@ use crate::clock::{Clock, ClockMode, NS_PER_INSTRUCTION};
 use crate::memory_map::PhysMemory;
 use crate::pc_board::PcBoard;
 use crate::ram::{GuestRam, RamError};
+use crate::stop::{DebugControl, Stop};
 
 /// The most instructions run between two device updates (1 µs of
 /// virtual time), which bounds how stale a device register a guest reads
@@ -177,6 +178,8 @@ pub struct Pc {
     icount_base: u64,
     /// Typed bytes COM1's FIFO had no room for yet.
     pending_input: std::collections::VecDeque<u8>,
+    /// Breakpoints, steps and other stops (see [`crate::stop`]).
+    pub debug: DebugControl,
 }
 
 impl Pc {
@@ -201,6 +204,7 @@ impl Pc {
             input: HostInput::None,
             icount_base: 0,
             pending_input: std::collections::VecDeque::new(),
+            debug: DebugControl::default(),
         };
         pc.power_on()?;
         Ok(pc)
@@ -209,6 +213,13 @@ impl Pc {
     /// Instructions retired since the machine was built, across resets.
     pub fn total_instructions(&self) -> u64 {
         self.icount_base + self.cpu.state.icount
+    }
+
+    /// A warm reset (the monitor's `reset`): the CPU restarts and the boot
+    /// image is loaded again; devices keep their state.
+    pub fn reset(&mut self) -> Result<(), PcError> {
+        self.stats.resets += 1;
+        self.power_on()
     }
 
     /// Resets the CPU and loads the boot image again (RAM keeps its contents
@@ -248,17 +259,23 @@ impl Pc {
 
     /// Runs until the guest powers off or exits, a reset with `no_reboot`,
     /// a dead halt, or the instruction limit.
+    /// Debugger stops ([`Pc::debug`]) are passed over; use [`Pc::resume`]
+    /// to see them.
     pub fn run(&mut self) -> PcExit {
-        let start = std::time::Instant::now();
-        let exit = self.run_inner();
-        self.stats.seconds += start.elapsed().as_secs_f64();
-        self.stats.instructions = self.total_instructions();
-        exit
+        loop {
+            if let Stop::Exit(exit) = self.resume() {
+                return exit;
+            }
+        }
     }
 
-    fn run_inner(&mut self) -> PcExit {
+    /// The run loop: runs until the run ends or [`Pc::debug`] asks for a stop.
+    pub(crate) fn run_inner(&mut self) -> Stop {
         let limit = self.config.max_instructions.unwrap_or(u64::MAX);
         loop {
+            if let Some(stop) = self.debug.poll_slice() {
+                return stop;
+            }
             // Devices catch up with machine time, then the CPU runs until the
             // next device event is due (so in virtual time an interrupt lands
             // on the same instruction every run), at most SLICE instructions.
@@ -267,26 +284,35 @@ impl Pc {
             let until_event = self.board.ns_until_next_event().unwrap_or(u64::MAX);
             let slice = (until_event / NS_PER_INSTRUCTION).clamp(1, SLICE);
             let mut outcome = StepOutcome::Continue;
+            let per_step = self.debug.per_step(&self.cpu);
+            let mut stop = None;
             for _ in 0..slice {
                 // In virtual time an idle HLT spends time too: the limit
                 // counts it in instruction units, so a guest asleep forever
                 // still stops.
                 if self.clock.now_ns(self.total_instructions()) / NS_PER_INSTRUCTION >= limit {
-                    return PcExit::InstructionLimit;
+                    return Stop::Exit(PcExit::InstructionLimit);
                 }
-                outcome = self.cpu.step(&mut self.board);
+                if per_step {
+                    (outcome, stop) = self.step_checked();
+                    if stop.is_some() {
+                        break;
+                    }
+                } else {
+                    outcome = self.cpu.step(&mut self.board);
+                }
                 if outcome != StepOutcome::Continue || self.board.exit_requested() {
                     break;
                 }
             }
             if let Some(v) = self.board.debug_exit.requested {
-                return PcExit::DebugExit(v);
+                return Stop::Exit(PcExit::DebugExit(v));
             }
             if self.poll_interactive_input() {
-                return PcExit::Quit;
+                return Stop::Exit(PcExit::Quit);
             }
             if self.board.acpi_pm.poweroff_requested() {
-                return PcExit::PowerOff;
+                return Stop::Exit(PcExit::PowerOff);
             }
             let reset = match outcome {
                 StepOutcome::Shutdown => Some(
@@ -303,16 +329,22 @@ impl Pc {
             if let Some(why) = reset {
                 self.stats.resets += 1;
                 if self.config.no_reboot {
-                    return PcExit::Reset(why);
+                    return Stop::Exit(PcExit::Reset(why));
                 }
                 if self.cpu.state.icount == 0 {
                     // Rebooting would fail the same way forever.
-                    return PcExit::Reset(format!("{why} before the first instruction retired; not rebooting into a reset loop"));
+                    return Stop::Exit(PcExit::Reset(format!("{why} before the first instruction retired; not rebooting into a reset loop")));
                 }
                 if let Err(e) = self.power_on() {
-                    return PcExit::Reset(format!("{why}; reboot failed: {e}"));
+                    return Stop::Exit(PcExit::Reset(format!("{why}; reboot failed: {e}")));
+                }
+                if let Some(stop) = stop {
+                    return stop;
                 }
                 continue;
+            }
+            if let Some(stop) = stop {
+                return stop;
             }
             if outcome == StepOutcome::Halted {
                 let can_wake = self.cpu.state.eflags & oxide86_cpu::state::eflags::IF != 0;
@@ -323,7 +355,7 @@ impl Pc {
                     Some(ns) if can_wake => self.idle(ns),
                     _ if can_wake && self.board.interrupt_pending() => {}
                     // Interrupts off (or no timer armed): nothing can wake the CPU.
-                    _ => return PcExit::Deadlock,
+                    _ => return Stop::Exit(PcExit::Deadlock),
                 }
             }
         }

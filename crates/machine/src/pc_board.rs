@@ -10,6 +10,8 @@ use oxide86_devices::acpi_pm::{AcpiPm, ACPI_PM_BASE, ACPI_PM_LEN, PM_TIMER_HZ};
 use oxide86_devices::debug_exit::{DebugExit, DEBUG_EXIT_PORT};
 use oxide86_devices::debugcon::{DebugCon, DEBUGCON_PORT};
 use oxide86_devices::fw_cfg::{FwCfg, FW_CFG_BASE};
+
+use crate::board_events::BoardEvent;
 use oxide86_devices::i8042::{I8042, I8042_AUX_IRQ, I8042_KBD_IRQ};
 use oxide86_devices::pci::{Pci, PCI_CONFIG_LEN, PCI_CONFIG_PORT};
 use oxide86_devices::pic::{self, Pic};
@@ -161,6 +163,8 @@ pub struct PcBoard {
     pub fw_cfg: FwCfg,
     /// The local APIC and the I/O APIC.
     pub apics: Apics,
+    /// Port accesses and interrupt acknowledges, for tracers and debuggers.
+    pub events: crate::board_events::BoardEvents,
     irq_levels: IrqLevels,
     uart_clock: TickConverter,
     rtc_clock: TickConverter,
@@ -208,6 +212,7 @@ impl PcBoard {
             pci: Pci::new(),
             fw_cfg,
             apics: Apics::new(),
+            events: Default::default(),
             irq_levels,
             uart_clock: TickConverter::new(UART_CLOCK_HZ),
             rtc_clock: TickConverter::new(RTC_HZ),
@@ -489,6 +494,52 @@ impl Bus for PcBoard {
         std::mem::take(&mut self.nmi_pending)
     }
     fn io_read(&mut self, port: u16, size: u8) -> u32 {
+        let value = self.io_read_inner(port, size);
+        if self.events.enabled {
+            self.events
+                .record(BoardEvent::PortRead { port, size, value });
+        }
+        value
+    }
+    fn io_write(&mut self, port: u16, size: u8, value: u32) {
+        if self.events.enabled {
+            self.events
+                .record(BoardEvent::PortWrite { port, size, value });
+        }
+        self.io_write_inner(port, size, value)
+    }
+    fn interrupt_pending(&mut self) -> bool {
+        self.apics.interrupt_output() || (self.apics.passes_pic() && self.pic.interrupt_output())
+    }
+    fn interrupt_ack(&mut self) -> Option<u8> {
+        let vector = self.interrupt_ack_inner();
+        if let Some(vector) = vector {
+            self.events.last_ack = Some(vector);
+            self.events.record(BoardEvent::InterruptAck { vector });
+        }
+        vector
+    }
+}
+
+impl PcBoard {
+    /// The INTA cycle: ExtINT from the 8259A is not subject to the local
+    /// APIC's priorities, so it goes first.
+    fn interrupt_ack_inner(&mut self) -> Option<u8> {
+        if self.apics.passes_pic() && self.pic.interrupt_output() {
+            return self.pic.acknowledge();
+        }
+        if self.apics.interrupt_output() {
+            return Some(self.apics.lapic.acknowledge());
+        }
+        if self.apics.passes_pic() {
+            self.pic.acknowledge()
+        } else {
+            None
+        }
+    }
+
+    /// `IN` as the devices answer it.
+    fn io_read_inner(&mut self, port: u16, size: u8) -> u32 {
         // PCI configuration space decodes the access size itself.
         if (PCI_CONFIG_PORT..PCI_CONFIG_PORT + PCI_CONFIG_LEN).contains(&port) {
             return self.pci.io_read(port - PCI_CONFIG_PORT, size);
@@ -501,7 +552,8 @@ impl Bus for PcBoard {
         self.sync_irqs();
         v
     }
-    fn io_write(&mut self, port: u16, size: u8, value: u32) {
+    /// `OUT` as the devices take it.
+    fn io_write_inner(&mut self, port: u16, size: u8, value: u32) {
         if (PCI_CONFIG_PORT..PCI_CONFIG_PORT + PCI_CONFIG_LEN).contains(&port) {
             return self.pci.io_write(port - PCI_CONFIG_PORT, size, value);
         }
@@ -515,24 +567,6 @@ impl Bus for PcBoard {
             self.port_write(port.wrapping_add(i), (value >> (8 * i)) as u8);
         }
         self.sync_irqs();
-    }
-    fn interrupt_pending(&mut self) -> bool {
-        self.apics.interrupt_output() || (self.apics.passes_pic() && self.pic.interrupt_output())
-    }
-    fn interrupt_ack(&mut self) -> Option<u8> {
-        // ExtINT from the 8259A is not subject to the local APIC's
-        // priorities, so it goes first.
-        if self.apics.passes_pic() && self.pic.interrupt_output() {
-            return self.pic.acknowledge();
-        }
-        if self.apics.interrupt_output() {
-            return Some(self.apics.lapic.acknowledge());
-        }
-        if self.apics.passes_pic() {
-            self.pic.acknowledge()
-        } else {
-            None
-        }
     }
 }
 

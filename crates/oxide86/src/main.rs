@@ -2,6 +2,7 @@
 //! `conformance` runs the CPU conformance suites.
 
 mod console;
+mod debug_args;
 mod demo;
 mod run_cmd;
 
@@ -24,7 +25,7 @@ struct Cli {
 enum Command {
     /// Boot a guest on the emulated PC (the built-in demo unless --kernel
     /// or --bios is given).
-    Run(run_cmd::RunArgs),
+    Run(Box<run_cmd::RunArgs>),
     /// Run the CPU conformance suites.
     #[command(subcommand)]
     Conformance(Conformance),
@@ -109,7 +110,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Run(args) => run_cmd::run(args),
+        Command::Run(args) => run_cmd::run(*args),
         Command::Conformance(Conformance::Singlestep {
             dir,
             engine: _,

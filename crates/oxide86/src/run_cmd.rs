@@ -78,6 +78,8 @@ pub struct RunArgs {
     /// code, soft-TLB and decode-cache counters.
     #[arg(long)]
     stats: bool,
+    #[command(flatten)]
+    debug: crate::debug_args::DebugArgs,
 }
 
 /// A console sink writing to a host stream.
@@ -292,7 +294,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let mut pc = Pc::new(config, boot).context("building the machine")?;
     pc.board.debugcon_sink = console_sink(&args.debugcon)?;
     let terminal = connect_serial(&mut pc, &args.serial)?;
-    let exit = pc.run();
+    let (pc, exit) = crate::debug_args::run(pc, &args.debug)?;
     drop(terminal); // the terminal is restored before anything else is printed
     if args.stats {
         print_stats(&pc, &exit);
