@@ -27,6 +27,7 @@ pub mod exception;
 pub mod flags;
 pub mod interp;
 pub mod interrupt;
+pub mod jit_abi;
 pub mod memory;
 pub mod model;
 pub mod paging;
