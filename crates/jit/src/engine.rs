@@ -159,7 +159,7 @@ impl Engine {
             while steps < max_steps {
                 outcome = cpu.step(bus);
                 steps += 1;
-                if outcome != StepOutcome::Continue || after(bus, 1) {
+                if after(bus, 1) || outcome != StepOutcome::Continue {
                     break;
                 }
             }
@@ -179,7 +179,7 @@ impl Engine {
                     Gate::Delivered(o) => {
                         steps += 1;
                         outcome = o;
-                        if o != StepOutcome::Continue || after(bus, 1) {
+                        if after(bus, 1) || o != StepOutcome::Continue {
                             break;
                         }
                         continue;
@@ -188,7 +188,7 @@ impl Engine {
                         let (status, n, o) = self.run_block(cpu, bus, entry, max_steps - steps);
                         steps += n;
                         outcome = o;
-                        if o != StepOutcome::Continue || (n > 0 && after(bus, n)) {
+                        if (n > 0 && after(bus, n)) || o != StepOutcome::Continue {
                             break;
                         }
                         if status == EXIT_NEXT {
@@ -212,7 +212,7 @@ impl Engine {
             steps += 1;
             let d = cpu.state.eip.wrapping_sub(prev);
             boundary = force_interp || d == 0 || d > 15;
-            if outcome != StepOutcome::Continue || after(bus, 1) {
+            if after(bus, 1) || outcome != StepOutcome::Continue {
                 break;
             }
         }

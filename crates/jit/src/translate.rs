@@ -106,10 +106,12 @@ pub struct Scanned {
 pub fn helper_safe(d: &Decoded) -> bool {
     use iced_x86::OpKind;
     let insn = &d.insn;
-    let segment_operand = (0..insn.op_count()).any(|i| {
-        insn.op_kind(i) == OpKind::Register && insn.op_register(i).is_segment_register()
+    // Only general registers: no segment, control, debug, x87 or SSE ones.
+    let other_register = (0..insn.op_count()).any(|i| {
+        insn.op_kind(i) == OpKind::Register
+            && oxide86_cpu::interp::operand::gpr_slot(insn.op_register(i)).is_none()
     });
-    if segment_operand || d.pop_cs || insn.has_lock_prefix() {
+    if other_register || d.pop_cs || insn.has_lock_prefix() {
         return false;
     }
     match insn.mnemonic() {

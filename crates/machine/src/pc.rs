@@ -2,6 +2,8 @@
 //! run loop that drives CPU and devices on the machine's clock.
 
 use oxide86_cpu::{Bus, Cpu, CpuModel, StepOutcome};
+pub use oxide86_jit::engine::DEFAULT_THRESHOLD as DEFAULT_JIT_THRESHOLD;
+pub use oxide86_jit::{Engine, EngineKind};
 
 use crate::boot::{self, BootError};
 use crate::clock::{Clock, ClockMode, NS_PER_INSTRUCTION};
@@ -59,6 +61,10 @@ pub struct PcConfig {
     pub max_instructions: Option<u64>,
     /// The RTC's date and time at power-on (seconds since 1970).
     pub rtc_base: i64,
+    /// Which engine runs guest code (`--engine`).
+    pub engine: EngineKind,
+    /// Tiered engine: executions of a block before it is translated.
+    pub jit_threshold: u32,
 }
 
 impl Default for PcConfig {
@@ -70,6 +76,8 @@ impl Default for PcConfig {
             no_reboot: false,
             max_instructions: None,
             rtc_base: DEFAULT_RTC_BASE,
+            engine: EngineKind::Interp,
+            jit_threshold: oxide86_jit::engine::DEFAULT_THRESHOLD,
         }
     }
 }
@@ -162,6 +170,8 @@ pub struct PcStats {
 pub struct Pc {
     /// The processor.
     pub cpu: Cpu,
+    /// The engine that runs it (interpreter, JIT or tiered).
+    pub engine: Engine,
     /// Memory and devices.
     pub board: PcBoard,
     /// The time base.
@@ -191,8 +201,11 @@ impl Pc {
             PhysMemory::new(ram, rom),
             oxide86_devices::rtc::DateTime::from_unix(config.rtc_base),
         );
+        let mut engine = Engine::new(config.engine);
+        engine.threshold = config.jit_threshold;
         let mut pc = Self {
             cpu: Cpu::new(config.model),
+            engine,
             board,
             clock: Clock::new(config.clock),
             config,
@@ -255,15 +268,23 @@ impl Pc {
             let until_event = self.board.ns_until_next_event().unwrap_or(u64::MAX);
             let slice = (until_event / NS_PER_INSTRUCTION).clamp(1, SLICE);
             let mut outcome = StepOutcome::Continue;
-            for _ in 0..slice {
+            let mut done = 0;
+            while done < slice {
                 // In virtual time an idle HLT spends time too: the limit
                 // counts it in instruction units, so a guest asleep forever
-                // still stops.
-                if self.clock.now_ns(self.total_instructions()) / NS_PER_INSTRUCTION >= limit {
+                // still stops. A step retires at most one instruction, so
+                // running at most `left` steps never passes the limit.
+                let now = self.clock.now_ns(self.total_instructions()) / NS_PER_INSTRUCTION;
+                if now >= limit {
                     return PcExit::InstructionLimit;
                 }
-                outcome = self.cpu.step(&mut self.board);
-                if outcome != StepOutcome::Continue || self.board.exit_requested() {
+                let left = (limit - now).min(slice - done);
+                let (o, n) = self.engine.run(&mut self.cpu, &mut self.board, left, |b, _| {
+                    b.exit_requested()
+                });
+                done += n;
+                outcome = o;
+                if outcome != StepOutcome::Continue || self.board.exit_requested() || n < left {
                     break;
                 }
             }
