@@ -96,8 +96,17 @@ pub struct Engine {
     map: HashMap<Key, Entry>,
     counts: HashMap<Key, u32>,
     pages: CodePages<Key>,
+    /// Direct-mapped front of `map` for translated blocks (by physical address).
+    jump_cache: Vec<Option<(Key, crate::cache::BlockFn, u64)>>,
     /// Counters.
     pub stats: JitStats,
+}
+
+/// Entries in the direct-mapped jump cache (a power of two).
+const JUMP_CACHE: usize = 4096;
+
+fn jump_slot(paddr: u32) -> usize {
+    (paddr ^ (paddr >> 12)) as usize & (JUMP_CACHE - 1)
 }
 
 impl Engine {
@@ -116,6 +125,7 @@ impl Engine {
             map: HashMap::new(),
             counts: HashMap::new(),
             pages: CodePages::default(),
+            jump_cache: vec![None; JUMP_CACHE],
             stats: JitStats::default(),
         }
     }
@@ -127,6 +137,7 @@ impl Engine {
 
     /// Drops every translation (the code memory too).
     pub fn flush(&mut self) {
+        self.jump_cache.iter_mut().for_each(|e| *e = None);
         self.map.clear();
         self.pages.clear();
         self.counts.clear();
@@ -234,6 +245,10 @@ impl Engine {
                 continue;
             }
             for key in self.pages.take(page) {
+                let slot = &mut self.jump_cache[jump_slot(key.0)];
+                if slot.is_some_and(|(k, ..)| k == key) {
+                    *slot = None;
+                }
                 if self.map.remove(&key).is_some() {
                     self.stats.invalidations += 1;
                 }
@@ -273,9 +288,16 @@ impl Engine {
         };
         let key = (paddr, mode);
         self.stats.lookups += 1;
+        if let Some((k, entry, len)) = self.jump_cache[jump_slot(paddr)] {
+            if k == key {
+                self.stats.hits += 1;
+                return Gate::Block(entry, len);
+            }
+        }
         match self.map.get(&key) {
             Some(Entry::Block(b)) => {
                 self.stats.hits += 1;
+                self.jump_cache[jump_slot(paddr)] = Some((key, b.entry, b.len));
                 return Gate::Block(b.entry, b.len);
             }
             Some(Entry::Interp) => return Gate::Interpret,
