@@ -4,7 +4,9 @@
 //! about speed. `OXIDE86_BENCH_INSNS` sets the approximate guest
 //! instructions per run (default 200 million).
 
-use oxide86_benches::{alu_branch, integer_mix, run_engine, ALU_INSNS_PER_ITERATION, INSNS_PER_ITERATION};
+use oxide86_benches::{
+    alu_branch, integer_mix, run_engine, ALU_INSNS_PER_ITERATION, INSNS_PER_ITERATION,
+};
 use oxide86_jit::EngineKind;
 
 fn main() -> anyhow::Result<()> {
@@ -13,8 +15,14 @@ fn main() -> anyhow::Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000_000);
     let workloads = [
-        ("integer-mix", integer_mix((insns / INSNS_PER_ITERATION) as u32)?),
-        ("alu-branch", alu_branch((insns / ALU_INSNS_PER_ITERATION) as u32)?),
+        (
+            "integer-mix",
+            integer_mix((insns / INSNS_PER_ITERATION) as u32)?,
+        ),
+        (
+            "alu-branch",
+            alu_branch((insns / ALU_INSNS_PER_ITERATION) as u32)?,
+        ),
     ];
     println!(
         "{:<12} {:<7} {:>12} {:>9} {:>9} {:>8} {:>7} {:>11}",

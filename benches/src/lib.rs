@@ -156,7 +156,10 @@ pub fn alu_branch(iterations: u32) -> Result<Vec<u8>> {
 /// Runs a flat 32-bit workload to its HLT under `engine` (in slices of
 /// 1000 steps, as the machine's run loop does). Translation time is
 /// included in the wall time.
-pub fn run_engine(code: &[u8], engine: oxide86_jit::EngineKind) -> Result<(Figure, oxide86_jit::JitStats)> {
+pub fn run_engine(
+    code: &[u8],
+    engine: oxide86_jit::EngineKind,
+) -> Result<(Figure, oxide86_jit::JitStats)> {
     let mut ram = FlatRam::new(RAM_SIZE);
     ram.load(CODE, code);
     let mut cpu = setup::flat32_cpu(CODE);

@@ -38,10 +38,8 @@ pub fn assemble(source: &Path) -> Result<Vec<u8>> {
     // One directory per call: tests in one process assemble concurrently.
     static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let out_dir = std::env::temp_dir().join(format!(
-        "oxide86-system-{}-{call}",
-        std::process::id()
-    ));
+    let out_dir =
+        std::env::temp_dir().join(format!("oxide86-system-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&out_dir)?;
     let stem = source
         .file_stem()

@@ -54,10 +54,7 @@ impl Cpu {
             return Ok(None);
         }
         let _ = ctx;
-        Ok(Some(FetchedInsn {
-            decoded: *d,
-            paddr,
-        }))
+        Ok(Some(FetchedInsn { decoded: *d, paddr }))
     }
 
     /// Runs one already-decoded instruction at EIP in the interpreter, as

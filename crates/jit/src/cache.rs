@@ -32,6 +32,10 @@ pub struct CompiledBlock {
     /// retires unless it loops on itself).
     pub len: u64,
     /// Instructions its helper calls point to.
+    #[allow(
+        clippy::vec_box,
+        reason = "generated code holds their addresses: they must not move"
+    )]
     _insns: Vec<Box<Decoded>>,
 }
 
@@ -62,7 +66,11 @@ fn new_module() -> Result<JITModule, CompileError> {
     let err = |e: &dyn std::fmt::Display| CompileError(e.to_string());
     let mut fb = settings::builder();
     fb.set("opt_level", "none").map_err(|e| err(&e))?;
-    let verify = if cfg!(debug_assertions) { "true" } else { "false" };
+    let verify = if cfg!(debug_assertions) {
+        "true"
+    } else {
+        "false"
+    };
     fb.set("enable_verifier", verify).map_err(|e| err(&e))?;
     fb.set("is_pic", "false").map_err(|e| err(&e))?;
     let isa = cranelift_native::builder()

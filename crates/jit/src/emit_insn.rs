@@ -71,16 +71,44 @@ pub(crate) fn inline_kind(d: &Decoded, mode: &Mode) -> Option<bool> {
         M::Add | M::Sub | M::Cmp | M::And | M::Or | M::Xor | M::Test => {
             n == 2
                 && is_gpr_or_mem(insn, 0)
-                && (is_gpr(insn, 1) || is_imm(insn, 1) || (insn.op_kind(1) == OpKind::Memory && is_gpr(insn, 0)))
+                && (is_gpr(insn, 1)
+                    || is_imm(insn, 1)
+                    || (insn.op_kind(1) == OpKind::Memory && is_gpr(insn, 0)))
         }
         M::Inc | M::Dec | M::Neg | M::Not => n == 1 && is_gpr_or_mem(insn, 0),
         M::Push => n == 1 && (is_gpr(insn, 0) || is_imm(insn, 0)),
         M::Pop => n == 1 && is_gpr(insn, 0),
-        M::Cmove | M::Cmovne | M::Cmovb | M::Cmovae | M::Cmovbe | M::Cmova | M::Cmovs
-        | M::Cmovns | M::Cmovp | M::Cmovnp | M::Cmovl | M::Cmovge | M::Cmovle | M::Cmovg
-        | M::Cmovo | M::Cmovno => n == 2 && is_gpr(insn, 0) && is_gpr_or_mem(insn, 1),
-        M::Sete | M::Setne | M::Setb | M::Setae | M::Setbe | M::Seta | M::Sets | M::Setns
-        | M::Setp | M::Setnp | M::Setl | M::Setge | M::Setle | M::Setg | M::Seto
+        M::Cmove
+        | M::Cmovne
+        | M::Cmovb
+        | M::Cmovae
+        | M::Cmovbe
+        | M::Cmova
+        | M::Cmovs
+        | M::Cmovns
+        | M::Cmovp
+        | M::Cmovnp
+        | M::Cmovl
+        | M::Cmovge
+        | M::Cmovle
+        | M::Cmovg
+        | M::Cmovo
+        | M::Cmovno => n == 2 && is_gpr(insn, 0) && is_gpr_or_mem(insn, 1),
+        M::Sete
+        | M::Setne
+        | M::Setb
+        | M::Setae
+        | M::Setbe
+        | M::Seta
+        | M::Sets
+        | M::Setns
+        | M::Setp
+        | M::Setnp
+        | M::Setl
+        | M::Setge
+        | M::Setle
+        | M::Setg
+        | M::Seto
         | M::Setno => n == 1 && is_gpr(insn, 0),
         _ => false,
     };
@@ -110,14 +138,14 @@ fn read_op(e: &mut Emitter<'_>, g: &GuestInsn, n: u32, mem: Option<Value>, w: u3
             Some(a) => e.load_guest(a, w),
             None => e.b.ins().iconst(types::I32, 0),
         },
-        OpKind::Immediate8to16 => e
-            .b
-            .ins()
-            .iconst(types::I32, i64::from(insn.immediate8to16() as u16)),
-        _ => e
-            .b
-            .ins()
-            .iconst(types::I32, i64::from(insn.immediate(n) as u32)),
+        OpKind::Immediate8to16 => {
+            e.b.ins()
+                .iconst(types::I32, i64::from(insn.immediate8to16() as u16))
+        }
+        _ => {
+            e.b.ins()
+                .iconst(types::I32, i64::from(insn.immediate(n) as u32))
+        }
     }
 }
 
@@ -193,8 +221,21 @@ pub(crate) fn emit(e: &mut Emitter<'_>, g: &GuestInsn) {
             e.release_stack(w);
             e.write_reg(insn.op0_register(), v);
         }
-        M::Sete | M::Setne | M::Setb | M::Setae | M::Setbe | M::Seta | M::Sets | M::Setns
-        | M::Setp | M::Setnp | M::Setl | M::Setge | M::Setle | M::Setg | M::Seto
+        M::Sete
+        | M::Setne
+        | M::Setb
+        | M::Setae
+        | M::Setbe
+        | M::Seta
+        | M::Sets
+        | M::Setns
+        | M::Setp
+        | M::Setnp
+        | M::Setl
+        | M::Setge
+        | M::Setle
+        | M::Setg
+        | M::Seto
         | M::Setno => {
             let c = e.condition(cc_of(&insn));
             let v = e.b.ins().uextend(types::I32, c);
@@ -203,7 +244,11 @@ pub(crate) fn emit(e: &mut Emitter<'_>, g: &GuestInsn) {
         M::Jmp | M::Call => {
             let target = rel_target(&insn, g.eip);
             if insn.mnemonic() == M::Call {
-                let w = if insn.op_kind(0) == OpKind::NearBranch16 { 2 } else { 4 };
+                let w = if insn.op_kind(0) == OpKind::NearBranch16 {
+                    2
+                } else {
+                    4
+                };
                 if target > e.mode.cs_limit {
                     e.exit_const(g.eip, EXIT_INTERP);
                     return;
@@ -216,10 +261,11 @@ pub(crate) fn emit(e: &mut Emitter<'_>, g: &GuestInsn) {
         M::Ret => {
             let w = if g.d.op32 { 4 } else { 2 };
             let target = e.peek_stack(g, 0, w);
-            let out = e
-                .b
-                .ins()
-                .icmp_imm_u(IntCC::UnsignedGreaterThan, target, i64::from(e.mode.cs_limit));
+            let out = e.b.ins().icmp_imm_u(
+                IntCC::UnsignedGreaterThan,
+                target,
+                i64::from(e.mode.cs_limit),
+            );
             e.side_exit_if(out, g.eip);
             let release = if insn.op_count() > 0 {
                 u32::from(insn.immediate16())
@@ -244,9 +290,22 @@ pub(crate) fn emit(e: &mut Emitter<'_>, g: &GuestInsn) {
             e.b.switch_to_block(taken);
             branch(e, g, target);
         }
-        M::Cmove | M::Cmovne | M::Cmovb | M::Cmovae | M::Cmovbe | M::Cmova | M::Cmovs
-        | M::Cmovns | M::Cmovp | M::Cmovnp | M::Cmovl | M::Cmovge | M::Cmovle | M::Cmovg
-        | M::Cmovo | M::Cmovno => {
+        M::Cmove
+        | M::Cmovne
+        | M::Cmovb
+        | M::Cmovae
+        | M::Cmovbe
+        | M::Cmova
+        | M::Cmovs
+        | M::Cmovns
+        | M::Cmovp
+        | M::Cmovnp
+        | M::Cmovl
+        | M::Cmovge
+        | M::Cmovle
+        | M::Cmovg
+        | M::Cmovo
+        | M::Cmovno => {
             let w = width(&insn, 0);
             let mem = mem_operand(e, g, w, false);
             let v = read_op(e, g, 1, mem, w);
@@ -277,10 +336,7 @@ fn branch(e: &mut Emitter<'_>, g: &GuestInsn, target: u32) {
         let bu = e.b.use_var(e.budget);
         let bu = e.b.ins().iadd_imm_s(bu, -n);
         e.b.def_var(e.budget, bu);
-        let more = e
-            .b
-            .ins()
-            .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, bu, n);
+        let more = e.b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, bu, n);
         let stop = e.b.create_block();
         let head = e.head;
         e.b.ins().brif(more, head, &[], stop, &[]);
@@ -318,7 +374,11 @@ fn binary(e: &mut Emitter<'_>, g: &GuestInsn) {
         M::Or => (e.b.ins().bor(a, b), LazyOp::Logic),
         _ => (e.b.ins().bxor(a, b), LazyOp::Logic),
     };
-    let r = if w == 4 { r } else { e.b.ins().band_imm_u(r, mask) };
+    let r = if w == 4 {
+        r
+    } else {
+        e.b.ins().band_imm_u(r, mask)
+    };
     if writes {
         match mem {
             Some(addr) if mem_dst => e.store_guest(addr, r, w),
@@ -350,7 +410,11 @@ fn unary(e: &mut Emitter<'_>, g: &GuestInsn) {
         }
         _ => (e.b.ins().bnot(a), None),
     };
-    let r = if w == 4 { r } else { e.b.ins().band_imm_u(r, mask) };
+    let r = if w == 4 {
+        r
+    } else {
+        e.b.ins().band_imm_u(r, mask)
+    };
     match mem {
         Some(addr) => e.store_guest(addr, r, w),
         None => e.write_reg(insn.op0_register(), r),

@@ -114,7 +114,14 @@ impl Emitter<'_> {
     /// The host address of a `size`-byte access at `seg:offset`, or a side
     /// exit before the instruction at `g.eip` when the fast path does not
     /// apply. A `write` needs the page's direct-write right.
-    pub fn host_addr(&mut self, g: &GuestInsn, seg: SegReg, offset: Value, size: u32, write: bool) -> Value {
+    pub fn host_addr(
+        &mut self,
+        g: &GuestInsn,
+        seg: SegReg,
+        offset: Value,
+        size: u32,
+        write: bool,
+    ) -> Value {
         let so = off::seg(seg as usize);
         let base = self.load_st(types::I32, so + offset_of!(SegmentCache, base) as i32);
         let limit = self.load_st(types::I32, so + offset_of!(SegmentCache, limit) as i32);
@@ -133,10 +140,11 @@ impl Emitter<'_> {
         let bad_limit = self.b.ins().icmp(IntCC::UnsignedGreaterThan, last, lim64);
         let lin = self.b.ins().iadd(base, offset);
         let in_page = self.b.ins().band_imm_u(lin, 0xFFF);
-        let bad_cross =
-            self.b
-                .ins()
-                .icmp_imm_u(IntCC::UnsignedGreaterThan, in_page, i64::from(0x1000 - size));
+        let bad_cross = self.b.ins().icmp_imm_u(
+            IntCC::UnsignedGreaterThan,
+            in_page,
+            i64::from(0x1000 - size),
+        );
         // The soft-TLB entry.
         let page = self.b.ins().ushr_imm_u(lin, 12);
         let idx = self.b.ins().band_imm_u(page, (TLB_ENTRIES - 1) as i64);
@@ -145,12 +153,23 @@ impl Emitter<'_> {
             .b
             .ins()
             .imul_imm_u(idx, std::mem::size_of::<TlbEntry>() as i64);
-        let tlb = self.b.ins().load(self.ptr, trusted(), self.ctx, offset_of!(JitCtx, tlb) as i32);
+        let tlb = self.b.ins().load(
+            self.ptr,
+            trusted(),
+            self.ctx,
+            offset_of!(JitCtx, tlb) as i32,
+        );
         let e = self.b.ins().iadd(tlb, byte_off);
-        let tag = self.b.ins().load(types::I32, trusted(), e, offset_of!(TlbEntry, tag) as i32);
+        let tag = self
+            .b
+            .ins()
+            .load(types::I32, trusted(), e, offset_of!(TlbEntry, tag) as i32);
         let want = self.b.ins().iadd_imm_u(page, 1);
         let bad_tag = self.b.ins().icmp(IntCC::NotEqual, tag, want);
-        let r = self.b.ins().load(types::I8, trusted(), e, offset_of!(TlbEntry, rights) as i32);
+        let r = self
+            .b
+            .ins()
+            .load(types::I8, trusted(), e, offset_of!(TlbEntry, rights) as i32);
         let right = match (write, self.mode.user) {
             (false, false) => rights::SUP_READ,
             (true, false) => rights::SUP_WRITE,
@@ -159,17 +178,22 @@ impl Emitter<'_> {
         };
         let granted = self.b.ins().band_imm_u(r, i64::from(right));
         let bad_right = self.b.ins().icmp_imm_u(IntCC::Equal, granted, 0);
-        let host = self.b.ins().load(types::I32, trusted(), e, offset_of!(TlbEntry, host) as i32);
+        let host = self
+            .b
+            .ins()
+            .load(types::I32, trusted(), e, offset_of!(TlbEntry, host) as i32);
         let bad_host = self.b.ins().icmp_imm_u(IntCC::Equal, host, 0);
         let mut bad = self.b.ins().bor(bad_kind, bad_limit);
         for c in [bad_cross, bad_tag, bad_right, bad_host] {
             bad = self.b.ins().bor(bad, c);
         }
         if write {
-            let hw = self
-                .b
-                .ins()
-                .load(types::I8, trusted(), e, offset_of!(TlbEntry, host_write) as i32);
+            let hw = self.b.ins().load(
+                types::I8,
+                trusted(),
+                e,
+                offset_of!(TlbEntry, host_write) as i32,
+            );
             let bad_hw = self.b.ins().icmp_imm_u(IntCC::Equal, hw, 0);
             bad = self.b.ins().bor(bad, bad_hw);
         }
@@ -179,14 +203,21 @@ impl Emitter<'_> {
         let hoff = self.b.ins().iadd(host64, in_page64);
         let hoff = self.b.ins().iadd_imm_s(hoff, -1);
         let end = self.b.ins().iadd_imm_u(hoff, i64::from(size));
-        let ram_len = self
-            .b
-            .ins()
-            .load(types::I64, trusted(), self.ctx, offset_of!(JitCtx, ram_len) as i32);
+        let ram_len = self.b.ins().load(
+            types::I64,
+            trusted(),
+            self.ctx,
+            offset_of!(JitCtx, ram_len) as i32,
+        );
         let bad_len = self.b.ins().icmp(IntCC::UnsignedGreaterThan, end, ram_len);
         bad = self.b.ins().bor(bad, bad_len);
         self.side_exit_if(bad, g.eip);
-        let ram = self.b.ins().load(self.ptr, trusted(), self.ctx, offset_of!(JitCtx, ram) as i32);
+        let ram = self.b.ins().load(
+            self.ptr,
+            trusted(),
+            self.ctx,
+            offset_of!(JitCtx, ram) as i32,
+        );
         let hoff = if self.ptr == types::I64 {
             hoff
         } else {

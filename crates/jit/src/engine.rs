@@ -117,7 +117,11 @@ impl Engine {
             EngineKind::Interp => None,
             _ => CodeCache::new().ok(),
         };
-        let kind = if cache.is_none() { EngineKind::Interp } else { kind };
+        let kind = if cache.is_none() {
+            EngineKind::Interp
+        } else {
+            kind
+        };
         Self {
             kind,
             threshold: DEFAULT_THRESHOLD,
@@ -238,7 +242,7 @@ impl Engine {
         if log.is_empty() {
             return;
         }
-        let pages: Vec<u32> = log.drain(..).collect();
+        let pages = std::mem::take(log);
         for page in pages {
             if page == FLUSHED_ALL {
                 self.flush();
@@ -278,8 +282,12 @@ impl Engine {
         }
         let mode = Mode::of(cpu);
         let eip = cpu.state.eip;
-        let Ok(lin) = cpu.linear(oxide86_cpu::SegReg::Cs, eip, 1, oxide86_cpu::memory::Access::Execute)
-        else {
+        let Ok(lin) = cpu.linear(
+            oxide86_cpu::SegReg::Cs,
+            eip,
+            1,
+            oxide86_cpu::memory::Access::Execute,
+        ) else {
             return Gate::Interpret;
         };
         let user = cpu.user_access();
@@ -316,7 +324,11 @@ impl Engine {
     /// Translates the block at `key` (the current CS:EIP).
     fn translate<B: Bus>(&mut self, cpu: &mut Cpu, bus: &mut B, key: Key) -> Gate {
         let start = Instant::now();
-        if self.cache.as_ref().is_some_and(|c| c.blocks >= GENERATION_LIMIT) {
+        if self
+            .cache
+            .as_ref()
+            .is_some_and(|c| c.blocks >= GENERATION_LIMIT)
+        {
             self.flush();
         }
         let Some(cache) = self.cache.as_mut() else {
@@ -325,7 +337,11 @@ impl Engine {
         let scanned = scan(cpu, bus, &key.1);
         // Decoding may itself have logged writes (none expected); apply first.
         let entry = match scanned {
-            Some(s) => match cache.compile(&s, key.1, crate::helpers::interp_one::<B> as *const () as usize) {
+            Some(s) => match cache.compile(
+                &s,
+                key.1,
+                crate::helpers::interp_one::<B> as *const () as usize,
+            ) {
                 Ok(b) => {
                     self.stats.blocks_translated += 1;
                     Entry::Block(b)

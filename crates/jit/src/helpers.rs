@@ -48,7 +48,11 @@ pub(crate) unsafe extern "C" fn jit_fold_cf(st: *mut CpuState) {
 /// `ctx` is the block's context: `cpu` and `bus` point to the live CPU and
 /// the dispatcher's bus of type `B`, neither otherwise borrowed while the
 /// block runs; `d` points into the block's own instruction list.
-pub(crate) unsafe extern "C" fn interp_one<B: Bus>(ctx: *mut JitCtx, d: *const Decoded, next: u32) -> u32 {
+pub(crate) unsafe extern "C" fn interp_one<B: Bus>(
+    ctx: *mut JitCtx,
+    d: *const Decoded,
+    next: u32,
+) -> u32 {
     // SAFETY: see the function's contract; the dispatcher holds the only
     // references and does not use them while the block runs.
     let (ctx, d) = unsafe { (&mut *ctx, &*d) };
@@ -68,7 +72,11 @@ pub(crate) unsafe extern "C" fn interp_one<B: Bus>(ctx: *mut JitCtx, d: *const D
         || cpu.state.eip != next
         || cpu.state.interrupt_shadow
         || cpu.state.eflags & eflags::TF != 0
-        || cpu.icache.code_write_log.as_ref().is_some_and(|l| !l.is_empty())
+        || cpu
+            .icache
+            .code_write_log
+            .as_ref()
+            .is_some_and(|l| !l.is_empty())
         || (cpu.state.eflags & eflags::IF != 0 && bus.interrupt_pending());
     u32::from(stop)
 }
@@ -86,7 +94,12 @@ pub(crate) fn emit_helper_call(e: &mut Emitter<'_>, g: &GuestInsn) {
     let ctx = e.ctx;
     let ptr = e.ptr;
     let r = e
-        .call_helper(e.interp_helper, &[ptr, ptr, types::I32], Some(types::I32), &[ctx, dp, next])
+        .call_helper(
+            e.interp_helper,
+            &[ptr, ptr, types::I32],
+            Some(types::I32),
+            &[ctx, dp, next],
+        )
         .unwrap_or(next);
     let stop = e.b.create_block();
     let cont = e.b.create_block();

@@ -12,10 +12,10 @@
 
 pub mod cache;
 pub mod ctx;
-pub mod engine;
 mod emit_flags;
 mod emit_insn;
 mod emit_mem;
+pub mod engine;
 mod helpers;
 pub mod smc;
 pub mod translate;

@@ -115,23 +115,124 @@ pub fn helper_safe(d: &Decoded) -> bool {
         return false;
     }
     match insn.mnemonic() {
-        M::Movsb | M::Movsw | M::Movsd | M::Cmpsb | M::Cmpsw | M::Cmpsd | M::Scasb
-        | M::Scasw | M::Scasd | M::Lodsb | M::Lodsw | M::Lodsd | M::Stosb | M::Stosw
+        M::Movsb
+        | M::Movsw
+        | M::Movsd
+        | M::Cmpsb
+        | M::Cmpsw
+        | M::Cmpsd
+        | M::Scasb
+        | M::Scasw
+        | M::Scasd
+        | M::Lodsb
+        | M::Lodsw
+        | M::Lodsd
+        | M::Stosb
+        | M::Stosw
         | M::Stosd => insn.is_string_instruction(),
-        M::Mov | M::Movzx | M::Movsx | M::Lea | M::Xchg | M::Xlatb | M::Lahf | M::Sahf
-        | M::Cbw | M::Cwde | M::Cwd | M::Cdq | M::Bswap | M::Cmpxchg | M::Xadd | M::Add
-        | M::Adc | M::Sub | M::Sbb | M::Cmp | M::Inc | M::Dec | M::Neg | M::Mul | M::Imul
-        | M::Div | M::Idiv | M::And | M::Or | M::Xor | M::Test | M::Not | M::Shl
-        | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror | M::Rcl | M::Rcr | M::Shld
-        | M::Shrd | M::Aaa | M::Aas | M::Daa | M::Das | M::Aam | M::Aad | M::Bt | M::Bts
-        | M::Btr | M::Btc | M::Bsf | M::Bsr | M::Clc | M::Stc | M::Cmc | M::Cld
-        | M::Std | M::Pushf | M::Pushfd | M::Pusha | M::Pushad | M::Popa | M::Popad
-        | M::Push | M::Pop | M::Leave | M::Enter | M::Nop | M::Pause | M::Cmove
-        | M::Cmovne | M::Cmovb | M::Cmovae | M::Cmovbe | M::Cmova | M::Cmovs
-        | M::Cmovns | M::Cmovp | M::Cmovnp | M::Cmovl | M::Cmovge | M::Cmovle
-        | M::Cmovg | M::Cmovo | M::Cmovno | M::Sete | M::Setne | M::Setb | M::Setae
-        | M::Setbe | M::Seta | M::Sets | M::Setns | M::Setp | M::Setnp | M::Setl
-        | M::Setge | M::Setle | M::Setg | M::Seto | M::Setno => true,
+        M::Mov
+        | M::Movzx
+        | M::Movsx
+        | M::Lea
+        | M::Xchg
+        | M::Xlatb
+        | M::Lahf
+        | M::Sahf
+        | M::Cbw
+        | M::Cwde
+        | M::Cwd
+        | M::Cdq
+        | M::Bswap
+        | M::Cmpxchg
+        | M::Xadd
+        | M::Add
+        | M::Adc
+        | M::Sub
+        | M::Sbb
+        | M::Cmp
+        | M::Inc
+        | M::Dec
+        | M::Neg
+        | M::Mul
+        | M::Imul
+        | M::Div
+        | M::Idiv
+        | M::And
+        | M::Or
+        | M::Xor
+        | M::Test
+        | M::Not
+        | M::Shl
+        | M::Sal
+        | M::Shr
+        | M::Sar
+        | M::Rol
+        | M::Ror
+        | M::Rcl
+        | M::Rcr
+        | M::Shld
+        | M::Shrd
+        | M::Aaa
+        | M::Aas
+        | M::Daa
+        | M::Das
+        | M::Aam
+        | M::Aad
+        | M::Bt
+        | M::Bts
+        | M::Btr
+        | M::Btc
+        | M::Bsf
+        | M::Bsr
+        | M::Clc
+        | M::Stc
+        | M::Cmc
+        | M::Cld
+        | M::Std
+        | M::Pushf
+        | M::Pushfd
+        | M::Pusha
+        | M::Pushad
+        | M::Popa
+        | M::Popad
+        | M::Push
+        | M::Pop
+        | M::Leave
+        | M::Enter
+        | M::Nop
+        | M::Pause
+        | M::Cmove
+        | M::Cmovne
+        | M::Cmovb
+        | M::Cmovae
+        | M::Cmovbe
+        | M::Cmova
+        | M::Cmovs
+        | M::Cmovns
+        | M::Cmovp
+        | M::Cmovnp
+        | M::Cmovl
+        | M::Cmovge
+        | M::Cmovle
+        | M::Cmovg
+        | M::Cmovo
+        | M::Cmovno
+        | M::Sete
+        | M::Setne
+        | M::Setb
+        | M::Setae
+        | M::Setbe
+        | M::Seta
+        | M::Sets
+        | M::Setns
+        | M::Setp
+        | M::Setnp
+        | M::Setl
+        | M::Setge
+        | M::Setle
+        | M::Setg
+        | M::Seto
+        | M::Setno => true,
         _ => false,
     }
 }
@@ -244,6 +345,10 @@ pub(crate) struct Emitter<'a> {
     pub block_len: i64,
     pub call_conv: CallConv,
     /// Guest instructions for the interpreter helper (kept alive by the block).
+    #[allow(
+        clippy::vec_box,
+        reason = "generated code holds their addresses: they must not move"
+    )]
     pub helper_insns: Vec<Box<Decoded>>,
     /// The monomorphized interpreter helper for the dispatcher's bus type.
     pub interp_helper: usize,
@@ -318,7 +423,13 @@ impl Emitter<'_> {
     }
 
     /// Calls a helper at a fixed host address with the given signature.
-    pub fn call_helper(&mut self, addr: usize, params: &[Type], ret: Option<Type>, args: &[Value]) -> Option<Value> {
+    pub fn call_helper(
+        &mut self,
+        addr: usize,
+        params: &[Type],
+        ret: Option<Type>,
+        args: &[Value],
+    ) -> Option<Value> {
         let mut sig = Signature::new(self.call_conv);
         for p in params {
             sig.params.push(AbiParam::new(*p));
@@ -333,6 +444,10 @@ impl Emitter<'_> {
     }
 }
 
+#[allow(
+    clippy::vec_box,
+    reason = "generated code holds their addresses: they must not move"
+)]
 /// Builds the CLIF for `block` into `b` (the function's signature is
 /// `fn(*mut JitCtx) -> u32` in `call_conv`).
 pub(crate) fn emit_block(
@@ -390,10 +505,12 @@ pub(crate) fn emit_block(
     }
     let v = e.load_st(types::I64, off::ICOUNT);
     e.b.def_var(e.icount, v);
-    let v = e
-        .b
-        .ins()
-        .load(types::I64, trusted(), ctx, offset_of!(JitCtx, budget) as i32);
+    let v = e.b.ins().load(
+        types::I64,
+        trusted(),
+        ctx,
+        offset_of!(JitCtx, budget) as i32,
+    );
     e.b.def_var(e.budget, v);
     e.b.ins().jump(head, &[]);
     e.b.switch_to_block(head);
@@ -405,8 +522,7 @@ pub(crate) fn emit_block(
         e.k += 1;
     }
     let last = block.insns.last().map(|g| (g.d, g.lower));
-    let transferred =
-        matches!(last, Some((d, Lower::Inline)) if crate::emit_insn::inline_kind(&d, &mode) == Some(true));
+    let transferred = matches!(last, Some((d, Lower::Inline)) if crate::emit_insn::inline_kind(&d, &mode) == Some(true));
     if !transferred {
         e.exit_const(block.tail.0, block.tail.1);
     }

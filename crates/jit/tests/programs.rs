@@ -69,7 +69,11 @@ fn odd_slices_stop_at_the_same_instruction() {
         for max in [1234, 5001, 7777] {
             let (a, ra, _) = run(EngineKind::Interp, &code, max, slice, |_, _| {});
             let (b, rb, _) = run(EngineKind::Jit, &code, max, slice, |_, _| {});
-            assert_eq!(format!("{a:?}"), format!("{b:?}"), "slice {slice} max {max}");
+            assert_eq!(
+                format!("{a:?}"),
+                format!("{b:?}"),
+                "slice {slice} max {max}"
+            );
             assert!(ra.bytes == rb.bytes);
         }
     }

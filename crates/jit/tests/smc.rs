@@ -32,7 +32,11 @@ fn patching_the_next_instruction() {
     code[pos - 4..pos].copy_from_slice(&imm.to_le_bytes());
     for kind in [EngineKind::Jit, EngineKind::Tiered] {
         let e = same_as_interp(kind, &code, 100_000, |_, _| {});
-        assert!(e.stats.invalidations > 0 || kind == EngineKind::Tiered, "{:?}", e.stats);
+        assert!(
+            e.stats.invalidations > 0 || kind == EngineKind::Tiered,
+            "{:?}",
+            e.stats
+        );
     }
     let (s, _, _) = run(EngineKind::Jit, &code, 100_000, 1000, |_, _| {});
     assert_eq!(s.gpr[3], (1..=50).sum::<u32>());

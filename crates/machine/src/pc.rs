@@ -279,9 +279,11 @@ impl Pc {
                     return PcExit::InstructionLimit;
                 }
                 let left = (limit - now).min(slice - done);
-                let (o, n) = self.engine.run(&mut self.cpu, &mut self.board, left, |b, _| {
-                    b.exit_requested()
-                });
+                let (o, n) = self
+                    .engine
+                    .run(&mut self.cpu, &mut self.board, left, |b, _| {
+                        b.exit_requested()
+                    });
                 done += n;
                 outcome = o;
                 if outcome != StepOutcome::Continue || self.board.exit_requested() || n < left {

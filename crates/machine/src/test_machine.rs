@@ -151,12 +151,14 @@ impl TestMachine {
             let countdown = self.board.irq.countdown();
             let budget = (max_instructions - steps).min(countdown.unwrap_or(u64::MAX).max(1));
             let mut expect = countdown;
-            let (outcome, n) = self.engine.run(&mut self.cpu, &mut self.board, budget, |b, n| {
-                let rearmed = b.irq.countdown() != expect;
-                b.irq.tick(Ticks(n));
-                expect = b.irq.countdown();
-                b.exit.requested.is_some() || rearmed
-            });
+            let (outcome, n) = self
+                .engine
+                .run(&mut self.cpu, &mut self.board, budget, |b, n| {
+                    let rearmed = b.irq.countdown() != expect;
+                    b.irq.tick(Ticks(n));
+                    expect = b.irq.countdown();
+                    b.exit.requested.is_some() || rearmed
+                });
             steps += n;
             if let Some(v) = self.board.exit.requested {
                 return RunEnd::Exit(v);

@@ -12,7 +12,8 @@ pub fn flat32() -> Cpu {
     let mut cpu = Cpu::new(CpuModel::P6);
     cpu.state.cr0 |= 1;
     for s in SegReg::ALL {
-        cpu.state.seg[s as usize] = SegmentCache::flat(if s == SegReg::Cs { 8 } else { 16 }, s == SegReg::Cs, 0);
+        cpu.state.seg[s as usize] =
+            SegmentCache::flat(if s == SegReg::Cs { 8 } else { 16 }, s == SegReg::Cs, 0);
     }
     cpu.state.eip = CODE;
     cpu.state.gpr[4] = 0x8000;
@@ -28,7 +29,13 @@ pub fn assemble(f: impl FnOnce(&mut CodeAssembler) -> Result<(), iced_x86::IcedE
 
 /// Runs `code` until HLT (or `max` steps) under `kind`, in slices of
 /// `slice` steps; returns the final state, RAM and the engine.
-pub fn run(kind: EngineKind, code: &[u8], max: u64, slice: u64, setup: impl Fn(&mut Cpu, &mut FlatRam)) -> (CpuState, FlatRam, Engine) {
+pub fn run(
+    kind: EngineKind,
+    code: &[u8],
+    max: u64,
+    slice: u64,
+    setup: impl Fn(&mut Cpu, &mut FlatRam),
+) -> (CpuState, FlatRam, Engine) {
     let mut cpu = flat32();
     let mut ram = FlatRam::new(RAM);
     ram.load(CODE, code);
@@ -47,10 +54,19 @@ pub fn run(kind: EngineKind, code: &[u8], max: u64, slice: u64, setup: impl Fn(&
 }
 
 /// Runs under the interpreter and under `kind`, asserting equal state and RAM.
-pub fn same_as_interp(kind: EngineKind, code: &[u8], max: u64, setup: impl Fn(&mut Cpu, &mut FlatRam) + Copy) -> Engine {
+pub fn same_as_interp(
+    kind: EngineKind,
+    code: &[u8],
+    max: u64,
+    setup: impl Fn(&mut Cpu, &mut FlatRam) + Copy,
+) -> Engine {
     let (a, ra, _) = run(EngineKind::Interp, code, max, 1000, setup);
     let (b, rb, e) = run(kind, code, max, 1000, setup);
-    assert_eq!(format!("{a:?}"), format!("{b:?}"), "state differs under {kind:?}");
+    assert_eq!(
+        format!("{a:?}"),
+        format!("{b:?}"),
+        "state differs under {kind:?}"
+    );
     assert!(ra.bytes == rb.bytes, "RAM differs under {kind:?}");
     e
 }
