@@ -118,6 +118,78 @@ pub fn run_interp(iterations: u32) -> Result<Figure> {
     })
 }
 
+/// Guest instructions retired per iteration of [`alu_branch`].
+pub const ALU_INSNS_PER_ITERATION: u64 = 16;
+
+/// Assembles an ALU-and-branch kernel (no multiply, shift or string
+/// instructions: everything the JIT lowers inline): `iterations` trips
+/// of a loop with a data-dependent branch, a call and a stack round trip.
+pub fn alu_branch(iterations: u32) -> Result<Vec<u8>> {
+    let mut a = CodeAssembler::new(32)?;
+    let mut top = a.create_label();
+    let mut skip = a.create_label();
+    let mut func = a.create_label();
+    a.mov(ecx, iterations)?;
+    a.mov(esi, ARRAY)?;
+    a.set_label(&mut top)?;
+    a.add(eax, ecx)?;
+    a.xor(edx, eax)?;
+    a.lea(ebx, dword_ptr(eax + edx * 2 + 3))?;
+    a.mov(dword_ptr(esi + 8), ebx)?;
+    a.sub(ebx, dword_ptr(esi + 4))?;
+    a.and(ebx, 0xFF)?;
+    a.cmp(ebx, 0x80)?;
+    a.jb(skip)?;
+    a.inc(edi)?;
+    a.set_label(&mut skip)?;
+    a.call(func)?;
+    a.dec(ecx)?;
+    a.jnz(top)?;
+    a.hlt()?;
+    a.set_label(&mut func)?;
+    a.push(ebx)?;
+    a.pop(ebp)?;
+    a.ret()?;
+    Ok(a.assemble(u64::from(CODE))?)
+}
+
+/// Runs a flat 32-bit workload to its HLT under `engine` (in slices of
+/// 1000 steps, as the machine's run loop does). Translation time is
+/// included in the wall time.
+pub fn run_engine(
+    code: &[u8],
+    engine: oxide86_jit::EngineKind,
+) -> Result<(Figure, oxide86_jit::JitStats)> {
+    let mut ram = FlatRam::new(RAM_SIZE);
+    ram.load(CODE, code);
+    let mut cpu = setup::flat32_cpu(CODE);
+    cpu.state.gpr[4] = STACK;
+    let mut e = oxide86_jit::Engine::new(engine);
+    let start = Instant::now();
+    let outcome = loop {
+        let (o, _) = e.run(&mut cpu, &mut ram, 1000, |_, _| false);
+        if o != StepOutcome::Continue {
+            break o;
+        }
+    };
+    let elapsed = start.elapsed();
+    ensure!(
+        outcome == StepOutcome::Halted,
+        "workload ended with {outcome:?}: {:?}",
+        cpu.shutdown_reason
+    );
+    let s = cpu.icache.stats;
+    let lookups = (s.hits + s.misses).max(1);
+    Ok((
+        Figure {
+            instructions: cpu.state.icount,
+            elapsed,
+            hit_rate: s.hits as f64 / lookups as f64,
+        },
+        e.stats,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

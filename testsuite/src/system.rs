@@ -10,6 +10,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use oxide86_cpu::CpuModel;
+use oxide86_machine::pc::EngineKind;
 use oxide86_machine::test_machine::{RunEnd, TestMachine};
 
 /// Instruction cap per program.
@@ -34,7 +35,11 @@ pub fn programs() -> Result<Vec<PathBuf>> {
 
 /// Assembles `source` with NASM into a flat binary.
 pub fn assemble(source: &Path) -> Result<Vec<u8>> {
-    let out_dir = std::env::temp_dir().join(format!("oxide86-system-{}", std::process::id()));
+    // One directory per call: tests in one process assemble concurrently.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out_dir =
+        std::env::temp_dir().join(format!("oxide86-system-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&out_dir)?;
     let stem = source
         .file_stem()
@@ -59,6 +64,7 @@ pub fn assemble(source: &Path) -> Result<Vec<u8>> {
     }
     let bytes = std::fs::read(&out).with_context(|| format!("reading {}", out.display()))?;
     let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_dir(&out_dir);
     Ok(bytes)
 }
 
@@ -73,9 +79,17 @@ pub struct ProgramResult {
     pub log: String,
 }
 
-/// Runs one assembled program.
+/// Runs one assembled program in the interpreter.
 pub fn run_program(name: &str, image: &[u8]) -> Result<ProgramResult> {
+    run_program_with(name, image, EngineKind::Interp)
+}
+
+/// Runs one assembled program under `engine` (tiered with a threshold of
+/// 2, so blocks get translated within these short programs).
+pub fn run_program_with(name: &str, image: &[u8], engine: EngineKind) -> Result<ProgramResult> {
     let mut m = TestMachine::new(CpuModel::P6, RAM_BYTES, image).map_err(anyhow::Error::msg)?;
+    m.engine = oxide86_machine::pc::Engine::new(engine);
+    m.engine.threshold = 2;
     let end = m.run(MAX_INSTRUCTIONS);
     let mut r = ProgramResult {
         log: String::from_utf8_lossy(&m.board.debugcon.output).into_owned(),
@@ -115,6 +129,15 @@ pub fn run_program(name: &str, image: &[u8]) -> Result<ProgramResult> {
 /// Runs every program (or those whose name contains `filter`), printing
 /// each check and the closing `N passed, M failed` line.
 pub fn run(filter: Option<&str>, out: &mut dyn Write) -> Result<(usize, usize)> {
+    run_with(filter, out, EngineKind::Interp)
+}
+
+/// [`run`] under `engine`.
+pub fn run_with(
+    filter: Option<&str>,
+    out: &mut dyn Write,
+    engine: EngineKind,
+) -> Result<(usize, usize)> {
     let (mut passed, mut failed) = (0, 0);
     for p in programs()? {
         let name = p
@@ -126,7 +149,7 @@ pub fn run(filter: Option<&str>, out: &mut dyn Write) -> Result<(usize, usize)> 
             continue;
         }
         let image = assemble(&p)?;
-        let r = run_program(&name, &image)?;
+        let r = run_program_with(&name, &image, engine)?;
         for line in r.log.lines() {
             writeln!(out, "{name}: {line}")?;
         }

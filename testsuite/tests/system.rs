@@ -2,11 +2,27 @@
 //! assembled with nasm (which `scripts/test-all.sh` installs) and run on the
 //! minimal test machine. Every check of every program must pass.
 
+use oxide86_machine::pc::EngineKind;
+
 #[test]
 fn every_system_program_passes() {
+    check(EngineKind::Interp);
+}
+
+#[test]
+fn every_system_program_passes_under_the_jit() {
+    check(EngineKind::Jit);
+}
+
+#[test]
+fn every_system_program_passes_tiered() {
+    check(EngineKind::Tiered);
+}
+
+fn check(engine: EngineKind) {
     let mut out = Vec::new();
-    let (passed, failed) =
-        oxide86_testsuite::system::run(None, &mut out).expect("programs assemble and run");
+    let (passed, failed) = oxide86_testsuite::system::run_with(None, &mut out, engine)
+        .expect("programs assemble and run");
     let log = String::from_utf8_lossy(&out);
     print!("{log}");
     assert!(passed > 0, "no checks ran");

@@ -269,7 +269,7 @@ impl Cpu {
     /// Fetches and decodes the instruction at CS:EIP into `out`, through
     /// the cache, and sets up [`Cpu::ctx`] for it.
     #[inline]
-    fn fetch_decode<B: Bus + ?Sized>(
+    pub(crate) fn fetch_decode<B: Bus + ?Sized>(
         &mut self,
         bus: &mut B,
         out: &mut iced_x86::Instruction,

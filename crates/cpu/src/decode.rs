@@ -72,7 +72,15 @@ pub struct DecodeCache {
     code_lines: Vec<u64>,
     /// Hit/miss/invalidate counters.
     pub stats: DecodeStats,
+    /// When set, [`DecodeCache::invalidate`] appends the physical page of
+    /// every code line it drops, and [`DecodeCache::flush`] appends
+    /// [`FLUSHED_ALL`], so a block translator can drop what it built from
+    /// those bytes (the JIT drains the log).
+    pub code_write_log: Option<Vec<u32>>,
 }
+
+/// The entry [`DecodeCache::flush`] leaves in the code-write log: every page.
+pub const FLUSHED_ALL: u32 = u32::MAX;
 
 impl std::fmt::Debug for DecodeCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -106,6 +114,7 @@ impl DecodeCache {
             entries: vec![empty; ENTRIES],
             code_lines: vec![0; 1 << (32 - LINE_SHIFT - 6)],
             stats: DecodeStats::default(),
+            code_write_log: None,
         }
     }
 
@@ -166,6 +175,12 @@ impl DecodeCache {
                 continue;
             }
             self.code_lines[(line >> 6) as usize] &= !(1 << (line & 63));
+            if let Some(log) = &mut self.code_write_log {
+                let page = line >> (12 - LINE_SHIFT);
+                if log.last() != Some(&page) {
+                    log.push(page);
+                }
+            }
             // Entries starting up to 14 bytes before the line may reach into it.
             let start = (line << LINE_SHIFT).wrapping_sub(MAX_INSN_LEN as u32 - 1);
             for a in 0..(1u32 << LINE_SHIFT) + MAX_INSN_LEN as u32 - 1 {
@@ -188,6 +203,9 @@ impl DecodeCache {
             e.key = 0;
         }
         self.code_lines.iter_mut().for_each(|w| *w = 0);
+        if let Some(log) = &mut self.code_write_log {
+            log.push(FLUSHED_ALL);
+        }
     }
 }
 

@@ -28,6 +28,7 @@ pub mod flags;
 pub mod host_watch;
 pub mod interp;
 pub mod interrupt;
+pub mod jit_abi;
 pub mod memory;
 pub mod model;
 pub mod paging;

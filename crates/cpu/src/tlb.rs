@@ -209,6 +209,13 @@ impl SoftTlb {
         }
     }
 
+    /// The entry array, for generated code that inlines [`SoftTlb::lookup_host`]:
+    /// [`TLB_ENTRIES`] entries indexed by `(linear >> 12) & (TLB_ENTRIES - 1)`.
+    /// The array is allocated once and never moves.
+    pub fn entries_ptr(&self) -> *const TlbEntry {
+        self.entries.as_ptr()
+    }
+
     /// The valid entries, for `info tlb`: (linear page base, entry).
     pub fn entries(&self) -> impl Iterator<Item = (u32, &TlbEntry)> {
         self.entries

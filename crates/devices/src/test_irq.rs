@@ -46,6 +46,10 @@ impl TestIrq {
             }
         }
     }
+    /// Ticks left until the countdown raises its request, if one runs.
+    pub fn countdown(&self) -> Option<u64> {
+        self.countdown
+    }
     /// Whether a countdown is running or a request is pending.
     pub fn armed(&self) -> bool {
         self.countdown.is_some() || self.intr_pending || self.nmi_pending

@@ -2,6 +2,8 @@
 //! run loop that drives CPU and devices on the machine's clock.
 
 use oxide86_cpu::{Bus, Cpu, CpuModel, StepOutcome};
+pub use oxide86_jit::engine::DEFAULT_THRESHOLD as DEFAULT_JIT_THRESHOLD;
+pub use oxide86_jit::{Engine, EngineKind};
 
 use crate::boot::{self, BootError};
 use crate::clock::{Clock, ClockMode, NS_PER_INSTRUCTION};
@@ -60,6 +62,10 @@ pub struct PcConfig {
     pub max_instructions: Option<u64>,
     /// The RTC's date and time at power-on (seconds since 1970).
     pub rtc_base: i64,
+    /// Which engine runs guest code (`--engine`).
+    pub engine: EngineKind,
+    /// Tiered engine: executions of a block before it is translated.
+    pub jit_threshold: u32,
 }
 
 impl Default for PcConfig {
@@ -71,6 +77,8 @@ impl Default for PcConfig {
             no_reboot: false,
             max_instructions: None,
             rtc_base: DEFAULT_RTC_BASE,
+            engine: EngineKind::Interp,
+            jit_threshold: oxide86_jit::engine::DEFAULT_THRESHOLD,
         }
     }
 }
@@ -163,6 +171,8 @@ pub struct PcStats {
 pub struct Pc {
     /// The processor.
     pub cpu: Cpu,
+    /// The engine that runs it (interpreter, JIT or tiered).
+    pub engine: Engine,
     /// Memory and devices.
     pub board: PcBoard,
     /// The time base.
@@ -194,8 +204,11 @@ impl Pc {
             PhysMemory::new(ram, rom),
             oxide86_devices::rtc::DateTime::from_unix(config.rtc_base),
         );
+        let mut engine = Engine::new(config.engine);
+        engine.threshold = config.jit_threshold;
         let mut pc = Self {
             cpu: Cpu::new(config.model),
+            engine,
             board,
             clock: Clock::new(config.clock),
             config,
@@ -286,22 +299,37 @@ impl Pc {
             let mut outcome = StepOutcome::Continue;
             let per_step = self.debug.per_step(&self.cpu);
             let mut stop = None;
-            for _ in 0..slice {
+            let mut done = 0;
+            while done < slice {
                 // In virtual time an idle HLT spends time too: the limit
                 // counts it in instruction units, so a guest asleep forever
-                // still stops.
-                if self.clock.now_ns(self.total_instructions()) / NS_PER_INSTRUCTION >= limit {
+                // still stops. A step retires at most one instruction, so
+                // running at most `left` steps never passes the limit.
+                let now = self.clock.now_ns(self.total_instructions()) / NS_PER_INSTRUCTION;
+                if now >= limit {
                     return Stop::Exit(PcExit::InstructionLimit);
                 }
                 if per_step {
+                    // A debugger watches every instruction: one step at a time.
                     (outcome, stop) = self.step_checked();
+                    done += 1;
                     if stop.is_some() {
                         break;
                     }
-                } else {
-                    outcome = self.cpu.step(&mut self.board);
+                    if outcome != StepOutcome::Continue || self.board.exit_requested() {
+                        break;
+                    }
+                    continue;
                 }
-                if outcome != StepOutcome::Continue || self.board.exit_requested() {
+                let left = (limit - now).min(slice - done);
+                let (o, n) = self
+                    .engine
+                    .run(&mut self.cpu, &mut self.board, left, |b, _| {
+                        b.exit_requested()
+                    });
+                done += n;
+                outcome = o;
+                if outcome != StepOutcome::Continue || self.board.exit_requested() || n < left {
                     break;
                 }
             }

@@ -102,6 +102,8 @@ pub struct TestMachine {
     pub cpu: Cpu,
     /// Memory and devices.
     pub board: TestBoard,
+    /// The engine that runs the CPU (the interpreter unless changed).
+    pub engine: oxide86_jit::Engine,
 }
 
 impl TestMachine {
@@ -131,7 +133,11 @@ impl TestMachine {
             exit: DebugExit::default(),
             irq: TestIrq::default(),
         };
-        Ok(Self { cpu, board })
+        Ok(Self {
+            cpu,
+            board,
+            engine: oxide86_jit::Engine::new(oxide86_jit::EngineKind::Interp),
+        })
     }
 
     /// Runs until the program exits, the CPU shuts down or halts for good,
@@ -139,9 +145,21 @@ impl TestMachine {
     pub fn run(&mut self, max_instructions: u64) -> RunEnd {
         let mut steps = 0u64;
         while steps < max_instructions {
-            let outcome = self.cpu.step(&mut self.board);
-            steps += 1;
-            self.board.irq.tick(Ticks(1));
+            // The test device ticks once per step; a countdown that is
+            // running bounds how far the engine may go before it fires,
+            // and a change of it (a port write) stops the engine.
+            let countdown = self.board.irq.countdown();
+            let budget = (max_instructions - steps).min(countdown.unwrap_or(u64::MAX).max(1));
+            let mut expect = countdown;
+            let (outcome, n) = self
+                .engine
+                .run(&mut self.cpu, &mut self.board, budget, |b, n| {
+                    let rearmed = b.irq.countdown() != expect;
+                    b.irq.tick(Ticks(n));
+                    expect = b.irq.countdown();
+                    b.exit.requested.is_some() || rearmed
+                });
+            steps += n;
             if let Some(v) = self.board.exit.requested {
                 return RunEnd::Exit(v);
             }

@@ -43,9 +43,14 @@ pub struct RunArgs {
     /// 128 KiB also below 1 MiB; the CPU starts at the reset vector.
     #[arg(long)]
     bios: Option<PathBuf>,
-    /// Execution engine (the interpreter is the only one so far).
-    #[arg(long, default_value = "interp", value_parser = ["interp"])]
+    /// Execution engine: `interp` (the reference interpreter), `jit`
+    /// (translate every block with Cranelift at first execution) or
+    /// `tiered` (interpret, translate blocks that ran --jit-threshold times).
+    #[arg(long, default_value = "interp", value_parser = ["interp", "jit", "tiered"])]
     engine: String,
+    /// Tiered engine: executions of a block before it is translated.
+    #[arg(long, default_value_t = oxide86_machine::pc::DEFAULT_JIT_THRESHOLD)]
+    jit_threshold: u32,
     /// Time base: `virtual` (from retired instructions, repeatable) or
     /// `realtime` (the host clock).
     #[arg(long, default_value = "virtual", value_parser = ["virtual", "realtime"])]
@@ -289,6 +294,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         },
         no_reboot: args.no_reboot,
         max_instructions: args.max_instructions,
+        engine: args.engine.parse().map_err(anyhow::Error::msg)?,
+        jit_threshold: args.jit_threshold,
     };
     let boot = boot_source(&args)?;
     let mut pc = Pc::new(config, boot).context("building the machine")?;
@@ -333,4 +340,22 @@ fn print_stats(pc: &Pc, exit: &PcExit) {
         "  decode cache          {} hits, {} misses, {} invalidations",
         dc.hits, dc.misses, dc.invalidations
     );
+    let j = &pc.engine.stats;
+    if pc.engine.kind() != oxide86_machine::pc::EngineKind::Interp {
+        eprintln!(
+            "  jit ({:?})           {} blocks translated in {:.3} s ({} B of code), {} lookups, {} hits, {} block runs, {} insns in blocks ({:.1}%), {} invalidations, {} flushes, {} untranslatable",
+            pc.engine.kind(),
+            j.blocks_translated,
+            j.translate_ns as f64 / 1e9,
+            j.code_bytes,
+            j.lookups,
+            j.hits,
+            j.block_runs,
+            j.block_insns,
+            100.0 * j.block_insns as f64 / s.instructions.max(1) as f64,
+            j.invalidations,
+            j.flushes,
+            j.untranslatable
+        );
+    }
 }

@@ -1,0 +1,94 @@
+//! What a block translator (the `oxide86-jit` crate) needs from the CPU
+//! beyond its public state: decoding through the interpreter's decode cache
+//! (so translated code is covered by the same code-line bitmap and the
+//! same write invalidation), and running one decoded instruction in the
+//! interpreter exactly as [`Cpu::step`] does.
+
+use crate::bus::Bus;
+use crate::cpu::{Cpu, InsnContext, StepOutcome};
+use crate::decode::Decoded;
+use crate::exception::Exception;
+use crate::interp;
+use crate::state::eflags;
+
+/// One guest instruction as a translator sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct FetchedInsn {
+    /// The decoding (iced-x86, decoded at IP 0: branch targets are relative).
+    pub decoded: Decoded,
+    /// Physical address of its first byte.
+    pub paddr: u32,
+}
+
+impl Cpu {
+    /// Fetches and decodes the instruction at CS:`eip` with the current
+    /// mode, through the decode cache, as the interpreter would. The
+    /// decode cache keeps the bytes' lines marked as code, so any later
+    /// write to them reaches [`crate::decode::DecodeCache::invalidate`].
+    /// `Ok(None)` when the instruction is not cacheable (it crosses a page
+    /// or wraps): a translator must leave it to the interpreter.
+    pub fn fetch_for_translation<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        eip: u32,
+    ) -> Result<Option<FetchedInsn>, Exception> {
+        let saved_eip = self.state.eip;
+        let saved_ctx = self.ctx;
+        self.state.eip = eip;
+        let mut insn = iced_x86::Instruction::default();
+        let r = self.fetch_decode(bus, &mut insn);
+        let ctx = self.ctx;
+        self.state.eip = saved_eip;
+        self.ctx = saved_ctx;
+        r?;
+        let lin = self.state.seg[crate::state::SegReg::Cs as usize]
+            .base
+            .wrapping_add(eip);
+        let user = self.user_access();
+        let paddr = self.translate(bus, lin, crate::memory::Access::Execute, user)?;
+        let code32 = self.state.code32();
+        let Some(d) = self.icache.lookup(paddr, code32) else {
+            return Ok(None);
+        };
+        if d.insn.code() != insn.code() || d.insn.len() != insn.len() {
+            return Ok(None);
+        }
+        let _ = ctx;
+        Ok(Some(FetchedInsn { decoded: *d, paddr }))
+    }
+
+    /// Runs one already-decoded instruction at EIP in the interpreter, as
+    /// [`Cpu::step`] does after its interrupt checks (the caller has made
+    /// sure no interrupt, trap or breakpoint is due): RF and the interrupt
+    /// shadow are cleared, the handler runs, and EIP and the instruction
+    /// count advance, or the fault is delivered.
+    pub fn execute_decoded<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        decoded: &Decoded,
+    ) -> StepOutcome {
+        self.state.interrupt_shadow = false;
+        self.state.eflags &= !eflags::RF;
+        let eip = self.state.eip;
+        let mask = self.ip_mask();
+        self.ctx = InsnContext {
+            start_eip: eip,
+            next_eip: eip.wrapping_add(decoded.insn.len() as u32) & mask,
+            addr32: decoded.addr32,
+            op32: decoded.op32,
+            pop_cs: decoded.pop_cs,
+        };
+        match interp::execute(self, &decoded.insn, bus) {
+            Ok(()) => {
+                self.state.eip = self.ctx.next_eip;
+                self.state.icount += 1;
+                if self.state.halted {
+                    StepOutcome::Halted
+                } else {
+                    StepOutcome::Continue
+                }
+            }
+            Err(e) => self.raise(bus, e),
+        }
+    }
+}

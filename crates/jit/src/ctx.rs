@@ -1,0 +1,43 @@
+//! The run-time context a translated block receives: raw pointers to the
+//! shared [`CpuState`], the soft TLB's entry array and guest RAM, plus the
+//! instruction budget. `#[repr(C)]` so generated code addresses the fields
+//! with `offset_of!`.
+
+use oxide86_cpu::tlb::TlbEntry;
+use oxide86_cpu::{Cpu, CpuState};
+
+/// Block exit status: state is in memory; continue at EIP (look it up).
+pub const EXIT_NEXT: u32 = 0;
+/// Block exit status: state is in memory; the instruction at EIP needs the
+/// interpreter (a slow memory path, an untranslated instruction, or a
+/// fault the interpreter must raise).
+pub const EXIT_INTERP: u32 = 1;
+/// Block exit status: an interpreter helper ran an instruction inside the
+/// block and asked to stop (fault delivered, pending interrupt, halt,
+/// self-modifying write); [`JitCtx::outcome`] says how the step ended.
+pub const EXIT_STOP: u32 = 2;
+
+/// What a block sees; built by the dispatcher for each entry.
+#[repr(C)]
+#[derive(Debug)]
+pub struct JitCtx {
+    /// The CPU's architectural state.
+    pub state: *mut CpuState,
+    /// The soft TLB's entries (`TLB_ENTRIES` of them).
+    pub tlb: *const TlbEntry,
+    /// Guest RAM (the bus's `ram()` slice), or null if the bus has none.
+    pub ram: *mut u8,
+    /// Length of guest RAM in bytes.
+    pub ram_len: u64,
+    /// Steps the block may still retire (at least one pass of its body).
+    pub budget: u64,
+    /// The whole CPU, for interpreter helpers.
+    pub cpu: *mut Cpu,
+    /// The bus (a `*mut B` of the dispatcher's bus type), for helpers.
+    pub bus: *mut u8,
+    /// `StepOutcome` of a helper that stopped the block (0 continue, 1 halted, 2 shutdown).
+    pub outcome: u32,
+    /// 1 when a helper's step ended the block without retiring its
+    /// instruction (a fault was delivered): a step the count misses.
+    pub unretired: u32,
+}

@@ -1,0 +1,309 @@
+//! Guest registers and memory operands in generated code.
+//!
+//! A memory access inlines the interpreter's fast path only: the segment
+//! check of an ordinary present, writable, expand-up data segment (SDM
+//! Vol. 3A, 5.3 "Limit Checking", 5.4 "Type Checking"), an access within
+//! one page, and a soft-TLB entry that grants the right and maps plain RAM
+//! (with direct writes allowed: the page holds no decoded code). Anything
+//! else leaves the block before the instruction, and the interpreter runs
+//! it, faults included. The host address is bounds-checked against the
+//! RAM length, so generated code never touches memory outside guest RAM.
+
+use std::mem::offset_of;
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{types, Endianness, InstBuilder, MemFlagsData, Type, Value};
+use iced_x86::Register;
+use oxide86_cpu::interp::operand::gpr_slot;
+use oxide86_cpu::state::seg_flags;
+use oxide86_cpu::tlb::{rights, TlbEntry, TLB_ENTRIES};
+use oxide86_cpu::{SegReg, SegmentCache};
+
+use crate::ctx::JitCtx;
+use crate::translate::{off, trusted, Emitter, GuestInsn};
+
+/// Flags for guest-RAM accesses: bounds checked before, little-endian.
+fn guest() -> MemFlagsData {
+    MemFlagsData::new()
+        .with_notrap()
+        .with_endianness(Endianness::Little)
+}
+
+/// The Cranelift integer type of an access `size` bytes wide.
+pub(crate) fn ty_of(size: u32) -> Type {
+    match size {
+        1 => types::I8,
+        2 => types::I16,
+        _ => types::I32,
+    }
+}
+
+impl Emitter<'_> {
+    /// Reads a general register (zero-extended from its width), as the
+    /// interpreter's `read_gpr`.
+    pub fn read_reg(&mut self, r: Register) -> Value {
+        let Some(s) = gpr_slot(r) else {
+            return self.b.ins().iconst(types::I32, 0);
+        };
+        let v = self.b.use_var(self.regs[s.index]);
+        let v = if s.shift != 0 {
+            self.b.ins().ushr_imm_u(v, i64::from(s.shift))
+        } else {
+            v
+        };
+        match s.width {
+            4 => v,
+            w => self.b.ins().band_imm_u(v, i64::from(width_mask(w))),
+        }
+    }
+
+    /// Writes a general register at its width, keeping the other bits.
+    pub fn write_reg(&mut self, r: Register, value: Value) {
+        let Some(s) = gpr_slot(r) else {
+            return;
+        };
+        if s.width == 4 {
+            self.b.def_var(self.regs[s.index], value);
+            return;
+        }
+        let mask = width_mask(s.width) << s.shift;
+        let old = self.b.use_var(self.regs[s.index]);
+        let keep = self.b.ins().band_imm_u(old, i64::from(!mask));
+        let v = if s.shift != 0 {
+            self.b.ins().ishl_imm_u(value, i64::from(s.shift))
+        } else {
+            value
+        };
+        let v = self.b.ins().band_imm_u(v, i64::from(mask));
+        let v = self.b.ins().bor(keep, v);
+        self.b.def_var(self.regs[s.index], v);
+    }
+
+    /// The offset of the instruction's ModRM memory operand, wrapped to
+    /// the address size (the interpreter's `effective_offset`).
+    pub fn effective_offset(&mut self, g: &GuestInsn) -> Value {
+        let insn = &g.d.insn;
+        let mut a = self
+            .b
+            .ins()
+            .iconst(types::I32, i64::from(insn.memory_displacement32() as i32));
+        if insn.memory_base() != Register::None {
+            let base = self.read_reg(insn.memory_base());
+            a = self.b.ins().iadd(a, base);
+        }
+        if insn.memory_index() != Register::None {
+            let index = self.read_reg(insn.memory_index());
+            let scaled = match insn.memory_index_scale() {
+                1 => index,
+                s => self.b.ins().imul_imm_u(index, i64::from(s)),
+            };
+            a = self.b.ins().iadd(a, scaled);
+        }
+        if g.d.addr32 {
+            a
+        } else {
+            self.b.ins().band_imm_u(a, 0xFFFF)
+        }
+    }
+
+    /// The segment of the instruction's memory operand.
+    pub fn memory_segment(g: &GuestInsn) -> SegReg {
+        oxide86_cpu::interp::operand::seg_reg(g.d.insn.memory_segment()).unwrap_or(SegReg::Ds)
+    }
+
+    /// The host address of a `size`-byte access at `seg:offset`, or a side
+    /// exit before the instruction at `g.eip` when the fast path does not
+    /// apply. A `write` needs the page's direct-write right.
+    pub fn host_addr(
+        &mut self,
+        g: &GuestInsn,
+        seg: SegReg,
+        offset: Value,
+        size: u32,
+        write: bool,
+    ) -> Value {
+        let so = off::seg(seg as usize);
+        let base = self.load_st(types::I32, so + offset_of!(SegmentCache, base) as i32);
+        let limit = self.load_st(types::I32, so + offset_of!(SegmentCache, limit) as i32);
+        let flags = self.load_st(types::I16, so + offset_of!(SegmentCache, flags) as i32);
+        let kind_mask = seg_flags::PRESENT | seg_flags::CODE | seg_flags::RW | seg_flags::DC;
+        let kind = self.b.ins().band_imm_u(flags, i64::from(kind_mask));
+        let bad_kind = self.b.ins().icmp_imm_u(
+            IntCC::NotEqual,
+            kind,
+            i64::from(seg_flags::PRESENT | seg_flags::RW),
+        );
+        // offset + size - 1 <= limit, without wrapping.
+        let off64 = self.b.ins().uextend(types::I64, offset);
+        let last = self.b.ins().iadd_imm_u(off64, i64::from(size - 1));
+        let lim64 = self.b.ins().uextend(types::I64, limit);
+        let bad_limit = self.b.ins().icmp(IntCC::UnsignedGreaterThan, last, lim64);
+        let lin = self.b.ins().iadd(base, offset);
+        let in_page = self.b.ins().band_imm_u(lin, 0xFFF);
+        let bad_cross = self.b.ins().icmp_imm_u(
+            IntCC::UnsignedGreaterThan,
+            in_page,
+            i64::from(0x1000 - size),
+        );
+        // The soft-TLB entry.
+        let page = self.b.ins().ushr_imm_u(lin, 12);
+        let idx = self.b.ins().band_imm_u(page, (TLB_ENTRIES - 1) as i64);
+        let idx = self.b.ins().uextend(self.ptr, idx);
+        let byte_off = self
+            .b
+            .ins()
+            .imul_imm_u(idx, std::mem::size_of::<TlbEntry>() as i64);
+        let tlb = self.b.ins().load(
+            self.ptr,
+            trusted(),
+            self.ctx,
+            offset_of!(JitCtx, tlb) as i32,
+        );
+        let e = self.b.ins().iadd(tlb, byte_off);
+        let tag = self
+            .b
+            .ins()
+            .load(types::I32, trusted(), e, offset_of!(TlbEntry, tag) as i32);
+        let want = self.b.ins().iadd_imm_u(page, 1);
+        let bad_tag = self.b.ins().icmp(IntCC::NotEqual, tag, want);
+        let r = self
+            .b
+            .ins()
+            .load(types::I8, trusted(), e, offset_of!(TlbEntry, rights) as i32);
+        let right = match (write, self.mode.user) {
+            (false, false) => rights::SUP_READ,
+            (true, false) => rights::SUP_WRITE,
+            (false, true) => rights::USER_READ,
+            (true, true) => rights::USER_WRITE,
+        };
+        let granted = self.b.ins().band_imm_u(r, i64::from(right));
+        let bad_right = self.b.ins().icmp_imm_u(IntCC::Equal, granted, 0);
+        let host = self
+            .b
+            .ins()
+            .load(types::I32, trusted(), e, offset_of!(TlbEntry, host) as i32);
+        let bad_host = self.b.ins().icmp_imm_u(IntCC::Equal, host, 0);
+        let mut bad = self.b.ins().bor(bad_kind, bad_limit);
+        for c in [bad_cross, bad_tag, bad_right, bad_host] {
+            bad = self.b.ins().bor(bad, c);
+        }
+        if write {
+            let hw = self.b.ins().load(
+                types::I8,
+                trusted(),
+                e,
+                offset_of!(TlbEntry, host_write) as i32,
+            );
+            let bad_hw = self.b.ins().icmp_imm_u(IntCC::Equal, hw, 0);
+            bad = self.b.ins().bor(bad, bad_hw);
+        }
+        // Host offset: (host - 1) + (lin & 0xFFF), checked against RAM's length.
+        let host64 = self.b.ins().uextend(types::I64, host);
+        let in_page64 = self.b.ins().uextend(types::I64, in_page);
+        let hoff = self.b.ins().iadd(host64, in_page64);
+        let hoff = self.b.ins().iadd_imm_s(hoff, -1);
+        let end = self.b.ins().iadd_imm_u(hoff, i64::from(size));
+        let ram_len = self.b.ins().load(
+            types::I64,
+            trusted(),
+            self.ctx,
+            offset_of!(JitCtx, ram_len) as i32,
+        );
+        let bad_len = self.b.ins().icmp(IntCC::UnsignedGreaterThan, end, ram_len);
+        bad = self.b.ins().bor(bad, bad_len);
+        self.side_exit_if(bad, g.eip);
+        let ram = self.b.ins().load(
+            self.ptr,
+            trusted(),
+            self.ctx,
+            offset_of!(JitCtx, ram) as i32,
+        );
+        let hoff = if self.ptr == types::I64 {
+            hoff
+        } else {
+            self.b.ins().ireduce(self.ptr, hoff)
+        };
+        self.b.ins().iadd(ram, hoff)
+    }
+
+    /// Loads `size` bytes of guest RAM at a checked host address, zero-extended to 32 bits.
+    pub fn load_guest(&mut self, addr: Value, size: u32) -> Value {
+        let v = self.b.ins().load(ty_of(size), guest(), addr, 0);
+        if size == 4 {
+            v
+        } else {
+            self.b.ins().uextend(types::I32, v)
+        }
+    }
+
+    /// Stores the low `size` bytes of `v` at a checked host address.
+    pub fn store_guest(&mut self, addr: Value, v: Value, size: u32) {
+        let v = if size == 4 {
+            v
+        } else {
+            self.b.ins().ireduce(ty_of(size), v)
+        };
+        self.b.ins().store(guest(), v, addr, 0);
+    }
+
+    /// The stack-pointer width mask.
+    pub fn stack_mask(&self) -> u32 {
+        if self.mode.stack32 {
+            u32::MAX
+        } else {
+            0xFFFF
+        }
+    }
+
+    /// ESP with `new_sp` in its low bits (the stack-size mask applied).
+    pub fn merge_sp(&mut self, esp: Value, new_sp: Value) -> Value {
+        let mask = self.stack_mask();
+        if mask == u32::MAX {
+            return new_sp;
+        }
+        let keep = self.b.ins().band_imm_u(esp, i64::from(!mask));
+        let low = self.b.ins().band_imm_u(new_sp, i64::from(mask));
+        self.b.ins().bor(keep, low)
+    }
+
+    /// PUSH of `size` bytes (SDM Vol. 2B, PUSH): the store first, then ESP.
+    pub fn push(&mut self, g: &GuestInsn, value: Value, size: u32) {
+        let esp = self.b.use_var(self.regs[4]);
+        let sp = self.b.ins().iadd_imm_s(esp, -i64::from(size));
+        let sp = if self.stack_mask() == u32::MAX {
+            sp
+        } else {
+            self.b.ins().band_imm_u(sp, 0xFFFF)
+        };
+        let addr = self.host_addr(g, SegReg::Ss, sp, size, true);
+        self.store_guest(addr, value, size);
+        let new = self.merge_sp(esp, sp);
+        self.b.def_var(self.regs[4], new);
+    }
+
+    /// Reads `size` bytes at SS:(ESP + `delta`) without moving ESP.
+    pub fn peek_stack(&mut self, g: &GuestInsn, delta: u32, size: u32) -> Value {
+        let esp = self.b.use_var(self.regs[4]);
+        let sp = self.b.ins().iadd_imm_u(esp, i64::from(delta));
+        let sp = if self.stack_mask() == u32::MAX {
+            sp
+        } else {
+            self.b.ins().band_imm_u(sp, 0xFFFF)
+        };
+        let addr = self.host_addr(g, SegReg::Ss, sp, size, false);
+        self.load_guest(addr, size)
+    }
+
+    /// Moves ESP up by `n` bytes (within the stack-size mask).
+    pub fn release_stack(&mut self, n: u32) {
+        let esp = self.b.use_var(self.regs[4]);
+        let sp = self.b.ins().iadd_imm_u(esp, i64::from(n));
+        let new = self.merge_sp(esp, sp);
+        self.b.def_var(self.regs[4], new);
+    }
+}
+
+/// The value mask of a `w`-byte operand.
+pub(crate) fn width_mask(w: u32) -> u32 {
+    oxide86_cpu::flags::width_mask(w)
+}

@@ -1,0 +1,416 @@
+//! The execution engine: the interpreter alone, or the dispatcher that
+//! runs translated blocks and falls back to the interpreter (`--engine
+//! interp|jit|tiered`).
+//!
+//! A block is entered only where `Cpu::step` would execute an instruction
+//! without first taking an interrupt, trap or breakpoint, and only when
+//! its whole pass fits in the caller's step budget, so under the virtual
+//! clock every engine retires the same instructions between device
+//! events. Inside a block nothing can make an interrupt deliverable: it
+//! contains no I/O, no IF/TF change and no MMIO access (the slow path
+//! leaves the block), and the interpreter helper stops the block if the
+//! instruction it ran left an interrupt pending.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use oxide86_cpu::decode::FLUSHED_ALL;
+use oxide86_cpu::interrupt::Source;
+use oxide86_cpu::state::{cr0, eflags};
+use oxide86_cpu::{Bus, Cpu, CpuModel, StepOutcome};
+
+use crate::cache::{CodeCache, CompiledBlock, GENERATION_LIMIT};
+use crate::ctx::{JitCtx, EXIT_INTERP, EXIT_NEXT};
+use crate::smc::CodePages;
+use crate::translate::{scan, Mode};
+
+/// Which engine runs guest code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EngineKind {
+    /// The interpreter only.
+    Interp,
+    /// Translate every block at its first execution.
+    Jit,
+    /// Interpret until a block has run `threshold` times, then translate it.
+    #[default]
+    Tiered,
+}
+
+impl std::str::FromStr for EngineKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "interp" => Ok(Self::Interp),
+            "jit" => Ok(Self::Jit),
+            "tiered" => Ok(Self::Tiered),
+            _ => Err(format!("unknown engine `{s}` (interp, jit or tiered)")),
+        }
+    }
+}
+
+/// Counters for `--stats`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JitStats {
+    /// Blocks translated.
+    pub blocks_translated: u64,
+    /// Host time spent scanning and compiling, in nanoseconds.
+    pub translate_ns: u64,
+    /// Machine-code bytes produced.
+    pub code_bytes: u64,
+    /// Translation-cache lookups.
+    pub lookups: u64,
+    /// Lookups that found a translated block.
+    pub hits: u64,
+    /// Block executions.
+    pub block_runs: u64,
+    /// Instructions retired inside blocks.
+    pub block_insns: u64,
+    /// Blocks (and untranslatable markers) dropped because their code was written.
+    pub invalidations: u64,
+    /// Whole-cache flushes (generation full, or a reset).
+    pub flushes: u64,
+    /// Places where not even one instruction could be translated.
+    pub untranslatable: u64,
+}
+
+/// What the cache holds for a key.
+#[derive(Debug)]
+enum Entry {
+    Block(CompiledBlock),
+    /// The first instruction cannot be translated: interpret it.
+    Interp,
+}
+
+type Key = (u32, Mode);
+
+/// The default number of executions before a block is translated.
+pub const DEFAULT_THRESHOLD: u32 = 1000;
+
+/// An engine (see the module docs). One per CPU.
+#[derive(Debug)]
+pub struct Engine {
+    kind: EngineKind,
+    /// Executions before translation (tiered).
+    pub threshold: u32,
+    cache: Option<CodeCache>,
+    map: HashMap<Key, Entry>,
+    counts: HashMap<Key, u32>,
+    pages: CodePages<Key>,
+    /// Direct-mapped front of `map` for translated blocks (by physical address).
+    jump_cache: Vec<Option<(Key, crate::cache::BlockFn, u64)>>,
+    /// Counters.
+    pub stats: JitStats,
+}
+
+/// Entries in the direct-mapped jump cache (a power of two).
+const JUMP_CACHE: usize = 4096;
+
+fn jump_slot(paddr: u32) -> usize {
+    (paddr ^ (paddr >> 12)) as usize & (JUMP_CACHE - 1)
+}
+
+impl Engine {
+    /// An engine of `kind`. If Cranelift does not support the host, the
+    /// JIT kinds fall back to the interpreter (see [`Engine::kind`]).
+    pub fn new(kind: EngineKind) -> Self {
+        let cache = match kind {
+            EngineKind::Interp => None,
+            _ => CodeCache::new().ok(),
+        };
+        let kind = if cache.is_none() {
+            EngineKind::Interp
+        } else {
+            kind
+        };
+        Self {
+            kind,
+            threshold: DEFAULT_THRESHOLD,
+            cache,
+            map: HashMap::new(),
+            counts: HashMap::new(),
+            pages: CodePages::default(),
+            jump_cache: vec![None; JUMP_CACHE],
+            stats: JitStats::default(),
+        }
+    }
+
+    /// The engine actually in use.
+    pub fn kind(&self) -> EngineKind {
+        self.kind
+    }
+
+    /// Drops every translation (the code memory too).
+    pub fn flush(&mut self) {
+        self.jump_cache.iter_mut().for_each(|e| *e = None);
+        self.map.clear();
+        self.pages.clear();
+        self.counts.clear();
+        if let Some(c) = &mut self.cache {
+            if c.blocks > 0 {
+                self.stats.flushes += 1;
+                if c.flush().is_err() {
+                    self.cache = None;
+                    self.kind = EngineKind::Interp;
+                }
+            }
+        }
+    }
+
+    /// Runs at most `max_steps` steps (a step is what one `Cpu::step`
+    /// does: retire an instruction, or deliver an interrupt or fault).
+    /// `after(bus, n)` is called after every `n` steps run together (one
+    /// interpreter step, or a block) and returns true to stop. Returns the
+    /// last outcome and the steps run.
+    pub fn run<B: Bus>(
+        &mut self,
+        cpu: &mut Cpu,
+        bus: &mut B,
+        max_steps: u64,
+        mut after: impl FnMut(&mut B, u64) -> bool,
+    ) -> (StepOutcome, u64) {
+        let mut steps = 0;
+        let mut outcome = StepOutcome::Continue;
+        if self.kind == EngineKind::Interp || cpu.state.model != CpuModel::P6 {
+            while steps < max_steps {
+                outcome = cpu.step(bus);
+                steps += 1;
+                if after(bus, 1) || outcome != StepOutcome::Continue {
+                    break;
+                }
+            }
+            return (outcome, steps);
+        }
+        if cpu.icache.code_write_log.is_none() {
+            // Translations made before logging started cannot exist.
+            cpu.icache.code_write_log = Some(Vec::new());
+        }
+        let mut boundary = true;
+        while steps < max_steps {
+            self.drain_code_writes(cpu);
+            let mut force_interp = false;
+            if boundary || self.kind == EngineKind::Jit {
+                match self.block_entry(cpu, bus) {
+                    Gate::Interpret => {}
+                    Gate::Delivered(o) => {
+                        steps += 1;
+                        outcome = o;
+                        if after(bus, 1) || o != StepOutcome::Continue {
+                            break;
+                        }
+                        continue;
+                    }
+                    Gate::Block(entry, len) if len <= max_steps - steps => {
+                        let (status, n, o) = self.run_block(cpu, bus, entry, max_steps - steps);
+                        steps += n;
+                        outcome = o;
+                        if (n > 0 && after(bus, n)) || o != StepOutcome::Continue {
+                            break;
+                        }
+                        if status == EXIT_NEXT {
+                            boundary = true;
+                            continue;
+                        }
+                        force_interp = status == EXIT_INTERP;
+                        if !force_interp {
+                            boundary = true;
+                            continue;
+                        }
+                    }
+                    Gate::Block(..) => {}
+                }
+            }
+            if steps >= max_steps {
+                break;
+            }
+            let prev = cpu.state.eip;
+            outcome = cpu.step(bus);
+            steps += 1;
+            let d = cpu.state.eip.wrapping_sub(prev);
+            boundary = force_interp || d == 0 || d > 15;
+            if after(bus, 1) || outcome != StepOutcome::Continue {
+                break;
+            }
+        }
+        (outcome, steps)
+    }
+
+    /// Applies logged writes to code: drops the blocks of those pages.
+    fn drain_code_writes(&mut self, cpu: &mut Cpu) {
+        let Some(log) = cpu.icache.code_write_log.as_mut() else {
+            return;
+        };
+        if log.is_empty() {
+            return;
+        }
+        let pages = std::mem::take(log);
+        for page in pages {
+            if page == FLUSHED_ALL {
+                self.flush();
+                continue;
+            }
+            for key in self.pages.take(page) {
+                let slot = &mut self.jump_cache[jump_slot(key.0)];
+                if slot.is_some_and(|(k, ..)| k == key) {
+                    *slot = None;
+                }
+                if self.map.remove(&key).is_some() {
+                    self.stats.invalidations += 1;
+                }
+            }
+        }
+    }
+
+    /// Decides what happens at CS:EIP: a block, the interpreter, or an NMI
+    /// delivered here (as `Cpu::step` would, before anything else).
+    fn block_entry<B: Bus>(&mut self, cpu: &mut Cpu, bus: &mut B) -> Gate {
+        let s = &cpu.state;
+        if s.interrupt_shadow
+            || s.halted
+            || s.eflags & eflags::TF != 0
+            || cpu.debug_watch != 0
+            || (s.cpl() == 3 && s.cr0 & cr0::AM != 0 && s.eflags & eflags::AC != 0)
+        {
+            return Gate::Interpret;
+        }
+        if !s.nmi_blocked && bus.take_nmi() {
+            cpu.state.nmi_blocked = true;
+            let eip = cpu.state.eip;
+            return Gate::Delivered(cpu.deliver(bus, 2, eip, Source::External));
+        }
+        if cpu.state.eflags & eflags::IF != 0 && bus.interrupt_pending() {
+            return Gate::Interpret;
+        }
+        let mode = Mode::of(cpu);
+        let eip = cpu.state.eip;
+        let Ok(lin) = cpu.linear(
+            oxide86_cpu::SegReg::Cs,
+            eip,
+            1,
+            oxide86_cpu::memory::Access::Execute,
+        ) else {
+            return Gate::Interpret;
+        };
+        let user = cpu.user_access();
+        let Ok(paddr) = cpu.translate(bus, lin, oxide86_cpu::memory::Access::Execute, user) else {
+            return Gate::Interpret;
+        };
+        let key = (paddr, mode);
+        self.stats.lookups += 1;
+        if let Some((k, entry, len)) = self.jump_cache[jump_slot(paddr)] {
+            if k == key {
+                self.stats.hits += 1;
+                return Gate::Block(entry, len);
+            }
+        }
+        match self.map.get(&key) {
+            Some(Entry::Block(b)) => {
+                self.stats.hits += 1;
+                self.jump_cache[jump_slot(paddr)] = Some((key, b.entry, b.len));
+                return Gate::Block(b.entry, b.len);
+            }
+            Some(Entry::Interp) => return Gate::Interpret,
+            None => {}
+        }
+        if self.kind == EngineKind::Tiered {
+            let c = self.counts.entry(key).or_insert(0);
+            *c += 1;
+            if *c < self.threshold {
+                return Gate::Interpret;
+            }
+        }
+        self.translate(cpu, bus, key)
+    }
+
+    /// Translates the block at `key` (the current CS:EIP).
+    fn translate<B: Bus>(&mut self, cpu: &mut Cpu, bus: &mut B, key: Key) -> Gate {
+        let start = Instant::now();
+        if self
+            .cache
+            .as_ref()
+            .is_some_and(|c| c.blocks >= GENERATION_LIMIT)
+        {
+            self.flush();
+        }
+        let Some(cache) = self.cache.as_mut() else {
+            return Gate::Interpret;
+        };
+        let scanned = scan(cpu, bus, &key.1);
+        // Decoding may itself have logged writes (none expected); apply first.
+        let entry = match scanned {
+            Some(s) => match cache.compile(
+                &s,
+                key.1,
+                crate::helpers::interp_one::<B> as *const () as usize,
+            ) {
+                Ok(b) => {
+                    self.stats.blocks_translated += 1;
+                    Entry::Block(b)
+                }
+                Err(_) => Entry::Interp,
+            },
+            None => Entry::Interp,
+        };
+        if matches!(entry, Entry::Interp) {
+            self.stats.untranslatable += 1;
+        }
+        self.stats.code_bytes = cache.code_bytes as u64;
+        self.stats.translate_ns += start.elapsed().as_nanos() as u64;
+        self.pages.add(key.0 >> 12, key);
+        let gate = match &entry {
+            Entry::Block(b) => Gate::Block(b.entry, b.len),
+            Entry::Interp => Gate::Interpret,
+        };
+        self.map.insert(key, entry);
+        gate
+    }
+
+    /// Runs one block; returns its exit status, the steps it ran and the outcome.
+    fn run_block<B: Bus>(
+        &mut self,
+        cpu: &mut Cpu,
+        bus: &mut B,
+        entry: crate::cache::BlockFn,
+        budget: u64,
+    ) -> (u32, u64, StepOutcome) {
+        let (ram, ram_len) = match bus.ram() {
+            Some(r) => (r.as_mut_ptr(), r.len() as u64),
+            None => (std::ptr::null_mut(), 0),
+        };
+        let before = cpu.state.icount;
+        let mut ctx = JitCtx {
+            state: &mut cpu.state,
+            tlb: cpu.tlb.entries_ptr(),
+            ram,
+            ram_len,
+            budget,
+            cpu: std::ptr::null_mut(),
+            bus: bus as *mut B as *mut u8,
+            outcome: 0,
+            unretired: 0,
+        };
+        ctx.cpu = cpu as *mut Cpu;
+        ctx.state = std::ptr::addr_of_mut!(cpu.state);
+        // SAFETY: `entry` is a live block of the current generation (looked
+        // up just now; flushes happen only in the dispatcher). The context's
+        // pointers come from exclusive borrows held across the call and not
+        // used meanwhile; the block touches guest RAM only within
+        // [ram, ram + ram_len), through bounds-checked host addresses.
+        let status = unsafe { entry(&mut ctx) };
+        let retired = cpu.state.icount - before;
+        self.stats.block_runs += 1;
+        self.stats.block_insns += retired;
+        let outcome = match ctx.outcome {
+            1 => StepOutcome::Halted,
+            2 => StepOutcome::Shutdown,
+            _ => StepOutcome::Continue,
+        };
+        (status, retired + u64::from(ctx.unretired), outcome)
+    }
+}
+
+/// What to do at a block boundary.
+enum Gate {
+    Interpret,
+    Block(crate::cache::BlockFn, u64),
+    Delivered(StepOutcome),
+}

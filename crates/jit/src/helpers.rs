@@ -1,0 +1,114 @@
+//! Rust functions that generated code calls (at fixed addresses, through
+//! `call_indirect`, so blocks carry no relocations): flag evaluation on
+//! the state, and the interpreter for one instruction inside a block.
+
+use std::mem::offset_of;
+
+use cranelift_codegen::ir::{types, InstBuilder};
+use oxide86_cpu::decode::Decoded;
+use oxide86_cpu::flags::Flags;
+use oxide86_cpu::state::eflags;
+use oxide86_cpu::{Bus, CpuState, StepOutcome};
+
+use crate::ctx::{JitCtx, EXIT_STOP};
+use crate::translate::{off, Emitter, GuestInsn};
+
+/// Whether condition `cc` holds for the state's (lazy) flags.
+///
+/// # Safety
+/// `st` points to the live `CpuState` of the block's CPU.
+pub(crate) unsafe extern "C" fn jit_condition(st: *const CpuState, cc: u32) -> u32 {
+    // SAFETY: the block passes the state pointer of its JitCtx, valid and
+    // not otherwise borrowed while the block runs.
+    let s = unsafe { &*st };
+    u32::from(s.condition(cc as u8))
+}
+
+/// What `Flags::set_lazy` does before recording INC/DEC: makes the stored
+/// CF current.
+///
+/// # Safety
+/// As [`jit_condition`].
+pub(crate) unsafe extern "C" fn jit_fold_cf(st: *mut CpuState) {
+    // SAFETY: as in `jit_condition`; the block has stored its lazy record.
+    let s = unsafe { &mut *st };
+    if s.lazy.op != oxide86_cpu::LazyOp::None {
+        let cf = s.cf();
+        s.eflags = (s.eflags & !eflags::CF) | u32::from(cf);
+    }
+}
+
+/// Runs the instruction `d` at the state's EIP in the interpreter.
+/// Returns 0 to continue the block, or 1 when the block must stop (a
+/// fault was delivered, the instruction did not complete (REP string
+/// instructions may stop early), the CPU halted, an interrupt became
+/// deliverable, or the instruction wrote to code).
+///
+/// # Safety
+/// `ctx` is the block's context: `cpu` and `bus` point to the live CPU and
+/// the dispatcher's bus of type `B`, neither otherwise borrowed while the
+/// block runs; `d` points into the block's own instruction list.
+pub(crate) unsafe extern "C" fn interp_one<B: Bus>(
+    ctx: *mut JitCtx,
+    d: *const Decoded,
+    next: u32,
+) -> u32 {
+    // SAFETY: see the function's contract; the dispatcher holds the only
+    // references and does not use them while the block runs.
+    let (ctx, d) = unsafe { (&mut *ctx, &*d) };
+    // SAFETY: as above.
+    let (cpu, bus) = unsafe { (&mut *ctx.cpu, &mut *(ctx.bus as *mut B)) };
+    let before = cpu.state.icount;
+    let outcome = cpu.execute_decoded(bus, d);
+    ctx.outcome = match outcome {
+        StepOutcome::Continue => 0,
+        StepOutcome::Halted => 1,
+        StepOutcome::Shutdown => 2,
+    };
+    let retired = cpu.state.icount != before;
+    ctx.unretired = u32::from(!retired);
+    let stop = outcome != StepOutcome::Continue
+        || !retired
+        || cpu.state.eip != next
+        || cpu.state.interrupt_shadow
+        || cpu.state.eflags & eflags::TF != 0
+        || cpu
+            .icache
+            .code_write_log
+            .as_ref()
+            .is_some_and(|l| !l.is_empty())
+        || (cpu.state.eflags & eflags::IF != 0 && bus.interrupt_pending());
+    u32::from(stop)
+}
+
+/// Emits a call of the interpreter for `g` inside the block: the
+/// Variables are written to the state first and read back after.
+pub(crate) fn emit_helper_call(e: &mut Emitter<'_>, g: &GuestInsn) {
+    e.flush_vars();
+    let eip = e.b.ins().iconst(types::I32, i64::from(g.eip as i32));
+    e.store_st(eip, off::EIP);
+    let boxed = Box::new(g.d);
+    let dp = e.b.ins().iconst(e.ptr, &*boxed as *const Decoded as i64);
+    e.helper_insns.push(boxed);
+    let next = e.b.ins().iconst(types::I32, i64::from(g.next as i32));
+    let ctx = e.ctx;
+    let ptr = e.ptr;
+    let r = e
+        .call_helper(
+            e.interp_helper,
+            &[ptr, ptr, types::I32],
+            Some(types::I32),
+            &[ctx, dp, next],
+        )
+        .unwrap_or(next);
+    let stop = e.b.create_block();
+    let cont = e.b.create_block();
+    e.b.set_cold_block(stop);
+    e.b.ins().brif(r, stop, &[], cont, &[]);
+    e.b.switch_to_block(stop);
+    let s = e.b.ins().iconst(types::I32, i64::from(EXIT_STOP));
+    e.b.ins().return_(&[s]);
+    e.b.switch_to_block(cont);
+    e.reload_vars();
+    let _ = offset_of!(JitCtx, outcome);
+}

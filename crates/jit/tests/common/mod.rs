@@ -1,0 +1,72 @@
+//! Shared setup: flat 32-bit guests on a `FlatRam`, run under an engine.
+
+use iced_x86::code_asm::CodeAssembler;
+use oxide86_cpu::{Cpu, CpuModel, CpuState, FlatRam, SegReg, SegmentCache, StepOutcome};
+use oxide86_jit::{Engine, EngineKind};
+
+pub const CODE: u32 = 0x1000;
+pub const RAM: usize = 0x4_0000;
+
+/// A flat 32-bit CPU at `CODE` with ESP 0x8000.
+pub fn flat32() -> Cpu {
+    let mut cpu = Cpu::new(CpuModel::P6);
+    cpu.state.cr0 |= 1;
+    for s in SegReg::ALL {
+        cpu.state.seg[s as usize] =
+            SegmentCache::flat(if s == SegReg::Cs { 8 } else { 16 }, s == SegReg::Cs, 0);
+    }
+    cpu.state.eip = CODE;
+    cpu.state.gpr[4] = 0x8000;
+    cpu
+}
+
+/// Assembles with `f` at `CODE`.
+pub fn assemble(f: impl FnOnce(&mut CodeAssembler) -> Result<(), iced_x86::IcedError>) -> Vec<u8> {
+    let mut a = CodeAssembler::new(32).unwrap();
+    f(&mut a).unwrap();
+    a.assemble(u64::from(CODE)).unwrap()
+}
+
+/// Runs `code` until HLT (or `max` steps) under `kind`, in slices of
+/// `slice` steps; returns the final state, RAM and the engine.
+pub fn run(
+    kind: EngineKind,
+    code: &[u8],
+    max: u64,
+    slice: u64,
+    setup: impl Fn(&mut Cpu, &mut FlatRam),
+) -> (CpuState, FlatRam, Engine) {
+    let mut cpu = flat32();
+    let mut ram = FlatRam::new(RAM);
+    ram.load(CODE, code);
+    setup(&mut cpu, &mut ram);
+    let mut engine = Engine::new(kind);
+    engine.threshold = 3;
+    let mut steps = 0;
+    while steps < max {
+        let (o, n) = engine.run(&mut cpu, &mut ram, slice.min(max - steps), |_, _| false);
+        steps += n;
+        if o != StepOutcome::Continue {
+            break;
+        }
+    }
+    (cpu.state, ram, engine)
+}
+
+/// Runs under the interpreter and under `kind`, asserting equal state and RAM.
+pub fn same_as_interp(
+    kind: EngineKind,
+    code: &[u8],
+    max: u64,
+    setup: impl Fn(&mut Cpu, &mut FlatRam) + Copy,
+) -> Engine {
+    let (a, ra, _) = run(EngineKind::Interp, code, max, 1000, setup);
+    let (b, rb, e) = run(kind, code, max, 1000, setup);
+    assert_eq!(
+        format!("{a:?}"),
+        format!("{b:?}"),
+        "state differs under {kind:?}"
+    );
+    assert!(ra.bytes == rb.bytes, "RAM differs under {kind:?}");
+    e
+}

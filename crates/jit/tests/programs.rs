@@ -1,0 +1,80 @@
+//! Whole guest programs under the JIT engines give the interpreter's state.
+
+mod common;
+use common::*;
+use iced_x86::code_asm::*;
+use oxide86_jit::EngineKind;
+
+fn loop_program() -> Vec<u8> {
+    assemble(|a| {
+        let mut top = a.create_label();
+        let mut skip = a.create_label();
+        let mut func = a.create_label();
+        a.mov(ecx, 500u32)?;
+        a.mov(esi, 0x10000u32)?;
+        a.mov(ebx, 1u32)?;
+        a.set_label(&mut top)?;
+        a.add(eax, ebx)?;
+        a.imul_3(ebx, ebx, 3)?;
+        a.xor(edx, eax)?;
+        a.shl(edx, 1)?;
+        a.mov(dword_ptr(esi + ecx * 4), eax)?;
+        a.mov(edi, dword_ptr(esi + ecx * 4 - 4))?;
+        a.add(eax, edi)?;
+        a.and(eax, 0xFFFF)?;
+        a.cmp(eax, 0x8000)?;
+        a.jb(skip)?;
+        a.sub(eax, 0x4000)?;
+        a.set_label(&mut skip)?;
+        a.call(func)?;
+        a.movzx(edi, al)?;
+        a.movsx(ebp, ax)?;
+        a.lea(edi, dword_ptr(edi + ebp * 2 + 7))?;
+        a.setl(dl)?;
+        a.cmovg(edi, ebx)?;
+        a.inc(byte_ptr(esi))?;
+        a.dec(word_ptr(esi + 2))?;
+        a.neg(bp)?;
+        a.not(ah)?;
+        a.sub(ax, word_ptr(esi + 4))?;
+        a.adc(edx, 3)?;
+        a.dec(ecx)?;
+        a.jnz(top)?;
+        a.mov(edi, 0x20000u32)?;
+        a.mov(ecx, 64u32)?;
+        a.rep().stosd()?;
+        a.hlt()?;
+        a.set_label(&mut func)?;
+        a.push(ebx)?;
+        a.push(0x1234)?;
+        a.pop(edx)?;
+        a.pop(ebx)?;
+        a.ret()
+    })
+}
+
+#[test]
+fn loop_program_matches_interp_under_jit_and_tiered() {
+    let code = loop_program();
+    let e = same_as_interp(EngineKind::Jit, &code, 200_000, |_, _| {});
+    assert!(e.stats.blocks_translated > 0);
+    assert!(e.stats.block_insns > 1000, "{:?}", e.stats);
+    same_as_interp(EngineKind::Tiered, &code, 200_000, |_, _| {});
+}
+
+#[test]
+fn odd_slices_stop_at_the_same_instruction() {
+    let code = loop_program();
+    for slice in [1, 7, 13, 100] {
+        for max in [1234, 5001, 7777] {
+            let (a, ra, _) = run(EngineKind::Interp, &code, max, slice, |_, _| {});
+            let (b, rb, _) = run(EngineKind::Jit, &code, max, slice, |_, _| {});
+            assert_eq!(
+                format!("{a:?}"),
+                format!("{b:?}"),
+                "slice {slice} max {max}"
+            );
+            assert!(ra.bytes == rb.bytes);
+        }
+    }
+}
