@@ -53,6 +53,14 @@ pub trait Bus {
         0
     }
 
+    /// Called before each port access with the CPU's count of retired
+    /// instructions, so a board whose devices run on machine time can
+    /// bring them up to this instruction first (a guest polling a timer
+    /// sees it move between two reads).
+    fn sync_time(&mut self, icount: u64) {
+        let _ = icount;
+    }
+
     /// `IN` from `port`, `size` bytes (1, 2 or 4). Unclaimed ports read all ones.
     fn io_read(&mut self, port: u16, size: u8) -> u32 {
         let _ = port;

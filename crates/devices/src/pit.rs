@@ -240,8 +240,15 @@ impl CounterState {
 
     /// CE as a plain number (0 standing for the full range).
     fn ce(&self) -> u32 {
-        if self.phase != Phase::Running {
-            return self.held;
+        match self.phase {
+            Phase::Running => {}
+            // Between the count write and the CLK pulse that loads it, the
+            // chip's CE is in transition; it reads as the new count, as on
+            // emulated PCs where a port read takes far less than the 838 ns
+            // a real ISA access does (Linux's quick_pit_calibrate reads once
+            // "to delay a microsecond" and expects the new count after).
+            Phase::Loading => return self.cr_count() % self.modulus() as u32,
+            _ => return self.held,
         }
         let n = u64::from(self.period);
         let m = self.modulus();

@@ -175,17 +175,15 @@ pub struct Pc {
     pub engine: Engine,
     /// Memory and devices.
     pub board: PcBoard,
-    /// The time base.
-    pub clock: Clock,
     config: PcConfig,
     boot: BootSource,
     /// Counters.
     pub stats: PcStats,
     /// Where COM1's input comes from.
     pub input: HostInput,
-    /// Instructions retired before the last reset (the CPU's count restarts
-    /// at reset; machine time must not).
-    icount_base: u64,
+    /// Machine time and instructions retired when the TSC was last brought
+    /// up to machine time.
+    tsc_sync: (u64, u64),
     /// Typed bytes COM1's FIFO had no room for yet.
     pending_input: std::collections::VecDeque<u8>,
     /// Breakpoints, steps and other stops (see [`crate::stop`]).
@@ -200,22 +198,22 @@ impl Pc {
             BootSource::Firmware(rom) => rom.clone(),
             _ => Vec::new(),
         };
-        let board = PcBoard::new(
+        let mut board = PcBoard::new(
             PhysMemory::new(ram, rom),
             oxide86_devices::rtc::DateTime::from_unix(config.rtc_base),
         );
+        board.clock = Clock::new(config.clock);
         let mut engine = Engine::new(config.engine);
         engine.threshold = config.jit_threshold;
         let mut pc = Self {
             cpu: Cpu::new(config.model),
             engine,
             board,
-            clock: Clock::new(config.clock),
             config,
             boot,
             stats: PcStats::default(),
             input: HostInput::None,
-            icount_base: 0,
+            tsc_sync: (0, 0),
             pending_input: std::collections::VecDeque::new(),
             debug: DebugControl::default(),
         };
@@ -225,7 +223,7 @@ impl Pc {
 
     /// Instructions retired since the machine was built, across resets.
     pub fn total_instructions(&self) -> u64 {
-        self.icount_base + self.cpu.state.icount
+        self.board.icount_base + self.cpu.state.icount
     }
 
     /// A warm reset (the monitor's `reset`): the CPU restarts and the boot
@@ -238,7 +236,7 @@ impl Pc {
     /// Resets the CPU and loads the boot image again (RAM keeps its contents
     /// except what the loader rewrites, as on a warm reset).
     fn power_on(&mut self) -> Result<(), PcError> {
-        self.icount_base += self.cpu.state.icount;
+        self.board.icount_base += self.cpu.state.icount;
         self.cpu.reset();
         self.cpu.local_apic = true;
         self.board.apics.reset();
@@ -292,8 +290,9 @@ impl Pc {
             // Devices catch up with machine time, then the CPU runs until the
             // next device event is due (so in virtual time an interrupt lands
             // on the same instruction every run), at most SLICE instructions.
-            let now = self.clock.now_ns(self.total_instructions());
+            let now = self.board.clock.now_ns(self.total_instructions());
             self.board.advance_to(now);
+            self.keep_tsc_with_machine_time(now);
             let until_event = self.board.ns_until_next_event().unwrap_or(u64::MAX);
             let slice = (until_event / NS_PER_INSTRUCTION).clamp(1, SLICE);
             let mut outcome = StepOutcome::Continue;
@@ -305,7 +304,7 @@ impl Pc {
                 // counts it in instruction units, so a guest asleep forever
                 // still stops. A step retires at most one instruction, so
                 // running at most `left` steps never passes the limit.
-                let now = self.clock.now_ns(self.total_instructions()) / NS_PER_INSTRUCTION;
+                let now = self.board.clock.now_ns(self.total_instructions()) / NS_PER_INSTRUCTION;
                 if now >= limit {
                     return Stop::Exit(PcExit::InstructionLimit);
                 }
@@ -429,9 +428,27 @@ impl Pc {
 
     /// The CPU is halted with interrupts enabled: let `ns` pass (virtual:
     /// jump the clock; realtime: sleep, at most 10 ms at a time).
+    /// The TSC counts retired instructions (one per nanosecond of machine
+    /// time); time that passes without instructions (an idle HLT skipped
+    /// in virtual time, or host time in realtime mode running ahead of
+    /// the instructions) is added to it here, so the TSC keeps pace with
+    /// the PIT and the PM timer as on hardware (SDM Vol. 3B, 17.17
+    /// "Time-Stamp Counter": a constant rate).
+    fn keep_tsc_with_machine_time(&mut self, now_ns: u64) {
+        let icount = self.total_instructions();
+        let (then_ns, then_icount) = self.tsc_sync;
+        let elapsed = now_ns.saturating_sub(then_ns) / NS_PER_INSTRUCTION;
+        let retired = icount.saturating_sub(then_icount);
+        if elapsed > retired {
+            let msr = &mut self.cpu.state.msr;
+            msr.tsc_offset = msr.tsc_offset.wrapping_add(elapsed - retired);
+        }
+        self.tsc_sync = (now_ns, icount);
+    }
+
     fn idle(&mut self, ns: u64) {
-        match self.clock.mode() {
-            ClockMode::Virtual => self.clock.skip(ns.max(1)),
+        match self.board.clock.mode() {
+            ClockMode::Virtual => self.board.clock.skip(ns.max(1)),
             ClockMode::Realtime => {
                 std::thread::sleep(std::time::Duration::from_nanos(ns.clamp(1, 10_000_000)))
             }

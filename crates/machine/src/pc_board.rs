@@ -23,7 +23,7 @@ use oxide86_devices::uart::{SerialOutput, Uart, COM_PORTS, UART_CLOCK_HZ};
 use oxide86_devices::{IrqLine, PortIo, Ticks};
 
 use crate::apic::Apics;
-use crate::clock::TickConverter;
+use crate::clock::{Clock, ClockMode, TickConverter};
 use crate::memory_map::PhysMemory;
 
 /// The levels of the sixteen ISA interrupt lines as the devices drive them,
@@ -163,6 +163,11 @@ pub struct PcBoard {
     pub fw_cfg: FwCfg,
     /// The local APIC and the I/O APIC.
     pub apics: Apics,
+    /// Machine time.
+    pub clock: Clock,
+    /// Instructions retired before the CPU's last reset (its count
+    /// restarts at reset; machine time does not).
+    pub icount_base: u64,
     /// Port accesses and interrupt acknowledges, for tracers and debuggers.
     pub events: crate::board_events::BoardEvents,
     irq_levels: IrqLevels,
@@ -212,6 +217,8 @@ impl PcBoard {
             pci: Pci::new(),
             fw_cfg,
             apics: Apics::new(),
+            clock: Clock::new(ClockMode::Virtual),
+            icount_base: 0,
             events: Default::default(),
             irq_levels,
             uart_clock: TickConverter::new(UART_CLOCK_HZ),
@@ -487,6 +494,10 @@ impl Bus for PcBoard {
         self.write_u16(addr, value as u16);
         self.write_u16(addr.wrapping_add(2), (value >> 16) as u16);
     }
+    fn sync_time(&mut self, icount: u64) {
+        let now = self.clock.now_ns(self.icount_base + icount);
+        self.advance_to(now);
+    }
     fn apic_base_changed(&mut self, value: u64) {
         self.apics.set_base_msr(value);
     }
@@ -632,5 +643,32 @@ mod tests {
         b.io_write(0x70, 1, 0x31);
         let hi = b.io_read(0x71, 1);
         assert_eq!((hi << 8) | lo, (16 << 10) - 1024, "KiB above 1 MiB");
+    }
+
+    /// Linux's quick_pit_calibrate writes a count to PIT channel 2 and
+    /// polls its MSB: each port read must see the counter as of that
+    /// instruction, not as of the last time the run loop advanced devices.
+    #[test]
+    fn port_reads_see_the_pit_at_the_current_instruction() {
+        let mut b = board();
+        b.io_write(0x61, 1, 1); // gate channel 2 on, speaker off
+        b.io_write(0x43, 1, 0xB0); // channel 2, lobyte/hibyte, mode 0
+        b.io_write(0x42, 1, 0xFF);
+        b.io_write(0x42, 1, 0xFF);
+        let read = |b: &mut PcBoard, icount: u64| {
+            b.sync_time(icount);
+            let lo = b.io_read(0x42, 1);
+            let hi = b.io_read(0x42, 1);
+            (hi << 8) | lo
+        };
+        let first = read(&mut b, 10);
+        // 1,000 instructions are 1 us of virtual time: about 1.19 PIT ticks.
+        let later = read(&mut b, 1_000_010 / 1000 * 1000);
+        assert!(first > 0xFF00, "loaded: {first:#x}");
+        let elapsed = first - later;
+        assert!(
+            (1190..=1196).contains(&elapsed),
+            "1 ms is 1193 ticks, got {elapsed}"
+        );
     }
 }

@@ -69,6 +69,7 @@ pub fn in_<B: Bus + ?Sized>(
     let port = port_of(cpu, insn, 1);
     cpu.check_io(bus, port, size)?;
     cpu.note_io_access(port, size);
+    bus.sync_time(cpu.state.icount);
     let v = bus.io_read(port, size as u8);
     cpu.state.set_reg(Reg::Eax, size, v);
     Ok(())
@@ -85,6 +86,7 @@ pub fn out<B: Bus + ?Sized>(
     cpu.check_io(bus, port, size)?;
     cpu.note_io_access(port, size);
     let v = cpu.state.reg(Reg::Eax, size);
+    bus.sync_time(cpu.state.icount);
     bus.io_write(port, size as u8, v);
     cpu.sync_memory_map(bus); // an OUT may have moved the A20 gate
     Ok(())

@@ -259,6 +259,7 @@ pub fn ins<B: Bus + ?Sized>(
         let di = areg(cpu, Reg::Edi);
         cpu.check_write(bus, SegReg::Es, di, size)
             .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Edi], 2))?;
+        bus.sync_time(cpu.state.icount);
         let v = bus.io_read(port, size as u8);
         cpu.write_mem(bus, SegReg::Es, di, size, v)?;
         let d = step(cpu, size);
@@ -282,6 +283,7 @@ pub fn outs<B: Bus + ?Sized>(
         let v = cpu
             .read_mem(bus, seg, areg(cpu, Reg::Esi), size)
             .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Esi], 1))?;
+        bus.sync_time(cpu.state.icount);
         bus.io_write(port, size as u8, v);
         cpu.sync_memory_map(bus);
         let d = step(cpu, size);
