@@ -16,6 +16,7 @@ pub mod coverage;
 pub mod fuzz;
 pub mod fuzz_system;
 pub mod hostdiff;
+pub mod linux;
 pub mod setup;
 pub mod singlestep;
 pub mod system;

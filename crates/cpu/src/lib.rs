@@ -32,6 +32,7 @@ pub mod jit_abi;
 pub mod memory;
 pub mod model;
 pub mod paging;
+pub mod perfmon;
 pub mod state;
 pub mod task;
 #[cfg(test)]

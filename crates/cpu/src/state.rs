@@ -175,6 +175,8 @@ pub struct Msrs {
     pub mtrr_fixed: [u64; 11],
     /// IA32_MTRR_DEF_TYPE.
     pub mtrr_def_type: u64,
+    /// The P6 performance-monitoring counters.
+    pub perf: crate::perfmon::PerfCounters,
 }
 
 /// EFLAGS bit positions (SDM Vol. 1, 3.4.3).

@@ -374,6 +374,10 @@ impl Pc {
                 return stop;
             }
             if outcome == StepOutcome::Halted {
+                // The guest waits: what it printed (a prompt) must be seen.
+                for com in &mut self.board.com {
+                    com.output_mut().flush();
+                }
                 let can_wake = self.cpu.state.eflags & oxide86_cpu::state::eflags::IF != 0;
                 if can_wake && self.feed_stream_input() {
                     continue;

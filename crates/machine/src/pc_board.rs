@@ -118,6 +118,16 @@ impl std::fmt::Debug for HostSerial {
     }
 }
 
+impl HostSerial {
+    /// Pushes out bytes held in the host writer's buffer (a prompt with
+    /// no newline yet); the machine does this whenever the guest idles.
+    pub fn flush(&mut self) {
+        if let Some(w) = self.0.as_mut() {
+            let _ = w.flush();
+        }
+    }
+}
+
 impl SerialOutput for HostSerial {
     fn write_byte(&mut self, byte: u8) {
         if let Some(w) = self.0.as_mut() {

@@ -59,3 +59,25 @@ fn traces_are_deterministic_and_filtered() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Tracing watches every instruction, under every engine: the JIT and the
+/// tiered engine give the interpreter's trace byte for byte.
+#[test]
+fn traces_are_identical_under_every_engine() {
+    let dir = std::env::temp_dir().join(format!("oxide86-trace-engines-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (t_interp, e_interp) = traced_run(&dir, "interp", &["--engine", "interp"]);
+    assert!(
+        t_interp.lines().count() > 10_000,
+        "a whole demo run is traced"
+    );
+    for engine in ["jit", "tiered"] {
+        let (t, e) = traced_run(&dir, engine, &["--engine", engine]);
+        assert!(
+            t == t_interp,
+            "--engine {engine}: the instruction trace differs"
+        );
+        assert!(e == e_interp, "--engine {engine}: the event trace differs");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

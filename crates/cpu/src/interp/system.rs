@@ -547,7 +547,10 @@ pub fn rdmsr<B: Bus + ?Sized>(
         msr::EFER => m.efer,
         _ => match msr::MTRR_FIXED.iter().position(|&f| f == n) {
             Some(i) => m.mtrr_fixed[i],
-            None => return Err(Exception::GeneralProtection(0)),
+            None => m
+                .perf
+                .read(n, cpu.state.icount)
+                .ok_or(Exception::GeneralProtection(0))?,
         },
     };
     cpu.state.gpr[0] = v as u32;
@@ -614,7 +617,12 @@ pub fn wrmsr<B: Bus + ?Sized>(
         }
         _ => match msr::MTRR_FIXED.iter().position(|&f| f == n) {
             Some(i) if v.to_le_bytes().iter().all(|&t| mtrr_type_ok(t)) => m.mtrr_fixed[i] = v,
-            _ => return Err(Exception::GeneralProtection(0)),
+            Some(_) => return Err(Exception::GeneralProtection(0)),
+            None => {
+                if m.perf.write(n, v, icount) != Some(true) {
+                    return Err(Exception::GeneralProtection(0));
+                }
+            }
         },
     }
     Ok(())
