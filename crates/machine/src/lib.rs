@@ -13,6 +13,7 @@ pub mod clock;
 pub mod embed;
 pub mod inspect;
 pub mod memory_map;
+pub mod pam;
 pub mod pc;
 pub mod pc_board;
 pub mod ram;

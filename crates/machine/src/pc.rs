@@ -240,15 +240,20 @@ impl Pc {
         self.cpu.reset();
         self.cpu.local_apic = true;
         self.board.apics.reset();
-        if !matches!(self.boot, BootSource::Firmware(_)) {
+        if matches!(self.boot, BootSource::Firmware(_)) {
+            // The firmware shadows itself: PAM starts at its reset value.
+            self.board.set_pam(crate::pam::PAM_RESET);
+        } else {
             // No firmware runs: leave what it would have left, the APIC in
-            // virtual wire mode and the ACPI tables in the BIOS area.
+            // virtual wire mode, 0xC0000-0xFFFFF as shadow RAM (the BIOS
+            // segment read-only) and the ACPI tables in the BIOS area,
+            // written straight into RAM.
             self.board.apics.virtual_wire_mode();
-            let tables = crate::acpi::build(&crate::acpi::AcpiLayout::default());
-            let base = crate::acpi::AcpiLayout::default().base;
-            for (i, b) in tables.iter().enumerate() {
-                self.board.memory.write_u8(base + i as u32, *b);
-            }
+            self.board.set_pam(crate::pam::PAM_AFTER_FIRMWARE);
+            let layout = crate::acpi::AcpiLayout::default();
+            let tables = crate::acpi::build(&layout);
+            // RAM too small to hold them gets none, as before.
+            let _ = self.board.memory.write_ram(layout.base, &tables);
         }
         let memory = &mut self.board.memory;
         memory.set_a20(true);

@@ -576,7 +576,7 @@ impl PcBoard {
     /// `OUT` as the devices take it.
     fn io_write_inner(&mut self, port: u16, size: u8, value: u32) {
         if (PCI_CONFIG_PORT..PCI_CONFIG_PORT + PCI_CONFIG_LEN).contains(&port) {
-            return self.pci.io_write(port - PCI_CONFIG_PORT, size, value);
+            return self.pci_config_write(port - PCI_CONFIG_PORT, size, value);
         }
         if port == FW_CFG_BASE && size == 2 {
             // A 16-bit selector write: both bytes go to the selector port.

@@ -244,6 +244,29 @@ impl Pci {
         }
     }
 
+    /// The 440FX PAM0-PAM6 registers (config 0x59-0x5F; 82441FX datasheet
+    /// 3.2.18), all 0 (everything to the PCI side) if no host bridge is
+    /// plugged.
+    pub fn pam_registers(&self) -> [u8; 7] {
+        let mut pam = [0; 7];
+        if let Some(f) = self.function(DEVFN_HOST_BRIDGE) {
+            for (i, b) in pam.iter_mut().enumerate() {
+                *b = f.config().read_u8(chipset::REG_PAM0 + i as u8);
+            }
+        }
+        pam
+    }
+
+    /// Programs PAM0-PAM6 as a configuration write would (reserved bits
+    /// stay clear), e.g. to leave what firmware leaves on a direct boot.
+    pub fn set_pam_registers(&mut self, pam: [u8; 7]) {
+        if let Some(f) = self.function_mut(DEVFN_HOST_BRIDGE) {
+            for (i, b) in pam.into_iter().enumerate() {
+                f.write_config(chipset::REG_PAM0 + i as u8, b);
+            }
+        }
+    }
+
     /// The 440FX SMRAM control register (0x72).
     pub fn smram(&self) -> u8 {
         self.function(DEVFN_HOST_BRIDGE)

@@ -217,6 +217,22 @@ fn pam_registers_through_the_port() {
 }
 
 #[test]
+fn pam_register_bytes_accessor() {
+    let mut pci = Pci::new();
+    assert_eq!(pci.pam_registers(), [0; 7]);
+    cfg_write(&mut pci, 0, 0x58, 4, 0x1133_FF00); // PAM0 0xFF, PAM1 0x33, PAM2 0x11
+    assert_eq!(pci.pam_registers(), [0x30, 0x33, 0x11, 0, 0, 0, 0]);
+    // Programmed from the machine side: reserved bits stay clear.
+    pci.set_pam_registers([0x1F, 0xFF, 0x33, 0x33, 0x33, 0x33, 0x01]);
+    assert_eq!(
+        pci.pam_registers(),
+        [0x10, 0x33, 0x33, 0x33, 0x33, 0x33, 0x01]
+    );
+    assert_eq!(cfg_read(&mut pci, 0, 0x5C, 4), 0x0133_3333);
+    assert_eq!(pci.pam_attributes(0xF0000), (true, false));
+}
+
+#[test]
 fn smram_register_is_stored() {
     let mut pci = Pci::new();
     assert_eq!(pci.smram(), 0x02);
