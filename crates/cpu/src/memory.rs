@@ -242,6 +242,10 @@ impl Cpu {
         if g != self.memory_map_generation {
             self.memory_map_generation = g;
             self.tlb.flush(false);
+            // The same physical address may now read different bytes (A20,
+            // PAM shadowing): decoded instructions and translations go too
+            // (the flush is logged for the JIT).
+            self.icache.flush();
         }
     }
 
