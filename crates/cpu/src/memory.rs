@@ -194,6 +194,7 @@ impl Cpu {
             self.note_data_access(linear, size, false);
         }
         if (linear & 0xFFF) + size > 0x1000 {
+            self.bus_event = true;
             let mut v = 0;
             for i in 0..size {
                 let p = self.translate(bus, linear.wrapping_add(i), Access::Read, user)?;
@@ -214,6 +215,7 @@ impl Cpu {
                 });
             }
         }
+        self.bus_event = true;
         let p = self.translate(bus, linear, Access::Read, user)?;
         self.learn_host(bus, linear, p);
         Ok(match size {
@@ -259,6 +261,7 @@ impl Cpu {
             self.note_data_access(linear, size, true);
         }
         if (linear & 0xFFF) + size > 0x1000 {
+            self.bus_event = true;
             let mut phys = [0u32; 4];
             for i in 0..size {
                 phys[i as usize] =
@@ -281,6 +284,7 @@ impl Cpu {
                 return Ok(());
             }
         }
+        self.bus_event = true;
         let p = self.translate(bus, linear, Access::Write, user)?;
         self.learn_host(bus, linear, p);
         match size {

@@ -1,0 +1,225 @@
+//! Specialised handlers for the most frequent forms of the most frequent
+//! instructions: 32-bit register-register and register-immediate MOV and
+//! ALU operations, INC and DEC of a 32-bit register. [`specialise`] picks
+//! one when an instruction is decoded and records its operands in the
+//! [`Decoded`] entry, so executing it reads no iced operand description.
+//!
+//! Each handler does exactly what the general handler of its mnemonic does
+//! for that form (same result, same lazy-flags record); the general ones
+//! stay the reference and serve every other form.
+
+use super::dispatch::Op;
+use crate::bus::Bus;
+use crate::cpu::Cpu;
+use crate::decode::Decoded;
+use crate::exception::Exception;
+use crate::flags::{Flags, LazyOp};
+use iced_x86::{Instruction, Mnemonic as M, OpKind, Register};
+
+/// The `gpr` index of a 32-bit general register.
+fn gpr32(r: Register) -> Option<u8> {
+    let v = (r as u32).wrapping_sub(Register::EAX as u32);
+    (v < 8).then_some(v as u8)
+}
+
+/// The specialised handler for `insn`, with the `gpr` indices of its
+/// register operands and its immediate (sign-extended to 32 bits), if it
+/// has one.
+pub fn specialise(insn: &Instruction) -> Option<(Op, u8, u8, u32)> {
+    if insn.has_lock_prefix() {
+        return None;
+    }
+    let m = insn.mnemonic();
+    if insn.op_count() == 1 && insn.op0_kind() == OpKind::Register {
+        let r0 = gpr32(insn.op0_register())?;
+        let op = match m {
+            M::Inc => Op::IncR32,
+            M::Dec => Op::DecR32,
+            _ => return None,
+        };
+        return Some((op, r0, 0, 0));
+    }
+    if insn.op_count() != 2 || insn.op0_kind() != OpKind::Register {
+        return None;
+    }
+    let r0 = gpr32(insn.op0_register())?;
+    match insn.op1_kind() {
+        OpKind::Register => {
+            let r1 = gpr32(insn.op1_register())?;
+            let op = match m {
+                M::Mov => Op::MovR32R32,
+                M::Add => Op::AddR32R32,
+                M::Sub => Op::SubR32R32,
+                M::And => Op::AndR32R32,
+                M::Or => Op::OrR32R32,
+                M::Xor => Op::XorR32R32,
+                M::Cmp => Op::CmpR32R32,
+                M::Test => Op::TestR32R32,
+                _ => return None,
+            };
+            Some((op, r0, r1, 0))
+        }
+        OpKind::Immediate32 | OpKind::Immediate8to32 => {
+            let imm = insn.immediate(1) as u32;
+            let op = match m {
+                M::Mov => Op::MovR32Imm,
+                M::Add => Op::AddR32Imm,
+                M::Sub => Op::SubR32Imm,
+                M::And => Op::AndR32Imm,
+                M::Or => Op::OrR32Imm,
+                M::Xor => Op::XorR32Imm,
+                M::Cmp => Op::CmpR32Imm,
+                M::Test => Op::TestR32Imm,
+                _ => return None,
+            };
+            Some((op, r0, 0, imm))
+        }
+        _ => None,
+    }
+}
+
+/// `MOV r32, r32`.
+pub fn mov_r32_r32<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    d: &Decoded,
+    _: &mut B,
+) -> Result<(), Exception> {
+    let g = &mut cpu.state.gpr;
+    g[usize::from(d.r0 & 7)] = g[usize::from(d.r1 & 7)];
+    Ok(())
+}
+
+/// `MOV r32, imm32`.
+pub fn mov_r32_imm<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    d: &Decoded,
+    _: &mut B,
+) -> Result<(), Exception> {
+    cpu.state.gpr[usize::from(d.r0 & 7)] = d.imm;
+    Ok(())
+}
+
+/// Defines a 32-bit ALU handler for a register source and one for an
+/// immediate source: `$f(a, b)` is the result, `$lazy` the flags record,
+/// `$write` whether the result is stored.
+macro_rules! alu {
+    ($rr:ident, $ri:ident, $doc:literal, $lazy:expr, $write:literal, $f:expr) => {
+        #[doc = concat!("`", $doc, " r32, r32`.")]
+        pub fn $rr<B: Bus + ?Sized>(
+            cpu: &mut Cpu,
+            d: &Decoded,
+            _: &mut B,
+        ) -> Result<(), Exception> {
+            let s = &mut cpu.state;
+            let b = s.gpr[usize::from(d.r1 & 7)];
+            alu_apply(s, d.r0, b, $lazy, $write, $f);
+            Ok(())
+        }
+
+        #[doc = concat!("`", $doc, " r32, imm`.")]
+        pub fn $ri<B: Bus + ?Sized>(
+            cpu: &mut Cpu,
+            d: &Decoded,
+            _: &mut B,
+        ) -> Result<(), Exception> {
+            alu_apply(&mut cpu.state, d.r0, d.imm, $lazy, $write, $f);
+            Ok(())
+        }
+    };
+}
+
+/// `dst op= b` on a 32-bit register, recording the flags.
+#[inline(always)]
+fn alu_apply(
+    s: &mut crate::state::CpuState,
+    dst: u8,
+    b: u32,
+    lazy: LazyOp,
+    write: bool,
+    f: impl Fn(u32, u32) -> u32,
+) {
+    let slot = usize::from(dst & 7);
+    let a = s.gpr[slot];
+    let r = f(a, b);
+    if write {
+        s.gpr[slot] = r;
+    }
+    s.set_lazy(lazy, 4, a, b, r);
+}
+
+alu!(
+    add_r32_r32,
+    add_r32_imm,
+    "ADD",
+    LazyOp::Add,
+    true,
+    u32::wrapping_add
+);
+alu!(
+    sub_r32_r32,
+    sub_r32_imm,
+    "SUB",
+    LazyOp::Sub,
+    true,
+    u32::wrapping_sub
+);
+alu!(
+    cmp_r32_r32,
+    cmp_r32_imm,
+    "CMP",
+    LazyOp::Sub,
+    false,
+    u32::wrapping_sub
+);
+alu!(
+    and_r32_r32,
+    and_r32_imm,
+    "AND",
+    LazyOp::Logic,
+    true,
+    |a, b| a & b
+);
+alu!(or_r32_r32, or_r32_imm, "OR", LazyOp::Logic, true, |a, b| a
+    | b);
+alu!(
+    xor_r32_r32,
+    xor_r32_imm,
+    "XOR",
+    LazyOp::Logic,
+    true,
+    |a, b| a ^ b
+);
+alu!(
+    test_r32_r32,
+    test_r32_imm,
+    "TEST",
+    LazyOp::Logic,
+    false,
+    |a, b| a & b
+);
+
+/// `INC r32` (CF kept).
+pub fn inc_r32<B: Bus + ?Sized>(cpu: &mut Cpu, d: &Decoded, _: &mut B) -> Result<(), Exception> {
+    alu_apply(
+        &mut cpu.state,
+        d.r0,
+        1,
+        LazyOp::Inc,
+        true,
+        u32::wrapping_add,
+    );
+    Ok(())
+}
+
+/// `DEC r32` (CF kept).
+pub fn dec_r32<B: Bus + ?Sized>(cpu: &mut Cpu, d: &Decoded, _: &mut B) -> Result<(), Exception> {
+    alu_apply(
+        &mut cpu.state,
+        d.r0,
+        1,
+        LazyOp::Dec,
+        true,
+        u32::wrapping_sub,
+    );
+    Ok(())
+}
