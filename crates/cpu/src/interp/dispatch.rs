@@ -219,6 +219,11 @@ ops! {
         TestR32Imm => super::fast::test_r32_imm,
         IncR32 => super::fast::inc_r32,
         DecR32 => super::fast::dec_r32,
+        PushR32 => super::fast::push_r32,
+        PopR32 => super::fast::pop_r32,
+        JccRel => super::fast::jcc_rel,
+        JmpRel => super::fast::jmp_rel,
+        CallRel => super::fast::call_rel,
     }
 }
 

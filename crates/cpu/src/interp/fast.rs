@@ -1,6 +1,7 @@
 //! Specialised handlers for the most frequent forms of the most frequent
 //! instructions: 32-bit register-register and register-immediate MOV and
-//! ALU operations, INC and DEC of a 32-bit register. [`specialise`] picks
+//! ALU operations, INC, DEC, PUSH and POP of a 32-bit register, and the
+//! relative JMP, Jcc and CALL. [`specialise`] picks
 //! one when an instruction is decoded and records its operands in the
 //! [`Decoded`] entry, so executing it reads no iced operand description.
 //!
@@ -30,11 +31,28 @@ pub fn specialise(insn: &Instruction) -> Option<(Op, u8, u8, u32)> {
         return None;
     }
     let m = insn.mnemonic();
+    if insn.op_count() == 1
+        && matches!(insn.op0_kind(), OpKind::NearBranch16 | OpKind::NearBranch32)
+    {
+        // Relative branches: the target relative to the instruction's
+        // start (decoded at IP 0), r1 = 1 for a 16-bit operand size.
+        let target = insn.near_branch_target() as u32;
+        let short = u8::from(insn.op0_kind() == OpKind::NearBranch16);
+        let cc = super::condition_nibble(insn);
+        return match m {
+            M::Jmp => Some((Op::JmpRel, 0, short, target)),
+            M::Call => Some((Op::CallRel, 0, short, target)),
+            _ if is_jcc(m) => Some((Op::JccRel, cc, short, target)),
+            _ => None,
+        };
+    }
     if insn.op_count() == 1 && insn.op0_kind() == OpKind::Register {
         let r0 = gpr32(insn.op0_register())?;
         let op = match m {
             M::Inc => Op::IncR32,
             M::Dec => Op::DecR32,
+            M::Push => Op::PushR32,
+            M::Pop => Op::PopR32,
             _ => return None,
         };
         return Some((op, r0, 0, 0));
@@ -221,5 +239,82 @@ pub fn dec_r32<B: Bus + ?Sized>(cpu: &mut Cpu, d: &Decoded, _: &mut B) -> Result
         true,
         u32::wrapping_sub,
     );
+    Ok(())
+}
+
+/// Whether `m` is one of the sixteen Jcc mnemonics.
+fn is_jcc(m: M) -> bool {
+    matches!(
+        m,
+        M::Jo
+            | M::Jno
+            | M::Jb
+            | M::Jae
+            | M::Je
+            | M::Jne
+            | M::Jbe
+            | M::Ja
+            | M::Js
+            | M::Jns
+            | M::Jp
+            | M::Jnp
+            | M::Jl
+            | M::Jge
+            | M::Jle
+            | M::Jg
+    )
+}
+
+/// The target of a relative branch (see [`Cpu::relative_target`]).
+#[inline(always)]
+fn relative(cpu: &Cpu, d: &Decoded) -> u32 {
+    let t = cpu.ctx.start_eip.wrapping_add(d.imm);
+    if d.r1 != 0 {
+        t & 0xFFFF
+    } else {
+        t
+    }
+}
+
+/// `Jcc rel` (condition nibble in `r0`).
+pub fn jcc_rel<B: Bus + ?Sized>(cpu: &mut Cpu, d: &Decoded, _: &mut B) -> Result<(), Exception> {
+    if cpu.state.condition(d.r0) {
+        let t = relative(cpu, d);
+        cpu.branch_to(t)?;
+    }
+    Ok(())
+}
+
+/// `JMP rel`.
+pub fn jmp_rel<B: Bus + ?Sized>(cpu: &mut Cpu, d: &Decoded, _: &mut B) -> Result<(), Exception> {
+    let t = relative(cpu, d);
+    cpu.branch_to(t)
+}
+
+/// `CALL rel`: the general `CALL` for a relative target.
+pub fn call_rel<B: Bus + ?Sized>(cpu: &mut Cpu, d: &Decoded, bus: &mut B) -> Result<(), Exception> {
+    let target = relative(cpu, d);
+    let w = if d.r1 != 0 { 2 } else { 4 };
+    let ret = cpu.ctx.next_eip;
+    if cpu.state.model != crate::model::CpuModel::I8086
+        && target > cpu.state.seg[crate::state::SegReg::Cs as usize].limit
+    {
+        return Err(Exception::GeneralProtection(0));
+    }
+    cpu.push(bus, ret, w)?;
+    cpu.ctx.next_eip = target;
+    Ok(())
+}
+
+/// `PUSH r32`.
+pub fn push_r32<B: Bus + ?Sized>(cpu: &mut Cpu, d: &Decoded, bus: &mut B) -> Result<(), Exception> {
+    let v = cpu.state.gpr[usize::from(d.r0 & 7)];
+    cpu.push(bus, v, 4)
+}
+
+/// `POP r32` (POP ESP loads the popped value after the increment).
+pub fn pop_r32<B: Bus + ?Sized>(cpu: &mut Cpu, d: &Decoded, bus: &mut B) -> Result<(), Exception> {
+    let v = cpu.pop(bus, 4)?;
+    cpu.state.gpr[usize::from(d.r0 & 7)] = v;
     Ok(())
 }
