@@ -280,7 +280,14 @@ impl Cpu {
                 .ram()
                 .and_then(|ram| ram.get_mut(off..off + size as usize))
             {
-                b.copy_from_slice(&value.to_le_bytes()[..size as usize]);
+                // Constant-length copies (a variable one is a memmove call).
+                let v = value.to_le_bytes();
+                match b {
+                    [b0] => *b0 = v[0],
+                    [b0, b1] => [*b0, *b1] = [v[0], v[1]],
+                    [b0, b1, b2, b3] => [*b0, *b1, *b2, *b3] = v,
+                    _ => b.copy_from_slice(&v[..b.len().min(4)]),
+                }
                 return Ok(());
             }
         }
