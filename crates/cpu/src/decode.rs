@@ -41,8 +41,17 @@ pub struct Decoded {
     pub r0: u8,
     /// Specialised forms: the `gpr` index of the second register operand.
     pub r1: u8,
-    /// Specialised forms: the immediate, sign-extended to 32 bits.
+    /// Specialised forms: the immediate, sign-extended to 32 bits, a
+    /// relative branch target, or a memory operand's displacement.
     pub imm: u32,
+    /// Specialised memory forms: the base register's `gpr` index (8: none).
+    pub base: u8,
+    /// Specialised memory forms: the index register's `gpr` index (8: none).
+    pub index: u8,
+    /// Specialised memory forms: log2 of the index scale.
+    pub scale: u8,
+    /// Specialised memory forms: the effective segment.
+    pub seg: crate::state::SegReg,
 }
 
 /// Which instruction a cache slot holds.
@@ -119,6 +128,10 @@ impl DecodeCache {
             r0: 0,
             r1: 0,
             imm: 0,
+            base: 8,
+            index: 8,
+            scale: 0,
+            seg: crate::state::SegReg::Ds,
         };
         // The line bitmap is 8 MiB of zeroes; the allocator maps it lazily.
         Self {
@@ -325,19 +338,23 @@ pub fn decode(bytes: &[u8], code32: bool, model: CpuModel) -> Result<Decoded, De
     if insn.len() > model.max_insn_len() {
         return Err(DecodeError::TooLong);
     }
-    let (op, r0, r1, imm) =
-        crate::interp::fast::specialise(&insn).unwrap_or((crate::interp::resolve(&insn), 0, 0, 0));
-    Ok(Decoded {
+    let mut d = Decoded {
         quiet: !pop_cs && is_quiet(&insn),
-        op,
-        r0,
-        r1,
-        imm,
+        op: crate::interp::resolve(&insn),
+        r0: 0,
+        r1: 0,
+        imm: 0,
+        base: 8,
+        index: 8,
+        scale: 0,
+        seg: crate::state::SegReg::Ds,
         insn,
         addr32,
         op32,
         pop_cs,
-    })
+    };
+    crate::interp::fast::specialise(&mut d);
+    Ok(d)
 }
 
 /// Whether `insn` is "quiet": executed without a fault, it changes none of

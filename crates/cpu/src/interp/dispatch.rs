@@ -224,6 +224,9 @@ ops! {
         JccRel => super::fast::jcc_rel,
         JmpRel => super::fast::jmp_rel,
         CallRel => super::fast::call_rel,
+        MovR32Mem => super::fast::mov_r32_mem,
+        MovMemR32 => super::fast::mov_mem_r32,
+        ImulR32R32Imm => super::fast::imul_r32_r32_imm,
     }
 }
 

@@ -23,10 +23,95 @@ fn gpr32(r: Register) -> Option<u8> {
     (v < 8).then_some(v as u8)
 }
 
-/// The specialised handler for `insn`, with the `gpr` indices of its
-/// register operands and its immediate (sign-extended to 32 bits), if it
-/// has one.
-pub fn specialise(insn: &Instruction) -> Option<(Op, u8, u8, u32)> {
+/// Switches `d` to a specialised handler if its instruction has one of
+/// the forms here, recording the operands the handler reads.
+pub fn specialise(d: &mut Decoded) {
+    if let Some((op, r0, r1, imm)) = specialise_registers(&d.insn) {
+        (d.op, d.r0, d.r1, d.imm) = (op, r0, r1, imm);
+    } else if d.addr32 {
+        specialise_memory(d);
+    }
+}
+
+/// `MOV r32, m32` and `MOV m32, r32` with 32-bit addressing: the address
+/// parts go to `base`, `index`, `scale`, `imm` (displacement) and `seg`.
+fn specialise_memory(d: &mut Decoded) {
+    let insn = &d.insn;
+    if insn.has_lock_prefix() || insn.op_count() != 2 || insn.mnemonic() != M::Mov {
+        return;
+    }
+    let (op, reg) = match (insn.op0_kind(), insn.op1_kind()) {
+        (OpKind::Register, OpKind::Memory) => (Op::MovR32Mem, insn.op0_register()),
+        (OpKind::Memory, OpKind::Register) => (Op::MovMemR32, insn.op1_register()),
+        _ => return,
+    };
+    if insn.memory_size().size() != 4 {
+        return;
+    }
+    let Some(r0) = gpr32(reg) else { return };
+    let base = match insn.memory_base() {
+        Register::None => 8,
+        r => match gpr32(r) {
+            Some(i) => i,
+            None => return,
+        },
+    };
+    let index = match insn.memory_index() {
+        Register::None => 8,
+        r => match gpr32(r) {
+            Some(i) => i,
+            None => return,
+        },
+    };
+    let Some(seg) = super::operand::seg_reg(insn.memory_segment()) else {
+        return;
+    };
+    d.scale = insn.memory_index_scale().trailing_zeros() as u8;
+    d.imm = insn.memory_displacement32();
+    (d.op, d.r0, d.base, d.index, d.seg) = (op, r0, base, index, seg);
+}
+
+/// The offset of a specialised memory operand (32-bit addressing).
+#[inline(always)]
+fn offset(cpu: &Cpu, d: &Decoded) -> u32 {
+    let g = &cpu.state.gpr;
+    let mut a = d.imm;
+    if d.base < 8 {
+        a = a.wrapping_add(g[usize::from(d.base)]);
+    }
+    if d.index < 8 {
+        a = a.wrapping_add(g[usize::from(d.index)] << d.scale);
+    }
+    a
+}
+
+/// `MOV r32, m32`.
+pub fn mov_r32_mem<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    d: &Decoded,
+    bus: &mut B,
+) -> Result<(), Exception> {
+    let off = offset(cpu, d);
+    let v = cpu.read_mem(bus, d.seg, off, 4)?;
+    cpu.state.gpr[usize::from(d.r0 & 7)] = v;
+    Ok(())
+}
+
+/// `MOV m32, r32`.
+pub fn mov_mem_r32<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    d: &Decoded,
+    bus: &mut B,
+) -> Result<(), Exception> {
+    let off = offset(cpu, d);
+    let v = cpu.state.gpr[usize::from(d.r0 & 7)];
+    cpu.write_mem(bus, d.seg, off, 4, v)
+}
+
+/// The specialised handler for a register or immediate form, with the
+/// `gpr` indices of its register operands and its immediate (sign-extended
+/// to 32 bits) or relative branch target.
+fn specialise_registers(insn: &Instruction) -> Option<(Op, u8, u8, u32)> {
     if insn.has_lock_prefix() {
         return None;
     }
@@ -56,6 +141,18 @@ pub fn specialise(insn: &Instruction) -> Option<(Op, u8, u8, u32)> {
             _ => return None,
         };
         return Some((op, r0, 0, 0));
+    }
+    if insn.op_count() == 3
+        && m == M::Imul
+        && insn.op1_kind() == OpKind::Register
+        && matches!(
+            insn.op2_kind(),
+            OpKind::Immediate32 | OpKind::Immediate8to32
+        )
+    {
+        let r0 = gpr32(insn.op0_register())?;
+        let r1 = gpr32(insn.op1_register())?;
+        return Some((Op::ImulR32R32Imm, r0, r1, insn.immediate(2) as u32));
     }
     if insn.op_count() != 2 || insn.op0_kind() != OpKind::Register {
         return None;
@@ -316,5 +413,23 @@ pub fn push_r32<B: Bus + ?Sized>(cpu: &mut Cpu, d: &Decoded, bus: &mut B) -> Res
 pub fn pop_r32<B: Bus + ?Sized>(cpu: &mut Cpu, d: &Decoded, bus: &mut B) -> Result<(), Exception> {
     let v = cpu.pop(bus, 4)?;
     cpu.state.gpr[usize::from(d.r0 & 7)] = v;
+    Ok(())
+}
+
+/// `IMUL r32, r32, imm`: the general IMUL's result and flags (CF = OF =
+/// the product overflowed; SF, ZF, PF from the result; AF cleared).
+pub fn imul_r32_r32_imm<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    d: &Decoded,
+    _: &mut B,
+) -> Result<(), Exception> {
+    use crate::state::eflags::{AF, CF, OF, PF, SF, ZF};
+    let a = cpu.state.gpr[usize::from(d.r1 & 7)];
+    let p = i64::from(a as i32) * i64::from(d.imm as i32);
+    let r = p as u32;
+    cpu.state.gpr[usize::from(d.r0 & 7)] = r;
+    let overflow = i64::from(r as i32) != p;
+    let f = crate::flags::szp(r, 4) | if overflow { CF | OF } else { 0 };
+    cpu.state.set_status(CF | OF | SF | ZF | PF | AF, f);
     Ok(())
 }

@@ -51,6 +51,10 @@ pub fn execute<B: Bus + ?Sized>(
         r0: 0,
         r1: 0,
         imm: 0,
+        base: 8,
+        index: 8,
+        scale: 0,
+        seg: crate::state::SegReg::Ds,
     };
     d.op.handler()(cpu, &d, bus)
 }
