@@ -313,9 +313,55 @@ impl Cpu {
         }
     }
 
+    /// The RAM fast path of [`Cpu::read_mem`] and [`Cpu::write_mem`], all
+    /// inline: the host offset of `size` bytes at `seg:offset` when the
+    /// access passes the segment checks, is aligned (so #AC cannot apply),
+    /// stays in one page, no data breakpoint is armed and the soft TLB maps
+    /// the page to plain RAM with the needed right (counted as a TLB hit).
+    /// `None` sends the access down the general path, which repeats every
+    /// check and raises the fault if there is one.
+    #[inline(always)]
+    fn ram_fast_path(&mut self, seg: SegReg, offset: u32, size: u32, write: bool) -> Option<usize> {
+        if self.state.model == CpuModel::I8086
+            || self.debug_watch & watch::DATA != 0
+            || !matches!(size, 1 | 2 | 4)
+        {
+            return None;
+        }
+        let access = if write { Access::Write } else { Access::Read };
+        let linear = self.linear(seg, offset, size, access).ok()?;
+        if linear & size.wrapping_sub(1) != 0 || (linear & 0xFFF) + size > 0x1000 {
+            return None;
+        }
+        let user = self.user_access();
+        self.tlb.lookup_host(linear, right_for(access, user), write)
+    }
+
     /// Reads `size` bytes at `seg:offset`.
     #[inline]
     pub fn read_mem<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        seg: SegReg,
+        offset: u32,
+        size: u32,
+    ) -> Result<u32, Exception> {
+        if let Some(off) = self.ram_fast_path(seg, offset, size, false) {
+            if let Some(b) = bus.ram().and_then(|ram| ram.get(off..off + size as usize)) {
+                return Ok(match *b {
+                    [b0] => u32::from(b0),
+                    [b0, b1] => u32::from(u16::from_le_bytes([b0, b1])),
+                    [b0, b1, b2, b3] => u32::from_le_bytes([b0, b1, b2, b3]),
+                    _ => 0,
+                });
+            }
+        }
+        self.read_mem_general(bus, seg, offset, size)
+    }
+
+    /// [`Cpu::read_mem`] off the RAM fast path.
+    #[inline(never)]
+    fn read_mem_general<B: Bus + ?Sized>(
         &mut self,
         bus: &mut B,
         seg: SegReg,
@@ -338,6 +384,34 @@ impl Cpu {
     /// Writes `size` bytes at `seg:offset`.
     #[inline]
     pub fn write_mem<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        seg: SegReg,
+        offset: u32,
+        size: u32,
+        value: u32,
+    ) -> Result<(), Exception> {
+        if let Some(off) = self.ram_fast_path(seg, offset, size, true) {
+            if let Some(b) = bus
+                .ram()
+                .and_then(|ram| ram.get_mut(off..off + size as usize))
+            {
+                let v = value.to_le_bytes();
+                match b {
+                    [b0] => *b0 = v[0],
+                    [b0, b1] => [*b0, *b1] = [v[0], v[1]],
+                    [b0, b1, b2, b3] => [*b0, *b1, *b2, *b3] = v,
+                    _ => {}
+                }
+                return Ok(());
+            }
+        }
+        self.write_mem_general(bus, seg, offset, size, value)
+    }
+
+    /// [`Cpu::write_mem`] off the RAM fast path.
+    #[inline(never)]
+    fn write_mem_general<B: Bus + ?Sized>(
         &mut self,
         bus: &mut B,
         seg: SegReg,

@@ -227,6 +227,7 @@ ops! {
         MovR32Mem => super::fast::mov_r32_mem,
         MovMemR32 => super::fast::mov_mem_r32,
         ImulR32R32Imm => super::fast::imul_r32_r32_imm,
+        ShlR32Imm => super::fast::shl_r32_imm,
     }
 }
 

@@ -158,6 +158,9 @@ fn specialise_registers(insn: &Instruction) -> Option<(Op, u8, u8, u32)> {
         return None;
     }
     let r0 = gpr32(insn.op0_register())?;
+    if matches!(m, M::Shl | M::Sal) && insn.op1_kind() == OpKind::Immediate8 {
+        return Some((Op::ShlR32Imm, r0, 0, u32::from(insn.immediate8())));
+    }
     match insn.op1_kind() {
         OpKind::Register => {
             let r1 = gpr32(insn.op1_register())?;
@@ -431,5 +434,32 @@ pub fn imul_r32_r32_imm<B: Bus + ?Sized>(
     let overflow = i64::from(r as i32) != p;
     let f = crate::flags::szp(r, 4) | if overflow { CF | OF } else { 0 };
     cpu.state.set_status(CF | OF | SF | ZF | PF | AF, f);
+    Ok(())
+}
+
+/// `SHL r32, imm8` (and `SHL r32, 1`) on the family-6 model: the general
+/// SHL's result and flags (count masked to 5 bits; a count of 0 changes
+/// nothing; AF kept). Other models take the general handler.
+pub fn shl_r32_imm<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    d: &Decoded,
+    bus: &mut B,
+) -> Result<(), Exception> {
+    use crate::state::eflags::{CF, OF, PF, SF, ZF};
+    if cpu.state.model != crate::model::CpuModel::P6 {
+        return super::dispatch::resolve(&d.insn).handler()(cpu, d, bus);
+    }
+    let c = d.imm & 0x1F;
+    if c == 0 {
+        return Ok(());
+    }
+    let slot = usize::from(d.r0 & 7);
+    let wide = u64::from(cpu.state.gpr[slot]) << c;
+    let r = wide as u32;
+    let cf = (wide >> 32) & 1 != 0;
+    let of = (r >> 31 != 0) != cf;
+    cpu.state.gpr[slot] = r;
+    let f = crate::flags::szp(r, 4) | if cf { CF } else { 0 } | if of { OF } else { 0 };
+    cpu.state.set_status(CF | OF | SF | ZF | PF, f);
     Ok(())
 }
