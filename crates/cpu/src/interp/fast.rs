@@ -127,7 +127,7 @@ fn specialise_registers(insn: &Instruction) -> Option<(Op, u8, u8, u32)> {
         return match m {
             M::Jmp => Some((Op::JmpRel, 0, short, target)),
             M::Call => Some((Op::CallRel, 0, short, target)),
-            _ if is_jcc(m) => Some((Op::JccRel, cc, short, target)),
+            _ if is_jcc(m) => Some((JCC[usize::from(cc & 0xF)], cc, short, target)),
             _ => None,
         };
     }
@@ -376,9 +376,34 @@ fn relative(cpu: &Cpu, d: &Decoded) -> u32 {
     }
 }
 
-/// `Jcc rel` (condition nibble in `r0`).
-pub fn jcc_rel<B: Bus + ?Sized>(cpu: &mut Cpu, d: &Decoded, _: &mut B) -> Result<(), Exception> {
-    if cpu.state.condition(d.r0) {
+/// The `Jcc rel` ops by condition nibble.
+const JCC: [Op; 16] = [
+    Op::JoRel,
+    Op::JnoRel,
+    Op::JbRel,
+    Op::JaeRel,
+    Op::JeRel,
+    Op::JneRel,
+    Op::JbeRel,
+    Op::JaRel,
+    Op::JsRel,
+    Op::JnsRel,
+    Op::JpRel,
+    Op::JnpRel,
+    Op::JlRel,
+    Op::JgeRel,
+    Op::JleRel,
+    Op::JgRel,
+];
+
+/// `Jcc rel` for condition nibble `CC` (a constant, so only the flags
+/// that condition reads are evaluated).
+pub fn jcc_rel<const CC: u8, B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    d: &Decoded,
+    _: &mut B,
+) -> Result<(), Exception> {
+    if cpu.state.condition(CC) {
         let t = relative(cpu, d);
         cpu.branch_to(t)?;
     }
