@@ -244,18 +244,24 @@ impl Cpu {
         }
     }
 
-    /// One instruction of a quiet run (see [`Cpu::run`]): the checks before
+    /// One instruction of a quiet run (see [`Cpu::run`]) at `eip` (which
+    /// is `state.eip`, kept in a register by the caller): the checks before
     /// the instruction are known to find nothing, and the fetch goes through
     /// the [`FetchWindow`] `w`. `None` (nothing done) when EIP left the
     /// window or the decode cache misses: the caller takes a full step
-    /// instead. The decode-cache hit is the caller's to count.
+    /// instead. Else the outcome, whether the run may go on quietly, and the
+    /// new EIP. The decode-cache hit is the caller's to count.
+    ///
+    /// The loop-carried chain (EIP -> slot -> length -> next EIP) is kept
+    /// in registers: for forms that never branch ([`Decoded::falls_through`])
+    /// the next EIP is not read back from `ctx`.
     #[inline(always)]
     fn step_quiet<B: Bus + ?Sized>(
         &mut self,
         bus: &mut B,
         w: FetchWindow,
-    ) -> Option<(StepOutcome, bool)> {
-        let eip = self.state.eip;
+        eip: u32,
+    ) -> Option<(StepOutcome, bool, u32)> {
         let delta = eip.wrapping_sub(w.eip_lo);
         if delta > w.eip_hi - w.eip_lo {
             return None;
@@ -269,19 +275,32 @@ impl Cpu {
         // written while this reference lives. Borrowing it instead of
         // copying the entry per instruction is what makes this worth it.
         let d = unsafe { &*d };
-        self.begin(d.insn.len() as u32, d.addr32, d.op32, d.pop_cs, w.code32);
+        let mask = if w.code32 { 0xFFFF_FFFF } else { 0xFFFF };
+        let next = eip.wrapping_add(d.insn.len() as u32) & mask;
+        self.ctx = InsnContext {
+            start_eip: eip,
+            next_eip: next,
+            addr32: d.addr32,
+            op32: d.op32,
+            pop_cs: d.pop_cs,
+        };
         match d.op.handler()(self, d, bus) {
             Ok(()) => {
-                self.state.eip = self.ctx.next_eip;
+                let eip = if d.falls_through {
+                    next
+                } else {
+                    self.ctx.next_eip
+                };
+                self.state.eip = eip;
                 self.state.icount += 1;
                 let mut quiet = d.quiet;
                 if self.bus_event {
                     self.bus_event = false;
                     quiet = false;
                 }
-                Some((StepOutcome::Continue, quiet))
+                Some((StepOutcome::Continue, quiet, eip))
             }
-            Err(e) => Some((self.raise(bus, e), false)),
+            Err(e) => Some((self.raise(bus, e), false, 0)),
         }
     }
 
@@ -335,8 +354,9 @@ impl Cpu {
                 break o;
             }
             let window = self.fetch;
+            let mut eip = self.state.eip;
             while fast && left > 0 {
-                let Some((o, f)) = self.step_quiet(bus, window) else {
+                let Some((o, f, next)) = self.step_quiet(bus, window, eip) else {
                     break;
                 };
                 hits += 1;
@@ -344,7 +364,7 @@ impl Cpu {
                 if o != StepOutcome::Continue {
                     break 'run o;
                 }
-                fast = f;
+                (fast, eip) = (f, next);
             }
         };
         self.icache.stats.hits += hits;

@@ -52,6 +52,9 @@ pub struct Decoded {
     pub scale: u8,
     /// Specialised memory forms: the effective segment.
     pub seg: crate::state::SegReg,
+    /// The handler never changes `ctx.next_eip` (a specialised form that
+    /// does not branch), so execution always falls through.
+    pub falls_through: bool,
 }
 
 /// Which instruction a cache slot holds.
@@ -132,6 +135,7 @@ impl DecodeCache {
             index: 8,
             scale: 0,
             seg: crate::state::SegReg::Ds,
+            falls_through: false,
         };
         // The line bitmap is 8 MiB of zeroes; the allocator maps it lazily.
         Self {
@@ -348,6 +352,7 @@ pub fn decode(bytes: &[u8], code32: bool, model: CpuModel) -> Result<Decoded, De
         index: 8,
         scale: 0,
         seg: crate::state::SegReg::Ds,
+        falls_through: false,
         insn,
         addr32,
         op32,

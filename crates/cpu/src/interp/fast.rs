@@ -31,6 +31,34 @@ pub fn specialise(d: &mut Decoded) {
     } else if d.addr32 {
         specialise_memory(d);
     }
+    // The specialised forms that never write `ctx.next_eip`.
+    d.falls_through = matches!(
+        d.op,
+        Op::MovR32R32
+            | Op::MovR32Imm
+            | Op::AddR32R32
+            | Op::SubR32R32
+            | Op::AndR32R32
+            | Op::OrR32R32
+            | Op::XorR32R32
+            | Op::CmpR32R32
+            | Op::TestR32R32
+            | Op::AddR32Imm
+            | Op::SubR32Imm
+            | Op::AndR32Imm
+            | Op::OrR32Imm
+            | Op::XorR32Imm
+            | Op::CmpR32Imm
+            | Op::TestR32Imm
+            | Op::IncR32
+            | Op::DecR32
+            | Op::PushR32
+            | Op::PopR32
+            | Op::MovR32Mem
+            | Op::MovMemR32
+            | Op::ImulR32R32Imm
+            | Op::ShlR32Imm
+    );
 }
 
 /// `MOV r32, m32` and `MOV m32, r32` with 32-bit addressing: the address

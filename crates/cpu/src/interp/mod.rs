@@ -55,6 +55,7 @@ pub fn execute<B: Bus + ?Sized>(
         index: 8,
         scale: 0,
         seg: crate::state::SegReg::Ds,
+        falls_through: false,
     };
     d.op.handler()(cpu, &d, bus)
 }
