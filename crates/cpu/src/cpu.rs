@@ -79,6 +79,31 @@ pub struct Cpu {
     /// Where the last fully checked fetch found its code page (see
     /// [`FetchWindow`]).
     fetch: FetchWindow,
+    /// Set while [`Cpu::run`] executes a quiet instruction of a quiet run:
+    /// data accesses may use and fill `data_windows`.
+    pub(crate) data_fast: bool,
+    /// Which `data_windows` are valid (bit `2 * segment + write`); cleared
+    /// when a quiet run starts and by every access off the RAM fast path.
+    pub(crate) data_valid: u16,
+    /// Per segment register and access kind (read, write), the offsets the
+    /// last fast-path access's page covers (see [`DataWindow`]).
+    pub(crate) data_windows: [DataWindow; 12],
+}
+
+/// The offsets `lo..=hi` of one segment that map into one linear page of
+/// plain RAM and pass the segment checks for one kind of access, and the
+/// RAM offset of `lo`. Filled during a quiet run (see [`Cpu::run`]), in
+/// which no segment, mode, privilege, flag that the checks read, or soft
+/// TLB entry can change (anything that could ends the run), so a data
+/// access inside a window needs neither the segment checks nor the TLB.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct DataWindow {
+    /// First offset.
+    pub(crate) lo: u32,
+    /// Last offset (inclusive).
+    pub(crate) hi: u32,
+    /// RAM offset of `lo` in [`Bus::ram`].
+    pub(crate) host_lo: usize,
 }
 
 /// The EIP range around the last fully checked instruction fetch that lies
@@ -115,6 +140,9 @@ impl Cpu {
             pdptes: None,
             bus_event: false,
             fetch: FetchWindow::default(),
+            data_fast: false,
+            data_valid: 0,
+            data_windows: [DataWindow::default(); 12],
         }
     }
 
@@ -284,7 +312,10 @@ impl Cpu {
             op32: d.op32,
             pop_cs: d.pop_cs,
         };
-        match d.op.handler()(self, d, bus) {
+        self.data_fast = d.quiet;
+        let result = d.op.handler()(self, d, bus);
+        self.data_fast = false;
+        match result {
             Ok(()) => {
                 let eip = if d.falls_through {
                     next
@@ -355,6 +386,7 @@ impl Cpu {
             }
             let window = self.fetch;
             let mut eip = self.state.eip;
+            self.data_valid = 0;
             while fast && left > 0 {
                 let Some((o, f, next)) = self.step_quiet(bus, window, eip) else {
                     break;
@@ -403,7 +435,7 @@ impl Cpu {
         let d = self.fetch_decode_slow(bus, code32, lin, paddr)?;
         self.begin(d.insn.len() as u32, d.addr32, d.op32, d.pop_cs, code32);
         // A decode reads code bytes through the bus.
-        self.bus_event = true;
+        self.note_bus_event();
         Ok(d)
     }
 
