@@ -6,7 +6,6 @@ use crate::debug::{dr6, watch};
 use crate::decode::{self, DecodeCache, DecodeError, Decoded, MAX_INSN_LEN};
 use crate::exception::Exception;
 use crate::flags::Flags;
-use crate::interp;
 use crate::memory::Access;
 use crate::model::CpuModel;
 use crate::state::{eflags, CpuState, SegReg};
@@ -78,6 +77,56 @@ pub struct Cpu {
     pub local_apic: bool,
     /// A host debugger's watchpoints (never visible to the guest).
     pub host_watch: crate::host_watch::HostWatch,
+    /// Set when an access of the instruction in flight left the RAM fast
+    /// path (a page walk, MMIO, ROM, a page-crossing access, a write to a
+    /// code page): it may have reached a device, so [`Cpu::run`] repeats
+    /// its interrupt checks before the next instruction.
+    pub(crate) bus_event: bool,
+    /// Where the last fully checked fetch found its code page (see
+    /// [`FetchWindow`]).
+    fetch: FetchWindow,
+    /// Set while [`Cpu::run`] executes a quiet instruction of a quiet run:
+    /// data accesses may use and fill `data_windows`.
+    pub(crate) data_fast: bool,
+    /// Which `data_windows` are valid (bit `2 * segment + write`); cleared
+    /// when a quiet run starts and by every access off the RAM fast path.
+    pub(crate) data_valid: u16,
+    /// Per segment register and access kind (read, write), the offsets the
+    /// last fast-path access's page covers (see [`DataWindow`]).
+    pub(crate) data_windows: [DataWindow; 12],
+}
+
+/// The offsets `lo..=hi` of one segment that map into one linear page of
+/// plain RAM and pass the segment checks for one kind of access, and the
+/// RAM offset of `lo`. Filled during a quiet run (see [`Cpu::run`]), in
+/// which no segment, mode, privilege, flag that the checks read, or soft
+/// TLB entry can change (anything that could ends the run), so a data
+/// access inside a window needs neither the segment checks nor the TLB.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct DataWindow {
+    /// First offset.
+    pub(crate) lo: u32,
+    /// Last offset (inclusive).
+    pub(crate) hi: u32,
+    /// RAM offset of `lo` in [`Bus::ram`].
+    pub(crate) host_lo: usize,
+}
+
+/// The EIP range around the last fully checked instruction fetch that lies
+/// in the same 4 KiB linear page and inside the CS limit, and the physical
+/// address it maps to. [`Cpu::run`] fetches through it while only quiet
+/// instructions run (nothing that could change CS, the mode, CR0/CR3/CR4
+/// or the soft TLB), so it needs no invalidation of its own.
+#[derive(Clone, Copy, Debug, Default)]
+struct FetchWindow {
+    /// First EIP of the window.
+    eip_lo: u32,
+    /// Last EIP of the window (inclusive).
+    eip_hi: u32,
+    /// Physical address of `eip_lo`.
+    paddr_lo: u32,
+    /// The code size the window was filled for.
+    code32: bool,
 }
 
 impl Cpu {
@@ -97,6 +146,11 @@ impl Cpu {
             pdptes: None,
             local_apic: false,
             host_watch: crate::host_watch::HostWatch::default(),
+            bus_event: false,
+            fetch: FetchWindow::default(),
+            data_fast: false,
+            data_valid: 0,
+            data_windows: [DataWindow::default(); 12],
         }
     }
 
@@ -128,29 +182,38 @@ impl Cpu {
 
     /// Executes one instruction, or delivers one pending interrupt.
     pub fn step<B: Bus + ?Sized>(&mut self, bus: &mut B) -> StepOutcome {
-        self.step_inline(bus)
+        self.step_inline(bus).0
     }
 
     /// [`Cpu::step`], inlined into [`Cpu::run`]'s loop so the hot path
-    /// pays no call, prologue or epilogue per instruction.
+    /// pays no call, prologue or epilogue per instruction. Also says whether
+    /// the next instruction may skip the checks made before an instruction
+    /// (see [`Cpu::run`]): the checks found nothing to do, the instruction
+    /// retired quietly and no access of it left the RAM fast path.
     #[inline(always)]
-    fn step_inline<B: Bus + ?Sized>(&mut self, bus: &mut B) -> StepOutcome {
+    fn step_inline<B: Bus + ?Sized>(&mut self, bus: &mut B) -> (StepOutcome, bool) {
         let shadow = std::mem::take(&mut self.state.interrupt_shadow);
         if !shadow && !self.state.nmi_blocked && bus.take_nmi() {
             self.state.halted = false;
             self.state.nmi_blocked = true;
             let eip = self.state.eip;
-            return self.deliver(bus, 2, eip, crate::interrupt::Source::External);
+            let o = self.deliver(bus, 2, eip, crate::interrupt::Source::External);
+            return (o, false);
         }
+        // A pending request the PIC then withdraws (spurious) is asked
+        // about again before the next instruction.
+        let mut checked = !shadow;
         if !shadow && self.state.eflags & eflags::IF != 0 && bus.interrupt_pending() {
             if let Some(vector) = bus.interrupt_ack() {
                 self.state.halted = false;
                 let eip = self.state.eip;
-                return self.deliver(bus, vector, eip, crate::interrupt::Source::External);
+                let o = self.deliver(bus, vector, eip, crate::interrupt::Source::External);
+                return (o, false);
             }
+            checked = false;
         }
         if self.state.halted {
-            return StepOutcome::Halted;
+            return (StepOutcome::Halted, false);
         }
         // Single-step traps after an instruction that began with TF set,
         // including one in an STI shadow on the 386+; MOV SS and POP SS
@@ -161,7 +224,7 @@ impl Cpu {
             self.state.eflags & eflags::TF != 0 && (!shadow || self.state.model == CpuModel::P6);
         if self.debug_watch != 0 {
             if let Some(outcome) = self.check_instruction_breakpoint(bus) {
-                return outcome;
+                return (outcome, false);
             }
             self.debug_hits = 0;
         }
@@ -169,13 +232,14 @@ impl Cpu {
         // instruction-breakpoint check (SDM Vol. 3A, 17.3.1.1); IRET and
         // task switches load it again.
         self.state.eflags &= !eflags::RF;
-        // fetch_decode fills self.ctx and copies the instruction into
-        // `insn` straight from the decode cache.
-        let mut insn = iced_x86::Instruction::default();
-        if let Err(e) = self.fetch_decode(bus, &mut insn) {
-            return self.raise(bus, e);
-        }
-        match interp::execute(self, &insn, bus) {
+        self.bus_event = false;
+        // fetch_decode fills self.ctx and copies the decoded instruction
+        // straight from the decode cache.
+        let d = match self.fetch_decode(bus) {
+            Ok(d) => d,
+            Err(e) => return (self.raise(bus, e), false),
+        };
+        match d.op.handler()(self, &d, bus) {
             Ok(()) => {
                 self.state.eip = self.ctx.next_eip;
                 self.state.icount += 1;
@@ -184,7 +248,7 @@ impl Cpu {
                 } else {
                     0
                 };
-                let trap = trap && !(self.state.interrupt_shadow && loads_ss(&insn));
+                let trap = trap && !(self.state.interrupt_shadow && loads_ss(&d.insn));
                 if trap || hits != 0 {
                     // Single-step and data breakpoints are traps reported
                     // together by one #DB after the instruction.
@@ -197,19 +261,85 @@ impl Cpu {
                         dr6 |= dr6::BS;
                     }
                     self.state.dr[6] = dr6;
-                    return self.deliver(
+                    let o = self.deliver(
                         bus,
                         1,
                         eip,
                         crate::interrupt::Source::Exception(Exception::Debug),
                     );
+                    return (o, false);
                 }
                 if self.state.halted {
-                    return StepOutcome::Halted;
+                    return (StepOutcome::Halted, false);
                 }
-                StepOutcome::Continue
+                // A quiet instruction cannot set TF, the shadow, HLT or DR7.
+                let fast = checked && d.quiet && !trap && self.debug_watch == 0 && !self.bus_event;
+                (StepOutcome::Continue, fast)
             }
-            Err(e) => self.raise(bus, e),
+            Err(e) => (self.raise(bus, e), false),
+        }
+    }
+
+    /// One instruction of a quiet run (see [`Cpu::run`]) at `eip` (which
+    /// is `state.eip`, kept in a register by the caller): the checks before
+    /// the instruction are known to find nothing, and the fetch goes through
+    /// the [`FetchWindow`] `w`. `None` (nothing done) when EIP left the
+    /// window or the decode cache misses: the caller takes a full step
+    /// instead. Else the outcome, whether the run may go on quietly, and the
+    /// new EIP. The decode-cache hit is the caller's to count.
+    ///
+    /// The loop-carried chain (EIP -> slot -> length -> next EIP) is kept
+    /// in registers: for forms that never branch ([`Decoded::falls_through`])
+    /// the next EIP is not read back from `ctx`.
+    #[inline(always)]
+    fn step_quiet<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        w: FetchWindow,
+        eip: u32,
+    ) -> Option<(StepOutcome, bool, u32)> {
+        let delta = eip.wrapping_sub(w.eip_lo);
+        if delta > w.eip_hi - w.eip_lo {
+            return None;
+        }
+        let paddr = w.paddr_lo.wrapping_add(delta);
+        let d = self.icache.lookup_hit_ptr(paddr, w.code32)?;
+        // SAFETY: `d` points into the decode cache's slot array, which is
+        // allocated once and never resized, and whose slots only
+        // `DecodeCache::insert` writes; insert runs only on the fetch path
+        // (never inside a handler), so the slot is neither moved nor
+        // written while this reference lives. Borrowing it instead of
+        // copying the entry per instruction is what makes this worth it.
+        let d = unsafe { &*d };
+        let mask = if w.code32 { 0xFFFF_FFFF } else { 0xFFFF };
+        let next = eip.wrapping_add(d.insn.len() as u32) & mask;
+        self.ctx = InsnContext {
+            start_eip: eip,
+            next_eip: next,
+            addr32: d.addr32,
+            op32: d.op32,
+            pop_cs: d.pop_cs,
+        };
+        self.data_fast = d.quiet;
+        let result = d.op.handler()(self, d, bus);
+        self.data_fast = false;
+        match result {
+            Ok(()) => {
+                let eip = if d.falls_through {
+                    next
+                } else {
+                    self.ctx.next_eip
+                };
+                self.state.eip = eip;
+                self.state.icount += 1;
+                let mut quiet = d.quiet;
+                if self.bus_event {
+                    self.bus_event = false;
+                    quiet = false;
+                }
+                Some((StepOutcome::Continue, quiet, eip))
+            }
+            Err(e) => Some((self.raise(bus, e), false, 0)),
         }
     }
 
@@ -241,15 +371,57 @@ impl Cpu {
         ))
     }
 
-    /// Runs until HLT, shutdown, or `max` instructions; returns the last outcome.
+    /// Runs until HLT, shutdown, or `max` instructions (or delivered
+    /// interrupts); returns the last outcome. Exactly as `max` calls of
+    /// [`Cpu::step`] would, only faster: after an instruction that retired
+    /// quietly ([`crate::decode::is_quiet`]) with every access on the RAM
+    /// fast path, nothing that [`Cpu::step`] checks first (NMI, INTR with
+    /// IF, the interrupt shadow, TF, HLT, the debug registers) can have
+    /// changed, since the bus only changes its interrupt lines when a device
+    /// is accessed or advanced, so the next instruction skips those checks
+    /// and fetches through the [`FetchWindow`].
     pub fn run<B: Bus + ?Sized>(&mut self, bus: &mut B, max: u64) -> StepOutcome {
-        for _ in 0..max {
-            let o = self.step_inline(bus);
-            if o != StepOutcome::Continue {
-                return o;
+        self.run_until(bus, max, |_| false).0
+    }
+
+    /// [`Cpu::run`] that also stops after a step for which `stop(bus)` is
+    /// true (asked after every step that was not quiet: a quiet one reaches
+    /// no device, so it cannot change the answer). Returns the last outcome
+    /// and the number of steps taken.
+    pub fn run_until<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        max: u64,
+        mut stop: impl FnMut(&mut B) -> bool,
+    ) -> (StepOutcome, u64) {
+        let mut left = max;
+        let mut hits = 0;
+        let outcome = 'run: loop {
+            if left == 0 {
+                break StepOutcome::Continue;
             }
-        }
-        StepOutcome::Continue
+            let (o, mut fast) = self.step_inline(bus);
+            left -= 1;
+            if o != StepOutcome::Continue || stop(bus) {
+                break o;
+            }
+            let window = self.fetch;
+            let mut eip = self.state.eip;
+            self.data_valid = 0;
+            while fast && left > 0 {
+                let Some((o, f, next)) = self.step_quiet(bus, window, eip) else {
+                    break;
+                };
+                hits += 1;
+                left -= 1;
+                if o != StepOutcome::Continue {
+                    break 'run o;
+                }
+                (fast, eip) = (f, next);
+            }
+        };
+        self.icache.stats.hits += hits;
+        (outcome, max - left)
     }
 
     /// Sets up [`Cpu::ctx`] for a `len`-byte instruction at EIP.
@@ -266,29 +438,52 @@ impl Cpu {
         };
     }
 
-    /// Fetches and decodes the instruction at CS:EIP into `out`, through
-    /// the cache, and sets up [`Cpu::ctx`] for it.
+    /// Fetches and decodes the instruction at CS:EIP through the cache,
+    /// and sets up [`Cpu::ctx`] for it.
     #[inline]
     pub(crate) fn fetch_decode<B: Bus + ?Sized>(
         &mut self,
         bus: &mut B,
-        out: &mut iced_x86::Instruction,
-    ) -> Result<(), Exception> {
+    ) -> Result<Decoded, Exception> {
         let code32 = self.state.code32();
         let eip = self.state.eip;
         let lin = self.linear(SegReg::Cs, eip, 1, Access::Execute)?;
         let user = self.user_access();
         let paddr = self.translate(bus, lin, Access::Execute, user)?;
+        self.fill_fetch_window(eip, lin, paddr, code32);
         if let Some(d) = self.icache.lookup(paddr, code32) {
-            let (addr32, op32, pop_cs) = (d.addr32, d.op32, d.pop_cs);
-            *out = d.insn;
-            self.begin(out.len() as u32, addr32, op32, pop_cs, code32);
-            return Ok(());
+            let d = *d;
+            self.begin(d.insn.len() as u32, d.addr32, d.op32, d.pop_cs, code32);
+            return Ok(d);
         }
         let d = self.fetch_decode_slow(bus, code32, lin, paddr)?;
-        *out = d.insn;
-        self.begin(out.len() as u32, d.addr32, d.op32, d.pop_cs, code32);
-        Ok(())
+        self.begin(d.insn.len() as u32, d.addr32, d.op32, d.pop_cs, code32);
+        // A decode reads code bytes through the bus.
+        self.note_bus_event();
+        Ok(d)
+    }
+
+    /// Records the [`FetchWindow`] around a fetch at `eip` that the segment
+    /// check and translation mapped to `lin` and `paddr`: the EIPs in the
+    /// same linear page, inside the CS limit (which [`Cpu::linear`] checks
+    /// for the first byte of a fetch) and the IP mask.
+    #[inline]
+    fn fill_fetch_window(&mut self, eip: u32, lin: u32, paddr: u32, code32: bool) {
+        let off = lin & 0xFFF;
+        let lo = eip - off.min(eip);
+        let mut hi = eip.saturating_add(0xFFF - off);
+        if self.state.model != CpuModel::I8086 {
+            hi = hi.min(self.state.seg[SegReg::Cs as usize].limit);
+        }
+        if !code32 {
+            hi = hi.min(0xFFFF);
+        }
+        self.fetch = FetchWindow {
+            eip_lo: lo,
+            eip_hi: hi,
+            paddr_lo: paddr.wrapping_sub(eip - lo),
+            code32,
+        };
     }
 
     /// The decode-cache miss path: reads the bytes, decodes and caches.

@@ -21,7 +21,11 @@ const LINE_SHIFT: u32 = 6;
 pub const MAX_INSN_LEN: usize = 15;
 
 /// One decoded instruction and what the interpreter needs besides iced's view.
+///
+/// One cache line each: the slot address is a shift of the index, which
+/// keeps the run loop's EIP-to-slot chain short.
 #[derive(Clone, Copy, Debug)]
+#[repr(align(64))]
 pub struct Decoded {
     /// iced's decoding (decoded at IP 0).
     pub insn: Instruction,
@@ -31,15 +35,41 @@ pub struct Decoded {
     pub op32: bool,
     /// 8086 only: opcode 0F is POP CS (decoded as POP DS with this set).
     pub pop_cs: bool,
+    /// The instruction cannot change what the per-instruction event checks
+    /// of [`crate::Cpu::run`] look at (see [`is_quiet`]).
+    pub quiet: bool,
+    /// The handler, resolved once ([`crate::interp::resolve`], or a
+    /// specialised form from [`crate::interp::fast::specialise`]).
+    pub op: crate::interp::Op,
+    /// Specialised forms: the `gpr` index of the first register operand.
+    pub r0: u8,
+    /// Specialised forms: the `gpr` index of the second register operand.
+    pub r1: u8,
+    /// Specialised forms: the immediate, sign-extended to 32 bits, a
+    /// relative branch target, or a memory operand's displacement.
+    pub imm: u32,
+    /// Specialised memory forms: the base register's `gpr` index (8: none).
+    pub base: u8,
+    /// Specialised memory forms: the index register's `gpr` index (8: none).
+    pub index: u8,
+    /// Specialised memory forms: log2 of the index scale.
+    pub scale: u8,
+    /// Specialised memory forms: the effective segment.
+    pub seg: crate::state::SegReg,
+    /// The handler never changes `ctx.next_eip` (a specialised form that
+    /// does not branch), so execution always falls through.
+    pub falls_through: bool,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Entry {
+/// Which instruction a cache slot holds.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tag {
     /// Physical address of the first byte (meaningful while `key` != 0).
     paddr: u32,
     /// 1 + code32 when valid, 0 when empty.
     key: u8,
-    decoded: Decoded,
+    /// The instruction's length in bytes.
+    len: u8,
 }
 
 /// Why decoding failed.
@@ -67,7 +97,11 @@ pub struct DecodeStats {
 
 /// The decoded-instruction cache.
 pub struct DecodeCache {
-    entries: Vec<Entry>,
+    /// The slots' tags; invalidation writes only these.
+    tags: Box<[Tag; ENTRIES]>,
+    /// The slots' decodings, written only by [`DecodeCache::insert`]. Never
+    /// resized, so a pointer from [`DecodeCache::lookup_hit_ptr`] stays put.
+    decoded: Box<[Decoded; ENTRIES]>,
     /// One bit per 64-byte line of the 4 GiB physical space.
     code_lines: Vec<u64>,
     /// Hit/miss/invalidate counters.
@@ -99,19 +133,32 @@ impl Default for DecodeCache {
 impl DecodeCache {
     /// An empty cache.
     pub fn new() -> Self {
-        let empty = Entry {
-            paddr: 0,
-            key: 0,
-            decoded: Decoded {
-                insn: Instruction::default(),
-                addr32: false,
-                op32: false,
-                pop_cs: false,
-            },
+        let empty = Decoded {
+            insn: Instruction::default(),
+            addr32: false,
+            op32: false,
+            pop_cs: false,
+            quiet: false,
+            op: crate::interp::Op::X87,
+            r0: 0,
+            r1: 0,
+            imm: 0,
+            base: 8,
+            index: 8,
+            scale: 0,
+            seg: crate::state::SegReg::Ds,
+            falls_through: false,
         };
         // The line bitmap is 8 MiB of zeroes; the allocator maps it lazily.
         Self {
-            entries: vec![empty; ENTRIES],
+            tags: vec![Tag::default(); ENTRIES]
+                .into_boxed_slice()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("ENTRIES tags")),
+            decoded: vec![empty; ENTRIES]
+                .into_boxed_slice()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("ENTRIES slots")),
             code_lines: vec![0; 1 << (32 - LINE_SHIFT - 6)],
             stats: DecodeStats::default(),
             code_write_log: None,
@@ -121,12 +168,30 @@ impl DecodeCache {
     /// The cached decoding of the instruction at `paddr` for this code size.
     #[inline]
     pub fn lookup(&mut self, paddr: u32, code32: bool) -> Option<&Decoded> {
-        let e = &self.entries[paddr as usize & (ENTRIES - 1)];
+        let i = paddr as usize & (ENTRIES - 1);
+        let e = &self.tags[i];
         if e.key == 1 + u8::from(code32) && e.paddr == paddr {
             self.stats.hits += 1;
-            Some(&e.decoded)
+            Some(&self.decoded[i])
         } else {
             self.stats.misses += 1;
+            None
+        }
+    }
+
+    /// [`DecodeCache::lookup`] as a pointer, counting nothing (the caller
+    /// adds its hits to [`DecodeCache::stats`]; a miss is left to its
+    /// slower path, which looks up and counts again).
+    /// The pointee is written only by [`DecodeCache::insert`] and never
+    /// moves, so it can be read while the CPU executes the instruction.
+    #[inline]
+    pub(crate) fn lookup_hit_ptr(&self, paddr: u32, code32: bool) -> Option<*const Decoded> {
+        let i = paddr as usize & (ENTRIES - 1);
+        let e = &self.tags[i];
+        if e.key == 1 + u8::from(code32) && e.paddr == paddr {
+            // In bounds: i < ENTRIES == decoded.len().
+            Some(self.decoded.as_ptr().wrapping_add(i))
+        } else {
             None
         }
     }
@@ -134,11 +199,13 @@ impl DecodeCache {
     /// Remembers a decoding whose `len` bytes start at `paddr` (all on one page).
     pub fn insert(&mut self, paddr: u32, code32: bool, decoded: Decoded) {
         let len = decoded.insn.len() as u32;
-        self.entries[paddr as usize & (ENTRIES - 1)] = Entry {
+        let i = paddr as usize & (ENTRIES - 1);
+        self.tags[i] = Tag {
             paddr,
             key: 1 + u8::from(code32),
-            decoded,
+            len: len as u8,
         };
+        self.decoded[i] = decoded;
         let first = paddr >> LINE_SHIFT;
         let last = paddr.wrapping_add(len.max(1) - 1) >> LINE_SHIFT;
         for line in [first, last] {
@@ -185,9 +252,9 @@ impl DecodeCache {
             let start = (line << LINE_SHIFT).wrapping_sub(MAX_INSN_LEN as u32 - 1);
             for a in 0..(1u32 << LINE_SHIFT) + MAX_INSN_LEN as u32 - 1 {
                 let p = start.wrapping_add(a);
-                let e = &mut self.entries[p as usize & (ENTRIES - 1)];
+                let e = &mut self.tags[p as usize & (ENTRIES - 1)];
                 if e.key != 0 && e.paddr == p {
-                    let end = p.wrapping_add(e.decoded.insn.len() as u32);
+                    let end = p.wrapping_add(u32::from(e.len));
                     if p >> LINE_SHIFT == line || end > (line << LINE_SHIFT) {
                         e.key = 0;
                         self.stats.invalidations += 1;
@@ -199,7 +266,7 @@ impl DecodeCache {
 
     /// Drops everything (e.g. on reset).
     pub fn flush(&mut self) {
-        for e in &mut self.entries {
+        for e in self.tags.iter_mut() {
             e.key = 0;
         }
         self.code_lines.iter_mut().for_each(|w| *w = 0);
@@ -297,12 +364,200 @@ pub fn decode(bytes: &[u8], code32: bool, model: CpuModel) -> Result<Decoded, De
     if insn.len() > model.max_insn_len() {
         return Err(DecodeError::TooLong);
     }
-    Ok(Decoded {
+    let mut d = Decoded {
+        quiet: !pop_cs && is_quiet(&insn),
+        op: crate::interp::resolve(&insn),
+        r0: 0,
+        r1: 0,
+        imm: 0,
+        base: 8,
+        index: 8,
+        scale: 0,
+        seg: crate::state::SegReg::Ds,
+        falls_through: false,
         insn,
         addr32,
         op32,
         pop_cs,
-    })
+    };
+    crate::interp::fast::specialise(&mut d);
+    Ok(d)
+}
+
+/// Whether `insn` is "quiet": executed without a fault, it changes none of
+/// what [`crate::Cpu::step`] checks before an instruction (interrupt shadow,
+/// NMI blocking, IF, TF, RF, HLT, the debug registers), nor CS, the control
+/// registers, the mode or the soft TLB, and it reaches the bus only through
+/// memory accesses (no I/O port, no FPU error line). The run loop executes
+/// a run of quiet instructions without repeating those checks; an access
+/// that leaves the RAM fast path (and so might reach a device) still ends
+/// the run (`Cpu::bus_event`). Conservative: anything not listed is not quiet.
+pub fn is_quiet(insn: &Instruction) -> bool {
+    use iced_x86::{MemorySize, Mnemonic as M, OpKind};
+    // No segment-register operand (MOV/PUSH/POP Sreg load segments; MOV SS
+    // and POP SS set the interrupt shadow).
+    for n in 0..insn.op_count() {
+        if insn.op_kind(n) == OpKind::Register && insn.op_register(n).is_segment_register() {
+            return false;
+        }
+    }
+    let far = || {
+        matches!(insn.op_kind(0), OpKind::FarBranch16 | OpKind::FarBranch32)
+            || (insn.op_kind(0) == OpKind::Memory
+                && matches!(
+                    insn.memory_size(),
+                    MemorySize::SegPtr16 | MemorySize::SegPtr32
+                ))
+    };
+    match insn.mnemonic() {
+        M::Mov => !crate::interp::system::is_system_mov(insn),
+        M::Jmp | M::Call => !far(),
+        M::Movzx
+        | M::Movsx
+        | M::Lea
+        | M::Xchg
+        | M::Xlatb
+        | M::Lahf
+        | M::Sahf
+        | M::Cbw
+        | M::Cwde
+        | M::Cwd
+        | M::Cdq
+        | M::Bswap
+        | M::Cmpxchg
+        | M::Cmpxchg8b
+        | M::Xadd
+        | M::Salc
+        | M::Add
+        | M::Adc
+        | M::Sub
+        | M::Sbb
+        | M::Cmp
+        | M::Inc
+        | M::Dec
+        | M::Neg
+        | M::Mul
+        | M::Imul
+        | M::Div
+        | M::Idiv
+        | M::And
+        | M::Or
+        | M::Xor
+        | M::Test
+        | M::Not
+        | M::Sal
+        | M::Shl
+        | M::Shr
+        | M::Sar
+        | M::Rol
+        | M::Ror
+        | M::Rcl
+        | M::Rcr
+        | M::Shld
+        | M::Shrd
+        | M::Aaa
+        | M::Aas
+        | M::Daa
+        | M::Das
+        | M::Aam
+        | M::Aad
+        | M::Bt
+        | M::Bts
+        | M::Btr
+        | M::Btc
+        | M::Bsf
+        | M::Bsr
+        | M::Movsb
+        | M::Movsw
+        | M::Movsd
+        | M::Cmpsb
+        | M::Cmpsw
+        | M::Cmpsd
+        | M::Scasb
+        | M::Scasw
+        | M::Scasd
+        | M::Lodsb
+        | M::Lodsw
+        | M::Lodsd
+        | M::Stosb
+        | M::Stosw
+        | M::Stosd
+        | M::Jcxz
+        | M::Jecxz
+        | M::Loop
+        | M::Loope
+        | M::Loopne
+        | M::Ret
+        | M::Push
+        | M::Pop
+        | M::Pusha
+        | M::Pushad
+        | M::Popa
+        | M::Popad
+        | M::Enter
+        | M::Leave
+        | M::Clc
+        | M::Stc
+        | M::Cmc
+        | M::Cld
+        | M::Std
+        | M::Nop
+        | M::Pause => true,
+        m => {
+            insn.condition_code() != iced_x86::ConditionCode::None
+                && matches!(
+                    m,
+                    M::Jo
+                        | M::Jno
+                        | M::Jb
+                        | M::Jae
+                        | M::Je
+                        | M::Jne
+                        | M::Jbe
+                        | M::Ja
+                        | M::Js
+                        | M::Jns
+                        | M::Jp
+                        | M::Jnp
+                        | M::Jl
+                        | M::Jge
+                        | M::Jle
+                        | M::Jg
+                        | M::Cmovo
+                        | M::Cmovno
+                        | M::Cmovb
+                        | M::Cmovae
+                        | M::Cmove
+                        | M::Cmovne
+                        | M::Cmovbe
+                        | M::Cmova
+                        | M::Cmovs
+                        | M::Cmovns
+                        | M::Cmovp
+                        | M::Cmovnp
+                        | M::Cmovl
+                        | M::Cmovge
+                        | M::Cmovle
+                        | M::Cmovg
+                        | M::Seto
+                        | M::Setno
+                        | M::Setb
+                        | M::Setae
+                        | M::Sete
+                        | M::Setne
+                        | M::Setbe
+                        | M::Seta
+                        | M::Sets
+                        | M::Setns
+                        | M::Setp
+                        | M::Setnp
+                        | M::Setl
+                        | M::Setge
+                        | M::Setle
+                        | M::Setg
+                )
+        }
+    }
 }
 
 #[cfg(test)]

@@ -188,7 +188,26 @@ impl Flags for CpuState {
     }
     #[inline]
     fn set_status(&mut self, mask: u32, values: u32) {
-        self.commit_flags();
+        // Evaluate only the lazy bits that survive: none when `mask` covers
+        // every status bit, just AF when it covers the other five (shifts).
+        let op = self.lazy.op;
+        if op != LazyOp::None {
+            let kept = eflags::STATUS & !mask;
+            if kept == eflags::AF {
+                let l = &self.lazy;
+                let af = if op == LazyOp::Logic {
+                    0
+                } else {
+                    (l.dst ^ l.src ^ l.res) & eflags::AF
+                };
+                self.eflags = (self.eflags & !eflags::AF) | af;
+                self.lazy.op = LazyOp::None;
+            } else if kept == 0 {
+                self.lazy.op = LazyOp::None;
+            } else {
+                self.commit_flags();
+            }
+        }
         self.eflags = (self.eflags & !mask) | (values & mask);
     }
     #[inline]
@@ -295,6 +314,42 @@ mod tests {
         s.set_lazy(LazyOp::Sub, 1, 0, 1, 0xFF); // CF = 1
         s.set_lazy(LazyOp::Inc, 1, 0xFF, 1, 0);
         assert!(s.cf() && s.zf());
+    }
+
+    #[test]
+    fn set_status_keeps_the_lazy_bits_outside_the_mask() {
+        let status = eflags::STATUS;
+        let ops = [
+            LazyOp::Add,
+            LazyOp::Adc,
+            LazyOp::Sub,
+            LazyOp::Sbb,
+            LazyOp::Logic,
+            LazyOp::Inc,
+            LazyOp::Dec,
+        ];
+        let masks = [
+            status,
+            status & !eflags::AF,
+            eflags::CF | eflags::OF,
+            eflags::ZF,
+        ];
+        for op in ops {
+            for (d, sv, r) in [(0x0F, 1, 0x10), (0x7F, 0x8F, 0xEE), (0, 0, 0)] {
+                for mask in masks {
+                    for values in [0, status] {
+                        let mut a = CpuState::new(CpuModel::P6);
+                        a.eflags |= eflags::CF;
+                        a.set_lazy(op, 1, d, sv, r);
+                        let mut b = a.clone();
+                        a.commit_flags();
+                        a.eflags = (a.eflags & !mask) | (values & mask);
+                        b.set_status(mask, values);
+                        assert_eq!(a.flags(), b.flags(), "{op:?} {mask:#x} {values:#x}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -35,12 +35,10 @@ impl Cpu {
         let saved_eip = self.state.eip;
         let saved_ctx = self.ctx;
         self.state.eip = eip;
-        let mut insn = iced_x86::Instruction::default();
-        let r = self.fetch_decode(bus, &mut insn);
-        let ctx = self.ctx;
+        let r = self.fetch_decode(bus);
         self.state.eip = saved_eip;
         self.ctx = saved_ctx;
-        r?;
+        let insn = r?.insn;
         let lin = self.state.seg[crate::state::SegReg::Cs as usize]
             .base
             .wrapping_add(eip);
@@ -53,7 +51,6 @@ impl Cpu {
         if d.insn.code() != insn.code() || d.insn.len() != insn.len() {
             return Ok(None);
         }
-        let _ = ctx;
         Ok(Some(FetchedInsn { decoded: *d, paddr }))
     }
 

@@ -6,7 +6,7 @@
 //! decoded-instruction cache sees every write to code.
 
 use crate::bus::Bus;
-use crate::cpu::Cpu;
+use crate::cpu::{Cpu, DataWindow};
 use crate::debug::watch;
 use crate::exception::Exception;
 use crate::model::CpuModel;
@@ -194,6 +194,7 @@ impl Cpu {
             self.note_data_access(linear, size, false);
         }
         if (linear & 0xFFF) + size > 0x1000 {
+            self.note_bus_event();
             let mut v = 0;
             for i in 0..size {
                 let p = self.translate(bus, linear.wrapping_add(i), Access::Read, user)?;
@@ -214,6 +215,7 @@ impl Cpu {
                 });
             }
         }
+        self.note_bus_event();
         let p = self.translate(bus, linear, Access::Read, user)?;
         self.learn_host(bus, linear, p);
         Ok(match size {
@@ -263,6 +265,7 @@ impl Cpu {
             self.note_data_access(linear, size, true);
         }
         if (linear & 0xFFF) + size > 0x1000 {
+            self.note_bus_event();
             let mut phys = [0u32; 4];
             for i in 0..size {
                 phys[i as usize] =
@@ -281,10 +284,18 @@ impl Cpu {
                 .ram()
                 .and_then(|ram| ram.get_mut(off..off + size as usize))
             {
-                b.copy_from_slice(&value.to_le_bytes()[..size as usize]);
+                // Constant-length copies (a variable one is a memmove call).
+                let v = value.to_le_bytes();
+                match b {
+                    [b0] => *b0 = v[0],
+                    [b0, b1] => [*b0, *b1] = [v[0], v[1]],
+                    [b0, b1, b2, b3] => [*b0, *b1, *b2, *b3] = v,
+                    _ => b.copy_from_slice(&v[..b.len().min(4)]),
+                }
                 return Ok(());
             }
         }
+        self.note_bus_event();
         let p = self.translate(bus, linear, Access::Write, user)?;
         self.learn_host(bus, linear, p);
         match size {
@@ -306,9 +317,135 @@ impl Cpu {
         }
     }
 
+    /// The RAM fast path of [`Cpu::read_mem`] and [`Cpu::write_mem`], all
+    /// inline: the host offset of `size` bytes at `seg:offset` when the
+    /// access passes the segment checks, is aligned (so #AC cannot apply),
+    /// stays in one page, no data breakpoint is armed and the soft TLB maps
+    /// the page to plain RAM with the needed right (counted as a TLB hit).
+    /// `None` sends the access down the general path, which repeats every
+    /// check and raises the fault if there is one.
+    ///
+    /// During a quiet instruction of [`Cpu::run`] the answer comes from a
+    /// [`DataWindow`] when the offsets fall in one, and fills one otherwise.
+    #[inline(always)]
+    fn ram_fast_path(&mut self, seg: SegReg, offset: u32, size: u32, write: bool) -> Option<usize> {
+        let slot = seg as usize * 2 + usize::from(write);
+        if self.data_fast && self.data_valid & (1 << slot) != 0 {
+            let w = &self.data_windows[slot];
+            let last = u64::from(offset) + u64::from(size) - 1;
+            if offset >= w.lo && last <= u64::from(w.hi) && matches!(size, 1 | 2 | 4) {
+                // The general path would count this TLB hit too.
+                self.tlb.stats.hits += 1;
+                return Some(w.host_lo + (offset - w.lo) as usize);
+            }
+        }
+        if self.state.model == CpuModel::I8086
+            || self.debug_watch & watch::DATA != 0
+            || !matches!(size, 1 | 2 | 4)
+        {
+            return None;
+        }
+        let access = if write { Access::Write } else { Access::Read };
+        let linear = self.linear(seg, offset, size, access).ok()?;
+        if linear & size.wrapping_sub(1) != 0 || (linear & 0xFFF) + size > 0x1000 {
+            return None;
+        }
+        let user = self.user_access();
+        let host = self
+            .tlb
+            .lookup_host(linear, right_for(access, user), write)?;
+        if self.data_fast {
+            self.fill_data_window(slot, seg, offset, linear, host, user);
+        }
+        Some(host)
+    }
+
+    /// Records the [`DataWindow`] of the page that a fast-path access at
+    /// `seg:offset` (linear `linear`, RAM offset `host`) just hit: the
+    /// offsets of `seg` that map into the same linear page without wrapping
+    /// and pass the segment checks for this kind of access. None when #AC
+    /// could apply (CPL 3 with CR0.AM and EFLAGS.AC: misaligned accesses
+    /// must keep taking the general path).
+    #[inline(never)]
+    fn fill_data_window(
+        &mut self,
+        slot: usize,
+        seg: SegReg,
+        offset: u32,
+        linear: u32,
+        host: usize,
+        user: bool,
+    ) {
+        if user && self.state.cr0 & cr0::AM != 0 && self.state.eflags & eflags::AC != 0 {
+            return;
+        }
+        let s = &self.state.seg[seg as usize];
+        let page = linear & !0xFFF;
+        let Some(page_lo) = page.checked_sub(s.base) else {
+            return; // the page is reached by wrapping offsets
+        };
+        let page_hi = page_lo + 0xFFF;
+        // The offsets whose byte accesses pass Cpu::linear (the access at
+        // `offset` did, so the type and presence checks hold).
+        let expand_down = self.state.protected_mode()
+            && s.flags & seg_flags::CODE == 0
+            && s.flags & seg_flags::DC != 0;
+        let (valid_lo, valid_hi) = if expand_down {
+            let top = if s.is_32bit() { u32::MAX } else { 0xFFFF };
+            match s.limit.checked_add(1) {
+                Some(lo) => (lo, top),
+                None => return,
+            }
+        } else {
+            (0, s.limit)
+        };
+        let lo = page_lo.max(valid_lo);
+        let hi = page_hi.min(valid_hi);
+        if lo > hi || offset < lo {
+            return;
+        }
+        self.data_windows[slot] = DataWindow {
+            lo,
+            hi,
+            host_lo: host - (offset - lo) as usize,
+        };
+        self.data_valid |= 1 << slot;
+    }
+
+    /// Notes an access off the RAM fast path: it may have reached a device
+    /// or changed the soft TLB, so the quiet run ends and its data windows
+    /// go.
+    #[inline]
+    pub(crate) fn note_bus_event(&mut self) {
+        self.bus_event = true;
+        self.data_valid = 0;
+    }
+
     /// Reads `size` bytes at `seg:offset`.
     #[inline]
     pub fn read_mem<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        seg: SegReg,
+        offset: u32,
+        size: u32,
+    ) -> Result<u32, Exception> {
+        if let Some(off) = self.ram_fast_path(seg, offset, size, false) {
+            if let Some(b) = bus.ram().and_then(|ram| ram.get(off..off + size as usize)) {
+                return Ok(match *b {
+                    [b0] => u32::from(b0),
+                    [b0, b1] => u32::from(u16::from_le_bytes([b0, b1])),
+                    [b0, b1, b2, b3] => u32::from_le_bytes([b0, b1, b2, b3]),
+                    _ => 0,
+                });
+            }
+        }
+        self.read_mem_general(bus, seg, offset, size)
+    }
+
+    /// [`Cpu::read_mem`] off the RAM fast path.
+    #[inline(never)]
+    fn read_mem_general<B: Bus + ?Sized>(
         &mut self,
         bus: &mut B,
         seg: SegReg,
@@ -331,6 +468,34 @@ impl Cpu {
     /// Writes `size` bytes at `seg:offset`.
     #[inline]
     pub fn write_mem<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        seg: SegReg,
+        offset: u32,
+        size: u32,
+        value: u32,
+    ) -> Result<(), Exception> {
+        if let Some(off) = self.ram_fast_path(seg, offset, size, true) {
+            if let Some(b) = bus
+                .ram()
+                .and_then(|ram| ram.get_mut(off..off + size as usize))
+            {
+                let v = value.to_le_bytes();
+                match b {
+                    [b0] => *b0 = v[0],
+                    [b0, b1] => [*b0, *b1] = [v[0], v[1]],
+                    [b0, b1, b2, b3] => [*b0, *b1, *b2, *b3] = v,
+                    _ => {}
+                }
+                return Ok(());
+            }
+        }
+        self.write_mem_general(bus, seg, offset, size, value)
+    }
+
+    /// [`Cpu::write_mem`] off the RAM fast path.
+    #[inline(never)]
+    fn write_mem_general<B: Bus + ?Sized>(
         &mut self,
         bus: &mut B,
         seg: SegReg,
@@ -474,6 +639,70 @@ mod tests {
         ram.mask = 0xF_FFFF;
         cpu.sync_memory_map(&mut ram);
         assert!(cpu.tlb.entries().next().is_none());
+    }
+
+    #[test]
+    fn quiet_run_data_windows_keep_the_limit_and_expand_down_checks() {
+        use crate::testutil::{assemble, CODE};
+        use iced_x86::code_asm::*;
+        // DS: limit 0x2FF9; ES: expand-down above 0x3007 (both inside a
+        // page, so only the segment check stops an access). The loop's
+        // first pass decodes; the second runs quietly: its first load fills
+        // a window, the second hits it, the third (through EDI, now out of
+        // the segment) must fault exactly as single steps do.
+        let program = |use_es: bool, a: u64, b: u64, good: u32, bad: u32| {
+            assemble(32, move |asm| {
+                let mut top = asm.create_label();
+                asm.mov(esi, 2u32)?;
+                asm.mov(edi, good)?;
+                asm.set_label(&mut top)?;
+                if use_es {
+                    asm.mov(eax, dword_ptr(a).es())?;
+                    asm.mov(ebx, dword_ptr(b).es())?;
+                    asm.mov(ecx, dword_ptr(edi).es())?;
+                } else {
+                    asm.mov(eax, dword_ptr(a))?;
+                    asm.mov(ebx, dword_ptr(b))?;
+                    asm.mov(ecx, dword_ptr(edi))?;
+                }
+                asm.mov(edi, bad)?;
+                asm.dec(esi)?;
+                asm.jnz(top)
+            })
+        };
+        let cases = [
+            (false, program(false, 0x2FE0, 0x2FE4, 0x2FE8, 0x2FF8)),
+            (true, program(true, 0x3010, 0x3014, 0x3018, 0x3004)),
+        ];
+        for (expand_down, code) in cases {
+            let setup = || {
+                let mut cpu = flat32_cpu();
+                let mut ram = FlatRam::new(1 << 20);
+                ram.load(CODE, &code);
+                if expand_down {
+                    let e = &mut cpu.state.seg[SegReg::Es as usize];
+                    e.flags |= seg_flags::DC;
+                    e.limit = 0x3007;
+                } else {
+                    cpu.state.seg[SegReg::Ds as usize].limit = 0x2FF9;
+                }
+                (cpu, ram)
+            };
+            let (mut ran, mut ram_a) = setup();
+            let (mut stepped, mut ram_b) = setup();
+            ran.run(&mut ram_a, 11);
+            for _ in 0..11 {
+                stepped.step(&mut ram_b);
+            }
+            assert_eq!(
+                stepped.last_exception,
+                Some(Exception::GeneralProtection(0))
+            );
+            assert_eq!(
+                format!("{:?} {:?}", ran.state, ran.last_exception),
+                format!("{:?} {:?}", stepped.state, stepped.last_exception),
+            );
+        }
     }
 
     #[test]

@@ -142,6 +142,7 @@ impl Cpu {
         access: Access,
         user: bool,
     ) -> Result<u32, Exception> {
+        self.note_bus_event();
         let cached_pdpte = if self.state.cr4 & cr4::PAE != 0 {
             let pdptes = match self.pdptes {
                 Some(p) => p,

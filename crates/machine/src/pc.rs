@@ -326,11 +326,17 @@ impl Pc {
                     continue;
                 }
                 let left = (limit - now).min(slice - done);
-                let (o, n) = self
-                    .engine
-                    .run(&mut self.cpu, &mut self.board, left, |b, _| {
-                        b.exit_requested()
-                    });
+                let (o, n) = if self.engine.kind() == oxide86_jit::EngineKind::Interp {
+                    // The interpreter's own batched loop (quiet runs skip
+                    // the per-instruction event checks).
+                    self.cpu
+                        .run_until(&mut self.board, left, |b| b.exit_requested())
+                } else {
+                    self.engine
+                        .run(&mut self.cpu, &mut self.board, left, |b, _| {
+                            b.exit_requested()
+                        })
+                };
                 done += n;
                 outcome = o;
                 if outcome != StepOutcome::Continue || self.board.exit_requested() || n < left {
