@@ -352,6 +352,8 @@ impl Pc {
             if self.board.acpi_pm.poweroff_requested() {
                 return Stop::Exit(PcExit::PowerOff);
             }
+            // Every reset line is taken, so none survives the reset it caused.
+            let requested = self.board.take_reset_request();
             let reset = match outcome {
                 StepOutcome::Shutdown => Some(
                     self.cpu
@@ -359,10 +361,7 @@ impl Pc {
                         .clone()
                         .unwrap_or_else(|| "triple fault".into()),
                 ),
-                _ if self.board.port92.take_reset_request() => {
-                    Some("reset through port 0x92".into())
-                }
-                _ => None,
+                _ => requested.map(String::from),
             };
             if let Some(why) = reset {
                 self.stats.resets += 1;

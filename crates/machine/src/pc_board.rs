@@ -330,13 +330,22 @@ impl PcBoard {
         self.memory.set_a20(on);
     }
 
-    /// Takes a pending reset request (port 0x92, the keyboard controller or
-    /// the PIIX reset control register 0xCF9).
-    pub fn take_reset_request(&mut self) -> bool {
+    /// Takes the pending reset requests (port 0x92, the keyboard
+    /// controller's output port, the PIIX reset control register 0xCF9)
+    /// and says where the first came from.
+    pub fn take_reset_request(&mut self) -> Option<&'static str> {
         let a = self.port92.take_reset_request();
         let b = self.i8042.take_reset_request();
         let c = self.pci.take_reset_request().is_some();
-        a || b || c
+        if a {
+            Some("reset through port 0x92")
+        } else if b {
+            Some("reset through the keyboard controller")
+        } else if c {
+            Some("reset through port 0xCF9")
+        } else {
+            None
+        }
     }
 
     fn port_read(&mut self, port: u16) -> u8 {
