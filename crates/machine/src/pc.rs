@@ -17,6 +17,13 @@ use crate::stop::{DebugControl, Stop};
 /// can be.
 const SLICE: u64 = 1000;
 
+/// How far away the next timer event must be for an idle guest to count
+/// as waiting for input: a guest that still has work due sooner (a
+/// driver's transmit timer finishing a line of output) gets that time
+/// first, so a reader that answers the guest's output is never waited on
+/// while the output is still unfinished.
+pub const STREAM_INPUT_QUIET_NS: u64 = 100_000_000;
+
 /// The RTC's power-on date in virtual-clock runs unless told otherwise:
 /// 2000-01-01 00:00:00 UTC, so runs are repeatable.
 pub const DEFAULT_RTC_BASE: i64 = 946_684_800;
@@ -140,8 +147,9 @@ pub enum HostInput {
         quit: std::sync::Arc<std::sync::atomic::AtomicBool>,
     },
     /// A pipe or file: read only when the guest idles in HLT with COM1's
-    /// receive FIFO empty, so with the virtual clock input reaches the guest
-    /// at the same instruction every run.
+    /// receive FIFO empty and no timer due within [`STREAM_INPUT_QUIET_NS`],
+    /// so with the virtual clock input reaches the guest at the same
+    /// instruction every run (the read blocks; guest time waits for it).
     Stream(Box<dyn std::io::Read + Send>),
 }
 
@@ -389,7 +397,11 @@ impl Pc {
                     com.output_mut().flush();
                 }
                 let can_wake = self.cpu.state.eflags & oxide86_cpu::state::eflags::IF != 0;
-                if can_wake && self.feed_stream_input() {
+                let quiet = self
+                    .board
+                    .ns_until_next_event()
+                    .is_none_or(|ns| ns >= STREAM_INPUT_QUIET_NS);
+                if can_wake && quiet && self.feed_stream_input() {
                     continue;
                 }
                 match self.board.ns_until_next_event() {
