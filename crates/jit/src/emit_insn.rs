@@ -14,7 +14,7 @@ use oxide86_cpu::interp::operand::gpr_slot;
 
 use crate::ctx::{EXIT_INTERP, EXIT_NEXT};
 use crate::emit_mem::width_mask;
-use crate::translate::{Emitter, GuestInsn, Mode};
+use crate::translate::{Emitter, GuestInsn};
 
 fn is_gpr(insn: &iced_x86::Instruction, n: u32) -> bool {
     insn.op_kind(n) == OpKind::Register && gpr_slot(insn.op_register(n)).is_some()
@@ -52,7 +52,7 @@ fn rel_target(insn: &iced_x86::Instruction, eip: u32) -> u32 {
 /// Whether `d` is lowered inline in `mode`: `Some(true)` for an inline
 /// control transfer (it ends the block), `Some(false)` for straight-line
 /// code, `None` if it is not lowered inline.
-pub(crate) fn inline_kind(d: &Decoded, mode: &Mode) -> Option<bool> {
+pub(crate) fn inline_kind(d: &Decoded) -> Option<bool> {
     let insn = &d.insn;
     if d.pop_cs || insn.has_lock_prefix() {
         return None;
@@ -123,8 +123,7 @@ pub(crate) fn inline_kind(d: &Decoded, mode: &Mode) -> Option<bool> {
         _ => false,
     };
     // Branch targets beyond the CS limit are left to the interpreter at
-    // run time (see `branch`), since `mode` is part of the block's key.
-    let _ = mode;
+    // run time (see `branch`).
     transfer.then_some(true)
 }
 

@@ -2,8 +2,6 @@
 //! `call_indirect`, so blocks carry no relocations): flag evaluation on
 //! the state, and the interpreter for one instruction inside a block.
 
-use std::mem::offset_of;
-
 use cranelift_codegen::ir::{types, InstBuilder};
 use oxide86_cpu::decode::Decoded;
 use oxide86_cpu::flags::Flags;
@@ -110,5 +108,4 @@ pub(crate) fn emit_helper_call(e: &mut Emitter<'_>, g: &GuestInsn) {
     e.b.ins().return_(&[s]);
     e.b.switch_to_block(cont);
     e.reload_vars();
-    let _ = offset_of!(JitCtx, outcome);
 }

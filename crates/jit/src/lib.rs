@@ -11,6 +11,7 @@
 //! interpreter is the reference: see `docs/jit.md`.
 
 pub mod cache;
+pub mod cross;
 pub mod ctx;
 mod emit_flags;
 mod emit_insn;
