@@ -22,20 +22,6 @@ pub(crate) unsafe extern "C" fn jit_condition(st: *const CpuState, cc: u32) -> u
     u32::from(s.condition(cc as u8))
 }
 
-/// What `Flags::set_lazy` does before recording INC/DEC: makes the stored
-/// CF current.
-///
-/// # Safety
-/// As [`jit_condition`].
-pub(crate) unsafe extern "C" fn jit_fold_cf(st: *mut CpuState) {
-    // SAFETY: as in `jit_condition`; the block has stored its lazy record.
-    let s = unsafe { &mut *st };
-    if s.lazy.op != oxide86_cpu::LazyOp::None {
-        let cf = s.cf();
-        s.eflags = (s.eflags & !eflags::CF) | u32::from(cf);
-    }
-}
-
 /// Runs the instruction `d` at the state's EIP in the interpreter.
 /// Returns 0 to continue the block, or 1 when the block must stop (a
 /// fault was delivered, the instruction did not complete (REP string

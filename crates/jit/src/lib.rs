@@ -16,6 +16,7 @@ pub mod ctx;
 mod emit_flags;
 mod emit_insn;
 mod emit_mem;
+mod emit_muls;
 pub mod engine;
 mod helpers;
 pub mod smc;

@@ -356,6 +356,11 @@ pub(crate) struct Emitter<'a> {
     pub helper_insns: Vec<Box<Decoded>>,
     /// The monomorphized interpreter helper for the dispatcher's bus type.
     pub interp_helper: usize,
+    /// Registers some instruction of the block assigns: only these are
+    /// written back at the exit (the others still hold their entry values).
+    pub dirty: [bool; 8],
+    /// Whether some instruction assigns the lazy-flags Variables.
+    pub lazy_dirty: bool,
     /// The block's chaining slots (kept alive by the block).
     #[allow(
         clippy::vec_box,
@@ -412,6 +417,12 @@ impl Emitter<'_> {
         self.b.switch_to_block(cont);
     }
 
+    /// Assigns guest register `i` (EAX = 0 ... EDI = 7).
+    pub fn set_reg(&mut self, i: usize, v: Value) {
+        self.dirty[i] = true;
+        self.b.def_var(self.regs[i], v);
+    }
+
     /// Loads a 32-bit field of the state.
     pub fn load_st(&mut self, ty: Type, offset: i32) -> Value {
         self.b.ins().load(ty, trusted(), self.st, offset)
@@ -442,12 +453,13 @@ impl Emitter<'_> {
     pub fn reload_vars(&mut self) {
         for i in 0..8 {
             let v = self.load_st(types::I32, off::gpr(i));
-            self.b.def_var(self.regs[i], v);
+            self.set_reg(i, v);
         }
         for i in 0..5 {
             let v = self.load_st(types::I32, off::lazy(i));
             self.b.def_var(self.lz[i], v);
         }
+        self.lazy_dirty = true;
         self.known = None;
     }
 
@@ -547,6 +559,8 @@ pub(crate) fn emit_block(
         helper_insns: Vec::new(),
         interp_helper,
         slots: Vec::new(),
+        dirty: [false; 8],
+        lazy_dirty: false,
     };
     for i in 0..8 {
         let v = e.load_st(types::I32, off::gpr(i));
@@ -574,16 +588,20 @@ pub(crate) fn emit_block(
     if !transferred {
         e.exit_const(block.tail.0, block.tail.1);
     }
-    // The shared exit: write everything back.
+    // The shared exit: write back what the block assigns.
     e.b.switch_to_block(exit);
     let params = e.b.block_params(exit).to_vec();
     for i in 0..8 {
-        let v = e.b.use_var(e.regs[i]);
-        e.store_st(v, off::gpr(i));
+        if e.dirty[i] {
+            let v = e.b.use_var(e.regs[i]);
+            e.store_st(v, off::gpr(i));
+        }
     }
-    for i in 0..5 {
-        let v = e.b.use_var(e.lz[i]);
-        e.store_st(v, off::lazy(i));
+    if e.lazy_dirty {
+        for i in 0..5 {
+            let v = e.b.use_var(e.lz[i]);
+            e.store_st(v, off::lazy(i));
+        }
     }
     let ic = e.b.use_var(e.icount);
     let ic = e.b.ins().iadd(ic, params[1]);
