@@ -57,9 +57,9 @@ enum Conformance {
     System {
         /// Only programs whose name contains this (e.g. "paging").
         program: Option<String>,
-        /// Execution engine (only the interpreter exists yet).
-        #[arg(long, default_value = "interp", value_parser = ["interp"])]
-        engine: String,
+        /// Execution engine: interp, jit or tiered.
+        #[arg(long, default_value = "interp", value_parser = parse_engine)]
+        engine: oxide86_machine::pc::EngineKind,
     },
     /// Differential test against the host CPU: random instruction sequences
     /// run natively (32-bit helper process, x86 Linux hosts only) and in the
@@ -136,9 +136,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::Conformance(Conformance::System { program, engine: _ }) => {
-            let (_, failed) =
-                oxide86_testsuite::system::run(program.as_deref(), &mut std::io::stdout().lock())?;
+        Command::Conformance(Conformance::System { program, engine }) => {
+            let (_, failed) = oxide86_testsuite::system::run_with(
+                program.as_deref(),
+                &mut std::io::stdout().lock(),
+                engine,
+            )?;
             Ok(if failed == 0 {
                 ExitCode::SUCCESS
             } else {
