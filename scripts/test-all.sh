@@ -18,3 +18,5 @@ fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --release -- -D warnings
 cargo test --workspace --release
+# The JIT's code generation for aarch64 and riscv64 hosts (compile only).
+cargo test -p oxide86-jit --features cross --release

@@ -2,7 +2,8 @@
 //! integer workloads: `cargo bench -p oxide86-benches --bench engines`.
 //! A measurement, never a test: it prints a table and asserts nothing
 //! about speed. `OXIDE86_BENCH_INSNS` sets the approximate guest
-//! instructions per run (default 200 million).
+//! instructions per run (default 200 million); `OXIDE86_BENCH_ENGINES`
+//! (e.g. `jit`, or `interp,jit`) runs only some engines, for profiling.
 
 use oxide86_benches::{
     alu_branch, integer_mix, run_engine, ALU_INSNS_PER_ITERATION, INSNS_PER_ITERATION,
@@ -25,20 +26,37 @@ fn main() -> anyhow::Result<()> {
         ),
     ];
     println!(
-        "{:<12} {:<7} {:>12} {:>9} {:>9} {:>8} {:>7} {:>11}",
-        "workload", "engine", "guest insns", "wall s", "MIPS", "vs interp", "blocks", "xlate ms"
+        "{:<12} {:<7} {:>12} {:>9} {:>9} {:>8} {:>7} {:>11} {:>9} {:>9}",
+        "workload",
+        "engine",
+        "guest insns",
+        "wall s",
+        "MIPS",
+        "vs interp",
+        "blocks",
+        "xlate ms",
+        "in blocks",
+        "chained"
     );
     for (name, code) in &workloads {
         // Warm-up: page in RAM and the decode cache's tables.
         let _ = run_engine(&integer_mix(10)?, EngineKind::Interp)?;
         let mut interp_mips = 0.0;
+        let only = std::env::var("OXIDE86_BENCH_ENGINES").ok();
         for kind in [EngineKind::Interp, EngineKind::Jit, EngineKind::Tiered] {
+            let name_of = format!("{kind:?}").to_lowercase();
+            if only
+                .as_deref()
+                .is_some_and(|o| !o.split(',').any(|e| e == name_of))
+            {
+                continue;
+            }
             let (f, s) = run_engine(code, kind)?;
             if kind == EngineKind::Interp {
                 interp_mips = f.mips();
             }
             println!(
-                "{:<12} {:<7} {:>12} {:>9.3} {:>9.1} {:>8.2}x {:>7} {:>11.2}",
+                "{:<12} {:<7} {:>12} {:>9.3} {:>9.1} {:>8.2}x {:>7} {:>11.2} {:>8.1}% {:>8.1}%",
                 name,
                 format!("{kind:?}").to_lowercase(),
                 f.instructions,
@@ -46,7 +64,9 @@ fn main() -> anyhow::Result<()> {
                 f.mips(),
                 f.mips() / interp_mips,
                 s.blocks_translated,
-                s.translate_ns as f64 / 1e6
+                s.translate_ns as f64 / 1e6,
+                100.0 * s.block_insns as f64 / f.instructions.max(1) as f64,
+                100.0 * s.chained as f64 / s.block_runs.max(1) as f64
             );
         }
     }

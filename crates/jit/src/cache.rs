@@ -1,27 +1,48 @@
 //! Code generation and code memory: one `JITModule` per cache generation.
 //!
+//! Blocks use Cranelift's `tail` calling convention so that an exit can
+//! continue straight into the next block with `return_call_indirect`
+//! (chaining, without stack growth); Rust enters the first block of a
+//! chain through a small System V trampoline compiled into each module.
+//!
 //! Blocks are needed as soon as they are translated, so each is finalized
 //! on its own; the generation is retired whole (its memory freed with
 //! `free_memory`) when it holds [`GENERATION_LIMIT`] blocks or on a full
 //! flush. Invalidated blocks are only unlinked from the lookup table until
 //! then. See `docs/jit.md` for why this and not an own code area.
 
-use cranelift_codegen::ir::{types, AbiParam, Signature};
+use std::mem::ManuallyDrop;
+
+use cranelift_codegen::ir::{types, AbiParam, InstBuilder, Signature};
+use cranelift_codegen::isa::CallConv;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::Module;
+use cranelift_module::{FuncId, Module};
 use oxide86_cpu::decode::Decoded;
 
-use crate::ctx::JitCtx;
+use crate::ctx::{ChainSlot, JitCtx};
 use crate::translate::{emit_block, Mode, Scanned};
 
 /// Blocks per generation before the whole cache is flushed (about 4 KiB
 /// of mapped code memory each, see `docs/jit.md`).
 pub const GENERATION_LIMIT: usize = 8192;
 
-/// The entry point of a translated block.
-pub type BlockFn = unsafe extern "C" fn(*mut JitCtx) -> u32;
+/// The entry point of a translated block: the address of a
+/// `CallConv::Tail` function `fn(*mut JitCtx) -> u32`, which Rust cannot
+/// call directly (see [`CodeCache::enter`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockFn(usize);
+
+impl BlockFn {
+    /// The code address (what chaining slots hold).
+    pub fn addr(self) -> usize {
+        self.0
+    }
+}
+
+/// The System V trampoline that calls a block: `(ctx, block entry) -> status`.
+type Trampoline = unsafe extern "C" fn(*mut JitCtx, *const u8) -> u32;
 
 /// A translated block.
 #[derive(Debug)]
@@ -37,6 +58,12 @@ pub struct CompiledBlock {
         reason = "generated code holds their addresses: they must not move"
     )]
     _insns: Vec<Box<Decoded>>,
+    /// Its chaining slots (generated code holds their addresses).
+    #[allow(
+        clippy::vec_box,
+        reason = "generated code holds their addresses: they must not move"
+    )]
+    _slots: Vec<Box<ChainSlot>>,
 }
 
 /// Why a block could not be compiled.
@@ -45,7 +72,10 @@ pub struct CompileError(pub String);
 
 /// The Cranelift module of the current generation and reusable contexts.
 pub struct CodeCache {
-    module: JITModule,
+    /// Dropped only through `free_memory` (dropping a `JITModule` leaks
+    /// its code on purpose).
+    module: ManuallyDrop<JITModule>,
+    trampoline: Trampoline,
     ctx: cranelift_codegen::Context,
     fctx: FunctionBuilderContext,
     /// Blocks compiled into the current generation.
@@ -62,7 +92,10 @@ impl std::fmt::Debug for CodeCache {
     }
 }
 
-fn new_module() -> Result<JITModule, CompileError> {
+/// The code-generation flags of every block, for any target: tier-1
+/// settings from `../shared/notes/cranelift-facts.md` (no optimisation,
+/// the verifier only in debug builds) plus frame pointers for tail calls.
+pub(crate) fn flags() -> Result<settings::Flags, CompileError> {
     let err = |e: &dyn std::fmt::Display| CompileError(e.to_string());
     let mut fb = settings::builder();
     fb.set("opt_level", "none").map_err(|e| err(&e))?;
@@ -73,26 +106,110 @@ fn new_module() -> Result<JITModule, CompileError> {
     };
     fb.set("enable_verifier", verify).map_err(|e| err(&e))?;
     fb.set("is_pic", "false").map_err(|e| err(&e))?;
+    // Required by tail calls (`return_call_indirect`) on x86-64.
+    fb.set("preserve_frame_pointers", "true")
+        .map_err(|e| err(&e))?;
+    Ok(settings::Flags::new(fb))
+}
+
+fn new_module() -> Result<JITModule, CompileError> {
+    let err = |e: &dyn std::fmt::Display| CompileError(e.to_string());
     let isa = cranelift_native::builder()
         .map_err(|e| err(&e))?
-        .finish(settings::Flags::new(fb))
+        .finish(flags()?)
         .map_err(|e| err(&e))?;
     let jb = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
     Ok(JITModule::new(jb))
 }
 
+/// The signature of every block: `fn(*mut JitCtx) -> u32` in the tail
+/// calling convention.
+pub(crate) fn block_signature(ptr: types::Type) -> Signature {
+    let mut sig = Signature::new(CallConv::Tail);
+    sig.params.push(AbiParam::new(ptr));
+    sig.returns.push(AbiParam::new(types::I32));
+    sig
+}
+
+/// Compiles the trampoline into `module`: a function in the host's
+/// calling convention that calls the block at its second argument.
+fn compile_trampoline(
+    module: &mut JITModule,
+    ctx: &mut cranelift_codegen::Context,
+    fctx: &mut FunctionBuilderContext,
+) -> Result<FuncId, CompileError> {
+    let ptr = module.target_config().pointer_type();
+    let mut sig = Signature::new(module.isa().default_call_conv());
+    sig.params.push(AbiParam::new(ptr));
+    sig.params.push(AbiParam::new(ptr));
+    sig.returns.push(AbiParam::new(types::I32));
+    module.clear_context(ctx);
+    ctx.func.signature = sig.clone();
+    let mut b = FunctionBuilder::new(&mut ctx.func, fctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let (jctx, callee) = (b.block_params(entry)[0], b.block_params(entry)[1]);
+    let sr = b.import_signature(block_signature(ptr));
+    let call = b.ins().call_indirect(sr, callee, &[jctx]);
+    let status = b.inst_results(call)[0];
+    b.ins().return_(&[status]);
+    b.seal_all_blocks();
+    b.finalize(module.target_config());
+    let id = module
+        .declare_anonymous_function(&sig)
+        .map_err(|e| CompileError(e.to_string()))?;
+    module
+        .define_function(id, ctx)
+        .map_err(|e| CompileError(format!("{e:?}")))?;
+    module.clear_context(ctx);
+    Ok(id)
+}
+
+/// A new module with its trampoline compiled and finalized.
+fn new_generation(
+    ctx: &mut cranelift_codegen::Context,
+    fctx: &mut FunctionBuilderContext,
+) -> Result<(JITModule, Trampoline), CompileError> {
+    let mut module = new_module()?;
+    let id = compile_trampoline(&mut module, ctx, fctx)?;
+    module
+        .finalize_definitions()
+        .map_err(|e| CompileError(e.to_string()))?;
+    let code = module.get_finalized_function(id);
+    // SAFETY: `code` is the finalized trampoline, compiled with exactly
+    // this signature in the ISA's default calling convention (`extern "C"`
+    // on every host Cranelift supports).
+    let trampoline = unsafe { std::mem::transmute::<*const u8, Trampoline>(code) };
+    Ok((module, trampoline))
+}
+
 impl CodeCache {
     /// A cache for the host ISA.
     pub fn new() -> Result<Self, CompileError> {
-        let module = new_module()?;
-        let ctx = module.make_context();
+        let mut ctx = cranelift_codegen::Context::new();
+        let mut fctx = FunctionBuilderContext::new();
+        let (module, trampoline) = new_generation(&mut ctx, &mut fctx)?;
         Ok(Self {
-            module,
+            module: ManuallyDrop::new(module),
+            trampoline,
             ctx,
-            fctx: FunctionBuilderContext::new(),
+            fctx,
             blocks: 0,
             code_bytes: 0,
         })
+    }
+
+    /// Runs the block at `entry` (and whatever it chains to) on `ctx`.
+    ///
+    /// # Safety
+    /// `entry` is a [`CompiledBlock::entry`] of this cache's current
+    /// generation, and `ctx` is a context whose pointers are valid for
+    /// the block (see the dispatcher's `run_block`).
+    pub unsafe fn enter(&self, ctx: *mut JitCtx, entry: BlockFn) -> u32 {
+        // SAFETY: per the contract; the trampoline belongs to the same
+        // generation as `entry`.
+        unsafe { (self.trampoline)(ctx, entry.0 as *const u8) }
     }
 
     /// Compiles a scanned block; `interp_helper` is the address of the
@@ -106,21 +223,25 @@ impl CodeCache {
         let ptr = self.module.target_config().pointer_type();
         let cc = self.module.isa().default_call_conv();
         self.module.clear_context(&mut self.ctx);
-        let mut sig = Signature::new(cc);
-        sig.params.push(AbiParam::new(ptr));
-        sig.returns.push(AbiParam::new(types::I32));
+        let sig = block_signature(ptr);
         self.ctx.func.signature = sig.clone();
         let b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
         let fcfg = self.module.target_config();
-        let insns = emit_block(b, block, mode, ptr, cc, interp_helper, fcfg);
+        let (insns, slots) = emit_block(b, block, mode, ptr, cc, interp_helper, fcfg);
         let r = (|| {
             let id = self
                 .module
                 .declare_anonymous_function(&sig)
                 .map_err(|e| CompileError(e.to_string()))?;
+            let dump = std::env::var_os("OXIDE86_JIT_DUMP").is_some();
+            self.ctx.set_disasm(dump);
             self.module
                 .define_function(id, &mut self.ctx)
                 .map_err(|e| CompileError(format!("{e:?}")))?;
+            if let Some(vcode) = self.ctx.compiled_code().and_then(|c| c.vcode.as_ref()) {
+                // A debugging aid (`OXIDE86_JIT_DUMP=1`): the host code of each block.
+                eprintln!("block at EIP {:#x}:\n{vcode}", block.start_eip);
+            }
             let size = self
                 .ctx
                 .compiled_code()
@@ -135,29 +256,35 @@ impl CodeCache {
         let code = self.module.get_finalized_function(id);
         self.blocks += 1;
         self.code_bytes += size;
-        // SAFETY: `code` is the finalized entry of a function compiled with
-        // exactly this signature (one pointer in, an i32 out, the ISA's
-        // default calling convention, which is `extern "C"` on every host
-        // Cranelift supports).
-        let entry = unsafe { std::mem::transmute::<*const u8, BlockFn>(code) };
         Ok(CompiledBlock {
-            entry,
+            entry: BlockFn(code as usize),
             len: block.insns.len() as u64,
             _insns: insns,
+            _slots: slots,
         })
     }
 
     /// Frees every block's code and starts a new generation. The caller
     /// must have dropped every [`CompiledBlock`] of this cache.
     pub fn flush(&mut self) -> Result<(), CompileError> {
-        let old = std::mem::replace(&mut self.module, new_module()?);
+        let (module, trampoline) = new_generation(&mut self.ctx, &mut self.fctx)?;
+        let old = std::mem::replace(&mut self.module, ManuallyDrop::new(module));
+        self.trampoline = trampoline;
         // SAFETY: the dispatcher calls this only between blocks (no code of
         // the old module is running) after dropping all its CompiledBlocks,
         // so no pointer into the freed code remains.
-        unsafe { old.free_memory() };
-        self.ctx = self.module.make_context();
+        unsafe { ManuallyDrop::into_inner(old).free_memory() };
         self.blocks = 0;
         self.code_bytes = 0;
         Ok(())
+    }
+}
+
+impl Drop for CodeCache {
+    fn drop(&mut self) {
+        // SAFETY: no block runs while the cache is dropped (entering one
+        // needs `&self`), and the owner's CompiledBlocks only hold
+        // addresses that nothing calls any more.
+        unsafe { ManuallyDrop::take(&mut self.module).free_memory() };
     }
 }

@@ -17,6 +17,22 @@ pub const EXIT_INTERP: u32 = 1;
 /// self-modifying write); [`JitCtx::outcome`] says how the step ended.
 pub const EXIT_STOP: u32 = 2;
 
+/// A chaining slot: one per block exit that may continue straight into
+/// another block on the same guest page. The dispatcher fills it the
+/// first time the exit is taken and the successor is translated; the
+/// exit then tail-calls `entry` itself when the EIP it leaves with is
+/// `eip`. Slots are never cleared: a successor is keyed by the same mode
+/// and the same physical page as the block holding the slot, so both are
+/// invalidated together (see `docs/jit.md`, "Chaining").
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct ChainSlot {
+    /// The successor's entry (a `CallConv::Tail` function), or 0.
+    pub entry: usize,
+    /// The EIP the successor starts at.
+    pub eip: u32,
+}
+
 /// What a block sees; built by the dispatcher for each entry.
 #[repr(C)]
 #[derive(Debug)]
@@ -29,7 +45,9 @@ pub struct JitCtx {
     pub ram: *mut u8,
     /// Length of guest RAM in bytes.
     pub ram_len: u64,
-    /// Steps the block may still retire (at least one pass of its body).
+    /// Steps the block and the blocks chained after it may still retire.
+    /// Every block checks on entry that one pass of its body fits, and
+    /// every exit subtracts what it retired.
     pub budget: u64,
     /// The whole CPU, for interpreter helpers.
     pub cpu: *mut Cpu,
@@ -40,4 +58,10 @@ pub struct JitCtx {
     /// 1 when a helper's step ended the block without retiring its
     /// instruction (a fault was delivered): a step the count misses.
     pub unretired: u32,
+    /// Set by an exit that could have chained but found its slot empty
+    /// or holding another EIP: the dispatcher links it to the block it
+    /// looks up next.
+    pub link_slot: *mut ChainSlot,
+    /// Chained block entries (tail calls) since the dispatcher entered.
+    pub chained: u64,
 }

@@ -32,14 +32,14 @@ impl Emitter<'_> {
                     self.store_st(ef, off::EFLAGS);
                 }
                 None => {
-                    self.store_lazy();
-                    let st = self.st;
-                    self.call_helper(
-                        crate::helpers::jit_fold_cf as *const () as usize,
-                        &[self.ptr],
-                        None,
-                        &[st],
-                    );
+                    // The producer is not known at translation time:
+                    // select its CF from the lazy Variables.
+                    let cf = self.dynamic_cf();
+                    let cf = self.b.ins().uextend(types::I32, cf);
+                    let ef = self.load_st(types::I32, off::EFLAGS);
+                    let ef = self.b.ins().band_imm_u(ef, i64::from(!eflags::CF));
+                    let ef = self.b.ins().bor(ef, cf);
+                    self.store_st(ef, off::EFLAGS);
                 }
             }
         }
@@ -50,7 +50,45 @@ impl Emitter<'_> {
         self.b.def_var(self.lz[2], dst);
         self.b.def_var(self.lz[3], src);
         self.b.def_var(self.lz[4], res);
+        self.lazy_dirty = true;
         self.known = Some((op, w));
+    }
+
+    /// CF (as an I8 0/1) of whatever operation the lazy Variables hold,
+    /// the formulas of `Flags::cf` chosen at run time by the op Variable.
+    fn dynamic_cf(&mut self) -> Value {
+        let op = self.b.use_var(self.lz[0]);
+        let w = self.b.use_var(self.lz[1]);
+        let d = self.b.use_var(self.lz[2]);
+        let s = self.b.use_var(self.lz[3]);
+        let r = self.b.use_var(self.lz[4]);
+        let m8 = self.b.ins().iconst(types::I32, 0xFF);
+        let m16 = self.b.ins().iconst(types::I32, 0xFFFF);
+        let m32 = self.b.ins().iconst(types::I32, -1);
+        let is8 = self.b.ins().icmp_imm_u(IntCC::Equal, w, 1);
+        let is16 = self.b.ins().icmp_imm_u(IntCC::Equal, w, 2);
+        let m = self.b.ins().select(is16, m16, m32);
+        let m = self.b.ins().select(is8, m8, m);
+        let dm = self.b.ins().band(d, m);
+        let sm = self.b.ins().band(s, m);
+        let add = self.b.ins().icmp(IntCC::UnsignedLessThan, r, dm);
+        let adc = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, r, dm);
+        let sub = self.b.ins().icmp(IntCC::UnsignedLessThan, dm, sm);
+        let sbb = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, dm, sm);
+        let ef = self.load_st(types::I32, off::EFLAGS);
+        let c = self.b.ins().band_imm_u(ef, i64::from(eflags::CF));
+        let mut v = self.b.ins().icmp_imm_u(IntCC::NotEqual, c, 0);
+        for (o, x) in [
+            (LazyOp::Add, add),
+            (LazyOp::Adc, adc),
+            (LazyOp::Sub, sub),
+            (LazyOp::Sbb, sbb),
+            (LazyOp::Logic, self.zero_i8()),
+        ] {
+            let is = self.b.ins().icmp_imm_u(IntCC::Equal, op, o as i64);
+            v = self.b.ins().select(is, x, v);
+        }
+        v
     }
 
     /// Stores the lazy Variables to the state (before a helper reads them).

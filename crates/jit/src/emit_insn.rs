@@ -14,7 +14,7 @@ use oxide86_cpu::interp::operand::gpr_slot;
 
 use crate::ctx::{EXIT_INTERP, EXIT_NEXT};
 use crate::emit_mem::width_mask;
-use crate::translate::{Emitter, GuestInsn, Mode};
+use crate::translate::{Emitter, GuestInsn};
 
 fn is_gpr(insn: &iced_x86::Instruction, n: u32) -> bool {
     insn.op_kind(n) == OpKind::Register && gpr_slot(insn.op_register(n)).is_some()
@@ -52,7 +52,7 @@ fn rel_target(insn: &iced_x86::Instruction, eip: u32) -> u32 {
 /// Whether `d` is lowered inline in `mode`: `Some(true)` for an inline
 /// control transfer (it ends the block), `Some(false)` for straight-line
 /// code, `None` if it is not lowered inline.
-pub(crate) fn inline_kind(d: &Decoded, mode: &Mode) -> Option<bool> {
+pub(crate) fn inline_kind(d: &Decoded) -> Option<bool> {
     let insn = &d.insn;
     if d.pop_cs || insn.has_lock_prefix() {
         return None;
@@ -76,6 +76,9 @@ pub(crate) fn inline_kind(d: &Decoded, mode: &Mode) -> Option<bool> {
                     || (insn.op_kind(1) == OpKind::Memory && is_gpr(insn, 0)))
         }
         M::Inc | M::Dec | M::Neg | M::Not => n == 1 && is_gpr_or_mem(insn, 0),
+        M::Imul | M::Shl | M::Sal | M::Shr | M::Sar => {
+            crate::emit_muls::inline_form(insn, |i| is_gpr(insn, i), |i| is_gpr_or_mem(insn, i))
+        }
         M::Push => n == 1 && (is_gpr(insn, 0) || is_imm(insn, 0)),
         M::Pop => n == 1 && is_gpr(insn, 0),
         M::Cmove
@@ -123,14 +126,19 @@ pub(crate) fn inline_kind(d: &Decoded, mode: &Mode) -> Option<bool> {
         _ => false,
     };
     // Branch targets beyond the CS limit are left to the interpreter at
-    // run time (see `branch`), since `mode` is part of the block's key.
-    let _ = mode;
+    // run time (see `branch`).
     transfer.then_some(true)
 }
 
 /// Reads operand `n` (register, immediate or the memory operand at
 /// `addr`), as the interpreter's `read_op`.
-fn read_op(e: &mut Emitter<'_>, g: &GuestInsn, n: u32, mem: Option<Value>, w: u32) -> Value {
+pub(crate) fn read_op(
+    e: &mut Emitter<'_>,
+    g: &GuestInsn,
+    n: u32,
+    mem: Option<Value>,
+    w: u32,
+) -> Value {
     let insn = &g.d.insn;
     match insn.op_kind(n) {
         OpKind::Register => e.read_reg(insn.op_register(n)),
@@ -150,13 +158,18 @@ fn read_op(e: &mut Emitter<'_>, g: &GuestInsn, n: u32, mem: Option<Value>, w: u3
 }
 
 /// The width in bytes of operand `n`.
-fn width(insn: &iced_x86::Instruction, n: u32) -> u32 {
+pub(crate) fn width(insn: &iced_x86::Instruction, n: u32) -> u32 {
     oxide86_cpu::interp::operand::op_width(insn, n)
 }
 
 /// The checked host address of the instruction's memory operand
 /// (`size` bytes), if it has one.
-fn mem_operand(e: &mut Emitter<'_>, g: &GuestInsn, size: u32, write: bool) -> Option<Value> {
+pub(crate) fn mem_operand(
+    e: &mut Emitter<'_>,
+    g: &GuestInsn,
+    size: u32,
+    write: bool,
+) -> Option<Value> {
     let insn = &g.d.insn;
     if !(0..insn.op_count()).any(|i| insn.op_kind(i) == OpKind::Memory) {
         return None;
@@ -209,6 +222,8 @@ pub(crate) fn emit(e: &mut Emitter<'_>, g: &GuestInsn) {
         }
         M::Add | M::Sub | M::Cmp | M::And | M::Or | M::Xor | M::Test => binary(e, g),
         M::Inc | M::Dec | M::Neg | M::Not => unary(e, g),
+        M::Imul => crate::emit_muls::imul(e, g),
+        M::Shl | M::Sal | M::Shr | M::Sar => crate::emit_muls::shift(e, g),
         M::Push => {
             let w = width(&insn, 0);
             let v = read_op(e, g, 0, None, w);

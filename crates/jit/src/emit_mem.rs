@@ -63,7 +63,7 @@ impl Emitter<'_> {
             return;
         };
         if s.width == 4 {
-            self.b.def_var(self.regs[s.index], value);
+            self.set_reg(s.index, value);
             return;
         }
         let mask = width_mask(s.width) << s.shift;
@@ -76,7 +76,7 @@ impl Emitter<'_> {
         };
         let v = self.b.ins().band_imm_u(v, i64::from(mask));
         let v = self.b.ins().bor(keep, v);
-        self.b.def_var(self.regs[s.index], v);
+        self.set_reg(s.index, v);
     }
 
     /// The offset of the instruction's ModRM memory operand, wrapped to
@@ -278,7 +278,7 @@ impl Emitter<'_> {
         let addr = self.host_addr(g, SegReg::Ss, sp, size, true);
         self.store_guest(addr, value, size);
         let new = self.merge_sp(esp, sp);
-        self.b.def_var(self.regs[4], new);
+        self.set_reg(4, new);
     }
 
     /// Reads `size` bytes at SS:(ESP + `delta`) without moving ESP.
@@ -299,7 +299,7 @@ impl Emitter<'_> {
         let esp = self.b.use_var(self.regs[4]);
         let sp = self.b.ins().iadd_imm_u(esp, i64::from(n));
         let new = self.merge_sp(esp, sp);
-        self.b.def_var(self.regs[4], new);
+        self.set_reg(4, new);
     }
 }
 

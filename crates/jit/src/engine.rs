@@ -10,6 +10,13 @@
 //! contains no I/O, no IF/TF change and no MMIO access (the slow path
 //! leaves the block), and the interpreter helper stops the block if the
 //! instruction it ran left an interrupt pending.
+//!
+//! Blocks chain: an exit to an EIP on the block's own page continues
+//! straight into the block translated there (see `ctx::ChainSlot`), so the
+//! dispatcher runs only at exits that need it (another page, an
+//! untranslated target, the interpreter, the budget). Each chained block
+//! re-checks the budget on entry, so chains end exactly where a lone block
+//! would, and nothing in a chain can make an interrupt deliverable.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -19,8 +26,8 @@ use oxide86_cpu::interrupt::Source;
 use oxide86_cpu::state::{cr0, eflags};
 use oxide86_cpu::{Bus, Cpu, CpuModel, StepOutcome};
 
-use crate::cache::{CodeCache, CompiledBlock, GENERATION_LIMIT};
-use crate::ctx::{JitCtx, EXIT_INTERP, EXIT_NEXT};
+use crate::cache::{BlockFn, CodeCache, CompiledBlock, GENERATION_LIMIT};
+use crate::ctx::{ChainSlot, JitCtx, EXIT_INTERP, EXIT_NEXT};
 use crate::smc::CodePages;
 use crate::translate::{scan, Mode};
 
@@ -61,8 +68,12 @@ pub struct JitStats {
     pub lookups: u64,
     /// Lookups that found a translated block.
     pub hits: u64,
-    /// Block executions.
+    /// Block executions (entered by the dispatcher or chained).
     pub block_runs: u64,
+    /// Block executions entered from another block without the dispatcher.
+    pub chained: u64,
+    /// Chaining slots filled in.
+    pub links: u64,
     /// Instructions retired inside blocks.
     pub block_insns: u64,
     /// Blocks (and untranslatable markers) dropped because their code was written.
@@ -81,7 +92,15 @@ enum Entry {
     Interp,
 }
 
-type Key = (u32, Mode);
+/// A translation-cache key: where the block's first instruction is
+/// (physical address and EIP: a page mapped at two addresses holds two
+/// blocks, whose code knows its own EIPs) and the mode it was translated in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    paddr: u32,
+    eip: u32,
+    mode: Mode,
+}
 
 /// The default number of executions before a block is translated.
 pub const DEFAULT_THRESHOLD: u32 = 1000;
@@ -97,7 +116,14 @@ pub struct Engine {
     counts: HashMap<Key, u32>,
     pages: CodePages<Key>,
     /// Direct-mapped front of `map` for translated blocks (by physical address).
-    jump_cache: Vec<Option<(Key, crate::cache::BlockFn, u64)>>,
+    jump_cache: Vec<Option<(Key, BlockFn, u64)>>,
+    /// Blocks dropped from the tables but not yet freed: their code and
+    /// chaining slots live until the generation is retired, so a slot
+    /// address handed to the dispatcher stays valid.
+    retired: Vec<CompiledBlock>,
+    /// The address of a chaining slot to fill with the next block looked
+    /// up (0 for none); see `JitCtx::link_slot`.
+    pending_link: usize,
     /// Counters.
     pub stats: JitStats,
 }
@@ -130,6 +156,8 @@ impl Engine {
             counts: HashMap::new(),
             pages: CodePages::default(),
             jump_cache: vec![None; JUMP_CACHE],
+            retired: Vec::new(),
+            pending_link: 0,
             stats: JitStats::default(),
         }
     }
@@ -141,10 +169,8 @@ impl Engine {
 
     /// Drops every translation (the code memory too).
     pub fn flush(&mut self) {
-        self.jump_cache.iter_mut().for_each(|e| *e = None);
-        self.map.clear();
-        self.pages.clear();
-        self.counts.clear();
+        self.invalidate_all();
+        self.retired.clear();
         if let Some(c) = &mut self.cache {
             if c.blocks > 0 {
                 self.stats.flushes += 1;
@@ -154,6 +180,21 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Drops every translation from the lookup tables (as a decode-cache
+    /// flush does; call it before running another `Cpu` on this engine):
+    /// the code stays allocated until the generation is retired.
+    pub fn invalidate_all(&mut self) {
+        self.jump_cache.iter_mut().for_each(|e| *e = None);
+        for (_, e) in self.map.drain() {
+            if let Entry::Block(b) = e {
+                self.retired.push(b);
+            }
+        }
+        self.pages.clear();
+        self.counts.clear();
+        self.pending_link = 0;
     }
 
     /// Runs at most `max_steps` steps (a step is what one `Cpu::step`
@@ -187,9 +228,24 @@ impl Engine {
         let mut boundary = true;
         while steps < max_steps {
             self.drain_code_writes(cpu);
+            let link = std::mem::take(&mut self.pending_link);
             let mut force_interp = false;
             if boundary || self.kind == EngineKind::Jit {
-                match self.block_entry(cpu, bus) {
+                let gate = self.block_entry(cpu, bus);
+                if let (Gate::Block(entry, _), true) = (&gate, link != 0) {
+                    // SAFETY: `link` is a slot of a block of the current
+                    // generation (live or in `retired`; flushing the
+                    // generation zeroes `pending_link`), and no generated
+                    // code runs now.
+                    unsafe {
+                        *(link as *mut ChainSlot) = ChainSlot {
+                            entry: entry.addr(),
+                            eip: cpu.state.eip,
+                        };
+                    }
+                    self.stats.links += 1;
+                }
+                match gate {
                     Gate::Interpret => {}
                     Gate::Delivered(o) => {
                         steps += 1;
@@ -210,6 +266,7 @@ impl Engine {
                             boundary = true;
                             continue;
                         }
+                        self.pending_link = 0;
                         force_interp = status == EXIT_INTERP;
                         if !force_interp {
                             boundary = true;
@@ -231,6 +288,9 @@ impl Engine {
                 break;
             }
         }
+        // Between calls the owner may change the CPU (a debugger, a
+        // snapshot): link only within one call.
+        self.pending_link = 0;
         (outcome, steps)
     }
 
@@ -245,16 +305,21 @@ impl Engine {
         let pages = std::mem::take(log);
         for page in pages {
             if page == FLUSHED_ALL {
-                self.flush();
+                self.invalidate_all();
                 continue;
             }
             for key in self.pages.take(page) {
-                let slot = &mut self.jump_cache[jump_slot(key.0)];
+                let slot = &mut self.jump_cache[jump_slot(key.paddr)];
                 if slot.is_some_and(|(k, ..)| k == key) {
                     *slot = None;
                 }
-                if self.map.remove(&key).is_some() {
-                    self.stats.invalidations += 1;
+                match self.map.remove(&key) {
+                    Some(Entry::Block(b)) => {
+                        self.retired.push(b);
+                        self.stats.invalidations += 1;
+                    }
+                    Some(Entry::Interp) => self.stats.invalidations += 1,
+                    None => {}
                 }
             }
         }
@@ -294,7 +359,7 @@ impl Engine {
         let Ok(paddr) = cpu.translate(bus, lin, oxide86_cpu::memory::Access::Execute, user) else {
             return Gate::Interpret;
         };
-        let key = (paddr, mode);
+        let key = Key { paddr, eip, mode };
         self.stats.lookups += 1;
         if let Some((k, entry, len)) = self.jump_cache[jump_slot(paddr)] {
             if k == key {
@@ -334,12 +399,12 @@ impl Engine {
         let Some(cache) = self.cache.as_mut() else {
             return Gate::Interpret;
         };
-        let scanned = scan(cpu, bus, &key.1);
+        let scanned = scan(cpu, bus, &key.mode);
         // Decoding may itself have logged writes (none expected); apply first.
         let entry = match scanned {
             Some(s) => match cache.compile(
                 &s,
-                key.1,
+                key.mode,
                 crate::helpers::interp_one::<B> as *const () as usize,
             ) {
                 Ok(b) => {
@@ -355,7 +420,7 @@ impl Engine {
         }
         self.stats.code_bytes = cache.code_bytes as u64;
         self.stats.translate_ns += start.elapsed().as_nanos() as u64;
-        self.pages.add(key.0 >> 12, key);
+        self.pages.add(key.paddr >> 12, key);
         let gate = match &entry {
             Entry::Block(b) => Gate::Block(b.entry, b.len),
             Entry::Interp => Gate::Interpret,
@@ -369,7 +434,7 @@ impl Engine {
         &mut self,
         cpu: &mut Cpu,
         bus: &mut B,
-        entry: crate::cache::BlockFn,
+        entry: BlockFn,
         budget: u64,
     ) -> (u32, u64, StepOutcome) {
         let (ram, ram_len) = match bus.ram() {
@@ -387,17 +452,25 @@ impl Engine {
             bus: bus as *mut B as *mut u8,
             outcome: 0,
             unretired: 0,
+            link_slot: std::ptr::null_mut(),
+            chained: 0,
         };
         ctx.cpu = cpu as *mut Cpu;
         ctx.state = std::ptr::addr_of_mut!(cpu.state);
+        let Some(cache) = self.cache.as_ref() else {
+            return (EXIT_INTERP, 0, StepOutcome::Continue);
+        };
         // SAFETY: `entry` is a live block of the current generation (looked
-        // up just now; flushes happen only in the dispatcher). The context's
-        // pointers come from exclusive borrows held across the call and not
-        // used meanwhile; the block touches guest RAM only within
-        // [ram, ram + ram_len), through bounds-checked host addresses.
-        let status = unsafe { entry(&mut ctx) };
+        // up just now; flushes happen only in the dispatcher), and so is
+        // every block its slots chain to. The context's pointers come from
+        // exclusive borrows held across the call and not used meanwhile;
+        // blocks touch guest RAM only within [ram, ram + ram_len), through
+        // bounds-checked host addresses.
+        let status = unsafe { cache.enter(&mut ctx, entry) };
         let retired = cpu.state.icount - before;
-        self.stats.block_runs += 1;
+        self.pending_link = ctx.link_slot as usize;
+        self.stats.block_runs += 1 + ctx.chained;
+        self.stats.chained += ctx.chained;
         self.stats.block_insns += retired;
         let outcome = match ctx.outcome {
             1 => StepOutcome::Halted,
@@ -411,6 +484,6 @@ impl Engine {
 /// What to do at a block boundary.
 enum Gate {
     Interpret,
-    Block(crate::cache::BlockFn, u64),
+    Block(BlockFn, u64),
     Delivered(StepOutcome),
 }

@@ -2,8 +2,6 @@
 //! `call_indirect`, so blocks carry no relocations): flag evaluation on
 //! the state, and the interpreter for one instruction inside a block.
 
-use std::mem::offset_of;
-
 use cranelift_codegen::ir::{types, InstBuilder};
 use oxide86_cpu::decode::Decoded;
 use oxide86_cpu::flags::Flags;
@@ -22,20 +20,6 @@ pub(crate) unsafe extern "C" fn jit_condition(st: *const CpuState, cc: u32) -> u
     // not otherwise borrowed while the block runs.
     let s = unsafe { &*st };
     u32::from(s.condition(cc as u8))
-}
-
-/// What `Flags::set_lazy` does before recording INC/DEC: makes the stored
-/// CF current.
-///
-/// # Safety
-/// As [`jit_condition`].
-pub(crate) unsafe extern "C" fn jit_fold_cf(st: *mut CpuState) {
-    // SAFETY: as in `jit_condition`; the block has stored its lazy record.
-    let s = unsafe { &mut *st };
-    if s.lazy.op != oxide86_cpu::LazyOp::None {
-        let cf = s.cf();
-        s.eflags = (s.eflags & !eflags::CF) | u32::from(cf);
-    }
 }
 
 /// Runs the instruction `d` at the state's EIP in the interpreter.
@@ -110,5 +94,4 @@ pub(crate) fn emit_helper_call(e: &mut Emitter<'_>, g: &GuestInsn) {
     e.b.ins().return_(&[s]);
     e.b.switch_to_block(cont);
     e.reload_vars();
-    let _ = offset_of!(JitCtx, outcome);
 }

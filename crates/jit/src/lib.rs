@@ -11,10 +11,12 @@
 //! interpreter is the reference: see `docs/jit.md`.
 
 pub mod cache;
+pub mod cross;
 pub mod ctx;
 mod emit_flags;
 mod emit_insn;
 mod emit_mem;
+mod emit_muls;
 pub mod engine;
 mod helpers;
 pub mod smc;

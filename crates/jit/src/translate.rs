@@ -6,10 +6,13 @@
 //! out (the block then ends before it). [`Emitter`] holds the function
 //! being built: guest registers and the lazy-flags record are
 //! `cranelift-frontend` Variables, loaded on entry and stored by the one
-//! shared exit block, which every exit jumps to with `(eip, retired, status)`.
+//! shared exit block, which every exit jumps to with `(eip, retired,
+//! status, chaining slot)`. An exit with a slot continues straight into
+//! the slot's block (a tail call) when it holds the EIP being left with.
 
 use std::mem::offset_of;
 
+use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
     types, AbiParam, Block, BlockArg, InstBuilder, MemFlagsData, Signature, Type, Value,
 };
@@ -20,7 +23,7 @@ use oxide86_cpu::decode::Decoded;
 use oxide86_cpu::flags::LazyOp;
 use oxide86_cpu::{Bus, Cpu, CpuState, LazyFlags};
 
-use crate::ctx::{JitCtx, EXIT_INTERP, EXIT_NEXT, EXIT_STOP};
+use crate::ctx::{ChainSlot, JitCtx, EXIT_INTERP, EXIT_NEXT};
 
 /// The most guest instructions in one block.
 pub const MAX_BLOCK_INSNS: usize = 48;
@@ -259,7 +262,7 @@ pub fn scan<B: Bus + ?Sized>(cpu: &mut Cpu, bus: &mut B, mode: &Mode) -> Option<
             break (eip, EXIT_NEXT);
         }
         let next = eip.wrapping_add(f.decoded.insn.len() as u32) & mask;
-        let lower = match crate::emit_insn::inline_kind(&f.decoded, mode) {
+        let lower = match crate::emit_insn::inline_kind(&f.decoded) {
             Some(_) => Lower::Inline,
             None if helper_safe(&f.decoded) => Lower::Helper,
             None => break (eip, EXIT_INTERP),
@@ -270,7 +273,7 @@ pub fn scan<B: Bus + ?Sized>(cpu: &mut Cpu, bus: &mut B, mode: &Mode) -> Option<
             next,
             lower,
         });
-        if crate::emit_insn::inline_kind(&f.decoded, mode) == Some(true) {
+        if crate::emit_insn::inline_kind(&f.decoded) == Some(true) {
             break (next, EXIT_NEXT);
         }
         eip = next;
@@ -334,7 +337,8 @@ pub(crate) struct Emitter<'a> {
     /// The flag-setting operation last recorded in this block, when known
     /// at translation time (else the lazy Variables hold whatever ran).
     pub known: Option<(LazyOp, u32)>,
-    /// The shared exit: params (eip: i32, retired in this pass: i64, status: i32).
+    /// The shared exit: params (eip: i32, retired in this pass: i64,
+    /// status: i32, chaining slot address or 0: pointer).
     pub exit: Block,
     /// The loop head (start of the block's body, after the entry loads).
     pub head: Block,
@@ -352,23 +356,53 @@ pub(crate) struct Emitter<'a> {
     pub helper_insns: Vec<Box<Decoded>>,
     /// The monomorphized interpreter helper for the dispatcher's bus type.
     pub interp_helper: usize,
+    /// Registers some instruction of the block assigns: only these are
+    /// written back at the exit (the others still hold their entry values).
+    pub dirty: [bool; 8],
+    /// Whether some instruction assigns the lazy-flags Variables.
+    pub lazy_dirty: bool,
+    /// The block's chaining slots (kept alive by the block).
+    #[allow(
+        clippy::vec_box,
+        reason = "generated code holds their addresses: they must not move"
+    )]
+    pub slots: Vec<Box<ChainSlot>>,
 }
 
 impl Emitter<'_> {
     /// Jumps to the shared exit with `eip`, after `k` retired instructions of
-    /// this pass, with `status`.
+    /// this pass, with `status`. An [`EXIT_NEXT`] exit gets a chaining
+    /// slot (the exit block checks at run time that `eip` is on the
+    /// block's page).
     pub fn exit_to(&mut self, eip: Value, status: u32) {
-        let k = self.b.ins().iconst(types::I64, self.k);
-        let s = self.b.ins().iconst(types::I32, i64::from(status));
-        self.b
-            .ins()
-            .jump(self.exit, &[BlockArg::from(eip), k.into(), s.into()]);
+        self.exit_with(eip, status, status == EXIT_NEXT);
     }
 
-    /// [`Emitter::exit_to`] with a constant EIP.
+    /// [`Emitter::exit_to`] with a constant EIP (chained only when it is
+    /// on the block's own page).
     pub fn exit_const(&mut self, eip: u32, status: u32) {
         let e = self.b.ins().iconst(types::I32, i64::from(eip as i32));
-        self.exit_to(e, status);
+        let same_page = self.mode.cs_base.wrapping_add(eip) >> 12
+            == self.mode.cs_base.wrapping_add(self.start_eip) >> 12;
+        self.exit_with(e, status, status == EXIT_NEXT && same_page);
+    }
+
+    fn exit_with(&mut self, eip: Value, status: u32, chain: bool) {
+        let k = self.b.ins().iconst(types::I64, self.k);
+        let s = self.b.ins().iconst(types::I32, i64::from(status));
+        let slot = if chain {
+            let slot = Box::<ChainSlot>::default();
+            let addr = &*slot as *const ChainSlot as i64;
+            self.slots.push(slot);
+            addr
+        } else {
+            0
+        };
+        let slot = self.b.ins().iconst(self.ptr, slot);
+        self.b.ins().jump(
+            self.exit,
+            &[BlockArg::from(eip), k.into(), s.into(), slot.into()],
+        );
     }
 
     /// A conditional side exit: when `cond` is non-zero, leave the block
@@ -381,6 +415,12 @@ impl Emitter<'_> {
         self.b.switch_to_block(slow);
         self.exit_const(eip, EXIT_INTERP);
         self.b.switch_to_block(cont);
+    }
+
+    /// Assigns guest register `i` (EAX = 0 ... EDI = 7).
+    pub fn set_reg(&mut self, i: usize, v: Value) {
+        self.dirty[i] = true;
+        self.b.def_var(self.regs[i], v);
     }
 
     /// Loads a 32-bit field of the state.
@@ -413,12 +453,13 @@ impl Emitter<'_> {
     pub fn reload_vars(&mut self) {
         for i in 0..8 {
             let v = self.load_st(types::I32, off::gpr(i));
-            self.b.def_var(self.regs[i], v);
+            self.set_reg(i, v);
         }
         for i in 0..5 {
             let v = self.load_st(types::I32, off::lazy(i));
             self.b.def_var(self.lz[i], v);
         }
+        self.lazy_dirty = true;
         self.known = None;
     }
 
@@ -446,10 +487,12 @@ impl Emitter<'_> {
 
 #[allow(
     clippy::vec_box,
+    clippy::type_complexity,
     reason = "generated code holds their addresses: they must not move"
 )]
 /// Builds the CLIF for `block` into `b` (the function's signature is
-/// `fn(*mut JitCtx) -> u32` in `call_conv`).
+/// [`crate::cache::block_signature`]; helpers are called in `call_conv`).
+/// Returns the instructions and chaining slots the code points to.
 pub(crate) fn emit_block(
     mut b: FunctionBuilder<'_>,
     block: &Scanned,
@@ -458,11 +501,31 @@ pub(crate) fn emit_block(
     call_conv: CallConv,
     interp_helper: usize,
     fcfg: cranelift_codegen::isa::TargetFrontendConfig,
-) -> Vec<Box<Decoded>> {
+) -> (Vec<Box<Decoded>>, Vec<Box<ChainSlot>>) {
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
     let ctx = b.block_params(entry)[0];
+    // One pass must fit in the budget (the dispatcher checks this for the
+    // first block of a chain, this check covers the chained ones): else
+    // leave at once, state untouched, for the interpreter.
+    let budget0 = b.ins().load(
+        types::I64,
+        trusted(),
+        ctx,
+        offset_of!(JitCtx, budget) as i32,
+    );
+    let short = b
+        .ins()
+        .icmp_imm_u(IntCC::UnsignedLessThan, budget0, block.insns.len() as i64);
+    let refuse = b.create_block();
+    let body = b.create_block();
+    b.set_cold_block(refuse);
+    b.ins().brif(short, refuse, &[], body, &[]);
+    b.switch_to_block(refuse);
+    let s = b.ins().iconst(types::I32, i64::from(EXIT_NEXT));
+    b.ins().return_(&[s]);
+    b.switch_to_block(body);
     let st = b
         .ins()
         .load(ptr, trusted(), ctx, offset_of!(JitCtx, state) as i32);
@@ -474,6 +537,7 @@ pub(crate) fn emit_block(
     b.append_block_param(exit, types::I32);
     b.append_block_param(exit, types::I64);
     b.append_block_param(exit, types::I32);
+    b.append_block_param(exit, ptr);
     let head = b.create_block();
     let mut e = Emitter {
         b,
@@ -494,6 +558,9 @@ pub(crate) fn emit_block(
         call_conv,
         helper_insns: Vec::new(),
         interp_helper,
+        slots: Vec::new(),
+        dirty: [false; 8],
+        lazy_dirty: false,
     };
     for i in 0..8 {
         let v = e.load_st(types::I32, off::gpr(i));
@@ -505,13 +572,7 @@ pub(crate) fn emit_block(
     }
     let v = e.load_st(types::I64, off::ICOUNT);
     e.b.def_var(e.icount, v);
-    let v = e.b.ins().load(
-        types::I64,
-        trusted(),
-        ctx,
-        offset_of!(JitCtx, budget) as i32,
-    );
-    e.b.def_var(e.budget, v);
+    e.b.def_var(e.budget, budget0);
     e.b.ins().jump(head, &[]);
     e.b.switch_to_block(head);
     for g in &block.insns {
@@ -522,29 +583,92 @@ pub(crate) fn emit_block(
         e.k += 1;
     }
     let last = block.insns.last().map(|g| (g.d, g.lower));
-    let transferred = matches!(last, Some((d, Lower::Inline)) if crate::emit_insn::inline_kind(&d, &mode) == Some(true));
+    let transferred =
+        matches!(last, Some((d, Lower::Inline)) if crate::emit_insn::inline_kind(&d) == Some(true));
     if !transferred {
         e.exit_const(block.tail.0, block.tail.1);
     }
-    // The shared exit: write everything back.
+    // The shared exit: write back what the block assigns.
     e.b.switch_to_block(exit);
     let params = e.b.block_params(exit).to_vec();
     for i in 0..8 {
-        let v = e.b.use_var(e.regs[i]);
-        e.store_st(v, off::gpr(i));
+        if e.dirty[i] {
+            let v = e.b.use_var(e.regs[i]);
+            e.store_st(v, off::gpr(i));
+        }
     }
-    for i in 0..5 {
-        let v = e.b.use_var(e.lz[i]);
-        e.store_st(v, off::lazy(i));
+    if e.lazy_dirty {
+        for i in 0..5 {
+            let v = e.b.use_var(e.lz[i]);
+            e.store_st(v, off::lazy(i));
+        }
     }
     let ic = e.b.use_var(e.icount);
     let ic = e.b.ins().iadd(ic, params[1]);
     e.store_st(ic, off::ICOUNT);
     e.store_st(params[0], off::EIP);
-    e.b.ins().return_(&[params[2]]);
-    let _ = EXIT_STOP;
+    let bu = e.b.use_var(e.budget);
+    let bu = e.b.ins().isub(bu, params[1]);
+    e.b.ins()
+        .store(trusted(), bu, ctx, offset_of!(JitCtx, budget) as i32);
+    emit_chain(&mut e, params[0], params[2], params[3]);
     e.b.seal_all_blocks();
     let helper_insns = std::mem::take(&mut e.helper_insns);
+    let slots = std::mem::take(&mut e.slots);
     e.b.finalize(fcfg);
-    helper_insns
+    (helper_insns, slots)
+}
+
+/// The end of the shared exit, after the state is written back: with a
+/// chaining slot (`slot` != 0) and `eip` on the block's page, tail-call
+/// the slot's block when it starts at `eip`, else ask the dispatcher to
+/// link the slot (`JitCtx::link_slot`); return `status` to the dispatcher.
+fn emit_chain(e: &mut Emitter<'_>, eip: Value, status: Value, slot: Value) {
+    let ret = e.b.create_block();
+    let check = e.b.create_block();
+    let probe = e.b.create_block();
+    let chain = e.b.create_block();
+    let link = e.b.create_block();
+    e.b.ins().brif(slot, check, &[], ret, &[]);
+    // The exit EIP must be on the block's page (only dynamic targets can
+    // fail this; constant ones off the page get no slot).
+    e.b.switch_to_block(check);
+    let lin = e.b.ins().iadd_imm_s(eip, i64::from(e.mode.cs_base as i32));
+    let start = e.mode.cs_base.wrapping_add(e.start_eip);
+    let x = e.b.ins().bxor_imm_u(lin, i64::from(start));
+    let off_page = e.b.ins().band_imm_u(x, i64::from(0xFFFF_F000u32));
+    e.b.ins().brif(off_page, ret, &[], probe, &[]);
+    e.b.switch_to_block(probe);
+    let entry =
+        e.b.ins()
+            .load(e.ptr, trusted(), slot, offset_of!(ChainSlot, entry) as i32);
+    let want = e.b.ins().load(
+        types::I32,
+        trusted(),
+        slot,
+        offset_of!(ChainSlot, eip) as i32,
+    );
+    let same = e.b.ins().icmp(IntCC::Equal, want, eip);
+    let linked = e.b.ins().icmp_imm_u(IntCC::NotEqual, entry, 0);
+    let go = e.b.ins().band(same, linked);
+    e.b.ins().brif(go, chain, &[], link, &[]);
+    e.b.switch_to_block(chain);
+    let ctx = e.ctx;
+    let n = e.b.ins().load(
+        types::I64,
+        trusted(),
+        ctx,
+        offset_of!(JitCtx, chained) as i32,
+    );
+    let n = e.b.ins().iadd_imm_s(n, 1);
+    e.b.ins()
+        .store(trusted(), n, ctx, offset_of!(JitCtx, chained) as i32);
+    let sr = e.b.import_signature(crate::cache::block_signature(e.ptr));
+    e.b.ins().return_call_indirect(sr, entry, &[ctx]);
+    e.b.switch_to_block(link);
+    e.b.ins()
+        .store(trusted(), slot, ctx, offset_of!(JitCtx, link_slot) as i32);
+    e.b.ins().jump(ret, &[]);
+    e.b.switch_to_block(ret);
+    e.b.ins().return_(&[status]);
 }

@@ -78,3 +78,62 @@ fn odd_slices_stop_at_the_same_instruction() {
         }
     }
 }
+
+/// IMUL and shifts by immediates (inline) followed by flag readers: the
+/// flags they write, including AF kept from the committed producer.
+fn shift_imul_program() -> Vec<u8> {
+    assemble(|a| {
+        let mut top = a.create_label();
+        a.mov(ecx, 300u32)?;
+        a.mov(eax, 0x1234_5678u32)?;
+        a.mov(ebx, 0x9ABC_DEF1u32)?;
+        a.set_label(&mut top)?;
+        a.add(eax, ecx)?;
+        a.shl(eax, 3)?;
+        a.pushfd()?;
+        a.pop(ebp)?;
+        a.add(edi, ebp)?;
+        a.sub(ebx, eax)?;
+        a.sar(bx, 5)?;
+        a.setc(dl)?;
+        a.seto(dh)?;
+        a.add(edi, edx)?;
+        a.shr(dl, 1)?;
+        a.pushfd()?;
+        a.pop(ebp)?;
+        a.xor(edi, ebp)?;
+        a.imul_3(esi, eax, -7)?;
+        a.setc(dl)?;
+        a.add(edi, edx)?;
+        a.imul_2(si, bx)?;
+        a.pushfd()?;
+        a.pop(ebp)?;
+        a.add(edi, ebp)?;
+        a.and(eax, ecx)?;
+        a.shr(eax, 1)?;
+        a.pushfd()?;
+        a.pop(ebp)?;
+        a.add(edi, ebp)?;
+        a.sal(ah, 2)?;
+        a.sar(esi, 31)?;
+        a.inc(esi)?;
+        a.pushfd()?;
+        a.pop(ebp)?;
+        a.add(edi, ebp)?;
+        a.imul_2(ebx, dword_ptr(0x10000))?;
+        a.mov(dword_ptr(0x10000), edi)?;
+        a.jo(top)?;
+        a.dec(ecx)?;
+        a.jnz(top)?;
+        a.hlt()
+    })
+}
+
+#[test]
+fn shifts_and_imul_inline_match_interp() {
+    let code = shift_imul_program();
+    for kind in [EngineKind::Jit, EngineKind::Tiered] {
+        let e = same_as_interp(kind, &code, 100_000, |_, _| {});
+        assert!(e.stats.block_insns > 1000, "{:?}", e.stats);
+    }
+}

@@ -38,9 +38,10 @@ enum Conformance {
     Singlestep {
         /// The set's folder (or its v1* subfolder).
         dir: std::path::PathBuf,
-        /// Execution engine (only the interpreter exists yet).
-        #[arg(long, default_value = "interp", value_parser = ["interp"])]
-        engine: String,
+        /// Execution engine: interp, jit or tiered (the JIT runs on the p6
+        /// model only; the others always interpret).
+        #[arg(long, default_value = "interp", value_parser = parse_engine)]
+        engine: oxide86_machine::pc::EngineKind,
         /// CPU model: 8086, 286 or p6.
         #[arg(long, default_value = "p6", value_parser = parse_model)]
         cpu: CpuModel,
@@ -56,9 +57,9 @@ enum Conformance {
     System {
         /// Only programs whose name contains this (e.g. "paging").
         program: Option<String>,
-        /// Execution engine (only the interpreter exists yet).
-        #[arg(long, default_value = "interp", value_parser = ["interp"])]
-        engine: String,
+        /// Execution engine: interp, jit or tiered.
+        #[arg(long, default_value = "interp", value_parser = parse_engine)]
+        engine: oxide86_machine::pc::EngineKind,
     },
     /// Differential test against the host CPU: random instruction sequences
     /// run natively (32-bit helper process, x86 Linux hosts only) and in the
@@ -76,6 +77,9 @@ enum Conformance {
         /// Print at most this many mismatch reports (all are counted).
         #[arg(long, default_value_t = 20)]
         max_diffs: usize,
+        /// Execution engine on the emulator side: interp, jit or tiered.
+        #[arg(long, default_value = "interp", value_parser = parse_engine)]
+        engine: oxide86_machine::pc::EngineKind,
     },
     /// List the instruction encodings the CPU model must execute that the
     /// interpreter does not implement, then `N implemented, M missing`.
@@ -113,7 +117,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Run(args) => run_cmd::run(*args),
         Command::Conformance(Conformance::Singlestep {
             dir,
-            engine: _,
+            engine,
             cpu,
             only,
             max_diffs,
@@ -123,6 +127,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 model: cpu,
                 only,
                 max_diffs,
+                engine,
             };
             let summary = oxide86_testsuite::singlestep::run(&opts, &mut std::io::stdout().lock())?;
             Ok(if summary.failed == 0 {
@@ -131,9 +136,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::Conformance(Conformance::System { program, engine: _ }) => {
-            let (_, failed) =
-                oxide86_testsuite::system::run(program.as_deref(), &mut std::io::stdout().lock())?;
+        Command::Conformance(Conformance::System { program, engine }) => {
+            let (_, failed) = oxide86_testsuite::system::run_with(
+                program.as_deref(),
+                &mut std::io::stdout().lock(),
+                engine,
+            )?;
             Ok(if failed == 0 {
                 ExitCode::SUCCESS
             } else {
@@ -145,12 +153,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             count,
             start,
             max_diffs,
+            engine,
         }) => {
             let opts = oxide86_testsuite::hostdiff::Options {
                 seed,
                 count,
                 start,
                 max_diffs,
+                engine,
             };
             let summary = oxide86_testsuite::hostdiff::run(&opts, &mut std::io::stdout().lock())?;
             Ok(if summary.failed == 0 {
@@ -169,4 +179,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
     }
+}
+
+/// Parses `--engine` (interp, jit or tiered).
+fn parse_engine(s: &str) -> Result<oxide86_machine::pc::EngineKind, String> {
+    s.parse()
 }

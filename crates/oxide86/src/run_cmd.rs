@@ -343,7 +343,7 @@ fn print_stats(pc: &Pc, exit: &PcExit) {
     let j = &pc.engine.stats;
     if pc.engine.kind() != oxide86_machine::pc::EngineKind::Interp {
         eprintln!(
-            "  jit ({:?})           {} blocks translated in {:.3} s ({} B of code), {} lookups, {} hits, {} block runs, {} insns in blocks ({:.1}%), {} invalidations, {} flushes, {} untranslatable",
+            "  jit ({:?})           {} blocks translated in {:.3} s ({} B of code), {} lookups, {} hits, {} block runs ({} chained, {} links), {} insns in blocks ({:.1}%), {} invalidations, {} flushes, {} untranslatable",
             pc.engine.kind(),
             j.blocks_translated,
             j.translate_ns as f64 / 1e9,
@@ -351,6 +351,8 @@ fn print_stats(pc: &Pc, exit: &PcExit) {
             j.lookups,
             j.hits,
             j.block_runs,
+            j.chained,
+            j.links,
             j.block_insns,
             100.0 * j.block_insns as f64 / s.instructions.max(1) as f64,
             j.invalidations,

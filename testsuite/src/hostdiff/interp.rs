@@ -3,8 +3,9 @@
 //! window and code region at the same addresses (ES and FS based at the
 //! data window, as the helper loads them).
 
-use oxide86_cpu::state::cr0;
-use oxide86_cpu::{Bus, Cpu, CpuModel, Flags, SegReg, SegmentCache, StepOutcome};
+use oxide86_cpu::state::{cr0, eflags};
+use oxide86_cpu::{Bus, Cpu, CpuModel, Exception, Flags, SegReg, SegmentCache, StepOutcome};
+use oxide86_machine::pc::{Engine, EngineKind};
 
 use super::compare::{Fault, Outcome};
 use super::generate::Case;
@@ -71,8 +72,8 @@ fn flat_cpu(case: &Case) -> Cpu {
     cpu
 }
 
-/// Runs `case` on the interpreter to the end of its code or its first fault.
-pub fn run(case: &Case) -> Outcome {
+/// Runs `case` on `engine` to the end of its code or its first fault.
+pub fn run(case: &Case, engine: &mut Engine) -> Outcome {
     let mut cpu = flat_cpu(case);
     let mut code = case.code.clone();
     code.push(0xF4); // HLT where the helper jumps back
@@ -83,24 +84,11 @@ pub fn run(case: &Case) -> Outcome {
         data: case.data.clone(),
         stray: false,
     };
-    let mut fault = None;
-    for _ in 0..STEP_LIMIT {
-        if cpu.state.eip == end {
-            break;
-        }
-        cpu.last_exception = None;
-        let outcome = cpu.step(&mut bus);
-        if let Some(e) = cpu.last_exception {
-            fault = Some(Fault {
-                vector: e.vector(),
-                signal: 0,
-            });
-            break;
-        }
-        if outcome != StepOutcome::Continue {
-            break;
-        }
-    }
+    let fault = if engine.kind() == EngineKind::Interp {
+        run_interp(&mut cpu, &mut bus, end)
+    } else {
+        run_engine(&mut cpu, &mut bus, engine, end)
+    };
     cpu.state.commit_flags();
     Outcome {
         fault,
@@ -109,5 +97,54 @@ pub fn run(case: &Case) -> Outcome {
         eflags: cpu.state.eflags,
         data: bus.data,
         stray: bus.stray,
+    }
+}
+
+/// Steps the interpreter to `end` or the first fault; returns the fault.
+fn run_interp(cpu: &mut Cpu, bus: &mut WindowBus, end: u32) -> Option<Fault> {
+    for _ in 0..STEP_LIMIT {
+        if cpu.state.eip == end {
+            break;
+        }
+        cpu.last_exception = None;
+        let outcome = cpu.step(bus);
+        if let Some(e) = cpu.last_exception {
+            return Some(Fault {
+                vector: e.vector(),
+                signal: 0,
+            });
+        }
+        if outcome != StepOutcome::Continue {
+            break;
+        }
+    }
+    None
+}
+
+/// Runs on a translating engine: the HLT at `end` raises #GP at CPL 3
+/// (delivery then fails, as every fault does here), which marks the end
+/// of the code; undoes the only trace that fault leaves (EFLAGS.RF) so the
+/// state is the interpreter's at `end`. Returns the sequence's own fault.
+fn run_engine(cpu: &mut Cpu, bus: &mut WindowBus, engine: &mut Engine, end: u32) -> Option<Fault> {
+    engine.invalidate_all();
+    cpu.last_exception = None;
+    let mut steps = 0;
+    while steps < u64::from(STEP_LIMIT) {
+        let (outcome, n) = engine.run(cpu, bus, u64::from(STEP_LIMIT) - steps, |_, _| false);
+        steps += n;
+        if outcome != StepOutcome::Continue || cpu.last_exception.is_some() {
+            break;
+        }
+    }
+    match cpu.last_exception {
+        Some(Exception::GeneralProtection(0)) if cpu.state.eip == end => {
+            cpu.state.eflags &= !eflags::RF;
+            None
+        }
+        Some(e) => Some(Fault {
+            vector: e.vector(),
+            signal: 0,
+        }),
+        None => None,
     }
 }

@@ -22,6 +22,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
+use oxide86_machine::pc::{Engine, EngineKind};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -34,6 +35,8 @@ pub struct Options {
     pub start: u64,
     /// How many mismatch reports to print (all are counted).
     pub max_diffs: usize,
+    /// The engine that runs the sequences on the emulator side.
+    pub engine: EngineKind,
 }
 
 /// Totals of one run.
@@ -75,10 +78,11 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<Summary> {
     let mut helper = native::Helper::spawn()?;
     let mut summary = Summary::default();
     let mut printed = 0;
+    let mut engine = Engine::new(opts.engine);
     for index in opts.start..opts.start + opts.count {
         let case = generator.case(opts.seed, index);
         let host = helper.run(&case)?;
-        let emu = interp::run(&case);
+        let emu = interp::run(&case, &mut engine);
         if host.fault.is_some() {
             summary.faulted += 1;
         }
@@ -95,12 +99,13 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<Summary> {
     }
     writeln!(
         out,
-        "hostdiff: seed {} sequences {}..{} ({} forms, {} ended in a fault) in {:.1} s",
+        "hostdiff: seed {} sequences {}..{} ({} forms, {} ended in a fault) under {:?} in {:.1} s",
         opts.seed,
         opts.start,
         opts.start + opts.count,
         generator.form_count(),
         summary.faulted,
+        opts.engine,
         started.elapsed().as_secs_f64()
     )?;
     writeln!(out, "{} passed, {} failed", summary.passed, summary.failed)?;

@@ -1,0 +1,221 @@
+//! IMUL with two or three operands and SHL/SAL/SHR/SAR of a register by a
+//! non-zero immediate count, inline. They write the status flags
+//! directly, as the interpreter's `set_status` does (SDM Vol. 2A "IMUL",
+//! Vol. 2B "SAL/SAR/SHL/SHR"): the lazy record is committed (its op
+//! becomes `None`), the flags the instruction defines are replaced, and
+//! the rest keep their committed values (AF after a shift, on the P6
+//! model the JIT runs). The formulas are those of `interp/muldiv.rs` and
+//! `interp/shift.rs`.
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{types, InstBuilder, Value};
+use iced_x86::{Mnemonic as M, OpKind};
+use oxide86_cpu::flags::{sign_bit, LazyOp};
+use oxide86_cpu::state::eflags;
+
+use crate::emit_insn::{mem_operand, read_op, width};
+use crate::emit_mem::width_mask;
+use crate::translate::{off, Emitter, GuestInsn};
+
+/// Whether `insn` is one of this module's forms (`gpr` tells whether an
+/// operand is a general register, `gpr_or_mem` also allows memory).
+pub(crate) fn inline_form(
+    insn: &iced_x86::Instruction,
+    gpr: impl Fn(u32) -> bool,
+    gpr_or_mem: impl Fn(u32) -> bool,
+) -> bool {
+    let n = insn.op_count();
+    let imm = |i: u32| {
+        matches!(
+            insn.op_kind(i),
+            OpKind::Immediate8
+                | OpKind::Immediate16
+                | OpKind::Immediate32
+                | OpKind::Immediate8to16
+                | OpKind::Immediate8to32
+        )
+    };
+    match insn.mnemonic() {
+        M::Imul => gpr(0) && gpr_or_mem(1) && (n == 2 || (n == 3 && imm(2))),
+        M::Shl | M::Sal | M::Shr | M::Sar => {
+            n == 2
+                && gpr(0)
+                && insn.op_kind(1) == OpKind::Immediate8
+                && insn.immediate8() & 0x1F != 0
+        }
+        _ => false,
+    }
+}
+
+impl Emitter<'_> {
+    /// `v` (an I32 0/1 or I8 condition) as the EFLAGS bit `bit`.
+    fn flag_bit(&mut self, cond: Value, bit: u32) -> Value {
+        let v = if self.b.func.dfg.value_type(cond) == types::I32 {
+            cond
+        } else {
+            self.b.ins().uextend(types::I32, cond)
+        };
+        self.b.ins().ishl_imm_u(v, i64::from(bit.trailing_zeros()))
+    }
+
+    /// ZF, SF and PF of result `r` (width `w`) as EFLAGS bits (`szp`).
+    fn szp_bits(&mut self, r: Value, w: u32) -> Value {
+        let rm = self.b.ins().band_imm_u(r, i64::from(width_mask(w)));
+        let z = self.b.ins().icmp_imm_u(IntCC::Equal, rm, 0);
+        let s = self.b.ins().band_imm_u(rm, i64::from(sign_bit(w)));
+        let s = self.b.ins().icmp_imm_u(IntCC::NotEqual, s, 0);
+        let low = self.b.ins().band_imm_u(rm, 0xFF);
+        let n = self.b.ins().popcnt(low);
+        let odd = self.b.ins().band_imm_u(n, 1);
+        let p = self.b.ins().icmp_imm_u(IntCC::Equal, odd, 0);
+        let z = self.flag_bit(z, eflags::ZF);
+        let s = self.flag_bit(s, eflags::SF);
+        let p = self.flag_bit(p, eflags::PF);
+        let zs = self.b.ins().bor(z, s);
+        self.b.ins().bor(zs, p)
+    }
+
+    /// AF as `commit_flags` leaves it: the stored bit when the lazy op is
+    /// `None`, 0 after a logic op, else bit 4 of `dst ^ src ^ res`.
+    fn committed_af(&mut self, ef: Value) -> Value {
+        let op = self.b.use_var(self.lz[0]);
+        let d = self.b.use_var(self.lz[2]);
+        let s = self.b.use_var(self.lz[3]);
+        let r = self.b.use_var(self.lz[4]);
+        let x = self.b.ins().bxor(d, s);
+        let x = self.b.ins().bxor(x, r);
+        let lazy = self.b.ins().band_imm_u(x, i64::from(eflags::AF));
+        let stored = self.b.ins().band_imm_u(ef, i64::from(eflags::AF));
+        let zero = self.b.ins().iconst(types::I32, 0);
+        let logic = self
+            .b
+            .ins()
+            .icmp_imm_u(IntCC::Equal, op, LazyOp::Logic as i64);
+        let v = self.b.ins().select(logic, zero, lazy);
+        let none = self
+            .b
+            .ins()
+            .icmp_imm_u(IntCC::Equal, op, LazyOp::None as i64);
+        self.b.ins().select(none, stored, v)
+    }
+
+    /// `set_status(mask, f)`: commits the lazy record and replaces the
+    /// status bits in `mask` with `f`. `mask` is all six status flags or
+    /// all but AF.
+    fn set_status(&mut self, mask: u32, f: Value) {
+        let ef = self.load_st(types::I32, off::EFLAGS);
+        let keep = self.b.ins().band_imm_u(ef, i64::from(!eflags::STATUS));
+        let mut v = self.b.ins().bor(keep, f);
+        if mask & eflags::AF == 0 {
+            let af = self.committed_af(ef);
+            v = self.b.ins().bor(v, af);
+        }
+        self.store_st(v, off::EFLAGS);
+        let none = self.b.ins().iconst(types::I32, LazyOp::None as i64);
+        self.b.def_var(self.lz[0], none);
+        self.lazy_dirty = true;
+        self.known = None;
+    }
+}
+
+/// Sign-extends the low `w` bytes of `v` (I32) to I64.
+fn sext64(e: &mut Emitter<'_>, v: Value, w: u32) -> Value {
+    let v = if w == 4 {
+        v
+    } else {
+        let sh = i64::from(32 - 8 * w);
+        let t = e.b.ins().ishl_imm_u(v, sh);
+        e.b.ins().sshr_imm_u(t, sh)
+    };
+    e.b.ins().sextend(types::I64, v)
+}
+
+/// IMUL r, r/m and IMUL r, r/m, imm (`muldiv::imul`, `mul_flags`).
+pub(crate) fn imul(e: &mut Emitter<'_>, g: &GuestInsn) {
+    let insn = g.d.insn;
+    let w = width(&insn, 0);
+    let mask = i64::from(width_mask(w));
+    let mem = mem_operand(e, g, w, false);
+    let (a, b) = if insn.op_count() == 2 {
+        (read_op(e, g, 0, mem, w), read_op(e, g, 1, mem, w))
+    } else {
+        (read_op(e, g, 1, mem, w), read_op(e, g, 2, mem, w))
+    };
+    let b = e.b.ins().band_imm_u(b, mask);
+    let a64 = sext64(e, a, w);
+    let b64 = sext64(e, b, w);
+    let p = e.b.ins().imul(a64, b64);
+    let low = e.b.ins().ireduce(types::I32, p);
+    let r = e.b.ins().band_imm_u(low, mask);
+    let back = sext64(e, r, w);
+    let overflow = e.b.ins().icmp(IntCC::NotEqual, back, p);
+    e.write_reg(insn.op0_register(), r);
+    let szp = e.szp_bits(r, w);
+    let c = e.flag_bit(overflow, eflags::CF);
+    let o = e.flag_bit(overflow, eflags::OF);
+    let f = e.b.ins().bor(szp, c);
+    let f = e.b.ins().bor(f, o);
+    e.set_status(eflags::STATUS, f);
+}
+
+/// SHL/SAL/SHR/SAR r, imm8 with a non-zero masked count (`shift::shl`,
+/// `shr`, `sar` and `finish`).
+pub(crate) fn shift(e: &mut Emitter<'_>, g: &GuestInsn) {
+    let insn = g.d.insn;
+    let w = width(&insn, 0);
+    let bits = 8 * w;
+    let mask = i64::from(width_mask(w));
+    let sign = i64::from(sign_bit(w));
+    let c = u32::from(insn.immediate8()) & 0x1F;
+    let a = e.read_reg(insn.op0_register());
+    let zero = e.b.ins().iconst(types::I8, 0);
+    let (r, cf, of) = match insn.mnemonic() {
+        M::Shl | M::Sal => {
+            let a64 = e.b.ins().uextend(types::I64, a);
+            let wide = e.b.ins().ishl_imm_u(a64, i64::from(c));
+            let low = e.b.ins().ireduce(types::I32, wide);
+            let r = e.b.ins().band_imm_u(low, mask);
+            let cf = if c <= bits {
+                let t = e.b.ins().ushr_imm_u(wide, i64::from(bits));
+                let t = e.b.ins().band_imm_u(t, 1);
+                e.b.ins().icmp_imm_u(IntCC::NotEqual, t, 0)
+            } else {
+                zero
+            };
+            let s = e.b.ins().band_imm_u(r, sign);
+            let s = e.b.ins().icmp_imm_u(IntCC::NotEqual, s, 0);
+            let of = e.b.ins().bxor(s, cf);
+            (r, cf, of)
+        }
+        M::Shr => {
+            let r = e.b.ins().ushr_imm_u(a, i64::from(c));
+            let t = e.b.ins().ushr_imm_u(a, i64::from(c - 1));
+            let t = e.b.ins().band_imm_u(t, 1);
+            let cf = e.b.ins().icmp_imm_u(IntCC::NotEqual, t, 0);
+            let of = if c == 1 {
+                let s = e.b.ins().band_imm_u(a, sign);
+                e.b.ins().icmp_imm_u(IntCC::NotEqual, s, 0)
+            } else {
+                zero
+            };
+            (r, cf, of)
+        }
+        _ => {
+            let signed = sext64(e, a, w);
+            let sh = e.b.ins().sshr_imm_u(signed, i64::from(c));
+            let low = e.b.ins().ireduce(types::I32, sh);
+            let r = e.b.ins().band_imm_u(low, mask);
+            let t = e.b.ins().sshr_imm_u(signed, i64::from(c - 1));
+            let t = e.b.ins().band_imm_u(t, 1);
+            let cf = e.b.ins().icmp_imm_u(IntCC::NotEqual, t, 0);
+            (r, cf, zero)
+        }
+    };
+    e.write_reg(insn.op0_register(), r);
+    let szp = e.szp_bits(r, w);
+    let cf = e.flag_bit(cf, eflags::CF);
+    let of = e.flag_bit(of, eflags::OF);
+    let f = e.b.ins().bor(szp, cf);
+    let f = e.b.ins().bor(f, of);
+    e.set_status(eflags::STATUS & !eflags::AF, f);
+}

@@ -1,0 +1,134 @@
+//! Block chaining: chained blocks stop exactly where the interpreter
+//! would at every step budget, and a code page mapped at two linear
+//! addresses runs blocks that know their own EIPs.
+
+mod common;
+use common::*;
+use iced_x86::code_asm::*;
+use oxide86_cpu::FlatRam;
+use oxide86_jit::EngineKind;
+
+/// A loop of five blocks on one page (a conditional skip, a call, a
+/// helper instruction, a return), each reached through a chaining slot.
+fn chain_program() -> Vec<u8> {
+    assemble(|a| {
+        let mut top = a.create_label();
+        let mut skip = a.create_label();
+        let mut func = a.create_label();
+        a.mov(ecx, 300u32)?;
+        a.mov(esi, 0x10000u32)?;
+        a.set_label(&mut top)?;
+        a.add(eax, ecx)?;
+        a.xor(edx, eax)?;
+        a.lea(ebx, dword_ptr(eax + edx * 2 + 3))?;
+        a.mov(dword_ptr(esi + 8), ebx)?;
+        a.and(ebx, 0xFF)?;
+        a.cmp(ebx, 0x80)?;
+        a.jb(skip)?;
+        a.inc(edi)?;
+        a.set_label(&mut skip)?;
+        a.call(func)?;
+        a.shl(edx, 3)?;
+        a.dec(ecx)?;
+        a.jnz(top)?;
+        a.hlt()?;
+        a.set_label(&mut func)?;
+        a.push(ebx)?;
+        a.pop(ebp)?;
+        a.ret()
+    })
+}
+
+#[test]
+fn chained_blocks_stop_at_the_same_instruction_for_every_budget() {
+    let code = chain_program();
+    for slice in 1..=40 {
+        let max = 2_000 + slice * 37;
+        let (a, ra, _) = run(EngineKind::Interp, &code, max, slice, |_, _| {});
+        for kind in [EngineKind::Jit, EngineKind::Tiered] {
+            let (b, rb, _) = run(kind, &code, max, slice, |_, _| {});
+            assert_eq!(
+                format!("{a:?}"),
+                format!("{b:?}"),
+                "{kind:?} slice {slice} max {max}"
+            );
+            assert!(ra.bytes == rb.bytes, "{kind:?} slice {slice}");
+        }
+    }
+}
+
+#[test]
+fn blocks_chain_and_agree_with_the_interpreter() {
+    let code = chain_program();
+    let e = same_as_interp(EngineKind::Jit, &code, 100_000, |_, _| {});
+    assert!(e.stats.chained > 1000, "{:?}", e.stats);
+    assert!(e.stats.links > 0, "{:?}", e.stats);
+    let e = same_as_interp(EngineKind::Tiered, &code, 100_000, |_, _| {});
+    assert!(e.stats.chained > 1000, "{:?}", e.stats);
+}
+
+/// Assembles 32-bit code with `f` at `addr`.
+fn assemble_at(
+    addr: u32,
+    f: impl FnOnce(&mut CodeAssembler) -> Result<(), iced_x86::IcedError>,
+) -> Vec<u8> {
+    let mut a = CodeAssembler::new(32).unwrap();
+    f(&mut a).unwrap();
+    a.assemble(u64::from(addr)).unwrap()
+}
+
+fn put32(ram: &mut FlatRam, addr: u32, v: u32) {
+    ram.load(addr, &v.to_le_bytes());
+}
+
+/// Paging on, identity map of the first 256 KiB except linear page 5,
+/// which maps physical page 1 (the code) a second time.
+fn alias_code_page(cpu: &mut oxide86_cpu::Cpu, ram: &mut FlatRam) {
+    const PD: u32 = 0x2_0000;
+    const PT: u32 = 0x2_1000;
+    put32(ram, PD, PT | 7);
+    for i in 0..64u32 {
+        put32(ram, PT + 4 * i, (i << 12) | 7);
+    }
+    put32(ram, PT + 4 * 5, 0x1000 | 7);
+    cpu.state.cr3 = PD;
+    cpu.state.cr0 |= 0x8000_0000;
+}
+
+#[test]
+fn a_code_page_mapped_twice_runs_blocks_with_their_own_eips() {
+    // `sub` pushes its own return address (`call $+5; pop edx`): run from
+    // linear 0x1100 and then through the alias at 0x5100, EDX must differ.
+    let code = assemble(|a| {
+        let mut again = a.create_label();
+        a.mov(ecx, 5u32)?;
+        a.set_label(&mut again)?;
+        a.mov(eax, 0x1100u32)?;
+        a.call(eax)?;
+        a.mov(ebx, edx)?;
+        a.dec(ecx)?;
+        a.jnz(again)?;
+        a.mov(eax, 0x5100u32)?;
+        a.call(eax)?;
+        a.hlt()
+    });
+    let mut code = code;
+    code.resize(0x100, 0x90);
+    // sub at CODE + 0x100: call next; next: pop edx; ret
+    let sub = assemble_at(0x1100, |a| {
+        let mut next = a.create_label();
+        a.call(next)?;
+        a.set_label(&mut next)?;
+        a.pop(edx)?;
+        a.ret()
+    });
+    code.extend_from_slice(&sub);
+    for kind in [EngineKind::Jit, EngineKind::Tiered] {
+        let (a, _, _) = run(EngineKind::Interp, &code, 10_000, 1000, alias_code_page);
+        let (b, _, e) = run(kind, &code, 10_000, 1000, alias_code_page);
+        assert_eq!(a.gpr[2], 0x5105, "the interpreter's EDX");
+        assert_eq!(a.gpr[3], 0x1105, "the interpreter's EBX");
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "{kind:?}");
+        assert!(e.stats.blocks_translated > 0);
+    }
+}
