@@ -35,6 +35,8 @@ pub mod cr4 {
     pub const MCE: u32 = 1 << 6;
     /// Page-global enable.
     pub const PGE: u32 = 1 << 7;
+    /// RDPMC allowed at any privilege level.
+    pub const PCE: u32 = 1 << 8;
     /// FXSAVE/FXRSTOR and SSE enabled by the OS.
     pub const OSFXSR: u32 = 1 << 9;
     /// Unmasked SIMD exceptions supported by the OS.

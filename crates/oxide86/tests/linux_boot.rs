@@ -21,6 +21,17 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(1200);
 /// One command's output.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// What is typed at the shell, in order (then `poweroff -f`).
+const SCRIPT: [&str; 6] = [
+    "echo $((6*7))",
+    "cat /proc/cpuinfo",
+    "cat /proc/interrupts",
+    "dmesg | grep -i -e error -e fail",
+    "dmesg | grep -e Oops -e BUG: -e WARNING: -e 'Call Trace'",
+    // Short enough that the shell's line editor does not wrap it.
+    "echo on-tmpfs >/tmp/p && cat /tmp/p && wc -c </tmp/p",
+];
+
 /// Kernel messages that must never appear.
 const BAD_LOG: [&str; 6] = [
     "Oops",
@@ -38,7 +49,6 @@ fn skip() -> bool {
 /// A running emulator whose serial console is the pipe pair.
 struct Session {
     child: Child,
-    stdin: std::process::ChildStdin,
     output: Receiver<Vec<u8>>,
     transcript: Vec<u8>,
     /// How much of the transcript earlier expectations consumed.
@@ -47,7 +57,11 @@ struct Session {
 }
 
 impl Session {
-    fn start(name: &str, kernel: &Path, initrd: &Path, append: &str) -> Session {
+    /// Starts the emulator with `script` (and a final `poweroff -f`)
+    /// already typed: the emulator hands typed lines to the guest only when
+    /// it idles, so each reaches the shell at its next prompt, at the same
+    /// instruction in every run.
+    fn start(name: &str, kernel: &Path, initrd: &Path, append: &str, script: &[&str]) -> Session {
         let mut child = Command::new(env!("CARGO_BIN_EXE_oxide86"))
             .args(["run", "--clock", "virtual", "--serial", "stdio", "--stats"])
             .arg("--kernel")
@@ -60,7 +74,11 @@ impl Session {
             .stderr(Stdio::piped())
             .spawn()
             .expect("starting oxide86");
-        let stdin = child.stdin.take().expect("stdin");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let mut typed: String = script.iter().map(|c| format!("{c}\n")).collect();
+        typed.push_str("poweroff -f\n");
+        stdin.write_all(typed.as_bytes()).expect("typing");
+        drop(stdin); // end of input once the script is read
         let mut stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -73,7 +91,6 @@ impl Session {
         });
         Session {
             child,
-            stdin,
             output: rx,
             transcript: Vec::new(),
             seen: 0,
@@ -109,14 +126,9 @@ impl Session {
         }
     }
 
-    /// Types `command` and returns its output (without the echoed line).
+    /// The output of `command`, the next line of the script (without the
+    /// echoed line).
     fn run(&mut self, command: &str) -> String {
-        // One write of less than PIPE_BUF bytes: the emulator, which reads
-        // input only while the guest idles, always sees it whole.
-        self.stdin
-            .write_all(format!("{command}\n").as_bytes())
-            .expect("typing");
-        self.stdin.flush().expect("typing");
         let out = self.expect(PROMPT, COMMAND_TIMEOUT);
         let out = out.replace('\r', "");
         // The terminal echoes the command line first.
@@ -130,8 +142,6 @@ impl Session {
 
     /// Powers off and returns the whole serial output and the exit status.
     fn power_off(mut self) -> (String, std::process::ExitStatus, String) {
-        self.stdin.write_all(b"poweroff -f\n").expect("typing");
-        drop(self.stdin);
         let deadline = Instant::now() + COMMAND_TIMEOUT;
         let status = loop {
             if let Some(s) = self.child.try_wait().expect("waiting") {
@@ -161,7 +171,7 @@ impl Session {
 /// Boots `kernel`, runs the checks, powers off; returns the transcript.
 fn session(name: &str, kernel: &Path, initrd: &Path, append: &str) -> String {
     let started = Instant::now();
-    let mut s = Session::start(name, kernel, initrd, append);
+    let mut s = Session::start(name, kernel, initrd, append, &SCRIPT);
     let boot_log = s.expect("oxide86 initramfs: Linux", BOOT_TIMEOUT);
     for bad in BAD_LOG {
         assert!(
@@ -175,9 +185,9 @@ fn session(name: &str, kernel: &Path, initrd: &Path, append: &str) -> String {
         started.elapsed().as_secs_f64()
     );
 
-    assert_eq!(s.run("echo $((6*7))").trim(), "42", "{name}: arithmetic");
+    assert_eq!(s.run(SCRIPT[0]).trim(), "42", "{name}: arithmetic");
 
-    let cpuinfo = s.run("cat /proc/cpuinfo");
+    let cpuinfo = s.run(SCRIPT[1]);
     assert!(
         cpuinfo.contains("model name\t: oxide86 Virtual CPU"),
         "{name}: cpuinfo:\n{cpuinfo}"
@@ -193,7 +203,7 @@ fn session(name: &str, kernel: &Path, initrd: &Path, append: &str) -> String {
         );
     }
 
-    let interrupts = s.run("cat /proc/interrupts");
+    let interrupts = s.run(SCRIPT[2]);
     let timer = interrupts
         .lines()
         .find(|l| l.contains("timer"))
@@ -217,15 +227,15 @@ fn session(name: &str, kernel: &Path, initrd: &Path, append: &str) -> String {
         "{name}: the local APIC timer never fired:\n{interrupts}"
     );
 
-    let problems = s.run("dmesg | grep -i -e error -e fail");
+    let problems = s.run(SCRIPT[3]);
     assert_eq!(problems.trim(), "", "{name}: dmesg reports problems");
-    let oopses = s.run("dmesg | grep -e Oops -e BUG: -e WARNING: -e 'Call Trace'");
+    let oopses = s.run(SCRIPT[4]);
     assert_eq!(oopses.trim(), "", "{name}: dmesg has a trace");
 
-    let file = s.run("echo written-on-tmpfs > /tmp/probe && cat /tmp/probe && wc -c < /tmp/probe");
+    let file = s.run(SCRIPT[5]);
     assert_eq!(
         file.trim().lines().collect::<Vec<_>>(),
-        vec!["written-on-tmpfs", "17"],
+        vec!["on-tmpfs", "9"],
         "{name}: tmpfs round trip"
     );
 

@@ -125,6 +125,34 @@ pub fn rdtsc<B: Bus + ?Sized>(
     Ok(())
 }
 
+/// `RDPMC`: EDX:EAX = performance counter ECX (0 or 1, 40 bits; SDM Vol.
+/// 2B, RDPMC, and Vol. 3B, 20.6.8). #GP(0) for another counter, or at
+/// CPL > 0 in protected mode unless CR4.PCE is set.
+pub fn rdpmc<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
+    const CR4_PCE: u32 = 1 << 8;
+    if cpu.state.cr4 & CR4_PCE == 0 && cpu.state.cpl() != 0 && cpu.state.cr0 & cr0::PE != 0 {
+        return Err(Exception::GeneralProtection(0));
+    }
+    let msr = match cpu.state.gpr[1] {
+        0 => crate::perfmon::PERFCTR0,
+        1 => crate::perfmon::PERFCTR1,
+        _ => return Err(Exception::GeneralProtection(0)),
+    };
+    let v = cpu
+        .state
+        .msr
+        .perf
+        .read(msr, cpu.state.icount)
+        .unwrap_or_default();
+    cpu.state.gpr[0] = v as u32;
+    cpu.state.gpr[2] = (v >> 32) as u32;
+    Ok(())
+}
+
 /// The reserved-NOP opcodes `0F 0D` and `0F 18`-`0F 1F` (SDM Vol. 2B
 /// "NOP", table 4-12): no operation from the family-6 processors on
 /// (the memory operand is not accessed), #UD before them.
@@ -193,5 +221,18 @@ mod tests {
         assert_eq!(s.gpr[2] & apic_mce_mca, 0);
         let s = run32(|a| a.cpuid(), |s| s.gpr[0] = 0x8000_0001);
         assert_eq!(s.gpr[2], super::features::EXT_NX);
+    }
+
+    /// Linux's perf reads the P6 counters with RDPMC.
+    #[test]
+    fn rdpmc_reads_the_performance_counters() {
+        let s = crate::testutil::run32(
+            |a| a.rdpmc(),
+            |s| {
+                s.msr.perf.write(crate::perfmon::PERFCTR1, 0x1234, 0);
+                s.gpr[1] = 1;
+            },
+        );
+        assert_eq!((s.gpr[0], s.gpr[2]), (0x1234, 0));
     }
 }

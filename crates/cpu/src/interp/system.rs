@@ -392,8 +392,15 @@ impl Cpu {
     /// reports neither machine checks nor SSE); paging-mode changes flush
     /// the TLB.
     pub fn write_cr4(&mut self, value: u32) -> Result<(), Exception> {
-        let known =
-            cr4::VME | cr4::PVI | cr4::TSD | cr4::DE | cr4::PSE | cr4::PAE | cr4::PGE | cr4::OSFXSR;
+        let known = cr4::VME
+            | cr4::PVI
+            | cr4::TSD
+            | cr4::DE
+            | cr4::PSE
+            | cr4::PAE
+            | cr4::PGE
+            | cr4::PCE
+            | cr4::OSFXSR;
         if value & !known != 0 {
             return Err(Exception::GeneralProtection(0));
         }
