@@ -26,7 +26,7 @@ use crate::translate::{emit_block, Mode, Scanned};
 
 /// Blocks per generation before the whole cache is flushed (about 4 KiB
 /// of mapped code memory each, see `docs/jit.md`).
-pub const GENERATION_LIMIT: usize = 8192;
+pub const GENERATION_LIMIT: usize = 65536;
 
 /// The entry point of a translated block: the address of a
 /// `CallConv::Tail` function `fn(*mut JitCtx) -> u32`, which Rust cannot

@@ -124,6 +124,8 @@ pub struct Engine {
     /// The address of a chaining slot to fill with the next block looked
     /// up (0 for none); see `JitCtx::link_slot`.
     pending_link: usize,
+    /// Counts calls of [`Engine::flush`], which free chaining slots.
+    generation: u64,
     /// Counters.
     pub stats: JitStats,
 }
@@ -158,6 +160,7 @@ impl Engine {
             jump_cache: vec![None; JUMP_CACHE],
             retired: Vec::new(),
             pending_link: 0,
+            generation: 0,
             stats: JitStats::default(),
         }
     }
@@ -171,6 +174,7 @@ impl Engine {
     pub fn flush(&mut self) {
         self.invalidate_all();
         self.retired.clear();
+        self.generation += 1;
         if let Some(c) = &mut self.cache {
             if c.blocks > 0 {
                 self.stats.flushes += 1;
@@ -231,11 +235,18 @@ impl Engine {
             let link = std::mem::take(&mut self.pending_link);
             let mut force_interp = false;
             if boundary || self.kind == EngineKind::Jit {
+                let generation = self.generation;
                 let gate = self.block_entry(cpu, bus);
+                // A flush while translating freed the slot `link` points to.
+                let link = if self.generation == generation {
+                    link
+                } else {
+                    0
+                };
                 if let (Gate::Block(entry, _), true) = (&gate, link != 0) {
                     // SAFETY: `link` is a slot of a block of the current
-                    // generation (live or in `retired`; flushing the
-                    // generation zeroes `pending_link`), and no generated
+                    // generation (live or in `retired`; a flush since it
+                    // was taken zeroed it just above), and no generated
                     // code runs now.
                     unsafe {
                         *(link as *mut ChainSlot) = ChainSlot {
