@@ -111,6 +111,9 @@ pub struct Engine {
     kind: EngineKind,
     /// Executions before translation (tiered).
     pub threshold: u32,
+    /// Blocks a code generation holds before the whole cache is flushed
+    /// (default [`GENERATION_LIMIT`]).
+    pub generation_limit: usize,
     cache: Option<CodeCache>,
     map: HashMap<Key, Entry>,
     counts: HashMap<Key, u32>,
@@ -153,6 +156,7 @@ impl Engine {
         Self {
             kind,
             threshold: DEFAULT_THRESHOLD,
+            generation_limit: GENERATION_LIMIT,
             cache,
             map: HashMap::new(),
             counts: HashMap::new(),
@@ -403,7 +407,7 @@ impl Engine {
         if self
             .cache
             .as_ref()
-            .is_some_and(|c| c.blocks >= GENERATION_LIMIT)
+            .is_some_and(|c| c.blocks >= self.generation_limit)
         {
             self.flush();
         }

@@ -132,3 +132,36 @@ fn a_code_page_mapped_twice_runs_blocks_with_their_own_eips() {
         assert!(e.stats.blocks_translated > 0);
     }
 }
+
+/// Full generations flush the cache while the dispatcher holds a chaining
+/// slot to fill: the slot died with its generation and must not be
+/// written (it was, corrupting the heap, booting Linux under `jit`).
+#[test]
+fn generation_flushes_between_linked_blocks_agree_with_the_interpreter() {
+    let code = chain_program();
+    let (a, ra, _) = run(EngineKind::Interp, &code, 100_000, 1000, |_, _| {});
+    for limit in [1, 2, 3, 5] {
+        let mut cpu = flat32();
+        let mut ram = FlatRam::new(RAM);
+        ram.load(CODE, &code);
+        let mut engine = oxide86_jit::Engine::new(EngineKind::Jit);
+        engine.generation_limit = limit;
+        let mut steps = 0;
+        while steps < 100_000 {
+            let (o, n) = engine.run(&mut cpu, &mut ram, 1000, |_, _| false);
+            steps += n;
+            if o != oxide86_cpu::StepOutcome::Continue {
+                break;
+            }
+        }
+        assert_eq!(
+            format!("{a:?}"),
+            format!("{:?}", cpu.state),
+            "limit {limit}"
+        );
+        assert!(ra.bytes == ram.bytes, "limit {limit}");
+        assert!(engine.stats.flushes >= 3, "{:?}", engine.stats);
+        // With one block per generation, every link is dropped.
+        assert!(limit == 1 || engine.stats.links > 0, "{:?}", engine.stats);
+    }
+}
