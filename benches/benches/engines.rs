@@ -3,7 +3,8 @@
 //! A measurement, never a test: it prints a table and asserts nothing
 //! about speed. `OXIDE86_BENCH_INSNS` sets the approximate guest
 //! instructions per run (default 200 million); `OXIDE86_BENCH_ENGINES`
-//! (e.g. `jit`, or `interp,jit`) runs only some engines, for profiling.
+//! (e.g. `jit`, or `interp,jit`) runs only some engines, for profiling;
+//! `OXIDE86_BENCH_REGION_BLOCKS=1` translates single blocks (no regions).
 
 use oxide86_benches::{
     alu_branch, integer_mix, run_engine, ALU_INSNS_PER_ITERATION, INSNS_PER_ITERATION,

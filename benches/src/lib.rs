@@ -165,6 +165,12 @@ pub fn run_engine(
     let mut cpu = setup::flat32_cpu(CODE);
     cpu.state.gpr[4] = STACK;
     let mut e = oxide86_jit::Engine::new(engine);
+    if let Some(n) = std::env::var("OXIDE86_BENCH_REGION_BLOCKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        e.region_blocks = n;
+    }
     let start = Instant::now();
     let outcome = loop {
         let (o, _) = e.run(&mut cpu, &mut ram, 1000, |_, _| false);

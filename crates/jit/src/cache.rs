@@ -22,7 +22,7 @@ use cranelift_module::{FuncId, Module};
 use oxide86_cpu::decode::Decoded;
 
 use crate::ctx::{ChainSlot, JitCtx};
-use crate::translate::{emit_block, Mode, Scanned};
+use crate::translate::{emit_region, Mode, Region};
 
 /// Blocks per generation before the whole cache is flushed (about 4 KiB
 /// of mapped code memory each, see `docs/jit.md`).
@@ -216,7 +216,7 @@ impl CodeCache {
     /// interpreter helper for the dispatcher's bus type.
     pub fn compile(
         &mut self,
-        block: &Scanned,
+        region: &Region,
         mode: Mode,
         interp_helper: usize,
     ) -> Result<CompiledBlock, CompileError> {
@@ -227,7 +227,7 @@ impl CodeCache {
         self.ctx.func.signature = sig.clone();
         let b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
         let fcfg = self.module.target_config();
-        let (insns, slots) = emit_block(b, block, mode, ptr, cc, interp_helper, fcfg);
+        let (insns, slots) = emit_region(b, region, mode, ptr, cc, interp_helper, fcfg);
         let r = (|| {
             let id = self
                 .module
@@ -240,7 +240,7 @@ impl CodeCache {
                 .map_err(|e| CompileError(format!("{e:?}")))?;
             if let Some(vcode) = self.ctx.compiled_code().and_then(|c| c.vcode.as_ref()) {
                 // A debugging aid (`OXIDE86_JIT_DUMP=1`): the host code of each block.
-                eprintln!("block at EIP {:#x}:\n{vcode}", block.start_eip);
+                eprintln!("block at EIP {:#x}:\n{vcode}", region.entry().start_eip);
             }
             let size = self
                 .ctx
@@ -258,7 +258,7 @@ impl CodeCache {
         self.code_bytes += size;
         Ok(CompiledBlock {
             entry: BlockFn(code as usize),
-            len: block.insns.len() as u64,
+            len: region.entry().insns.len() as u64,
             _insns: insns,
             _slots: slots,
         })

@@ -10,12 +10,12 @@ use cranelift_codegen::isa;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
 use crate::cache::{block_signature, flags, CompileError};
-use crate::translate::{emit_block, Mode, Scanned};
+use crate::translate::{emit_region, Mode, Region};
 
-/// Compiles `block` (translated in `mode`) for the target `triple`, e.g.
+/// Compiles `region` (translated in `mode`) for the target `triple`, e.g.
 /// `aarch64-unknown-linux-gnu`; returns the machine code's size in bytes.
 /// Helper calls point to a placeholder address (the code is not run).
-pub fn compile_for(triple: &str, block: &Scanned, mode: Mode) -> Result<usize, CompileError> {
+pub fn compile_for(triple: &str, region: &Region, mode: Mode) -> Result<usize, CompileError> {
     let err = |e: &dyn std::fmt::Display| CompileError(format!("{triple}: {e}"));
     let isa = isa::lookup_by_name(triple)
         .map_err(|e| err(&e))?
@@ -27,9 +27,9 @@ pub fn compile_for(triple: &str, block: &Scanned, mode: Mode) -> Result<usize, C
     let mut fctx = FunctionBuilderContext::new();
     let b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
     // Kept alive until compiled; their addresses only end up as constants.
-    let _pointees = emit_block(
+    let _pointees = emit_region(
         b,
-        block,
+        region,
         mode,
         ptr,
         isa.default_call_conv(),

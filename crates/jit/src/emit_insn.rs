@@ -12,7 +12,7 @@ use oxide86_cpu::decode::Decoded;
 use oxide86_cpu::flags::LazyOp;
 use oxide86_cpu::interp::operand::gpr_slot;
 
-use crate::ctx::{EXIT_INTERP, EXIT_NEXT};
+use crate::ctx::EXIT_INTERP;
 use crate::emit_mem::width_mask;
 use crate::translate::{Emitter, GuestInsn};
 
@@ -41,7 +41,7 @@ fn cc_of(insn: &iced_x86::Instruction) -> u8 {
 }
 
 /// The target of a relative branch at `eip`.
-fn rel_target(insn: &iced_x86::Instruction, eip: u32) -> u32 {
+pub(crate) fn rel_target(insn: &iced_x86::Instruction, eip: u32) -> u32 {
     let t = eip.wrapping_add(insn.near_branch_target() as u32);
     match insn.op_kind(0) {
         OpKind::NearBranch16 => t & 0xFFFF,
@@ -289,7 +289,7 @@ pub(crate) fn emit(e: &mut Emitter<'_>, g: &GuestInsn) {
             };
             e.release_stack(w + release);
             e.k += 1;
-            e.exit_to(target, EXIT_NEXT);
+            e.transfer_dynamic(target);
             e.k -= 1;
         }
         _ if insn.is_jcc_short_or_near() => {
@@ -300,7 +300,7 @@ pub(crate) fn emit(e: &mut Emitter<'_>, g: &GuestInsn) {
             e.b.ins().brif(c, taken, &[], fall, &[]);
             e.b.switch_to_block(fall);
             e.k += 1;
-            e.exit_const(g.next, EXIT_NEXT);
+            e.transfer(g.next);
             e.k -= 1;
             e.b.switch_to_block(taken);
             branch(e, g, target);
@@ -334,8 +334,7 @@ pub(crate) fn emit(e: &mut Emitter<'_>, g: &GuestInsn) {
     }
 }
 
-/// A taken branch to `target`: a back edge when it is the block's start
-/// (the loop runs again while the budget allows a whole pass), else an exit.
+/// A taken branch to `target` (within the region, or out).
 fn branch(e: &mut Emitter<'_>, g: &GuestInsn, target: u32) {
     if target > e.mode.cs_limit {
         // The interpreter raises #GP(0) with EIP at the branch.
@@ -343,26 +342,7 @@ fn branch(e: &mut Emitter<'_>, g: &GuestInsn, target: u32) {
         return;
     }
     e.k += 1;
-    if target == e.start_eip && e.k == e.block_len {
-        let n = e.block_len;
-        let ic = e.b.use_var(e.icount);
-        let ic = e.b.ins().iadd_imm_s(ic, n);
-        e.b.def_var(e.icount, ic);
-        let bu = e.b.use_var(e.budget);
-        let bu = e.b.ins().iadd_imm_s(bu, -n);
-        e.b.def_var(e.budget, bu);
-        let more = e.b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, bu, n);
-        let stop = e.b.create_block();
-        let head = e.head;
-        e.b.ins().brif(more, head, &[], stop, &[]);
-        e.b.switch_to_block(stop);
-        let saved = e.k;
-        e.k = 0;
-        e.exit_const(target, EXIT_NEXT);
-        e.k = saved;
-    } else {
-        e.exit_const(target, EXIT_NEXT);
-    }
+    e.transfer(target);
     e.k -= 1;
 }
 

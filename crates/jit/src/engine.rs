@@ -29,7 +29,7 @@ use oxide86_cpu::{Bus, Cpu, CpuModel, StepOutcome};
 use crate::cache::{BlockFn, CodeCache, CompiledBlock, GENERATION_LIMIT};
 use crate::ctx::{ChainSlot, JitCtx, EXIT_INTERP, EXIT_NEXT};
 use crate::smc::CodePages;
-use crate::translate::{scan, Mode};
+use crate::translate::{scan_region, Mode, MAX_REGION_BLOCKS};
 
 /// Which engine runs guest code.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -114,6 +114,10 @@ pub struct Engine {
     /// Blocks a code generation holds before the whole cache is flushed
     /// (default [`GENERATION_LIMIT`]).
     pub generation_limit: usize,
+    /// The most guest blocks compiled into one function by the tiered
+    /// engine (1: no regions; the `jit` engine always translates single
+    /// blocks, at their first execution).
+    pub region_blocks: usize,
     cache: Option<CodeCache>,
     map: HashMap<Key, Entry>,
     counts: HashMap<Key, u32>,
@@ -157,6 +161,7 @@ impl Engine {
             kind,
             threshold: DEFAULT_THRESHOLD,
             generation_limit: GENERATION_LIMIT,
+            region_blocks: MAX_REGION_BLOCKS,
             cache,
             map: HashMap::new(),
             counts: HashMap::new(),
@@ -414,7 +419,22 @@ impl Engine {
         let Some(cache) = self.cache.as_mut() else {
             return Gate::Interpret;
         };
-        let scanned = scan(cpu, bus, &key.mode);
+        // Regions grow only over code that ran: in the tiered engine, block
+        // starts the interpreter counted or that are translated already.
+        let (map, counts) = (&self.map, &self.counts);
+        let hot = |paddr: u32, eip: u32| {
+            let k = Key {
+                paddr,
+                eip,
+                mode: key.mode,
+            };
+            counts.contains_key(&k) || map.contains_key(&k)
+        };
+        let max_blocks = match self.kind {
+            EngineKind::Tiered => self.region_blocks,
+            _ => 1,
+        };
+        let scanned = scan_region(cpu, bus, &key.mode, max_blocks, &hot);
         // Decoding may itself have logged writes (none expected); apply first.
         let entry = match scanned {
             Some(s) => match cache.compile(

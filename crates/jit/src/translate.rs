@@ -240,11 +240,23 @@ pub fn helper_safe(d: &Decoded) -> bool {
     }
 }
 
-/// Walks guest code from CS:`eip` (in the current mode) and decides how
+/// Walks guest code from CS:EIP (in the current mode) and decides how
 /// each instruction runs. Returns `None` when not even the first
 /// instruction can be translated.
 pub fn scan<B: Bus + ?Sized>(cpu: &mut Cpu, bus: &mut B, mode: &Mode) -> Option<Scanned> {
-    let start_eip = cpu.state.eip;
+    let eip = cpu.state.eip;
+    scan_at(cpu, bus, mode, eip, None)
+}
+
+/// [`scan`] from `start_eip`, keeping to physical page `page` (the first
+/// instruction's page if `None`).
+fn scan_at<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    bus: &mut B,
+    mode: &Mode,
+    start_eip: u32,
+    page: Option<u32>,
+) -> Option<Scanned> {
     let mut eip = start_eip;
     let mut insns = Vec::new();
     let mut paddr0 = None;
@@ -257,8 +269,11 @@ pub fn scan<B: Bus + ?Sized>(cpu: &mut Cpu, bus: &mut B, mode: &Mode) -> Option<
             Ok(Some(f)) => f,
             _ => break (eip, EXIT_INTERP),
         };
-        let page = *paddr0.get_or_insert(f.paddr);
-        if f.paddr & !0xFFF != page & !0xFFF {
+        let first = *paddr0.get_or_insert(f.paddr);
+        if f.paddr & !0xFFF != page.unwrap_or(first) & !0xFFF {
+            if insns.is_empty() {
+                return None;
+            }
             break (eip, EXIT_NEXT);
         }
         let next = eip.wrapping_add(f.decoded.insn.len() as u32) & mask;
@@ -288,6 +303,111 @@ pub fn scan<B: Bus + ?Sized>(cpu: &mut Cpu, bus: &mut B, mode: &Mode) -> Option<
         insns,
         tail,
     })
+}
+
+/// The most guest blocks in one region.
+pub const MAX_REGION_BLOCKS: usize = 8;
+
+/// A region: guest blocks on one physical page that reach each other
+/// through direct jumps, calls and returns, compiled as one function
+/// (guest registers stay SSA values from block to block). `blocks[0]`
+/// is the entry.
+#[derive(Clone, Debug)]
+pub struct Region {
+    /// The guest blocks, entry first.
+    pub blocks: Vec<Scanned>,
+}
+
+impl Region {
+    /// A region of one block.
+    pub fn single(block: Scanned) -> Self {
+        Self {
+            blocks: vec![block],
+        }
+    }
+
+    /// The entry block.
+    pub fn entry(&self) -> &Scanned {
+        &self.blocks[0]
+    }
+
+    /// Where a call in the region returns to (the EIPs after its CALLs).
+    pub fn return_points(&self) -> Vec<u32> {
+        let mut points: Vec<u32> = self
+            .blocks
+            .iter()
+            .filter_map(|b| b.insns.last())
+            .filter(|g| g.lower == Lower::Inline && g.d.insn.mnemonic() == M::Call)
+            .map(|g| g.next)
+            .filter(|r| self.blocks.iter().any(|b| b.start_eip == *r))
+            .collect();
+        points.sort_unstable();
+        points.dedup();
+        points
+    }
+}
+
+/// The direct successors of a block: where its last instruction may go
+/// (with a CALL's return point), each marked `true` when it is the
+/// fall-through (a not-taken Jcc, or the block's length limit).
+fn successors(block: &Scanned) -> Vec<(u32, bool)> {
+    let Some(last) = block.insns.last() else {
+        return Vec::new();
+    };
+    let insn = &last.d.insn;
+    let transfer =
+        last.lower == Lower::Inline && crate::emit_insn::inline_kind(&last.d) == Some(true);
+    if !transfer {
+        return match block.tail {
+            (eip, EXIT_NEXT) => vec![(eip, true)],
+            _ => Vec::new(),
+        };
+    }
+    let target = crate::emit_insn::rel_target(insn, last.eip);
+    match insn.mnemonic() {
+        M::Jmp => vec![(target, false)],
+        M::Call => vec![(target, false), (last.next, false)],
+        M::Ret => Vec::new(),
+        _ => vec![(target, false), (last.next, true)],
+    }
+}
+
+/// Scans the region entered at CS:EIP: the entry block, then (breadth
+/// first) the blocks its transfers reach on the same linear and physical
+/// page within the CS limit, up to `max_blocks` blocks. A jump, call or
+/// return target joins only if `hot(paddr, eip)` says it ran (the tiering
+/// counters); a fall-through always does.
+pub fn scan_region<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    bus: &mut B,
+    mode: &Mode,
+    max_blocks: usize,
+    hot: &dyn Fn(u32, u32) -> bool,
+) -> Option<Region> {
+    let entry = scan(cpu, bus, mode)?;
+    let page = entry.paddr;
+    let lin_page = mode.cs_base.wrapping_add(entry.start_eip) >> 12;
+    let mut region = Region::single(entry);
+    let mut next = 0;
+    while next < region.blocks.len() && region.blocks.len() < max_blocks {
+        for (eip, fall_through) in successors(&region.blocks[next]) {
+            let known = region.blocks.iter().any(|b| b.start_eip == eip);
+            let lin = mode.cs_base.wrapping_add(eip);
+            if known
+                || region.blocks.len() >= max_blocks
+                || eip > mode.cs_limit
+                || lin >> 12 != lin_page
+                || !(fall_through || hot(page & !0xFFF | lin & 0xFFF, eip))
+            {
+                continue;
+            }
+            if let Some(b) = scan_at(cpu, bus, mode, eip, Some(page)) {
+                region.blocks.push(b);
+            }
+        }
+        next += 1;
+    }
+    Some(region)
 }
 
 /// Memory flags for accesses to the state and the context (never trap,
@@ -340,13 +460,17 @@ pub(crate) struct Emitter<'a> {
     /// The shared exit: params (eip: i32, retired in this pass: i64,
     /// status: i32, chaining slot address or 0: pointer).
     pub exit: Block,
-    /// The loop head (start of the block's body, after the entry loads).
-    pub head: Block,
+    /// Each guest block of the region: its EIP, its first Cranelift
+    /// block and its length (instructions in one pass).
+    pub heads: Vec<(u32, Block, i64)>,
+    /// EIPs after the region's CALLs that are blocks of the region: a RET
+    /// to one of them continues there.
+    pub return_points: Vec<u32>,
     pub mode: Mode,
-    /// Instructions retired so far in this pass through the body.
+    /// Instructions of the current guest block retired so far in this pass.
     pub k: i64,
+    /// EIP of the region's entry.
     pub start_eip: u32,
-    pub block_len: i64,
     pub call_conv: CallConv,
     /// Guest instructions for the interpreter helper (kept alive by the block).
     #[allow(
@@ -403,6 +527,52 @@ impl Emitter<'_> {
             self.exit,
             &[BlockArg::from(eip), k.into(), s.into(), slot.into()],
         );
+    }
+
+    /// Control goes to `target` after `self.k` instructions of the current
+    /// guest block (the transfer included): into the region's block there
+    /// when it has one and the budget allows a whole pass of it (a back
+    /// edge or a jump within the region), else out through the exit.
+    pub fn transfer(&mut self, target: u32) {
+        let Some(&(_, head, len)) = self.heads.iter().find(|(eip, ..)| *eip == target) else {
+            self.exit_const(target, EXIT_NEXT);
+            return;
+        };
+        let n = self.k;
+        let ic = self.b.use_var(self.icount);
+        let ic = self.b.ins().iadd_imm_s(ic, n);
+        self.b.def_var(self.icount, ic);
+        let bu = self.b.use_var(self.budget);
+        let bu = self.b.ins().iadd_imm_s(bu, -n);
+        self.b.def_var(self.budget, bu);
+        let more = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, bu, len);
+        let stop = self.b.create_block();
+        self.b.set_cold_block(stop);
+        self.b.ins().brif(more, head, &[], stop, &[]);
+        self.b.switch_to_block(stop);
+        let saved = self.k;
+        self.k = 0;
+        self.exit_const(target, EXIT_NEXT);
+        self.k = saved;
+    }
+
+    /// A transfer to a run-time `target` (a RET): to the region's block
+    /// when `target` is one of its return points, else out through the
+    /// exit (chained when possible).
+    pub fn transfer_dynamic(&mut self, target: Value) {
+        for r in self.return_points.clone() {
+            let hit = self.b.ins().icmp_imm_u(IntCC::Equal, target, i64::from(r));
+            let there = self.b.create_block();
+            let other = self.b.create_block();
+            self.b.ins().brif(hit, there, &[], other, &[]);
+            self.b.switch_to_block(there);
+            self.transfer(r);
+            self.b.switch_to_block(other);
+        }
+        self.exit_to(target, EXIT_NEXT);
     }
 
     /// A conditional side exit: when `cond` is non-zero, leave the block
@@ -490,12 +660,12 @@ impl Emitter<'_> {
     clippy::type_complexity,
     reason = "generated code holds their addresses: they must not move"
 )]
-/// Builds the CLIF for `block` into `b` (the function's signature is
+/// Builds the CLIF for `region` into `b` (the function's signature is
 /// [`crate::cache::block_signature`]; helpers are called in `call_conv`).
 /// Returns the instructions and chaining slots the code points to.
-pub(crate) fn emit_block(
+pub(crate) fn emit_region(
     mut b: FunctionBuilder<'_>,
-    block: &Scanned,
+    region: &Region,
     mode: Mode,
     ptr: Type,
     call_conv: CallConv,
@@ -515,6 +685,7 @@ pub(crate) fn emit_block(
         ctx,
         offset_of!(JitCtx, budget) as i32,
     );
+    let block = region.entry();
     let short = b
         .ins()
         .icmp_imm_u(IntCC::UnsignedLessThan, budget0, block.insns.len() as i64);
@@ -538,7 +709,12 @@ pub(crate) fn emit_block(
     b.append_block_param(exit, types::I64);
     b.append_block_param(exit, types::I32);
     b.append_block_param(exit, ptr);
-    let head = b.create_block();
+    let heads: Vec<(u32, Block, i64)> = region
+        .blocks
+        .iter()
+        .map(|g| (g.start_eip, b.create_block(), g.insns.len() as i64))
+        .collect();
+    let head = heads[0].1;
     let mut e = Emitter {
         b,
         ctx,
@@ -550,11 +726,11 @@ pub(crate) fn emit_block(
         budget,
         known: None,
         exit,
-        head,
+        heads,
+        return_points: region.return_points(),
         mode,
         k: 0,
         start_eip: block.start_eip,
-        block_len: block.insns.len() as i64,
         call_conv,
         helper_insns: Vec::new(),
         interp_helper,
@@ -574,19 +750,25 @@ pub(crate) fn emit_block(
     e.b.def_var(e.icount, v);
     e.b.def_var(e.budget, budget0);
     e.b.ins().jump(head, &[]);
-    e.b.switch_to_block(head);
-    for g in &block.insns {
-        match g.lower {
-            Lower::Inline => crate::emit_insn::emit(&mut e, g),
-            Lower::Helper => crate::helpers::emit_helper_call(&mut e, g),
+    for (i, block) in region.blocks.iter().enumerate() {
+        e.b.switch_to_block(e.heads[i].1);
+        // A join point: the flag producer is not known statically.
+        e.known = None;
+        e.k = 0;
+        for g in &block.insns {
+            match g.lower {
+                Lower::Inline => crate::emit_insn::emit(&mut e, g),
+                Lower::Helper => crate::helpers::emit_helper_call(&mut e, g),
+            }
+            e.k += 1;
         }
-        e.k += 1;
-    }
-    let last = block.insns.last().map(|g| (g.d, g.lower));
-    let transferred =
-        matches!(last, Some((d, Lower::Inline)) if crate::emit_insn::inline_kind(&d) == Some(true));
-    if !transferred {
-        e.exit_const(block.tail.0, block.tail.1);
+        let last = block.insns.last().map(|g| (g.d, g.lower));
+        let transferred = matches!(last, Some((d, Lower::Inline)) if crate::emit_insn::inline_kind(&d) == Some(true));
+        match block.tail {
+            _ if transferred => {}
+            (eip, EXIT_NEXT) => e.transfer(eip),
+            (eip, status) => e.exit_const(eip, status),
+        }
     }
     // The shared exit: write back what the block assigns.
     e.b.switch_to_block(exit);

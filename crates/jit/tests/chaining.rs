@@ -39,20 +39,34 @@ fn chain_program() -> Vec<u8> {
     })
 }
 
+/// One guest block per function, so that blocks chain.
+fn blocks_only(e: &mut oxide86_jit::Engine) {
+    e.region_blocks = 1;
+}
+
 #[test]
-fn chained_blocks_stop_at_the_same_instruction_for_every_budget() {
+fn chained_blocks_and_regions_stop_at_the_same_instruction_for_every_budget() {
     let code = chain_program();
     for slice in 1..=40 {
         let max = 2_000 + slice * 37;
         let (a, ra, _) = run(EngineKind::Interp, &code, max, slice, |_, _| {});
         for kind in [EngineKind::Jit, EngineKind::Tiered] {
-            let (b, rb, _) = run(kind, &code, max, slice, |_, _| {});
-            assert_eq!(
-                format!("{a:?}"),
-                format!("{b:?}"),
-                "{kind:?} slice {slice} max {max}"
-            );
-            assert!(ra.bytes == rb.bytes, "{kind:?} slice {slice}");
+            for regions in [1, 2, oxide86_jit::translate::MAX_REGION_BLOCKS] {
+                let (b, rb, _) = run_configured(
+                    kind,
+                    &code,
+                    max,
+                    slice,
+                    |_, _| {},
+                    |e| e.region_blocks = regions,
+                );
+                assert_eq!(
+                    format!("{a:?}"),
+                    format!("{b:?}"),
+                    "{kind:?} regions of {regions} slice {slice} max {max}"
+                );
+                assert!(ra.bytes == rb.bytes, "{kind:?} slice {slice}");
+            }
         }
     }
 }
@@ -60,11 +74,32 @@ fn chained_blocks_stop_at_the_same_instruction_for_every_budget() {
 #[test]
 fn blocks_chain_and_agree_with_the_interpreter() {
     let code = chain_program();
-    let e = same_as_interp(EngineKind::Jit, &code, 100_000, |_, _| {});
-    assert!(e.stats.chained > 1000, "{:?}", e.stats);
-    assert!(e.stats.links > 0, "{:?}", e.stats);
+    let (a, ra, _) = run(EngineKind::Interp, &code, 100_000, 1000, |_, _| {});
+    for kind in [EngineKind::Jit, EngineKind::Tiered] {
+        let (b, rb, e) = run_configured(kind, &code, 100_000, 1000, |_, _| {}, blocks_only);
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "{kind:?}");
+        assert!(ra.bytes == rb.bytes, "{kind:?}");
+        assert!(e.stats.chained > 1000, "{:?}", e.stats);
+        assert!(
+            kind == EngineKind::Tiered || e.stats.links > 0,
+            "{:?}",
+            e.stats
+        );
+    }
+}
+
+/// Once hot, the whole loop (its blocks, the call and the return)
+/// becomes one function: it runs without leaving generated code between
+/// budgets.
+#[test]
+fn a_loop_with_a_call_runs_as_one_region() {
+    let code = chain_program();
     let e = same_as_interp(EngineKind::Tiered, &code, 100_000, |_, _| {});
-    assert!(e.stats.chained > 1000, "{:?}", e.stats);
+    assert!(
+        e.stats.block_runs < 200,
+        "the loop left its region: {:?}",
+        e.stats
+    );
 }
 
 /// Assembles 32-bit code with `f` at `addr`.
@@ -146,6 +181,7 @@ fn generation_flushes_between_linked_blocks_agree_with_the_interpreter() {
         ram.load(CODE, &code);
         let mut engine = oxide86_jit::Engine::new(EngineKind::Jit);
         engine.generation_limit = limit;
+        blocks_only(&mut engine);
         let mut steps = 0;
         while steps < 100_000 {
             let (o, n) = engine.run(&mut cpu, &mut ram, 1000, |_, _| false);

@@ -13,7 +13,7 @@ use common::*;
 use iced_x86::code_asm::*;
 use oxide86_cpu::FlatRam;
 use oxide86_jit::cross::compile_for;
-use oxide86_jit::translate::{scan, Mode, Scanned};
+use oxide86_jit::translate::{scan_region, Mode, Region, MAX_REGION_BLOCKS};
 
 fn corpus_program() -> Vec<u8> {
     assemble(|a| {
@@ -65,7 +65,7 @@ fn corpus_program() -> Vec<u8> {
 
 /// A block from every instruction the program runs (as the translator
 /// would scan it if execution entered there).
-fn corpus() -> Vec<(Scanned, Mode)> {
+fn corpus() -> Vec<(Region, Mode)> {
     let mut cpu = flat32();
     let mut ram = FlatRam::new(RAM);
     ram.load(CODE, &corpus_program());
@@ -81,7 +81,8 @@ fn corpus() -> Vec<(Scanned, Mode)> {
         .filter_map(|eip| {
             cpu.state.eip = eip;
             let mode = Mode::of(&cpu);
-            scan(&mut cpu, &mut ram, &mode).map(|s| (s, mode))
+            scan_region(&mut cpu, &mut ram, &mode, MAX_REGION_BLOCKS, &|_, _| true)
+                .map(|s| (s, mode))
         })
         .collect()
 }

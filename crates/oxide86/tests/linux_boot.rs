@@ -1,8 +1,9 @@
 //! Debian's i386 Linux kernels, unmodified, booted with `--kernel --initrd
-//! --append` under the interpreter to a busybox shell on the serial
-//! console; commands typed on stdin are checked, and `poweroff -f` must end
-//! the emulator with status 0. Under `--clock virtual` two runs of the same
-//! session print byte-identical output.
+//! --append` to a busybox shell on the serial console; commands typed on
+//! stdin are checked, and `poweroff -f` must end the emulator with status
+//! 0. Under `--clock virtual` the same session under the interpreter, the
+//! JIT and the tiered engine prints byte-identical output and retires the
+//! same number of instructions.
 //!
 //! The guest is fetched (and cached) by `scripts/fetch-debian-guest.sh`. If
 //! it cannot be had the test fails; outside CI, `OXIDE86_SKIP_LINUX_BOOT=1`
@@ -61,9 +62,15 @@ impl Session {
     /// already typed: the emulator hands typed lines to the guest only when
     /// it idles, so each reaches the shell at its next prompt, at the same
     /// instruction in every run.
-    fn start(name: &str, kernel: &Path, initrd: &Path, append: &str, script: &[&str]) -> Session {
+    fn start(name: &str, engine: &str, boot: &Boot, script: &[&str]) -> Session {
+        let Boot {
+            kernel,
+            initrd,
+            append,
+        } = boot;
         let mut child = Command::new(env!("CARGO_BIN_EXE_oxide86"))
             .args(["run", "--clock", "virtual", "--serial", "stdio", "--stats"])
+            .args(["--engine", engine])
             .arg("--kernel")
             .arg(kernel)
             .arg("--initrd")
@@ -168,10 +175,24 @@ impl Session {
     }
 }
 
-/// Boots `kernel`, runs the checks, powers off; returns the transcript.
-fn session(name: &str, kernel: &Path, initrd: &Path, append: &str) -> String {
+/// What to boot.
+struct Boot<'a> {
+    kernel: &'a Path,
+    initrd: &'a Path,
+    append: &'a str,
+}
+
+/// What a session printed: the serial transcript and the instructions
+/// retired (from `--stats`).
+struct Transcript {
+    serial: String,
+    instructions: u64,
+}
+
+/// Boots under `engine`, runs the checks, powers off.
+fn session(name: &str, engine: &str, boot: &Boot) -> Transcript {
     let started = Instant::now();
-    let mut s = Session::start(name, kernel, initrd, append, &SCRIPT);
+    let mut s = Session::start(name, engine, boot, &SCRIPT);
     let boot_log = s.expect("oxide86 initramfs: Linux", BOOT_TIMEOUT);
     for bad in BAD_LOG {
         assert!(
@@ -253,47 +274,66 @@ fn session(name: &str, kernel: &Path, initrd: &Path, append: &str) -> String {
         "{name}: powered off after {:.1} s\n{stderr}",
         started.elapsed().as_secs_f64()
     );
-    transcript
+    let instructions = stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("instructions retired"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name}: no instruction count in:\n{stderr}"));
+    Transcript {
+        serial: transcript,
+        instructions,
+    }
 }
 
-fn guest_and_initrd() -> Option<(linux::DebianGuest, std::path::PathBuf)> {
+fn guest_and_initrd(test: &str) -> Option<(linux::DebianGuest, std::path::PathBuf)> {
     if skip() {
         eprintln!("OXIDE86_SKIP_LINUX_BOOT is set: not booting Linux");
         return None;
     }
     let guest = linux::fetch().unwrap_or_else(|e| panic!("{e:#}"));
     let busybox = std::fs::read(&guest.busybox).expect("reading busybox");
-    let initrd = linux::cache_dir().join(format!("initramfs-{}.cpio", std::process::id()));
+    let initrd = linux::cache_dir().join(format!("initramfs-{test}-{}.cpio", std::process::id()));
     std::fs::write(&initrd, linux::initramfs(&busybox)).expect("writing the initramfs");
     eprintln!("guest: {}", guest.versions.replace('\n', " "));
     Some((guest, initrd))
 }
 
 /// The `686` kernel with the default command line (crypto self-tests
-/// included).
+/// included), under the tiered engine (the default).
 #[test]
 fn debian_686_kernel_boots_to_a_shell_and_powers_off() {
-    let Some((guest, initrd)) = guest_and_initrd() else {
+    let Some((guest, initrd)) = guest_and_initrd("686") else {
         return;
     };
-    session("686", &guest.kernel_686, &initrd, "console=ttyS0");
+    let boot = Boot {
+        kernel: &guest.kernel_686,
+        initrd: &initrd,
+        append: "console=ttyS0",
+    };
+    session("686 tiered", "tiered", &boot);
     let _ = std::fs::remove_file(initrd);
 }
 
-/// The `686-pae` kernel (PAE paging, NX), twice at once: both sessions
-/// pass and, under the virtual clock, print the same bytes.
+/// The `686-pae` kernel (PAE paging, NX) under each engine at once: every
+/// session passes and, under the virtual clock, prints the same bytes and
+/// retires the same instructions as the interpreter's.
 #[test]
-fn debian_686_pae_kernel_boots_the_same_way_twice() {
-    let Some((guest, initrd)) = guest_and_initrd() else {
+fn debian_686_pae_kernel_boots_the_same_under_every_engine() {
+    let Some((guest, initrd)) = guest_and_initrd("686-pae") else {
         return;
     };
-    let append = "console=ttyS0 cryptomgr.notests";
-    let runs: Vec<String> = std::thread::scope(|scope| {
-        let handles: Vec<_> = ["686-pae run 1", "686-pae run 2"]
+    let boot = Boot {
+        kernel: &guest.kernel_686_pae,
+        initrd: &initrd,
+        append: "console=ttyS0 cryptomgr.notests",
+    };
+    let engines = ["interp", "jit", "tiered"];
+    let runs: Vec<Transcript> = std::thread::scope(|scope| {
+        let handles: Vec<_> = engines
             .into_iter()
-            .map(|name| {
-                let (kernel, initrd) = (&guest.kernel_686_pae, &initrd);
-                scope.spawn(move || session(name, kernel, initrd, append))
+            .map(|engine| {
+                let boot = &boot;
+                scope.spawn(move || session(&format!("686-pae {engine}"), engine, boot))
             })
             .collect();
         handles
@@ -302,21 +342,35 @@ fn debian_686_pae_kernel_boots_the_same_way_twice() {
             .collect()
     });
     let _ = std::fs::remove_file(initrd);
-    if runs[0] != runs[1] {
-        let at = runs[0]
+    let reference = &runs[0];
+    for (engine, run) in engines.iter().zip(&runs).skip(1) {
+        assert_same(reference, run, engine);
+    }
+}
+
+/// Panics with the first differing bytes if `run` differs from the
+/// interpreter's `reference`.
+fn assert_same(reference: &Transcript, run: &Transcript, engine: &str) {
+    let (a, b) = (&reference.serial, &run.serial);
+    if a != b {
+        let at = a
             .bytes()
-            .zip(runs[1].bytes())
-            .position(|(a, b)| a != b)
-            .unwrap_or(runs[0].len().min(runs[1].len()));
+            .zip(b.bytes())
+            .position(|(x, y)| x != y)
+            .unwrap_or(a.len().min(b.len()));
         let around = |r: &String| {
             let b = r.as_bytes();
             String::from_utf8_lossy(&b[at.saturating_sub(300)..(at + 300).min(b.len())])
                 .into_owned()
         };
         panic!(
-            "the two runs differ at byte {at}:\n--- run 1\n{}\n--- run 2\n{}",
-            around(&runs[0]),
-            around(&runs[1])
+            "{engine} differs from interp at byte {at}:\n--- interp\n{}\n--- {engine}\n{}",
+            around(a),
+            around(b)
         );
     }
+    assert_eq!(
+        reference.instructions, run.instructions,
+        "instructions retired under interp and {engine}"
+    );
 }

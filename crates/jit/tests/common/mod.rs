@@ -36,12 +36,25 @@ pub fn run(
     slice: u64,
     setup: impl Fn(&mut Cpu, &mut FlatRam),
 ) -> (CpuState, FlatRam, Engine) {
+    run_configured(kind, code, max, slice, setup, |_| {})
+}
+
+/// [`run`] with the engine adjusted by `configure` first.
+pub fn run_configured(
+    kind: EngineKind,
+    code: &[u8],
+    max: u64,
+    slice: u64,
+    setup: impl Fn(&mut Cpu, &mut FlatRam),
+    configure: impl Fn(&mut Engine),
+) -> (CpuState, FlatRam, Engine) {
     let mut cpu = flat32();
     let mut ram = FlatRam::new(RAM);
     ram.load(CODE, code);
     setup(&mut cpu, &mut ram);
     let mut engine = Engine::new(kind);
     engine.threshold = 3;
+    configure(&mut engine);
     let mut steps = 0;
     while steps < max {
         let (o, n) = engine.run(&mut cpu, &mut ram, slice.min(max - steps), |_, _| false);
