@@ -64,4 +64,7 @@ pub struct JitCtx {
     pub link_slot: *mut ChainSlot,
     /// Chained block entries (tail calls) since the dispatcher entered.
     pub chained: u64,
+    /// Instructions the interpreter helper ran inside blocks since the
+    /// dispatcher entered.
+    pub helper_runs: u64,
 }

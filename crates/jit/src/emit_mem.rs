@@ -122,23 +122,15 @@ impl Emitter<'_> {
         size: u32,
         write: bool,
     ) -> Value {
-        let so = off::seg(seg as usize);
-        let base = self.load_st(types::I32, so + offset_of!(SegmentCache, base) as i32);
-        let limit = self.load_st(types::I32, so + offset_of!(SegmentCache, limit) as i32);
-        let flags = self.load_st(types::I16, so + offset_of!(SegmentCache, flags) as i32);
-        let kind_mask = seg_flags::PRESENT | seg_flags::CODE | seg_flags::RW | seg_flags::DC;
-        let kind = self.b.ins().band_imm_u(flags, i64::from(kind_mask));
-        let bad_kind = self.b.ins().icmp_imm_u(
-            IntCC::NotEqual,
-            kind,
-            i64::from(seg_flags::PRESENT | seg_flags::RW),
-        );
-        // offset + size - 1 <= limit, without wrapping.
-        let off64 = self.b.ins().uextend(types::I64, offset);
-        let last = self.b.ins().iadd_imm_u(off64, i64::from(size - 1));
-        let lim64 = self.b.ins().uextend(types::I64, limit);
-        let bad_limit = self.b.ins().icmp(IntCC::UnsignedGreaterThan, last, lim64);
-        let lin = self.b.ins().iadd(base, offset);
+        // A flat segment (known when the block was translated: the mode
+        // is part of its key) needs no check: base 0, and an access past
+        // 4 GiB - 1 also crosses a page, which exits below.
+        let (lin, seg_bad) = if self.mode.flat & (1 << seg as u8) != 0 {
+            (offset, None)
+        } else {
+            let (lin, bad) = self.segment_check(seg, offset, size);
+            (lin, Some(bad))
+        };
         let in_page = self.b.ins().band_imm_u(lin, 0xFFF);
         let bad_cross = self.b.ins().icmp_imm_u(
             IntCC::UnsignedGreaterThan,
@@ -183,8 +175,8 @@ impl Emitter<'_> {
             .ins()
             .load(types::I32, trusted(), e, offset_of!(TlbEntry, host) as i32);
         let bad_host = self.b.ins().icmp_imm_u(IntCC::Equal, host, 0);
-        let mut bad = self.b.ins().bor(bad_kind, bad_limit);
-        for c in [bad_cross, bad_tag, bad_right, bad_host] {
+        let mut bad = self.b.ins().bor(bad_cross, bad_tag);
+        for c in [bad_right, bad_host].into_iter().chain(seg_bad) {
             bad = self.b.ins().bor(bad, c);
         }
         if write {
@@ -224,6 +216,30 @@ impl Emitter<'_> {
             self.b.ins().ireduce(self.ptr, hoff)
         };
         self.b.ins().iadd(ram, hoff)
+    }
+
+    /// The linear address of `seg:offset` and a flag that is set when
+    /// the segment is not an ordinary present, writable, expand-up data
+    /// segment or the `size`-byte access passes its limit.
+    fn segment_check(&mut self, seg: SegReg, offset: Value, size: u32) -> (Value, Value) {
+        let so = off::seg(seg as usize);
+        let base = self.load_st(types::I32, so + offset_of!(SegmentCache, base) as i32);
+        let limit = self.load_st(types::I32, so + offset_of!(SegmentCache, limit) as i32);
+        let flags = self.load_st(types::I16, so + offset_of!(SegmentCache, flags) as i32);
+        let kind_mask = seg_flags::PRESENT | seg_flags::CODE | seg_flags::RW | seg_flags::DC;
+        let kind = self.b.ins().band_imm_u(flags, i64::from(kind_mask));
+        let bad_kind = self.b.ins().icmp_imm_u(
+            IntCC::NotEqual,
+            kind,
+            i64::from(seg_flags::PRESENT | seg_flags::RW),
+        );
+        // offset + size - 1 <= limit, without wrapping.
+        let off64 = self.b.ins().uextend(types::I64, offset);
+        let last = self.b.ins().iadd_imm_u(off64, i64::from(size - 1));
+        let lim64 = self.b.ins().uextend(types::I64, limit);
+        let bad_limit = self.b.ins().icmp(IntCC::UnsignedGreaterThan, last, lim64);
+        let lin = self.b.ins().iadd(base, offset);
+        (lin, self.b.ins().bor(bad_kind, bad_limit))
     }
 
     /// Loads `size` bytes of guest RAM at a checked host address, zero-extended to 32 bits.

@@ -76,6 +76,11 @@ pub struct JitStats {
     pub links: u64,
     /// Instructions retired inside blocks.
     pub block_insns: u64,
+    /// Of those, instructions the interpreter helper ran (the rest ran
+    /// as inline code).
+    pub helper_insns: u64,
+    /// Translations holding more than one guest block (regions).
+    pub regions: u64,
     /// Blocks (and untranslatable markers) dropped because their code was written.
     pub invalidations: u64,
     /// Whole-cache flushes (generation full, or a reset).
@@ -436,6 +441,7 @@ impl Engine {
         };
         let scanned = scan_region(cpu, bus, &key.mode, max_blocks, &hot);
         // Decoding may itself have logged writes (none expected); apply first.
+        let blocks = scanned.as_ref().map_or(0, |r| r.blocks.len());
         let entry = match scanned {
             Some(s) => match cache.compile(
                 &s,
@@ -444,6 +450,7 @@ impl Engine {
             ) {
                 Ok(b) => {
                     self.stats.blocks_translated += 1;
+                    self.stats.regions += u64::from(blocks > 1);
                     Entry::Block(b)
                 }
                 Err(_) => Entry::Interp,
@@ -489,6 +496,7 @@ impl Engine {
             unretired: 0,
             link_slot: std::ptr::null_mut(),
             chained: 0,
+            helper_runs: 0,
         };
         ctx.cpu = cpu as *mut Cpu;
         ctx.state = std::ptr::addr_of_mut!(cpu.state);
@@ -507,6 +515,7 @@ impl Engine {
         self.stats.block_runs += 1 + ctx.chained;
         self.stats.chained += ctx.chained;
         self.stats.block_insns += retired;
+        self.stats.helper_insns += ctx.helper_runs;
         let outcome = match ctx.outcome {
             1 => StepOutcome::Halted,
             2 => StepOutcome::Shutdown,

@@ -43,6 +43,7 @@ pub(crate) unsafe extern "C" fn interp_one<B: Bus>(
     // SAFETY: as above.
     let (cpu, bus) = unsafe { (&mut *ctx.cpu, &mut *(ctx.bus as *mut B)) };
     let before = cpu.state.icount;
+    ctx.helper_runs += 1;
     let outcome = cpu.execute_decoded(bus, d);
     ctx.outcome = match outcome {
         StepOutcome::Continue => 0,

@@ -44,6 +44,10 @@ pub struct Mode {
     pub user: bool,
     /// CR0.PE, CR0.PG and EFLAGS.VM, packed.
     pub bits: u8,
+    /// Segments (bit `SegReg as u8`) that are flat ordinary data segments
+    /// (base 0, limit 4 GiB - 1, present, writable, expand-up): their
+    /// accesses need no segment check in generated code.
+    pub flat: u8,
 }
 
 impl Mode {
@@ -61,8 +65,25 @@ impl Mode {
                 | (u8::from(s.cr0 & 0x8000_0000 != 0) << 1)
                 | (u8::from(s.eflags & oxide86_cpu::state::eflags::VM != 0) << 2)
                 | (s.cpl() << 3),
+            flat: flat_segments(s),
         }
     }
+}
+
+/// The flat-segment mask of [`Mode::flat`].
+fn flat_segments(s: &CpuState) -> u8 {
+    use oxide86_cpu::state::seg_flags;
+    let kind_mask = seg_flags::PRESENT | seg_flags::CODE | seg_flags::RW | seg_flags::DC;
+    let mut mask = 0;
+    for (i, seg) in s.seg.iter().enumerate() {
+        if seg.base == 0
+            && seg.limit == u32::MAX
+            && seg.flags & kind_mask == seg_flags::PRESENT | seg_flags::RW
+        {
+            mask |= 1 << i;
+        }
+    }
+    mask
 }
 
 /// How one guest instruction is executed in a block.

@@ -43,10 +43,11 @@ pub struct RunArgs {
     /// 128 KiB also below 1 MiB; the CPU starts at the reset vector.
     #[arg(long)]
     bios: Option<PathBuf>,
-    /// Execution engine: `interp` (the reference interpreter), `jit`
-    /// (translate every block with Cranelift at first execution) or
-    /// `tiered` (interpret, translate blocks that ran --jit-threshold times).
-    #[arg(long, default_value = "interp", value_parser = ["interp", "jit", "tiered"])]
+    /// Execution engine: `tiered` (interpret, translate blocks that ran
+    /// --jit-threshold times, hot loops as regions), `jit` (translate every
+    /// block with Cranelift at first execution) or `interp` (the reference
+    /// interpreter).
+    #[arg(long, default_value = "tiered", value_parser = ["interp", "jit", "tiered"])]
     engine: String,
     /// Tiered engine: executions of a block before it is translated.
     #[arg(long, default_value_t = oxide86_machine::pc::DEFAULT_JIT_THRESHOLD)]
@@ -342,22 +343,32 @@ fn print_stats(pc: &Pc, exit: &PcExit) {
     );
     let j = &pc.engine.stats;
     if pc.engine.kind() != oxide86_machine::pc::EngineKind::Interp {
+        let share = |n: u64| 100.0 * n as f64 / s.instructions.max(1) as f64;
         eprintln!(
-            "  jit ({:?})           {} blocks translated in {:.3} s ({} B of code), {} lookups, {} hits, {} block runs ({} chained, {} links), {} insns in blocks ({:.1}%), {} invalidations, {} flushes, {} untranslatable",
+            "  jit ({:?}){}{} translations ({} regions) in {:.3} s, {} B of code",
             pc.engine.kind(),
+            " ".repeat(17usize.saturating_sub(format!("{:?}", pc.engine.kind()).len())),
             j.blocks_translated,
+            j.regions,
             j.translate_ns as f64 / 1e9,
-            j.code_bytes,
+            j.code_bytes
+        );
+        eprintln!(
+            "  jit cache             {} lookups, {} hits, {} block runs ({} chained exits, {} links), {} invalidations, {} flushes, {} untranslatable",
             j.lookups,
             j.hits,
             j.block_runs,
             j.chained,
             j.links,
-            j.block_insns,
-            100.0 * j.block_insns as f64 / s.instructions.max(1) as f64,
             j.invalidations,
             j.flushes,
             j.untranslatable
+        );
+        eprintln!(
+            "  jit instructions      {:.1}% inline, {:.1}% through helpers in blocks, {:.1}% interpreted",
+            share(j.block_insns - j.helper_insns.min(j.block_insns)),
+            share(j.helper_insns),
+            share(s.instructions.saturating_sub(j.block_insns))
         );
     }
 }
