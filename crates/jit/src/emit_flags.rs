@@ -51,6 +51,7 @@ impl Emitter<'_> {
         self.b.def_var(self.lz[3], src);
         self.b.def_var(self.lz[4], res);
         self.lazy_dirty = true;
+        self.lazy_synced = false;
         self.known = Some((op, w));
     }
 
@@ -92,11 +93,16 @@ impl Emitter<'_> {
     }
 
     /// Stores the lazy Variables to the state (before a helper reads them).
+    /// Skipped when they still equal the state's record.
     pub fn store_lazy(&mut self) {
+        if self.lazy_synced {
+            return;
+        }
         for i in 0..5 {
             let v = self.b.use_var(self.lz[i]);
             self.store_st(v, off::lazy(i));
         }
+        self.lazy_synced = true;
     }
 
     /// Whether condition `cc` (0 = O ... 15 = G) holds, as an I8 0/1.

@@ -114,6 +114,7 @@ impl Emitter<'_> {
         let none = self.b.ins().iconst(types::I32, LazyOp::None as i64);
         self.b.def_var(self.lz[0], none);
         self.lazy_dirty = true;
+        self.lazy_synced = false;
         self.known = None;
     }
 }

@@ -506,6 +506,11 @@ pub(crate) struct Emitter<'a> {
     pub dirty: [bool; 8],
     /// Whether some instruction assigns the lazy-flags Variables.
     pub lazy_dirty: bool,
+    /// Registers whose Variable is known to equal the state's copy here
+    /// (a helper call then need not store them first).
+    pub synced: [bool; 8],
+    /// The same for the lazy-flags Variables.
+    pub lazy_synced: bool,
     /// The block's chaining slots (kept alive by the block).
     #[allow(
         clippy::vec_box,
@@ -611,6 +616,7 @@ impl Emitter<'_> {
     /// Assigns guest register `i` (EAX = 0 ... EDI = 7).
     pub fn set_reg(&mut self, i: usize, v: Value) {
         self.dirty[i] = true;
+        self.synced[i] = false;
         self.b.def_var(self.regs[i], v);
     }
 
@@ -628,13 +634,13 @@ impl Emitter<'_> {
     /// the state (before a helper that reads it).
     pub fn flush_vars(&mut self) {
         for i in 0..8 {
-            let v = self.b.use_var(self.regs[i]);
-            self.store_st(v, off::gpr(i));
+            if !self.synced[i] {
+                let v = self.b.use_var(self.regs[i]);
+                self.store_st(v, off::gpr(i));
+                self.synced[i] = true;
+            }
         }
-        for i in 0..5 {
-            let v = self.b.use_var(self.lz[i]);
-            self.store_st(v, off::lazy(i));
-        }
+        self.store_lazy();
         let ic = self.b.use_var(self.icount);
         let ic = self.b.ins().iadd_imm_s(ic, self.k);
         self.store_st(ic, off::ICOUNT);
@@ -652,6 +658,8 @@ impl Emitter<'_> {
         }
         self.lazy_dirty = true;
         self.known = None;
+        self.synced = [true; 8];
+        self.lazy_synced = true;
     }
 
     /// Calls a helper at a fixed host address with the given signature.
@@ -758,6 +766,8 @@ pub(crate) fn emit_region(
         slots: Vec::new(),
         dirty: [false; 8],
         lazy_dirty: false,
+        synced: [true; 8],
+        lazy_synced: true,
     };
     for i in 0..8 {
         let v = e.load_st(types::I32, off::gpr(i));
@@ -773,8 +783,11 @@ pub(crate) fn emit_region(
     e.b.ins().jump(head, &[]);
     for (i, block) in region.blocks.iter().enumerate() {
         e.b.switch_to_block(e.heads[i].1);
-        // A join point: the flag producer is not known statically.
+        // A join point: the flag producer is not known statically, and
+        // the Variables may differ from the state on some path here.
         e.known = None;
+        e.synced = [false; 8];
+        e.lazy_synced = false;
         e.k = 0;
         for g in &block.insns {
             match g.lower {

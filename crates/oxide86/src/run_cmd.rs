@@ -324,6 +324,22 @@ fn print_stats(pc: &Pc, exit: &PcExit) {
     let dc = &pc.cpu.icache.stats;
     eprintln!("oxide86 stats: exit {exit:?}");
     eprintln!("  instructions retired  {}", s.instructions);
+    let st = &pc.cpu.state;
+    let g = &st.gpr;
+    eprintln!(
+        "  cpu state             CS:EIP={:04x}:{:08x} EAX={:08x} EBX={:08x} ECX={:08x} EDX={:08x} ESI={:08x} EDI={:08x} EBP={:08x} ESP={:08x} EFLAGS={:08x}",
+        st.seg[oxide86_cpu::SegReg::Cs as usize].selector,
+        st.eip,
+        g[0],
+        g[3],
+        g[1],
+        g[2],
+        g[6],
+        g[7],
+        g[5],
+        g[4],
+        st.lazy.status(st.eflags)
+    );
     eprintln!(
         "  host time             {:.3} s ({mips:.1} MIPS)",
         s.seconds
