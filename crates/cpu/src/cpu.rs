@@ -414,7 +414,10 @@ impl Cpu {
                 };
                 hits += 1;
                 left -= 1;
-                if o != StepOutcome::Continue {
+                // An instruction that was not quiet (its checks before were
+                // skippable, not the effects it had) may have reached a
+                // device: ask as after any other such step.
+                if o != StepOutcome::Continue || (!f && stop(bus)) {
                     break 'run o;
                 }
                 (fast, eip) = (f, next);

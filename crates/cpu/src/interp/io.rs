@@ -91,3 +91,68 @@ pub fn out<B: Bus + ?Sized>(
     cpu.sync_memory_map(bus); // an OUT may have moved the A20 gate
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::{assemble, flat32_cpu, CODE};
+    use crate::{Bus, FlatRam, StepOutcome};
+    use iced_x86::code_asm::*;
+
+    /// RAM plus a port that asks the caller to stop (as the ACPI power-off
+    /// register does).
+    struct StopPort {
+        ram: FlatRam,
+        stop: bool,
+    }
+
+    impl Bus for StopPort {
+        fn read_u8(&mut self, addr: u32) -> u8 {
+            self.ram.read_u8(addr)
+        }
+        fn write_u8(&mut self, addr: u32, value: u8) {
+            self.ram.write_u8(addr, value)
+        }
+        fn ram(&mut self) -> Option<&mut [u8]> {
+            self.ram.ram()
+        }
+        fn ram_page_offset(&mut self, paddr: u32) -> Option<usize> {
+            self.ram.ram_page_offset(paddr)
+        }
+        fn memory_map_generation(&self) -> u64 {
+            self.ram.memory_map_generation()
+        }
+        fn io_write(&mut self, port: u16, _size: u8, _value: u32) {
+            self.stop |= port == 0x604;
+        }
+    }
+
+    /// An OUT reached from a quiet run (after quiet instructions, from the
+    /// decode cache) stops `Cpu::run_until` right after it, as stepping
+    /// does: the Linux power-off retired one more instruction under the
+    /// interpreter than under the JIT.
+    #[test]
+    fn run_until_stops_right_after_an_out_inside_a_quiet_run() {
+        let code = assemble(32, |a| {
+            let mut top = a.create_label();
+            a.mov(ecx, 3u32)?;
+            a.set_label(&mut top)?;
+            // Ports 0x606, 0x605, then 0x604, which asks to stop.
+            a.lea(edx, dword_ptr(ecx + 0x603))?;
+            a.mov(eax, ecx)?;
+            a.out(dx, ax)?;
+            a.dec(ecx)?;
+            a.jnz(top)
+        });
+        let mut cpu = flat32_cpu();
+        let mut bus = StopPort {
+            ram: FlatRam::new(1 << 20),
+            stop: false,
+        };
+        bus.ram.load(CODE, &code);
+        let (o, n) = cpu.run_until(&mut bus, 100, |b| b.stop);
+        assert_eq!(o, StepOutcome::Continue);
+        assert!(cpu.icache.stats.hits > 0, "{:?}", cpu.icache.stats);
+        assert_eq!((n, cpu.state.icount), (14, 14), "steps, retired");
+        assert_eq!(cpu.state.gpr[1], 1, "ECX: stopped before the DEC");
+    }
+}
