@@ -64,4 +64,8 @@ pub struct JitCtx {
     pub link_slot: *mut ChainSlot,
     /// Chained block entries (tail calls) since the dispatcher entered.
     pub chained: u64,
+    /// Verify mode: the verifier's journal of what the block overwrites
+    /// (a `*mut verify::Journal`), read by the verify-mode helpers only;
+    /// null otherwise.
+    pub journal: *mut u8,
 }
