@@ -16,17 +16,18 @@
 //! 3. If the run touched anything but plain RAM (MMIO or ROM through a
 //!    helper's slow path; blocks never do port I/O), it is counted as
 //!    unverifiable and nothing is run twice.
-//! 4. Otherwise a second twin, copied from the first, borrows the real
-//!    decode cache (so it decodes exactly what the block was translated
-//!    from) and `Cpu::step`s as many steps as the block run retired, on a
-//!    [`shadow::ShadowBus`]: RAM as it was before the block (the journal
-//!    undone), its own writes kept aside, no device reachable.
+//! 4. Otherwise the twin borrows the real decode cache (so it decodes
+//!    exactly what the block was translated from) and `Cpu::step`s as many
+//!    steps as the block run retired, on a [`shadow::ShadowBus`]: RAM as it
+//!    was before the block (the journal undone), its own writes kept
+//!    aside, no device reachable.
 //! 5. The two states are compared field by field ([`report::FIELDS`]:
 //!    EFLAGS materialized, not the lazy record), then every RAM byte
 //!    either side wrote, then the step outcome. On a difference the
-//!    interpreter replays the steps one at a time from the first twin,
-//!    recording each instruction and the state after it, so the report
-//!    names the instruction that last wrote each differing field.
+//!    interpreter replays the steps one at a time from the state the run
+//!    started in, recording each instruction and the state after it, so
+//!    the report names the instruction that last wrote each differing
+//!    field.
 //!
 //! Lines of decoded code the twin re-decoded from pre-block memory, where
 //! either side wrote, are invalidated afterwards, so the borrowed decode
@@ -36,11 +37,9 @@ pub mod journal;
 pub mod report;
 pub mod shadow;
 
-use std::collections::HashMap;
-
 use oxide86_cpu::{Bus, Cpu, CpuModel, CpuState, SegReg, StepOutcome};
 
-use journal::Journal;
+use journal::{Journal, Undo};
 use report::{disassemble, FieldDiff, Mismatch, TraceStep, FIELDS, MEMORY_DIFFS};
 use shadow::{ShadowBus, ShadowWrite};
 
@@ -66,16 +65,17 @@ pub(crate) enum Verdict {
     Differs(Box<Mismatch>),
 }
 
-/// The verifier's twins and scratch space (one per engine).
+/// The verifier's twin and scratch space (one per engine).
 pub(crate) struct Verifier {
-    /// The CPU as the block run found it.
-    pre: Cpu,
-    /// The CPU the interpreter runs on.
+    /// The architectural state the block run started from.
+    pre: CpuState,
+    /// The CPU the interpreter runs on: a copy of the real one as the
+    /// block run found it.
     twin: Cpu,
     /// What the block run overwrote.
     pub journal: Journal,
-    /// RAM offset -> value before the run, for bytes the run wrote.
-    undo: HashMap<usize, u8>,
+    /// The journal folded: the value before the run of each byte it wrote.
+    undo: Undo,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -85,19 +85,20 @@ impl std::fmt::Debug for Verifier {
 }
 
 impl Verifier {
-    /// A verifier (its twins allocate their own, unused, decode caches).
+    /// A verifier (its twin allocates its own, unused, decode cache).
     pub fn new() -> Self {
         Self {
-            pre: Cpu::new(CpuModel::P6),
+            pre: CpuState::new(CpuModel::P6),
             twin: Cpu::new(CpuModel::P6),
             journal: Journal::default(),
-            undo: HashMap::new(),
+            undo: Undo::default(),
         }
     }
 
     /// Remembers the CPU a block run starts from and empties the journal.
     pub fn before(&mut self, cpu: &Cpu) {
-        self.pre.mirror(cpu);
+        self.twin.mirror(cpu);
+        self.pre.clone_from(&cpu.state);
         self.journal.clear();
     }
 
@@ -106,10 +107,7 @@ impl Verifier {
         if self.journal.device.is_some() {
             return Verdict::Unverifiable;
         }
-        self.undo.clear();
-        for &(off, old) in &self.journal.old {
-            self.undo.entry(off).or_insert(old);
-        }
+        self.undo.rebuild(&self.journal);
         // The twin borrows the real decode cache (its counters restored after).
         std::mem::swap(&mut cpu.icache, &mut self.twin.icache);
         let decode_stats = self.twin.icache.stats;
@@ -121,7 +119,6 @@ impl Verifier {
 
     /// Runs the twin and compares (the twin holds the real decode cache).
     fn compare<B: Bus>(&mut self, cpu: &mut Cpu, bus: &mut B, run: BlockRun) -> Verdict {
-        self.twin.mirror(&self.pre);
         let (outcome, writes, device) = {
             let mut shadow = ShadowBus::new(bus, &self.undo);
             let mut outcome = StepOutcome::Continue;
@@ -179,10 +176,13 @@ impl Verifier {
         bus: &mut B,
         writes: &std::collections::BTreeMap<usize, ShadowWrite>,
     ) -> Vec<FieldDiff> {
+        if self.undo.is_empty() && writes.is_empty() {
+            return Vec::new();
+        }
         let Some(ram) = bus.ram() else {
             return Vec::new();
         };
-        let mut offsets: Vec<usize> = self.undo.keys().copied().collect();
+        let mut offsets: Vec<usize> = self.undo.offsets().collect();
         offsets.extend(writes.keys().copied());
         offsets.sort_unstable();
         offsets.dedup();
@@ -193,7 +193,7 @@ impl Verifier {
             let w = writes.get(&off);
             let interp = w
                 .map(|w| w.value)
-                .or_else(|| self.undo.get(&off).copied())
+                .or_else(|| self.undo.get(off))
                 .unwrap_or(jit);
             if jit == interp {
                 continue;
@@ -241,14 +241,16 @@ impl Verifier {
 
     /// Replays the run one step at a time from the state it started in,
     /// recording each instruction, and attributes each differing register
-    /// to the step that last changed it.
+    /// to the step that last changed it. (The replay starts with the soft
+    /// TLB the first run left: it explains the differences found, and a
+    /// TLB fill replaces at most an entry the same walk would fill again.)
     fn explain<B: Bus>(
         &mut self,
         bus: &mut B,
         run: BlockRun,
         mut diffs: Vec<FieldDiff>,
     ) -> Mismatch {
-        self.twin.mirror(&self.pre);
+        self.twin.state.clone_from(&self.pre);
         let mut states: Vec<CpuState> = vec![self.twin.state.clone()];
         let mut trace = Vec::new();
         {
@@ -278,7 +280,7 @@ impl Verifier {
                 .find(|&i| !(field.same)(&states[i - 1], &states[i]))
                 .map(|i| i - 1);
         }
-        let s = &self.pre.state;
+        let s = &self.pre;
         let cs = s.seg[SegReg::Cs as usize];
         Mismatch {
             cs: cs.selector,

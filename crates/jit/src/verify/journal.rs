@@ -45,6 +45,48 @@ impl Journal {
     }
 }
 
+/// The bytes a block run overwrote, with the values they had before it,
+/// sorted by RAM offset: the journal folded for lookups.
+#[derive(Debug, Default)]
+pub struct Undo(Vec<(usize, u8)>);
+
+impl Undo {
+    /// Folds `journal` (the first value noted for a byte is the old one).
+    pub fn rebuild(&mut self, journal: &Journal) {
+        self.0.clear();
+        self.0.extend_from_slice(&journal.old);
+        // Stable: of equal offsets the first noted stays first, and stays.
+        self.0.sort_by_key(|&(off, _)| off);
+        self.0.dedup_by_key(|&mut (off, _)| off);
+    }
+
+    /// The value the byte at RAM offset `off` had before the run, if the run wrote it.
+    pub fn get(&self, off: usize) -> Option<u8> {
+        let i = self.0.binary_search_by_key(&off, |&(o, _)| o).ok()?;
+        Some(self.0[i].1)
+    }
+
+    /// Puts back, in `bytes` read at RAM offset `off`, the old values of
+    /// the bytes the run wrote.
+    pub fn apply(&self, off: usize, bytes: &mut [u8]) {
+        let first = self.0.partition_point(|&(o, _)| o < off);
+        let end = off + bytes.len();
+        for &(o, old) in self.0[first..].iter().take_while(|&&(o, _)| o < end) {
+            bytes[o - off] = old;
+        }
+    }
+
+    /// Whether the run wrote nothing.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The offsets written, ascending.
+    pub fn offsets(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().map(|&(off, _)| off)
+    }
+}
+
 /// Called by verify-mode blocks before an inline store of `size` bytes at
 /// host address `addr` (already bounds-checked against guest RAM): notes
 /// the bytes about to be overwritten.

@@ -10,9 +10,11 @@
 //! block is entered only when none is deliverable, and nothing inside a
 //! block that stays away from devices can change that.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use oxide86_cpu::Bus;
+
+use super::journal::Undo;
 
 /// A byte the interpreter twin wrote.
 #[derive(Clone, Copy, Debug)]
@@ -30,7 +32,7 @@ pub(crate) struct ShadowBus<'a, B: Bus> {
     /// The machine's bus, used only for its RAM and memory map.
     pub real: &'a mut B,
     /// RAM offset -> the value before the block ran, for bytes it wrote.
-    pub undo: &'a HashMap<usize, u8>,
+    pub undo: &'a Undo,
     /// The twin's writes, by RAM offset.
     pub writes: BTreeMap<usize, ShadowWrite>,
     /// The step being run (stamped on writes).
@@ -41,7 +43,7 @@ pub(crate) struct ShadowBus<'a, B: Bus> {
 
 impl<'a, B: Bus> ShadowBus<'a, B> {
     /// A fresh view over `real` with the block's writes in `undo` undone.
-    pub fn new(real: &'a mut B, undo: &'a HashMap<usize, u8>) -> Self {
+    pub fn new(real: &'a mut B, undo: &'a Undo) -> Self {
         Self {
             real,
             undo,
@@ -61,37 +63,60 @@ impl<'a, B: Bus> ShadowBus<'a, B> {
     }
 }
 
-impl<B: Bus> Bus for ShadowBus<'_, B> {
-    fn read_u8(&mut self, addr: u32) -> u8 {
+impl<B: Bus> ShadowBus<'_, B> {
+    /// Reads `N` bytes at `addr` (within one page, as the CPU issues them).
+    fn read<const N: usize>(&mut self, addr: u32) -> [u8; N] {
         let Some(off) = self.ram_offset(addr) else {
             self.refuse("memory read", addr);
-            return 0xFF;
+            return [0xFF; N];
         };
-        if let Some(w) = self.writes.get(&off) {
-            return w.value;
+        let mut out = [0xFF; N];
+        if let Some(bytes) = self.real.ram().and_then(|r| r.get(off..off + N)) {
+            out.copy_from_slice(bytes);
         }
-        if let Some(&old) = self.undo.get(&off) {
-            return old;
+        self.undo.apply(off, &mut out);
+        for (&o, w) in self.writes.range(off..off + N) {
+            out[o - off] = w.value;
         }
-        self.real
-            .ram()
-            .and_then(|r| r.get(off).copied())
-            .unwrap_or(0xFF)
+        out
     }
-    fn write_u8(&mut self, addr: u32, value: u8) {
+
+    /// Keeps a write of `bytes` at `addr` aside.
+    fn write(&mut self, addr: u32, bytes: &[u8]) {
         let Some(off) = self.ram_offset(addr) else {
             self.refuse("memory write", addr);
             return;
         };
         let step = self.step;
-        self.writes.insert(
-            off,
-            ShadowWrite {
+        for (i, &value) in bytes.iter().enumerate() {
+            let w = ShadowWrite {
                 value,
-                paddr: addr,
+                paddr: addr.wrapping_add(i as u32),
                 step,
-            },
-        );
+            };
+            self.writes.insert(off + i, w);
+        }
+    }
+}
+
+impl<B: Bus> Bus for ShadowBus<'_, B> {
+    fn read_u8(&mut self, addr: u32) -> u8 {
+        self.read::<1>(addr)[0]
+    }
+    fn read_u16(&mut self, addr: u32) -> u16 {
+        u16::from_le_bytes(self.read(addr))
+    }
+    fn read_u32(&mut self, addr: u32) -> u32 {
+        u32::from_le_bytes(self.read(addr))
+    }
+    fn write_u8(&mut self, addr: u32, value: u8) {
+        self.write(addr, &[value]);
+    }
+    fn write_u16(&mut self, addr: u32, value: u16) {
+        self.write(addr, &value.to_le_bytes());
+    }
+    fn write_u32(&mut self, addr: u32, value: u32) {
+        self.write(addr, &value.to_le_bytes());
     }
     fn ram(&mut self) -> Option<&mut [u8]> {
         None
