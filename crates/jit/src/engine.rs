@@ -552,6 +552,13 @@ impl Engine {
             Some(r) => (r.as_mut_ptr(), r.len() as u64),
             None => (std::ptr::null_mut(), 0),
         };
+        // Every instruction clears EFLAGS.RF (SDM Vol. 3A, 17.3.1.1; the
+        // interpreter does it as each step starts), and nothing in a block
+        // sets it: clearing it once on entry is what the block's first
+        // instruction does. It is put back below if that instruction left
+        // through a side exit, so a block that ran nothing changed nothing.
+        let rf = cpu.state.eflags & eflags::RF;
+        cpu.state.eflags &= !eflags::RF;
         let before = cpu.state.icount;
         let mut ctx = JitCtx {
             state: &mut cpu.state,
@@ -589,7 +596,11 @@ impl Engine {
             2 => StepOutcome::Shutdown,
             _ => StepOutcome::Continue,
         };
-        (status, retired + u64::from(ctx.unretired), outcome)
+        let steps = retired + u64::from(ctx.unretired);
+        if steps == 0 {
+            cpu.state.eflags |= rf;
+        }
+        (status, steps, outcome)
     }
 }
 
