@@ -15,7 +15,8 @@
 //!    have without verification.
 //! 3. If the run touched anything but plain RAM (MMIO or ROM through a
 //!    helper's slow path; blocks never do port I/O), it is counted as
-//!    unverifiable and nothing is run twice.
+//!    unverifiable and nothing is run twice. (So is a run whose twin
+//!    needed a device: it is refused, the twin's run is incomplete.)
 //! 4. Otherwise the twin borrows the real decode cache (so it decodes
 //!    exactly what the block was translated from) and `Cpu::step`s as many
 //!    steps as the block run retired, on a [`shadow::ShadowBus`]: RAM as it
@@ -129,16 +130,14 @@ impl Verifier {
             (outcome, std::mem::take(&mut shadow.writes), shadow.device)
         };
         self.forget_rewritten_code(&writes);
+        if device.is_some() {
+            // The twin needed something that is not plain RAM where the
+            // block did not (say, to decode an instruction again from ROM):
+            // its run is incomplete, so nothing can be compared.
+            return Verdict::Unverifiable;
+        }
         let mut diffs = state_diffs(&cpu.state, &self.twin.state);
         diffs.extend(self.memory_diffs(bus, &writes));
-        if let Some((what, addr)) = device {
-            diffs.push(FieldDiff {
-                name: "device access".into(),
-                jit: "none".into(),
-                interp: format!("{what} at {addr:#x}"),
-                step: None,
-            });
-        }
         if outcome != run.outcome {
             diffs.push(FieldDiff {
                 name: "step outcome".into(),
