@@ -185,8 +185,7 @@ impl Verifier {
         offsets.extend(writes.keys().copied());
         offsets.sort_unstable();
         offsets.dedup();
-        // (first offset, physical address, step, jit bytes, interp bytes)
-        let mut runs: Vec<(usize, Option<u32>, Option<usize>, Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut runs: Vec<ByteRun> = Vec::new();
         for off in offsets {
             let jit = ram.get(off).copied().unwrap_or(0xFF);
             let w = writes.get(&off);
@@ -199,34 +198,20 @@ impl Verifier {
             }
             let step = w.map(|w| w.step);
             match runs.last_mut() {
-                Some((first, _, s, j, i))
-                    if *first + j.len() == off && *s == step && j.len() < 16 =>
-                {
-                    j.push(jit);
-                    i.push(interp);
+                Some(r) if r.offset + r.jit.len() == off && r.step == step && r.jit.len() < 16 => {
+                    r.jit.push(jit);
+                    r.interp.push(interp);
                 }
-                _ => runs.push((off, w.map(|w| w.paddr), step, vec![jit], vec![interp])),
+                _ => runs.push(ByteRun {
+                    offset: off,
+                    paddr: w.map(|w| w.paddr),
+                    step,
+                    jit: vec![jit],
+                    interp: vec![interp],
+                }),
             }
         }
-        let hex = |b: &[u8]| {
-            b.iter()
-                .map(|x| format!("{x:02x}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        let mut diffs: Vec<FieldDiff> = runs
-            .iter()
-            .take(MEMORY_DIFFS)
-            .map(|(off, paddr, step, j, i)| FieldDiff {
-                name: match paddr {
-                    Some(p) => format!("memory {p:#010x}"),
-                    None => format!("RAM offset {off:#x}"),
-                },
-                jit: hex(j),
-                interp: hex(i),
-                step: *step,
-            })
-            .collect();
+        let mut diffs: Vec<FieldDiff> = runs.iter().take(MEMORY_DIFFS).map(ByteRun::diff).collect();
         if runs.len() > MEMORY_DIFFS {
             diffs.push(FieldDiff {
                 name: "memory".into(),
@@ -305,4 +290,39 @@ fn state_diffs(jit: &CpuState, interp: &CpuState) -> Vec<FieldDiff> {
             step: None,
         })
         .collect()
+}
+
+/// Consecutive differing RAM bytes that one interpreter step wrote (or
+/// that the interpreter did not write).
+struct ByteRun {
+    /// RAM offset of the first.
+    offset: usize,
+    /// Its physical address, when the interpreter wrote it.
+    paddr: Option<u32>,
+    /// The step that wrote them.
+    step: Option<usize>,
+    /// The block's bytes.
+    jit: Vec<u8>,
+    /// The interpreter's bytes.
+    interp: Vec<u8>,
+}
+
+impl ByteRun {
+    fn diff(&self) -> FieldDiff {
+        let hex = |b: &[u8]| {
+            b.iter()
+                .map(|x| format!("{x:02x}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        FieldDiff {
+            name: match self.paddr {
+                Some(p) => format!("memory {p:#010x}"),
+                None => format!("RAM offset {:#x}", self.offset),
+            },
+            jit: hex(&self.jit),
+            interp: hex(&self.interp),
+            step: self.step,
+        }
+    }
 }
