@@ -52,7 +52,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = oxide86_machine::pc::DEFAULT_JIT_THRESHOLD)]
     jit_threshold: u32,
     /// Check every translated block against the interpreter (jit and
-    /// tiered engines; several times slower): the interpreter reruns each
+    /// tiered engines; 3 to 8 times the interpreter's CPU time): the
+    /// interpreter reruns each
     /// block run on a copy of the state it started from, and the first
     /// difference is reported on stderr with the guest instructions and
     /// ends the run with exit status 6. Block runs that touched MMIO or ROM
@@ -291,6 +292,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     } else {
         ClockMode::Virtual
     };
+    if args.jit_verify && args.engine == "interp" {
+        bail!("--jit-verify checks translated code: use it with --engine jit or tiered");
+    }
     let config = PcConfig {
         rtc_base: rtc_base(args.rtc_base.as_deref(), clock)?,
         ram_bytes: args.memory as usize * 1024 * 1024,
