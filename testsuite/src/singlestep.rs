@@ -36,6 +36,9 @@ pub struct Options {
     /// The engine that runs each vector (a translating engine must give
     /// the interpreter's counts; it runs only on the P6 model).
     pub engine: EngineKind,
+    /// Check every translated block against the interpreter
+    /// (`--jit-verify`); a difference fails the vector.
+    pub verify: bool,
 }
 
 /// Totals of one run.
@@ -203,6 +206,9 @@ fn run_test(
     let _ = engine.run(cpu, &mut bus, steps, |_, _| false);
     cpu.state.commit_flags();
     let mut diffs = Vec::new();
+    if let Some(m) = engine.take_mismatch() {
+        diffs.push(m.to_string());
+    }
     for name in REGS {
         let expected = reg_value(&fin["regs"], name)
             .or_else(|| reg_value(&initial["regs"], name))
@@ -310,6 +316,7 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<Summary> {
     }
     let mut cpu = Cpu::new(opts.model);
     let mut engine = Engine::new(opts.engine);
+    engine.set_verify(opts.verify);
     let mut summary = Summary::default();
     let mut printed = 0;
     for file in &files {

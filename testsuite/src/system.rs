@@ -81,15 +81,22 @@ pub struct ProgramResult {
 
 /// Runs one assembled program in the interpreter.
 pub fn run_program(name: &str, image: &[u8]) -> Result<ProgramResult> {
-    run_program_with(name, image, EngineKind::Interp)
+    run_program_with(name, image, EngineKind::Interp, false)
 }
 
 /// Runs one assembled program under `engine` (tiered with a threshold of
-/// 2, so blocks get translated within these short programs).
-pub fn run_program_with(name: &str, image: &[u8], engine: EngineKind) -> Result<ProgramResult> {
+/// 2, so blocks get translated within these short programs), with every
+/// translated block checked against the interpreter when `verify` is set.
+pub fn run_program_with(
+    name: &str,
+    image: &[u8],
+    engine: EngineKind,
+    verify: bool,
+) -> Result<ProgramResult> {
     let mut m = TestMachine::new(CpuModel::P6, RAM_BYTES, image).map_err(anyhow::Error::msg)?;
     m.engine = oxide86_machine::pc::Engine::new(engine);
     m.engine.threshold = 2;
+    m.engine.set_verify(verify);
     let end = m.run(MAX_INSTRUCTIONS);
     let mut r = ProgramResult {
         log: String::from_utf8_lossy(&m.board.debugcon.output).into_owned(),
@@ -118,6 +125,7 @@ pub fn run_program_with(name: &str, image: &[u8], engine: EngineKind) -> Result<
             "no exit after {MAX_INSTRUCTIONS} instructions (EIP {:#x})",
             m.cpu.state.eip
         )),
+        RunEnd::JitMismatch(report) => Some(report),
     };
     if let Some(msg) = abnormal {
         r.failed += 1;
@@ -129,14 +137,15 @@ pub fn run_program_with(name: &str, image: &[u8], engine: EngineKind) -> Result<
 /// Runs every program (or those whose name contains `filter`), printing
 /// each check and the closing `N passed, M failed` line.
 pub fn run(filter: Option<&str>, out: &mut dyn Write) -> Result<(usize, usize)> {
-    run_with(filter, out, EngineKind::Interp)
+    run_with(filter, out, EngineKind::Interp, false)
 }
 
-/// [`run`] under `engine`.
+/// [`run`] under `engine`, optionally in verify mode (see [`run_program_with`]).
 pub fn run_with(
     filter: Option<&str>,
     out: &mut dyn Write,
     engine: EngineKind,
+    verify: bool,
 ) -> Result<(usize, usize)> {
     let (mut passed, mut failed) = (0, 0);
     for p in programs()? {
@@ -149,7 +158,7 @@ pub fn run_with(
             continue;
         }
         let image = assemble(&p)?;
-        let r = run_program_with(&name, &image, engine)?;
+        let r = run_program_with(&name, &image, engine, verify)?;
         for line in r.log.lines() {
             writeln!(out, "{name}: {line}")?;
         }

@@ -14,6 +14,7 @@ fn hostdiff_seed1_100k_sequences_match_the_host() {
         start: 0,
         max_diffs: 20,
         engine: EngineKind::Interp,
+        verify: false,
     };
     let mut out = Vec::new();
     let summary = run(&opts, &mut out).expect("hostdiff run");
@@ -36,6 +37,7 @@ fn hostdiff_seed1_20k_sequences_match_under_jit_and_tiered() {
             start: 0,
             max_diffs: 20,
             engine,
+            verify: false,
         };
         let mut out = Vec::new();
         let summary = run(&opts, &mut out).expect("hostdiff run");

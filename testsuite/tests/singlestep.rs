@@ -29,6 +29,7 @@ fn run_on(
         only: only.map(str::to_string),
         max_diffs: 20,
         engine,
+        verify: false,
     };
     let mut out = Vec::new();
     let summary = singlestep::run(&opts, &mut out).expect("vector set runs");

@@ -164,6 +164,52 @@ impl Cpu {
         self.update_breakpoints();
     }
 
+    /// Makes this CPU a copy of `other` in everything but the decode cache,
+    /// which keeps its own contents: the twin that the JIT's verify mode
+    /// (`--jit-verify`) runs the interpreter on, starting from the state a
+    /// translated block started from. Host watchpoints are not copied (a
+    /// twin's accesses are not the guest's), and the quiet-run data
+    /// windows start empty.
+    pub fn mirror(&mut self, other: &Cpu) {
+        // Every field is named, so a new one cannot be forgotten here.
+        let Cpu {
+            state,
+            icache: _,
+            tlb,
+            memory_map_generation,
+            ctx,
+            shutdown_reason,
+            unimplemented,
+            last_exception,
+            debug_watch,
+            debug_hits,
+            pdptes,
+            local_apic,
+            host_watch: _,
+            bus_event,
+            fetch,
+            data_fast: _,
+            data_valid: _,
+            data_windows: _,
+        } = other;
+        self.state.clone_from(state);
+        self.tlb.copy_from(tlb);
+        self.memory_map_generation = *memory_map_generation;
+        self.ctx = *ctx;
+        self.shutdown_reason.clone_from(shutdown_reason);
+        self.unimplemented = *unimplemented;
+        self.last_exception = *last_exception;
+        self.debug_watch = *debug_watch;
+        self.debug_hits = *debug_hits;
+        self.pdptes = *pdptes;
+        self.local_apic = *local_apic;
+        self.host_watch = crate::host_watch::HostWatch::default();
+        self.bus_event = *bus_event;
+        self.fetch = *fetch;
+        self.data_fast = false;
+        self.data_valid = 0;
+    }
+
     /// Records that `insn` reached no handler and returns the #UD it raises.
     pub fn note_unimplemented(&mut self, insn: &iced_x86::Instruction) -> Exception {
         self.unimplemented = Some(insn.code());

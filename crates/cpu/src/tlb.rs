@@ -216,6 +216,15 @@ impl SoftTlb {
         self.entries.as_ptr()
     }
 
+    /// Makes this TLB an exact copy of `other` (entries, counters), without
+    /// allocating: the JIT's verify mode gives its interpreter twin the
+    /// TLB the block started with, stale entries included.
+    pub fn copy_from(&mut self, other: &SoftTlb) {
+        self.entries.copy_from_slice(&other.entries);
+        self.large_cached = other.large_cached;
+        self.stats = other.stats;
+    }
+
     /// The valid entries, for `info tlb`: (linear page base, entry).
     pub fn entries(&self) -> impl Iterator<Item = (u32, &TlbEntry)> {
         self.entries

@@ -22,7 +22,7 @@ use cranelift_module::{FuncId, Module};
 use oxide86_cpu::decode::Decoded;
 
 use crate::ctx::{ChainSlot, JitCtx};
-use crate::translate::{emit_region, Mode, Region};
+use crate::translate::{emit_region, Hooks, Mode, Region};
 
 /// Blocks per generation before the whole cache is flushed (about 4 KiB
 /// of mapped code memory each, see `docs/jit.md`).
@@ -212,13 +212,12 @@ impl CodeCache {
         unsafe { (self.trampoline)(ctx, entry.0 as *const u8) }
     }
 
-    /// Compiles a scanned block; `interp_helper` is the address of the
-    /// interpreter helper for the dispatcher's bus type.
+    /// Compiles a scanned block, calling the helpers in `hooks`.
     pub fn compile(
         &mut self,
         region: &Region,
         mode: Mode,
-        interp_helper: usize,
+        hooks: Hooks,
     ) -> Result<CompiledBlock, CompileError> {
         let ptr = self.module.target_config().pointer_type();
         let cc = self.module.isa().default_call_conv();
@@ -227,7 +226,7 @@ impl CodeCache {
         self.ctx.func.signature = sig.clone();
         let b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
         let fcfg = self.module.target_config();
-        let (insns, slots) = emit_region(b, region, mode, ptr, cc, interp_helper, fcfg);
+        let (insns, slots) = emit_region(b, region, mode, ptr, cc, hooks, fcfg);
         let r = (|| {
             let id = self
                 .module

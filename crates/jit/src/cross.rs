@@ -10,7 +10,7 @@ use cranelift_codegen::isa;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
 use crate::cache::{block_signature, flags, CompileError};
-use crate::translate::{emit_region, Mode, Region};
+use crate::translate::{emit_region, Hooks, Mode, Region};
 
 /// Compiles `region` (translated in `mode`) for the target `triple`, e.g.
 /// `aarch64-unknown-linux-gnu`; returns the machine code's size in bytes.
@@ -33,7 +33,10 @@ pub fn compile_for(triple: &str, region: &Region, mode: Mode) -> Result<usize, C
         mode,
         ptr,
         isa.default_call_conv(),
-        0x1000,
+        Hooks {
+            interp_helper: 0x1000,
+            ..Hooks::default()
+        },
         isa.frontend_config(),
     );
     let code = ctx

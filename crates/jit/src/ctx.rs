@@ -67,4 +67,8 @@ pub struct JitCtx {
     /// Instructions the interpreter helper ran inside blocks since the
     /// dispatcher entered.
     pub helper_runs: u64,
+    /// Verify mode: the verifier's journal of what the block overwrites
+    /// (a `*mut verify::Journal`), read by the verify-mode helpers only;
+    /// null otherwise.
+    pub journal: *mut u8,
 }

@@ -14,7 +14,7 @@ use oxide86_cpu::interp::operand::gpr_slot;
 
 use crate::ctx::EXIT_INTERP;
 use crate::emit_mem::width_mask;
-use crate::translate::{Emitter, GuestInsn};
+use crate::translate::{Emitter, GuestInsn, Miscompile};
 
 fn is_gpr(insn: &iced_x86::Instruction, n: u32) -> bool {
     insn.op_kind(n) == OpKind::Register && gpr_slot(insn.op_register(n)).is_some()
@@ -363,6 +363,9 @@ fn binary(e: &mut Emitter<'_>, g: &GuestInsn) {
         b
     };
     let (r, op) = match m {
+        M::Add if e.hooks.miscompile == Some(Miscompile::AddAsSub) => {
+            (e.b.ins().isub(a, b), LazyOp::Add)
+        }
         M::Add => (e.b.ins().iadd(a, b), LazyOp::Add),
         M::Sub | M::Cmp => (e.b.ins().isub(a, b), LazyOp::Sub),
         M::And | M::Test => (e.b.ins().band(a, b), LazyOp::Logic),

@@ -252,8 +252,20 @@ impl Emitter<'_> {
         }
     }
 
-    /// Stores the low `size` bytes of `v` at a checked host address.
+    /// Stores the low `size` bytes of `v` at a checked host address (in
+    /// verify mode, after telling the verifier's journal what it overwrites).
     pub fn store_guest(&mut self, addr: Value, v: Value, size: u32) {
+        if self.hooks.note_store != 0 {
+            let ctx = self.ctx;
+            let n = self.b.ins().iconst(types::I32, i64::from(size));
+            let ptr = self.ptr;
+            self.call_helper(
+                self.hooks.note_store,
+                &[ptr, ptr, types::I32],
+                None,
+                &[ctx, addr, n],
+            );
+        }
         let v = if size == 4 {
             v
         } else {

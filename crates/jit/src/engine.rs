@@ -29,7 +29,9 @@ use oxide86_cpu::{Bus, Cpu, CpuModel, StepOutcome};
 use crate::cache::{BlockFn, CodeCache, CompiledBlock, GENERATION_LIMIT};
 use crate::ctx::{ChainSlot, JitCtx, EXIT_INTERP, EXIT_NEXT};
 use crate::smc::CodePages;
-use crate::translate::{scan_region, Mode, MAX_REGION_BLOCKS};
+use crate::translate::{scan_region, Hooks, Miscompile, Mode, MAX_REGION_BLOCKS};
+use crate::verify::report::Mismatch;
+use crate::verify::{BlockRun, Verdict, Verifier};
 
 /// Which engine runs guest code.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -87,6 +89,12 @@ pub struct JitStats {
     pub flushes: u64,
     /// Places where not even one instruction could be translated.
     pub untranslatable: u64,
+    /// Verify mode: block executions (chained ones included) whose result
+    /// the interpreter reproduced.
+    pub blocks_verified: u64,
+    /// Verify mode: block executions not checked because they touched a
+    /// device (MMIO or ROM through the interpreter helper).
+    pub blocks_unverifiable: u64,
 }
 
 /// What the cache holds for a key.
@@ -138,6 +146,12 @@ pub struct Engine {
     pending_link: usize,
     /// Counts calls of [`Engine::flush`], which free chaining slots.
     generation: u64,
+    /// Verify mode's twins and journal (`None`: not verifying).
+    verifier: Option<Box<Verifier>>,
+    /// The first difference verify mode found (the run stopped there).
+    mismatch: Option<Box<Mismatch>>,
+    /// Test only: see [`Engine::inject_miscompile`].
+    miscompile: Option<Miscompile>,
     /// Counters.
     pub stats: JitStats,
 }
@@ -175,8 +189,48 @@ impl Engine {
             retired: Vec::new(),
             pending_link: 0,
             generation: 0,
+            verifier: None,
+            mismatch: None,
+            miscompile: None,
             stats: JitStats::default(),
         }
+    }
+
+    /// Turns verify mode (`--jit-verify`) on or off: every translated block
+    /// run is then checked against the interpreter (see `verify.rs`), and
+    /// the first difference stops [`Engine::run`] and is kept for
+    /// [`Engine::mismatch`]. Blocks are compiled differently in verify mode
+    /// (they journal their stores), so changing it drops every translation.
+    /// No effect on the interpreter engine.
+    pub fn set_verify(&mut self, on: bool) {
+        if on == self.verifier.is_some() {
+            return;
+        }
+        self.flush();
+        self.verifier = on.then(|| Box::new(Verifier::new()));
+    }
+
+    /// Whether verify mode is on.
+    pub fn verifying(&self) -> bool {
+        self.verifier.is_some()
+    }
+
+    /// The difference verify mode found, if any (it stays until taken).
+    pub fn mismatch(&self) -> Option<&Mismatch> {
+        self.mismatch.as_deref()
+    }
+
+    /// Takes the difference verify mode found, so the run can go on.
+    pub fn take_mismatch(&mut self) -> Option<Box<Mismatch>> {
+        self.mismatch.take()
+    }
+
+    /// Test only: translate with a deliberate error (or none), to prove
+    /// that verify mode catches one. Drops every translation.
+    #[doc(hidden)]
+    pub fn inject_miscompile(&mut self, m: Option<Miscompile>) {
+        self.flush();
+        self.miscompile = m;
     }
 
     /// The engine actually in use.
@@ -284,6 +338,9 @@ impl Engine {
                         let (status, n, o) = self.run_block(cpu, bus, entry, max_steps - steps);
                         steps += n;
                         outcome = o;
+                        if self.mismatch.is_some() {
+                            break;
+                        }
                         if (n > 0 && after(bus, n)) || o != StepOutcome::Continue {
                             break;
                         }
@@ -440,14 +497,23 @@ impl Engine {
             _ => 1,
         };
         let scanned = scan_region(cpu, bus, &key.mode, max_blocks, &hot);
+        let hooks = match self.verifier {
+            None => Hooks {
+                interp_helper: crate::helpers::interp_one::<B> as *const () as usize,
+                note_store: 0,
+                miscompile: self.miscompile,
+            },
+            Some(_) => Hooks {
+                interp_helper: crate::verify::journal::interp_one_journaled::<B> as *const ()
+                    as usize,
+                note_store: crate::verify::journal::note_store as *const () as usize,
+                miscompile: self.miscompile,
+            },
+        };
         // Decoding may itself have logged writes (none expected); apply first.
         let blocks = scanned.as_ref().map_or(0, |r| r.blocks.len());
         let entry = match scanned {
-            Some(s) => match cache.compile(
-                &s,
-                key.mode,
-                crate::helpers::interp_one::<B> as *const () as usize,
-            ) {
+            Some(s) => match cache.compile(&s, key.mode, hooks) {
                 Ok(b) => {
                     self.stats.blocks_translated += 1;
                     self.stats.regions += u64::from(blocks > 1);
@@ -471,7 +537,9 @@ impl Engine {
         gate
     }
 
-    /// Runs one block; returns its exit status, the steps it ran and the outcome.
+    /// Runs one block (and what it chains to); returns its exit status,
+    /// the steps it ran and the outcome. In verify mode the interpreter
+    /// then checks the run (see `verify.rs`).
     fn run_block<B: Bus>(
         &mut self,
         cpu: &mut Cpu,
@@ -479,10 +547,49 @@ impl Engine {
         entry: BlockFn,
         budget: u64,
     ) -> (u32, u64, StepOutcome) {
+        let Some(mut v) = self.verifier.take() else {
+            return self.enter_block(cpu, bus, entry, budget, std::ptr::null_mut());
+        };
+        v.before(cpu);
+        let chained = self.stats.chained;
+        let journal = std::ptr::addr_of_mut!(v.journal) as *mut u8;
+        let (status, n, o) = self.enter_block(cpu, bus, entry, budget, journal);
+        let run = BlockRun {
+            steps: n,
+            outcome: o,
+            chained: self.stats.chained - chained,
+        };
+        match v.after(cpu, bus, run) {
+            Verdict::Same => self.stats.blocks_verified += 1 + run.chained,
+            Verdict::Unverifiable => self.stats.blocks_unverifiable += 1 + run.chained,
+            Verdict::Differs(m) => {
+                self.mismatch.get_or_insert(m);
+            }
+        }
+        self.verifier = Some(v);
+        (status, n, o)
+    }
+
+    /// Enters the block at `entry` with `journal` (verify mode's, or null).
+    fn enter_block<B: Bus>(
+        &mut self,
+        cpu: &mut Cpu,
+        bus: &mut B,
+        entry: BlockFn,
+        budget: u64,
+        journal: *mut u8,
+    ) -> (u32, u64, StepOutcome) {
         let (ram, ram_len) = match bus.ram() {
             Some(r) => (r.as_mut_ptr(), r.len() as u64),
             None => (std::ptr::null_mut(), 0),
         };
+        // Every instruction clears EFLAGS.RF (SDM Vol. 3A, 17.3.1.1; the
+        // interpreter does it as each step starts), and nothing in a block
+        // sets it: clearing it once on entry is what the block's first
+        // instruction does. It is put back below if that instruction left
+        // through a side exit, so a block that ran nothing changed nothing.
+        let rf = cpu.state.eflags & eflags::RF;
+        cpu.state.eflags &= !eflags::RF;
         let before = cpu.state.icount;
         let mut ctx = JitCtx {
             state: &mut cpu.state,
@@ -497,6 +604,7 @@ impl Engine {
             link_slot: std::ptr::null_mut(),
             chained: 0,
             helper_runs: 0,
+            journal,
         };
         ctx.cpu = cpu as *mut Cpu;
         ctx.state = std::ptr::addr_of_mut!(cpu.state);
@@ -521,7 +629,11 @@ impl Engine {
             2 => StepOutcome::Shutdown,
             _ => StepOutcome::Continue,
         };
-        (status, retired + u64::from(ctx.unretired), outcome)
+        let steps = retired + u64::from(ctx.unretired);
+        if steps == 0 {
+            cpu.state.eflags |= rf;
+        }
+        (status, steps, outcome)
     }
 }
 

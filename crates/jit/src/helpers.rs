@@ -39,9 +39,27 @@ pub(crate) unsafe extern "C" fn interp_one<B: Bus>(
 ) -> u32 {
     // SAFETY: see the function's contract; the dispatcher holds the only
     // references and does not use them while the block runs.
-    let (ctx, d) = unsafe { (&mut *ctx, &*d) };
+    let ctx = unsafe { &mut *ctx };
     // SAFETY: as above.
-    let (cpu, bus) = unsafe { (&mut *ctx.cpu, &mut *(ctx.bus as *mut B)) };
+    let bus = unsafe { &mut *(ctx.bus as *mut B) };
+    // SAFETY: as above.
+    unsafe { interp_one_on(ctx, d, next, bus) }
+}
+
+/// [`interp_one`] on a given bus (the dispatcher's, or verify mode's
+/// journaling wrapper around it).
+///
+/// # Safety
+/// `ctx.cpu` points to the live CPU, not otherwise borrowed while the block
+/// runs; `d` points into the block's own instruction list.
+pub(crate) unsafe fn interp_one_on<B: Bus + ?Sized>(
+    ctx: &mut JitCtx,
+    d: *const Decoded,
+    next: u32,
+    bus: &mut B,
+) -> u32 {
+    // SAFETY: see the function's contract.
+    let (cpu, d) = unsafe { (&mut *ctx.cpu, &*d) };
     let before = cpu.state.icount;
     ctx.helper_runs += 1;
     let outcome = cpu.execute_decoded(bus, d);
@@ -80,7 +98,7 @@ pub(crate) fn emit_helper_call(e: &mut Emitter<'_>, g: &GuestInsn) {
     let ptr = e.ptr;
     let r = e
         .call_helper(
-            e.interp_helper,
+            e.hooks.interp_helper,
             &[ptr, ptr, types::I32],
             Some(types::I32),
             &[ctx, dp, next],

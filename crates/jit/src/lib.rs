@@ -21,5 +21,7 @@ pub mod engine;
 mod helpers;
 pub mod smc;
 pub mod translate;
+pub mod verify;
 
 pub use engine::{Engine, EngineKind, JitStats};
+pub use verify::report::{FieldDiff, Mismatch, TraceStep};

@@ -122,6 +122,33 @@ pub struct Scanned {
     pub tail: (u32, u32),
 }
 
+/// The Rust functions generated code calls (at fixed addresses) and the
+/// switches that change what is emitted; the engine picks them once per
+/// bus type and mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Hooks {
+    /// The interpreter helper for the dispatcher's bus type
+    /// (`interp_one::<B>`, or its journaling form under `--jit-verify`).
+    pub interp_helper: usize,
+    /// Verify mode: called with the host address and width before every
+    /// inline store, so the verifier can undo the block's writes
+    /// (`verify::journal::note_store`); 0 emits no call.
+    pub note_store: usize,
+    /// Test only: deliberately miscompile one instruction (see
+    /// [`Miscompile`]), to prove that `--jit-verify` catches it.
+    pub miscompile: Option<Miscompile>,
+}
+
+/// A deliberate translation error, for the verifier's own tests only
+/// (`Engine::inject_miscompile`). Checked at translation time, so it costs
+/// nothing at run time.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Miscompile {
+    /// Inline `ADD` computes `dst - src` (flags still recorded as an ADD).
+    AddAsSub,
+}
+
 /// Whether an instruction may run through the interpreter helper inside
 /// a block: it neither transfers control nor touches I/O ports, segment
 /// registers, IF/TF/IOPL, the interrupt shadow or system state. (Memory
@@ -499,8 +526,8 @@ pub(crate) struct Emitter<'a> {
         reason = "generated code holds their addresses: they must not move"
     )]
     pub helper_insns: Vec<Box<Decoded>>,
-    /// The monomorphized interpreter helper for the dispatcher's bus type.
-    pub interp_helper: usize,
+    /// Helper addresses and emission switches.
+    pub hooks: Hooks,
     /// Registers some instruction of the block assigns: only these are
     /// written back at the exit (the others still hold their entry values).
     pub dirty: [bool; 8],
@@ -690,7 +717,8 @@ impl Emitter<'_> {
     reason = "generated code holds their addresses: they must not move"
 )]
 /// Builds the CLIF for `region` into `b` (the function's signature is
-/// [`crate::cache::block_signature`]; helpers are called in `call_conv`).
+/// [`crate::cache::block_signature`]; helpers are called in `call_conv`,
+/// at the addresses in `hooks`).
 /// Returns the instructions and chaining slots the code points to.
 pub(crate) fn emit_region(
     mut b: FunctionBuilder<'_>,
@@ -698,7 +726,7 @@ pub(crate) fn emit_region(
     mode: Mode,
     ptr: Type,
     call_conv: CallConv,
-    interp_helper: usize,
+    hooks: Hooks,
     fcfg: cranelift_codegen::isa::TargetFrontendConfig,
 ) -> (Vec<Box<Decoded>>, Vec<Box<ChainSlot>>) {
     let entry = b.create_block();
@@ -762,7 +790,7 @@ pub(crate) fn emit_region(
         start_eip: block.start_eip,
         call_conv,
         helper_insns: Vec::new(),
-        interp_helper,
+        hooks,
         slots: Vec::new(),
         dirty: [false; 8],
         lazy_dirty: false,

@@ -137,3 +137,33 @@ fn shifts_and_imul_inline_match_interp() {
         assert!(e.stats.block_insns > 1000, "{:?}", e.stats);
     }
 }
+
+/// EFLAGS.RF is cleared by every instruction (SDM Vol. 3A, 17.3.1.1): a
+/// block entered with RF set (after an IRET that loaded it) must leave it
+/// clear, as the interpreter does, even when it runs no helper.
+#[test]
+fn a_block_entered_with_rf_set_clears_it() {
+    let code = assemble(|a| {
+        let mut top = a.create_label();
+        a.set_label(&mut top)?;
+        a.mov(eax, 1u32)?;
+        a.add(eax, 2)?;
+        a.mov(ebx, eax)?;
+        a.jmp(top)
+    });
+    let rf = |cpu: &mut oxide86_cpu::Cpu, _: &mut oxide86_cpu::FlatRam| {
+        cpu.state.eflags |= oxide86_cpu::state::eflags::RF;
+    };
+    for kind in [EngineKind::Jit, EngineKind::Tiered] {
+        for max in [4, 8, 21] {
+            let (a, _, _) = run(EngineKind::Interp, &code, max, max, rf);
+            let (b, _, _) = run(kind, &code, max, max, rf);
+            assert_eq!(a.eflags & oxide86_cpu::state::eflags::RF, 0);
+            assert_eq!(
+                format!("{a:?}"),
+                format!("{b:?}"),
+                "{kind:?} after {max} steps"
+            );
+        }
+    }
+}

@@ -73,6 +73,10 @@ pub struct PcConfig {
     pub engine: EngineKind,
     /// Tiered engine: executions of a block before it is translated.
     pub jit_threshold: u32,
+    /// Check every translated block run against the interpreter
+    /// (`--jit-verify`); the first difference ends the run with
+    /// [`PcExit::JitMismatch`].
+    pub jit_verify: bool,
 }
 
 impl Default for PcConfig {
@@ -86,6 +90,7 @@ impl Default for PcConfig {
             rtc_base: DEFAULT_RTC_BASE,
             engine: EngineKind::Interp,
             jit_threshold: oxide86_jit::engine::DEFAULT_THRESHOLD,
+            jit_verify: false,
         }
     }
 }
@@ -116,18 +121,22 @@ pub enum PcExit {
     Quit,
     /// `max_instructions` ran out.
     InstructionLimit,
+    /// Verify mode found a translated block that disagrees with the
+    /// interpreter; [`Engine::mismatch`] holds the report.
+    JitMismatch,
 }
 
 impl PcExit {
     /// The process exit status the front end uses: 0 for power-off and a
     /// no-reboot reset and a quit, `(value << 1) | 1` for the debug-exit port, 3 for a
-    /// dead halt and 4 for the instruction limit.
+    /// dead halt, 4 for the instruction limit and 6 for a JIT verify mismatch.
     pub fn status(&self) -> i32 {
         match self {
             PcExit::PowerOff | PcExit::Reset(_) | PcExit::Quit => 0,
             PcExit::DebugExit(v) => (i32::from(*v) << 1) | 1,
             PcExit::Deadlock => 3,
             PcExit::InstructionLimit => 4,
+            PcExit::JitMismatch => 6,
         }
     }
 }
@@ -213,6 +222,7 @@ impl Pc {
         board.clock = Clock::new(config.clock);
         let mut engine = Engine::new(config.engine);
         engine.threshold = config.jit_threshold;
+        engine.set_verify(config.jit_verify);
         let mut pc = Self {
             cpu: Cpu::new(config.model),
             engine,
@@ -347,6 +357,9 @@ impl Pc {
                 };
                 done += n;
                 outcome = o;
+                if self.engine.mismatch().is_some() {
+                    return Stop::Exit(PcExit::JitMismatch);
+                }
                 if outcome != StepOutcome::Continue || self.board.exit_requested() || n < left {
                     break;
                 }

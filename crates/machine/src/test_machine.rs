@@ -93,6 +93,9 @@ pub enum RunEnd {
     Halted,
     /// The instruction cap was reached.
     InstructionLimit,
+    /// Verify mode found a translated block that disagrees with the
+    /// interpreter: the report.
+    JitMismatch(String),
 }
 
 /// A CPU on a [`TestBoard`].
@@ -160,6 +163,9 @@ impl TestMachine {
                     b.exit.requested.is_some() || rearmed
                 });
             steps += n;
+            if let Some(m) = self.engine.mismatch() {
+                return RunEnd::JitMismatch(m.to_string());
+            }
             if let Some(v) = self.board.exit.requested {
                 return RunEnd::Exit(v);
             }

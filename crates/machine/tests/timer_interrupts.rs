@@ -5,7 +5,7 @@
 
 use iced_x86::code_asm::*;
 use oxide86_machine::clock::ClockMode;
-use oxide86_machine::pc::{BootSource, Pc, PcConfig, PcExit};
+use oxide86_machine::pc::{BootSource, EngineKind, Pc, PcConfig, PcExit};
 
 const LOAD_AT: u32 = 0x10_0000;
 const IDT: u32 = 0x20_0000;
@@ -95,9 +95,15 @@ fn guest(ticks: u32) -> Vec<u8> {
 }
 
 fn run(ticks: u32) -> (PcExit, u64, u32) {
+    run_on(ticks, EngineKind::Interp, false).0
+}
+
+fn run_on(ticks: u32, engine: EngineKind, jit_verify: bool) -> ((PcExit, u64, u32), Pc) {
     let config = PcConfig {
         clock: ClockMode::Virtual,
         max_instructions: Some(50_000_000),
+        engine,
+        jit_verify,
         ..PcConfig::default()
     };
     let boot = BootSource::Multiboot {
@@ -108,7 +114,7 @@ fn run(ticks: u32) -> (PcExit, u64, u32) {
     let mut pc = Pc::new(config, boot).unwrap();
     let exit = pc.run();
     let counter = pc.board.memory.read_u32(COUNTER);
-    (exit, pc.cpu.state.icount, counter)
+    ((exit, pc.cpu.state.icount, counter), pc)
 }
 
 #[test]
@@ -123,4 +129,19 @@ fn timer_interrupts_wake_hlt_and_count() {
 #[test]
 fn virtual_time_repeats_to_the_instruction() {
     assert_eq!(run(25), run(25));
+}
+
+/// Under `--jit-verify` (interrupts, HLT, IRET and port I/O between the
+/// blocks): the interpreter reproduces every block run, and the run is the
+/// interpreter's to the instruction.
+#[test]
+fn the_timer_guest_verifies_under_the_jit() {
+    let (r, pc) = run_on(25, EngineKind::Jit, true);
+    assert!(
+        pc.engine.mismatch().is_none(),
+        "{}",
+        pc.engine.mismatch().unwrap()
+    );
+    assert_eq!(r, run(25));
+    assert!(pc.engine.stats.blocks_verified > 0, "{:?}", pc.engine.stats);
 }

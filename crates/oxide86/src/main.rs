@@ -42,6 +42,10 @@ enum Conformance {
         /// model only; the others always interpret).
         #[arg(long, default_value = "interp", value_parser = parse_engine)]
         engine: oxide86_machine::pc::EngineKind,
+        /// Check every translated block against the interpreter (see
+        /// `oxide86 run --help`); a difference fails the vector.
+        #[arg(long)]
+        jit_verify: bool,
         /// CPU model: 8086, 286 or p6.
         #[arg(long, default_value = "p6", value_parser = parse_model)]
         cpu: CpuModel,
@@ -60,6 +64,10 @@ enum Conformance {
         /// Execution engine: interp, jit or tiered.
         #[arg(long, default_value = "interp", value_parser = parse_engine)]
         engine: oxide86_machine::pc::EngineKind,
+        /// Check every translated block against the interpreter (see
+        /// `oxide86 run --help`); a difference fails the program.
+        #[arg(long)]
+        jit_verify: bool,
     },
     /// Differential test against the host CPU: random instruction sequences
     /// run natively (32-bit helper process, x86 Linux hosts only) and in the
@@ -80,6 +88,10 @@ enum Conformance {
         /// Execution engine on the emulator side: interp, jit or tiered.
         #[arg(long, default_value = "interp", value_parser = parse_engine)]
         engine: oxide86_machine::pc::EngineKind,
+        /// Check every translated block against the interpreter (see
+        /// `oxide86 run --help`); a difference fails the sequence.
+        #[arg(long)]
+        jit_verify: bool,
     },
     /// List the instruction encodings the CPU model must execute that the
     /// interpreter does not implement, then `N implemented, M missing`.
@@ -118,6 +130,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Conformance(Conformance::Singlestep {
             dir,
             engine,
+            jit_verify,
             cpu,
             only,
             max_diffs,
@@ -128,6 +141,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 only,
                 max_diffs,
                 engine,
+                verify: jit_verify,
             };
             let summary = oxide86_testsuite::singlestep::run(&opts, &mut std::io::stdout().lock())?;
             Ok(if summary.failed == 0 {
@@ -136,11 +150,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::Conformance(Conformance::System { program, engine }) => {
+        Command::Conformance(Conformance::System {
+            program,
+            engine,
+            jit_verify,
+        }) => {
             let (_, failed) = oxide86_testsuite::system::run_with(
                 program.as_deref(),
                 &mut std::io::stdout().lock(),
                 engine,
+                jit_verify,
             )?;
             Ok(if failed == 0 {
                 ExitCode::SUCCESS
@@ -154,6 +173,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             start,
             max_diffs,
             engine,
+            jit_verify,
         }) => {
             let opts = oxide86_testsuite::hostdiff::Options {
                 seed,
@@ -161,6 +181,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 start,
                 max_diffs,
                 engine,
+                verify: jit_verify,
             };
             let summary = oxide86_testsuite::hostdiff::run(&opts, &mut std::io::stdout().lock())?;
             Ok(if summary.failed == 0 {

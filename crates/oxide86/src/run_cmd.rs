@@ -21,8 +21,8 @@ use crate::console::{ConsoleEvent, EscapeParser, RawTerminal, HELP};
 /// Exit status: the guest's power-off (ACPI S5) and a reset with
 /// --no-reboot exit 0; a write of V to the debug-exit port 0xF4 exits
 /// (V << 1) | 1; a CPU halted with interrupts off and nothing to wake it
-/// exits 3; --max-instructions running out exits 4; errors (bad options,
-/// missing or malformed files) exit 2.
+/// exits 3; --max-instructions running out exits 4; a --jit-verify
+/// mismatch exits 6; errors (bad options, missing or malformed files) exit 2.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Guest RAM in MiB.
@@ -52,6 +52,15 @@ pub struct RunArgs {
     /// Tiered engine: executions of a block before it is translated.
     #[arg(long, default_value_t = oxide86_machine::pc::DEFAULT_JIT_THRESHOLD)]
     jit_threshold: u32,
+    /// Check every translated block against the interpreter (jit and
+    /// tiered engines; 3 to 8 times the interpreter's CPU time): the
+    /// interpreter reruns each
+    /// block run on a copy of the state it started from, and the first
+    /// difference is reported on stderr with the guest instructions and
+    /// ends the run with exit status 6. Block runs that touched MMIO or ROM
+    /// are not rerun (counted as unverifiable in --stats).
+    #[arg(long)]
+    jit_verify: bool,
     /// Time base: `virtual` (from retired instructions, repeatable) or
     /// `realtime` (the host clock).
     #[arg(long, default_value = "virtual", value_parser = ["virtual", "realtime"])]
@@ -284,6 +293,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     } else {
         ClockMode::Virtual
     };
+    if args.jit_verify && args.engine == "interp" {
+        bail!("--jit-verify checks translated code: use it with --engine jit or tiered");
+    }
     let config = PcConfig {
         rtc_base: rtc_base(args.rtc_base.as_deref(), clock)?,
         ram_bytes: args.memory as usize * 1024 * 1024,
@@ -297,6 +309,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         max_instructions: args.max_instructions,
         engine: args.engine.parse().map_err(anyhow::Error::msg)?,
         jit_threshold: args.jit_threshold,
+        jit_verify: args.jit_verify,
     };
     let boot = boot_source(&args)?;
     let mut pc = Pc::new(config, boot).context("building the machine")?;
@@ -309,6 +322,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
     if let PcExit::Reset(why) = &exit {
         eprintln!("oxide86: guest reset ({why}); --no-reboot ends the run");
+    }
+    if let Some(m) = pc.engine.mismatch() {
+        eprint!("oxide86: {m}");
     }
     Ok(ExitCode::from(exit.status() as u8))
 }
@@ -386,5 +402,11 @@ fn print_stats(pc: &Pc, exit: &PcExit) {
             share(j.helper_insns),
             share(s.instructions.saturating_sub(j.block_insns))
         );
+        if pc.engine.verifying() {
+            eprintln!(
+                "  jit verify            {} block runs verified, {} unverifiable (touched MMIO or ROM)",
+                j.blocks_verified, j.blocks_unverifiable
+            );
+        }
     }
 }

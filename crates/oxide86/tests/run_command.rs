@@ -88,4 +88,26 @@ fn invalid_options_are_rejected() {
         Some(2)
     );
     assert_ne!(oxide86(&["run", "--memory", "0"]).status.code(), Some(0));
+    // Nothing to verify under the interpreter.
+    assert_eq!(oxide86(&["run", "--jit-verify"]).status.code(), Some(2));
+}
+
+#[test]
+fn demo_guest_verifies_under_the_jit() {
+    let plain = oxide86(&["run"]);
+    let out = oxide86(&["run", "--engine", "jit", "--jit-verify", "--stats"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(out.stdout, plain.stdout, "the interpreter's serial output");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("jit verify"))
+        .unwrap_or_default();
+    let verified: u64 = line
+        .split_whitespace()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(verified > 1000, "{stderr}");
+    assert!(line.contains(" 0 unverifiable"), "{line}");
 }

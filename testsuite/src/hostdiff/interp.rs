@@ -132,7 +132,10 @@ fn run_engine(cpu: &mut Cpu, bus: &mut WindowBus, engine: &mut Engine, end: u32)
     while steps < u64::from(STEP_LIMIT) {
         let (outcome, n) = engine.run(cpu, bus, u64::from(STEP_LIMIT) - steps, |_, _| false);
         steps += n;
-        if outcome != StepOutcome::Continue || cpu.last_exception.is_some() {
+        if outcome != StepOutcome::Continue
+            || cpu.last_exception.is_some()
+            || engine.mismatch().is_some()
+        {
             break;
         }
     }

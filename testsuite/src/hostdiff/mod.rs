@@ -37,6 +37,9 @@ pub struct Options {
     pub max_diffs: usize,
     /// The engine that runs the sequences on the emulator side.
     pub engine: EngineKind,
+    /// Check every translated block against the interpreter
+    /// (`--jit-verify`); a difference fails the sequence.
+    pub verify: bool,
 }
 
 /// Totals of one run.
@@ -79,6 +82,7 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<Summary> {
     let mut summary = Summary::default();
     let mut printed = 0;
     let mut engine = Engine::new(opts.engine);
+    engine.set_verify(opts.verify);
     for index in opts.start..opts.start + opts.count {
         let case = generator.case(opts.seed, index);
         let host = helper.run(&case)?;
@@ -87,7 +91,13 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<Summary> {
             summary.faulted += 1;
         }
         let diffs = compare::diff(&case, &host, &emu);
-        if diffs.is_empty() {
+        if let Some(m) = engine.take_mismatch() {
+            summary.failed += 1;
+            if printed < opts.max_diffs {
+                printed += 1;
+                writeln!(out, "seed {} sequence {index}: {m}", opts.seed)?;
+            }
+        } else if diffs.is_empty() {
             summary.passed += 1;
         } else {
             summary.failed += 1;

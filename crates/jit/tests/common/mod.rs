@@ -48,18 +48,29 @@ pub fn run_configured(
     setup: impl Fn(&mut Cpu, &mut FlatRam),
     configure: impl Fn(&mut Engine),
 ) -> (CpuState, FlatRam, Engine) {
+    let mut engine = Engine::new(kind);
+    engine.threshold = 3;
+    configure(&mut engine);
+    run_on(engine, code, max, slice, setup)
+}
+
+/// [`run`] on a given engine; stops early at a verify-mode mismatch.
+pub fn run_on(
+    mut engine: Engine,
+    code: &[u8],
+    max: u64,
+    slice: u64,
+    setup: impl Fn(&mut Cpu, &mut FlatRam),
+) -> (CpuState, FlatRam, Engine) {
     let mut cpu = flat32();
     let mut ram = FlatRam::new(RAM);
     ram.load(CODE, code);
     setup(&mut cpu, &mut ram);
-    let mut engine = Engine::new(kind);
-    engine.threshold = 3;
-    configure(&mut engine);
     let mut steps = 0;
     while steps < max {
         let (o, n) = engine.run(&mut cpu, &mut ram, slice.min(max - steps), |_, _| false);
         steps += n;
-        if o != StepOutcome::Continue {
+        if o != StepOutcome::Continue || engine.mismatch().is_some() {
             break;
         }
     }
