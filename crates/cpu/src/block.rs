@@ -1,16 +1,18 @@
-//! Blocks: straight-line runs of decoded instructions copied out of the
+//! Blocks: runs of decoded instructions copied out of the
 //! decoded-instruction cache into one array, for the quiet runs of
 //! [`crate::Cpu::run`]. Inside a block the next instruction is the next
 //! array element, so the run loop does not go from EIP to a physical
 //! address to a decode-cache slot (three dependent loads) per instruction.
 //!
 //! A block starts at a physical address and holds up to [`MAX_LEN`]
-//! decoded instructions that follow each other on one 4 KiB page. It ends
-//! after the first instruction that may transfer control (iced-x86's flow
-//! control is not `Next`: branches, calls, returns, interrupts) or is not
-//! quiet ([`crate::decode::is_quiet`]), at the page's end, or where the
-//! decode cache has no entry yet (an *open* block, rebuilt once that entry
-//! exists). The copies stay valid until a write reaches cached code on the
+//! decoded instructions that follow each other on one 4 KiB page. It goes
+//! on past a conditional branch (its fall-through) and ends after any
+//! other instruction that may transfer control (iced-x86's flow control:
+//! jumps, calls, returns, interrupts) or is not quiet
+//! ([`crate::decode::is_quiet`]), at the page's end, or where the decode
+//! cache has no entry yet (an *open* block, rebuilt once that entry
+//! exists). The run loop leaves a block where execution does not fall
+//! through (a taken branch, a REP iteration). The copies stay valid until a write reaches cached code on the
 //! block's page: [`crate::decode::DecodeCache::invalidate`] bumps the
 //! page's generation, which the block recorded; a flush drops all blocks.
 
@@ -42,6 +44,9 @@ pub(crate) struct Header {
     pub(crate) end: u32,
     /// The page's code generation the copies were taken at.
     pub(crate) generation: u32,
+    /// An open block: the decode cache's insertion count when it was last
+    /// found not to grow (it cannot until the cache gains an entry).
+    pub(crate) inserts: u32,
 }
 
 /// The block headers and the pool their instructions live in.
@@ -120,7 +125,7 @@ mod tests {
     use crate::{FlatRam, StepOutcome};
 
     /// A loop that stores CL into the immediate of a later instruction of
-    /// the same straight-line run, then adds that immediate into EDX.
+    /// the same block, then adds that immediate into EDX.
     const PATCHING_LOOP: [u8; 25] = [
         0xB9, 0x05, 0x00, 0x00, 0x00, // mov ecx, 5
         0x88, 0x0D, 0x0F, 0x10, 0x00, 0x00, // top: mov [0x100f], cl

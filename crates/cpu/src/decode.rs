@@ -115,8 +115,11 @@ pub struct DecodeCache {
     /// One counter per 4 KiB physical page, bumped whenever
     /// [`DecodeCache::invalidate`] drops a code line there.
     generations: Vec<u32>,
-    /// Straight-line runs of these decodings (see [`crate::block`]).
+    /// Runs of these decodings (see [`crate::block`]).
     pub(crate) blocks: BlockCache,
+    /// Number of [`DecodeCache::insert`] calls (wrapping): an open block
+    /// cannot grow while it stays the same.
+    inserts: u32,
 }
 
 /// A block of decoded instructions ready to run: its first instruction,
@@ -183,6 +186,7 @@ impl DecodeCache {
             code_write_log: None,
             generations: vec![0; 1 << 20],
             blocks: BlockCache::new(),
+            inserts: 0,
         }
     }
 
@@ -195,8 +199,8 @@ impl DecodeCache {
         let h = &self.blocks.headers[BlockCache::index(paddr)];
         if h.key == 1 + u8::from(code32)
             && h.paddr == paddr
-            && !h.open
             && h.generation == self.generations[(paddr >> 12) as usize]
+            && (!h.open || h.inserts == self.inserts)
         {
             return Some(BlockRef {
                 first: self.blocks.instructions(h),
@@ -222,6 +226,7 @@ impl DecodeCache {
             && h.generation == generation
             && self.slot(paddr.wrapping_add(h.end), code32).is_none()
         {
+            self.blocks.headers[i].inserts = self.inserts;
             return Some(BlockRef {
                 first: self.blocks.instructions(&h),
                 len: usize::from(h.len),
@@ -239,7 +244,11 @@ impl DecodeCache {
             len += 1;
             span = p - paddr;
             p += d.insn.len() as u32;
-            if d.insn.flow_control() != iced_x86::FlowControl::Next || !d.quiet || p & 0xFFF == 0 {
+            let falls_through = matches!(
+                d.insn.flow_control(),
+                iced_x86::FlowControl::Next | iced_x86::FlowControl::ConditionalBranch
+            );
+            if !falls_through || !d.quiet || p & 0xFFF == 0 {
                 open = false;
                 break;
             }
@@ -256,6 +265,7 @@ impl DecodeCache {
             span,
             end: p - paddr,
             generation,
+            inserts: self.inserts,
         };
         self.blocks.headers[i] = h;
         Some(BlockRef {
@@ -306,6 +316,7 @@ impl DecodeCache {
 
     /// Remembers a decoding whose `len` bytes start at `paddr` (all on one page).
     pub fn insert(&mut self, paddr: u32, code32: bool, decoded: Decoded) {
+        self.inserts = self.inserts.wrapping_add(1);
         let len = decoded.insn.len() as u32;
         let i = paddr as usize & (ENTRIES - 1);
         self.tags[i] = Tag {

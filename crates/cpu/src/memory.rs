@@ -372,7 +372,7 @@ impl Cpu {
         None
     }
 
-    /// [`Cpu::read_mem`] for the specialised handlers: the [`DataWindow`]
+    /// [`Cpu::read_mem`] for the hottest handlers: the [`DataWindow`]
     /// hit inline, anything else through an out-of-line [`Cpu::read_mem`].
     #[inline(always)]
     pub(crate) fn read_mem_windowed<B: Bus + ?Sized>(
@@ -410,7 +410,7 @@ impl Cpu {
         self.read_mem(bus, seg, offset, size)
     }
 
-    /// [`Cpu::write_mem`] for the specialised handlers: the [`DataWindow`]
+    /// [`Cpu::write_mem`] for the hottest handlers: the [`DataWindow`]
     /// hit inline, anything else through an out-of-line [`Cpu::write_mem`].
     #[inline(always)]
     pub(crate) fn write_mem_windowed<B: Bus + ?Sized>(
