@@ -6,6 +6,7 @@ use crate::debug::{dr6, watch};
 use crate::decode::{self, DecodeCache, DecodeError, Decoded, MAX_INSN_LEN};
 use crate::exception::Exception;
 use crate::flags::Flags;
+use crate::interp::fast::Ran;
 use crate::memory::Access;
 use crate::model::CpuModel;
 use crate::state::{eflags, CpuState, SegReg};
@@ -94,6 +95,9 @@ pub struct Cpu {
     /// Per segment register and access kind (read, write), the offsets the
     /// last fast-path access's page covers (see [`DataWindow`]).
     pub(crate) data_windows: [DataWindow; 12],
+    /// The exception of the last handler that returned `false` (see
+    /// [`crate::interp::Handler`]).
+    pub(crate) fault: Exception,
 }
 
 /// The offsets `lo..=hi` of one segment that map into one linear page of
@@ -118,7 +122,7 @@ pub(crate) struct DataWindow {
 /// instructions run (nothing that could change CS, the mode, CR0/CR3/CR4
 /// or the soft TLB), so it needs no invalidation of its own.
 #[derive(Clone, Copy, Debug, Default)]
-struct FetchWindow {
+pub(crate) struct FetchWindow {
     /// First EIP of the window.
     eip_lo: u32,
     /// Last EIP of the window (inclusive).
@@ -151,6 +155,7 @@ impl Cpu {
             data_fast: false,
             data_valid: 0,
             data_windows: [DataWindow::default(); 12],
+            fault: Exception::InvalidOpcode,
         }
     }
 
@@ -191,6 +196,8 @@ impl Cpu {
             data_fast: _,
             data_valid: _,
             data_windows: _,
+            // Scratch for the handler running now (none between steps).
+            fault: _,
         } = other;
         self.state.clone_from(state);
         self.tlb.copy_from(tlb);
@@ -286,7 +293,7 @@ impl Cpu {
             Err(e) => return (self.raise(bus, e), false),
         };
         match d.op.handler()(self, &d, bus) {
-            Ok(()) => {
+            true => {
                 self.state.eip = self.ctx.next_eip;
                 self.state.icount += 1;
                 let hits = if self.debug_watch != 0 {
@@ -322,7 +329,7 @@ impl Cpu {
                 let fast = checked && d.quiet && !trap && self.debug_watch == 0 && !self.bus_event;
                 (StepOutcome::Continue, fast)
             }
-            Err(e) => (self.raise(bus, e), false),
+            false => (self.raise(bus, self.fault), false),
         }
     }
 
@@ -367,10 +374,10 @@ impl Cpu {
             pop_cs: d.pop_cs,
         };
         self.data_fast = d.quiet;
-        let result = d.op.handler()(self, d, bus);
+        let retired = d.op.handler()(self, d, bus);
         self.data_fast = false;
-        match result {
-            Ok(()) => {
+        match retired {
+            true => {
                 let eip = if d.falls_through {
                     next
                 } else {
@@ -385,8 +392,106 @@ impl Cpu {
                 }
                 Some((StepOutcome::Continue, quiet, eip))
             }
-            Err(e) => Some((self.raise(bus, e), false, 0)),
+            false => Some((self.raise(bus, self.fault), false, 0)),
         }
+    }
+
+    /// A block of a quiet run (see [`crate::block`]) from `eip` (which is
+    /// `state.eip`), fetched through the [`FetchWindow`] `w`: up to `left`
+    /// instructions, each exactly as [`Cpu::step_quiet`] runs it, until
+    /// the block ends or an instruction leaves it (a taken branch, a REP
+    /// iteration), is not quiet, faults or leaves the RAM fast path.
+    /// `None` (nothing done) when there is no block at `eip` or it does not
+    /// lie wholly inside the window. Else the outcome, whether the run may
+    /// go on quietly, the new EIP and the number of steps taken.
+    #[inline(always)]
+    fn run_block<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        w: FetchWindow,
+        eip: u32,
+        left: u64,
+    ) -> Option<(StepOutcome, bool, u32, u64)> {
+        let delta = eip.wrapping_sub(w.eip_lo);
+        let room = w.eip_hi - w.eip_lo;
+        if delta > room {
+            return None;
+        }
+        let paddr = w.paddr_lo.wrapping_add(delta);
+        let b = self.icache.block(paddr, w.code32)?;
+        // Every instruction's first byte must be inside the window (the
+        // CS limit, the page, and the IP mask of 16-bit code).
+        if b.span > room - delta {
+            return None;
+        }
+        let len = b.len.min(usize::try_from(left).unwrap_or(usize::MAX));
+        // SAFETY: `b.first` and the `b.len` instructions after it lie in
+        // the block pool, whose storage is reserved once and never grown
+        // past it; its elements are written only while a block is built
+        // (`DecodeCache::block`, called above and never inside a handler),
+        // so none moves or changes while this slice lives. A handler may
+        // drop blocks (a code write, a flush), which only changes headers.
+        let block = unsafe { std::slice::from_raw_parts(b.first, len) };
+        let mask = if w.code32 { 0xFFFF_FFFF } else { 0xFFFF };
+        // EIP and the instruction count live in registers while register
+        // forms run (they read neither); they are stored before any other
+        // handler runs and when the block is left.
+        let icount = self.state.icount;
+        let mut eip = eip;
+        let mut steps = 0;
+        // Data windows are usable while a quiet instruction runs; only a
+        // block's last instruction can be one that is not.
+        self.data_fast = true;
+        let (outcome, quiet, eip) = 'block: {
+            for d in block {
+                let next = eip.wrapping_add(d.insn.len() as u32) & mask;
+                steps += 1;
+                let prepare = |cpu: &mut Cpu| {
+                    cpu.state.eip = eip;
+                    cpu.state.icount = icount + steps - 1;
+                    cpu.ctx = InsnContext {
+                        start_eip: eip,
+                        next_eip: next,
+                        addr32: d.addr32,
+                        op32: d.op32,
+                        pop_cs: d.pop_cs,
+                    };
+                    if !d.quiet {
+                        cpu.data_fast = false;
+                    }
+                };
+                match crate::interp::fast::run_in_block(self, d, bus, prepare) {
+                    Ran::Register => {
+                        eip = next;
+                        continue;
+                    }
+                    Ran::Retired => {}
+                    Ran::Faulted => {
+                        self.data_fast = false;
+                        let o = self.raise(bus, self.fault);
+                        return Some((o, false, 0, steps));
+                    }
+                }
+                let after = if d.falls_through {
+                    next
+                } else {
+                    self.ctx.next_eip
+                };
+                if self.bus_event || !d.quiet {
+                    self.bus_event = false;
+                    break 'block (StepOutcome::Continue, false, after);
+                }
+                eip = after;
+                if after != next {
+                    break;
+                }
+            }
+            (StepOutcome::Continue, true, eip)
+        };
+        self.data_fast = false;
+        self.state.eip = eip;
+        self.state.icount = icount + steps;
+        Some((outcome, quiet, eip, steps))
     }
 
     /// Raises the instruction-breakpoint #DB (a fault: EIP stays on the
@@ -455,11 +560,17 @@ impl Cpu {
             let mut eip = self.state.eip;
             self.data_valid = 0;
             while fast && left > 0 {
-                let Some((o, f, next)) = self.step_quiet(bus, window, eip) else {
-                    break;
+                let (o, f, next, steps) = match self.run_block(bus, window, eip, left) {
+                    Some(r) => r,
+                    None => {
+                        let Some((o, f, next)) = self.step_quiet(bus, window, eip) else {
+                            break;
+                        };
+                        (o, f, next, 1)
+                    }
                 };
-                hits += 1;
-                left -= 1;
+                hits += steps;
+                left -= steps;
                 // An instruction that was not quiet (its checks before were
                 // skippable, not the effects it had) may have reached a
                 // device: ask as after any other such step.

@@ -10,6 +10,7 @@
 //! (`target = (eip + near_branch_target) & mask` at run time) and a cached
 //! entry is valid for any CS:EIP that reaches the same physical bytes.
 
+use crate::block::{BlockCache, Header};
 use crate::model::CpuModel;
 use iced_x86::{Decoder, DecoderOptions, Instruction};
 
@@ -111,6 +112,27 @@ pub struct DecodeCache {
     /// [`FLUSHED_ALL`], so a block translator can drop what it built from
     /// those bytes (the JIT drains the log).
     pub code_write_log: Option<Vec<u32>>,
+    /// One counter per 4 KiB physical page, bumped whenever
+    /// [`DecodeCache::invalidate`] drops a code line there.
+    generations: Vec<u32>,
+    /// Runs of these decodings (see [`crate::block`]).
+    pub(crate) blocks: BlockCache,
+    /// Number of [`DecodeCache::insert`] calls (wrapping): an open block
+    /// cannot grow while it stays the same.
+    inserts: u32,
+}
+
+/// A block of decoded instructions ready to run: its first instruction,
+/// its length, and the offset of its last instruction's first byte from
+/// its start.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BlockRef {
+    /// The first instruction (in the block pool).
+    pub(crate) first: *const Decoded,
+    /// Number of instructions.
+    pub(crate) len: usize,
+    /// Offset of the last instruction from the first.
+    pub(crate) span: u32,
 }
 
 /// The entry [`DecodeCache::flush`] leaves in the code-write log: every page.
@@ -162,7 +184,103 @@ impl DecodeCache {
             code_lines: vec![0; 1 << (32 - LINE_SHIFT - 6)],
             stats: DecodeStats::default(),
             code_write_log: None,
+            generations: vec![0; 1 << 20],
+            blocks: BlockCache::new(),
+            inserts: 0,
         }
+    }
+
+    /// The block of instructions starting at `paddr` for this code size
+    /// (see [`crate::block`]), built from the cache's entries if there is
+    /// none yet or its copies are stale. `None` when the cache has no
+    /// entry at `paddr`.
+    #[inline(always)]
+    pub(crate) fn block(&mut self, paddr: u32, code32: bool) -> Option<BlockRef> {
+        let h = &self.blocks.headers[BlockCache::index(paddr)];
+        if h.key == 1 + u8::from(code32)
+            && h.paddr == paddr
+            && h.generation == self.generations[(paddr >> 12) as usize]
+            && (!h.open || h.inserts == self.inserts)
+        {
+            return Some(BlockRef {
+                first: self.blocks.instructions(h),
+                len: usize::from(h.len),
+                span: h.span,
+            });
+        }
+        self.build_block(paddr, code32)
+    }
+
+    /// [`DecodeCache::block`] when the header does not hold a closed,
+    /// current block for `paddr`: keeps an open block whose next
+    /// instruction is still not decoded, else copies the cache's entries
+    /// from `paddr` on into a new block.
+    #[inline(never)]
+    fn build_block(&mut self, paddr: u32, code32: bool) -> Option<BlockRef> {
+        let key = 1 + u8::from(code32);
+        let generation = self.generations[(paddr >> 12) as usize];
+        let i = BlockCache::index(paddr);
+        let h = self.blocks.headers[i];
+        if h.key == key
+            && h.paddr == paddr
+            && h.generation == generation
+            && self.slot(paddr.wrapping_add(h.end), code32).is_none()
+        {
+            self.blocks.headers[i].inserts = self.inserts;
+            return Some(BlockRef {
+                first: self.blocks.instructions(&h),
+                len: usize::from(h.len),
+                span: h.span,
+            });
+        }
+        self.slot(paddr, code32)?;
+        self.blocks.make_room();
+        let start = self.blocks.next_start();
+        let (mut p, mut len, mut span, mut open) = (paddr, 0u16, 0, true);
+        while usize::from(len) < crate::block::MAX_LEN {
+            let Some(s) = self.slot(p, code32) else { break };
+            let d = self.decoded[s];
+            self.blocks.push(d);
+            len += 1;
+            span = p - paddr;
+            p += d.insn.len() as u32;
+            let falls_through = matches!(
+                d.insn.flow_control(),
+                iced_x86::FlowControl::Next | iced_x86::FlowControl::ConditionalBranch
+            );
+            if !falls_through || !d.quiet || p & 0xFFF == 0 {
+                open = false;
+                break;
+            }
+        }
+        if usize::from(len) == crate::block::MAX_LEN {
+            open = false;
+        }
+        let h = Header {
+            paddr,
+            key,
+            open,
+            len,
+            start,
+            span,
+            end: p - paddr,
+            generation,
+            inserts: self.inserts,
+        };
+        self.blocks.headers[i] = h;
+        Some(BlockRef {
+            first: self.blocks.instructions(&h),
+            len: usize::from(len),
+            span,
+        })
+    }
+
+    /// The slot holding the decoding at `paddr` for this code size.
+    #[inline]
+    fn slot(&self, paddr: u32, code32: bool) -> Option<usize> {
+        let i = paddr as usize & (ENTRIES - 1);
+        let e = &self.tags[i];
+        (e.key == 1 + u8::from(code32) && e.paddr == paddr).then_some(i)
     }
 
     /// The cached decoding of the instruction at `paddr` for this code size.
@@ -198,6 +316,7 @@ impl DecodeCache {
 
     /// Remembers a decoding whose `len` bytes start at `paddr` (all on one page).
     pub fn insert(&mut self, paddr: u32, code32: bool, decoded: Decoded) {
+        self.inserts = self.inserts.wrapping_add(1);
         let len = decoded.insn.len() as u32;
         let i = paddr as usize & (ENTRIES - 1);
         self.tags[i] = Tag {
@@ -242,6 +361,8 @@ impl DecodeCache {
                 continue;
             }
             self.code_lines[(line >> 6) as usize] &= !(1 << (line & 63));
+            let g = &mut self.generations[(line >> (12 - LINE_SHIFT)) as usize];
+            *g = g.wrapping_add(1);
             if let Some(log) = &mut self.code_write_log {
                 let page = line >> (12 - LINE_SHIFT);
                 if log.last() != Some(&page) {
@@ -270,6 +391,7 @@ impl DecodeCache {
             e.key = 0;
         }
         self.code_lines.iter_mut().for_each(|w| *w = 0);
+        self.blocks.clear();
         if let Some(log) = &mut self.code_write_log {
             log.push(FLUSHED_ALL);
         }

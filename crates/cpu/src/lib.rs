@@ -18,6 +18,7 @@
 //! assert_eq!(cpu.state.gpr[0] & 0xFFFF, 0x2468);
 //! ```
 
+pub(crate) mod block;
 pub mod bus;
 pub mod cpu;
 pub mod debug;

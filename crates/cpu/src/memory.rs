@@ -329,16 +329,10 @@ impl Cpu {
     /// [`DataWindow`] when the offsets fall in one, and fills one otherwise.
     #[inline(always)]
     fn ram_fast_path(&mut self, seg: SegReg, offset: u32, size: u32, write: bool) -> Option<usize> {
-        let slot = seg as usize * 2 + usize::from(write);
-        if self.data_fast && self.data_valid & (1 << slot) != 0 {
-            let w = &self.data_windows[slot];
-            let last = u64::from(offset) + u64::from(size) - 1;
-            if offset >= w.lo && last <= u64::from(w.hi) && matches!(size, 1 | 2 | 4) {
-                // The general path would count this TLB hit too.
-                self.tlb.stats.hits += 1;
-                return Some(w.host_lo + (offset - w.lo) as usize);
-            }
+        if let Some(host) = self.window_hit(seg, offset, size, write) {
+            return Some(host);
         }
+        let slot = seg as usize * 2 + usize::from(write);
         if self.state.model == CpuModel::I8086
             || self.debug_watch & watch::DATA != 0
             || !matches!(size, 1 | 2 | 4)
@@ -358,6 +352,137 @@ impl Cpu {
             self.fill_data_window(slot, seg, offset, linear, host, user);
         }
         Some(host)
+    }
+
+    /// The RAM offset of `size` bytes at `seg:offset` when a quiet
+    /// instruction of a quiet run accesses them inside a [`DataWindow`]
+    /// (counted as the soft-TLB hit the general path would count).
+    #[inline(always)]
+    fn window_hit(&mut self, seg: SegReg, offset: u32, size: u32, write: bool) -> Option<usize> {
+        let slot = seg as usize * 2 + usize::from(write);
+        if self.data_fast && self.data_valid & (1 << slot) != 0 {
+            let w = &self.data_windows[slot];
+            let last = u64::from(offset) + u64::from(size) - 1;
+            if offset >= w.lo && last <= u64::from(w.hi) && matches!(size, 1 | 2 | 4) {
+                // The general path would count this TLB hit too.
+                self.tlb.stats.hits += 1;
+                return Some(w.host_lo + (offset - w.lo) as usize);
+            }
+        }
+        None
+    }
+
+    /// [`Cpu::read_mem`] for the hottest handlers: the [`DataWindow`]
+    /// hit inline, anything else through an out-of-line [`Cpu::read_mem`].
+    #[inline(always)]
+    pub(crate) fn read_mem_windowed<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        seg: SegReg,
+        offset: u32,
+        size: u32,
+    ) -> Result<u32, Exception> {
+        if let Some(off) = self.window_hit(seg, offset, size, false) {
+            if let Some(b) = bus.ram().and_then(|ram| ram.get(off..off + size as usize)) {
+                return Ok(match *b {
+                    [b0] => u32::from(b0),
+                    [b0, b1] => u32::from(u16::from_le_bytes([b0, b1])),
+                    [b0, b1, b2, b3] => u32::from_le_bytes([b0, b1, b2, b3]),
+                    _ => 0,
+                });
+            }
+            // Not reached (a window's page is in Bus::ram); the general
+            // path counts its own TLB hit.
+            self.tlb.stats.hits -= 1;
+        }
+        self.read_mem_outlined(bus, seg, offset, size)
+    }
+
+    /// [`Cpu::read_mem`], never inlined.
+    #[inline(never)]
+    fn read_mem_outlined<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        seg: SegReg,
+        offset: u32,
+        size: u32,
+    ) -> Result<u32, Exception> {
+        self.read_mem(bus, seg, offset, size)
+    }
+
+    /// [`Cpu::write_mem`] for the hottest handlers: the [`DataWindow`]
+    /// hit inline, anything else through an out-of-line [`Cpu::write_mem`].
+    #[inline(always)]
+    pub(crate) fn write_mem_windowed<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        seg: SegReg,
+        offset: u32,
+        size: u32,
+        value: u32,
+    ) -> Result<(), Exception> {
+        if let Some(off) = self.window_hit(seg, offset, size, true) {
+            if let Some(b) = bus
+                .ram()
+                .and_then(|ram| ram.get_mut(off..off + size as usize))
+            {
+                let v = value.to_le_bytes();
+                match b {
+                    [b0] => *b0 = v[0],
+                    [b0, b1] => [*b0, *b1] = [v[0], v[1]],
+                    [b0, b1, b2, b3] => [*b0, *b1, *b2, *b3] = v,
+                    _ => {}
+                }
+                return Ok(());
+            }
+            self.tlb.stats.hits -= 1;
+        }
+        self.write_mem_outlined(bus, seg, offset, size, value)
+    }
+
+    /// [`Cpu::write_mem`], never inlined.
+    #[inline(never)]
+    fn write_mem_outlined<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        seg: SegReg,
+        offset: u32,
+        size: u32,
+        value: u32,
+    ) -> Result<(), Exception> {
+        self.write_mem(bus, seg, offset, size, value)
+    }
+
+    /// [`Cpu::push`] for the specialised handlers (see
+    /// [`Cpu::write_mem_windowed`]).
+    #[inline(always)]
+    pub(crate) fn push_windowed<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        value: u32,
+        size: u32,
+    ) -> Result<(), Exception> {
+        let mask = self.stack_mask();
+        let esp = self.state.gpr[4];
+        let new_sp = esp.wrapping_sub(size) & mask;
+        self.write_mem_windowed(bus, SegReg::Ss, new_sp, size, value)?;
+        self.state.gpr[4] = (esp & !mask) | new_sp;
+        Ok(())
+    }
+
+    /// [`Cpu::pop`] for the specialised handlers (see
+    /// [`Cpu::read_mem_windowed`]).
+    #[inline(always)]
+    pub(crate) fn pop_windowed<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        size: u32,
+    ) -> Result<u32, Exception> {
+        let mask = self.stack_mask();
+        let esp = self.state.gpr[4];
+        let v = self.read_mem_windowed(bus, SegReg::Ss, esp & mask, size)?;
+        self.state.gpr[4] = (esp & !mask) | (esp.wrapping_add(size) & mask);
+        Ok(v)
     }
 
     /// Records the [`DataWindow`] of the page that a fast-path access at

@@ -16,8 +16,24 @@ use iced_x86::{Instruction, Mnemonic as M};
 
 /// An instruction handler (Intel SDM Vol. 2 for each instruction): the
 /// general ones read only [`Decoded::insn`], the specialised ones of
-/// [`super::fast`] the fields [`Decoded`] adds.
-pub type Handler<B> = fn(&mut Cpu, &Decoded, &mut B) -> Result<(), Exception>;
+/// [`super::fast`] the fields [`Decoded`] adds. It returns whether the
+/// instruction retired; when it faulted instead, the exception is in
+/// [`Cpu::fault`] (a flag in a register is cheaper to return per
+/// instruction than a `Result` written through memory).
+pub type Handler<B> = fn(&mut Cpu, &Decoded, &mut B) -> bool;
+
+/// The [`Handler`] status of a handler's `Result`: keeps the exception in
+/// [`Cpu::fault`].
+#[inline(always)]
+pub(crate) fn retired(cpu: &mut Cpu, r: Result<(), Exception>) -> bool {
+    match r {
+        Ok(()) => true,
+        Err(e) => {
+            cpu.fault = e;
+            false
+        }
+    }
+}
 
 macro_rules! ops {
     (
@@ -43,8 +59,14 @@ macro_rules! ops {
 
         impl<B: Bus + ?Sized> Table<B> {
             const ALL: [Handler<B>; [$(Op::$name,)* $(Op::$sname,)*].len()] = [
-                $(|cpu: &mut Cpu, d: &Decoded, bus: &mut B| $f(cpu, &d.insn, bus),)*
-                $($sf,)*
+                $(|cpu: &mut Cpu, d: &Decoded, bus: &mut B| {
+                    let r = $f(cpu, &d.insn, bus);
+                    retired(cpu, r)
+                },)*
+                $(|cpu: &mut Cpu, d: &Decoded, bus: &mut B| {
+                    let r = $sf(cpu, d, bus);
+                    retired(cpu, r)
+                },)*
             ];
         }
     };
@@ -55,6 +77,21 @@ impl Op {
     #[inline(always)]
     pub fn handler<B: Bus + ?Sized>(self) -> Handler<B> {
         Table::<B>::ALL[self as usize]
+    }
+
+    /// Runs the handler for this op on `d`, as a `Result`.
+    #[inline]
+    pub fn execute<B: Bus + ?Sized>(
+        self,
+        cpu: &mut Cpu,
+        d: &Decoded,
+        bus: &mut B,
+    ) -> Result<(), Exception> {
+        if self.handler()(cpu, d, bus) {
+            Ok(())
+        } else {
+            Err(cpu.fault)
+        }
     }
 }
 
@@ -240,6 +277,7 @@ ops! {
         JgRel => super::fast::jcc_rel::<15, B>,
         JmpRel => super::fast::jmp_rel,
         CallRel => super::fast::call_rel,
+        RetNear => super::fast::ret_near,
         MovR32Mem => super::fast::mov_r32_mem,
         MovMemR32 => super::fast::mov_mem_r32,
         ImulR32R32Imm => super::fast::imul_r32_r32_imm,

@@ -15,6 +15,8 @@ use crate::cpu::Cpu;
 use crate::decode::Decoded;
 use crate::exception::Exception;
 use crate::flags::{Flags, LazyOp};
+use crate::model::CpuModel;
+use crate::state::CpuState;
 use iced_x86::{Instruction, Mnemonic as M, OpKind, Register};
 
 /// The `gpr` index of a 32-bit general register.
@@ -59,6 +61,31 @@ pub fn specialise(d: &mut Decoded) {
             | Op::ImulR32R32Imm
             | Op::ShlR32Imm
     );
+}
+
+/// What [`run_in_block`] did with an instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ran {
+    /// A register form ran (without `prepare`).
+    Register,
+    /// The instruction retired.
+    Retired,
+    /// The instruction faulted; the exception is in [`Cpu::fault`].
+    Faulted,
+}
+
+/// Runs the specialised `$op => $f` forms inline and anything else
+/// through the handler table; the [`super::Handler`] status.
+macro_rules! inlined_forms {
+    ($cpu:ident, $d:ident, $bus:ident, $($op:ident => $f:expr,)*) => {
+        match $d.op {
+            $(Op::$op => {
+                let r = $f($cpu, $d, $bus);
+                super::dispatch::retired($cpu, r)
+            })*
+            _ => $d.op.handler()($cpu, $d, $bus),
+        }
+    };
 }
 
 /// `MOV r32, m32` and `MOV m32, r32` with 32-bit addressing: the address
@@ -114,18 +141,20 @@ fn offset(cpu: &Cpu, d: &Decoded) -> u32 {
 }
 
 /// `MOV r32, m32`.
+#[inline(always)]
 pub fn mov_r32_mem<B: Bus + ?Sized>(
     cpu: &mut Cpu,
     d: &Decoded,
     bus: &mut B,
 ) -> Result<(), Exception> {
     let off = offset(cpu, d);
-    let v = cpu.read_mem(bus, d.seg, off, 4)?;
+    let v = cpu.read_mem_windowed(bus, d.seg, off, 4)?;
     cpu.state.gpr[usize::from(d.r0 & 7)] = v;
     Ok(())
 }
 
 /// `MOV m32, r32`.
+#[inline(always)]
 pub fn mov_mem_r32<B: Bus + ?Sized>(
     cpu: &mut Cpu,
     d: &Decoded,
@@ -133,7 +162,7 @@ pub fn mov_mem_r32<B: Bus + ?Sized>(
 ) -> Result<(), Exception> {
     let off = offset(cpu, d);
     let v = cpu.state.gpr[usize::from(d.r0 & 7)];
-    cpu.write_mem(bus, d.seg, off, 4, v)
+    cpu.write_mem_windowed(bus, d.seg, off, 4, v)
 }
 
 /// The specialised handler for a register or immediate form, with the
@@ -158,6 +187,14 @@ fn specialise_registers(insn: &Instruction) -> Option<(Op, u8, u8, u32)> {
             _ if is_jcc(m) => Some((JCC[usize::from(cc & 0xF)], cc, short, target)),
             _ => None,
         };
+    }
+    if m == M::Ret {
+        let release = if insn.op_count() > 0 {
+            u32::from(insn.immediate16())
+        } else {
+            0
+        };
+        return Some((Op::RetNear, 0, 0, release));
     }
     if insn.op_count() == 1 && insn.op0_kind() == OpKind::Register {
         let r0 = gpr32(insn.op0_register())?;
@@ -224,52 +261,143 @@ fn specialise_registers(insn: &Instruction) -> Option<(Op, u8, u8, u32)> {
     }
 }
 
-/// `MOV r32, r32`.
-pub fn mov_r32_r32<B: Bus + ?Sized>(
-    cpu: &mut Cpu,
-    d: &Decoded,
-    _: &mut B,
-) -> Result<(), Exception> {
-    let g = &mut cpu.state.gpr;
-    g[usize::from(d.r0 & 7)] = g[usize::from(d.r1 & 7)];
-    Ok(())
-}
-
-/// `MOV r32, imm32`.
-pub fn mov_r32_imm<B: Bus + ?Sized>(
-    cpu: &mut Cpu,
-    d: &Decoded,
-    _: &mut B,
-) -> Result<(), Exception> {
-    cpu.state.gpr[usize::from(d.r0 & 7)] = d.imm;
-    Ok(())
-}
-
-/// Defines a 32-bit ALU handler for a register source and one for an
-/// immediate source: `$f(a, b)` is the result, `$lazy` the flags record,
-/// `$write` whether the result is stored.
-macro_rules! alu {
-    ($rr:ident, $ri:ident, $doc:literal, $lazy:expr, $write:literal, $f:expr) => {
-        #[doc = concat!("`", $doc, " r32, r32`.")]
-        pub fn $rr<B: Bus + ?Sized>(
+/// Defines the handler `$name` of a register form whose body
+/// `$core(&mut CpuState, &Decoded)` reads and writes only registers and
+/// flags, so it cannot fault; [`register_form`] runs the same bodies.
+macro_rules! register_handler {
+    ($name:ident, $core:ident, $doc:literal) => {
+        #[doc = $doc]
+        #[inline(always)]
+        pub fn $name<B: Bus + ?Sized>(
             cpu: &mut Cpu,
             d: &Decoded,
             _: &mut B,
         ) -> Result<(), Exception> {
-            let s = &mut cpu.state;
-            let b = s.gpr[usize::from(d.r1 & 7)];
-            alu_apply(s, d.r0, b, $lazy, $write, $f);
+            $core(&mut cpu.state, d);
             Ok(())
         }
+    };
+}
 
-        #[doc = concat!("`", $doc, " r32, imm`.")]
-        pub fn $ri<B: Bus + ?Sized>(
+/// The 32-bit ALU forms with a register or immediate source: the handler
+/// names, their ops, the mnemonic, the flags record, whether the result is
+/// stored, and `f(a, b)`, the result. Defines the handlers and
+/// `alu_form`, which runs the body of any of them.
+macro_rules! alu_forms {
+    ($($rr:ident, $ri:ident, $oprr:ident, $opri:ident, $doc:literal, $lazy:expr, $write:literal, $f:expr;)*) => {
+        $(
+            #[doc = concat!("`", $doc, " r32, r32`.")]
+            #[inline(always)]
+            pub fn $rr<B: Bus + ?Sized>(
+                cpu: &mut Cpu,
+                d: &Decoded,
+                _: &mut B,
+            ) -> Result<(), Exception> {
+                let s = &mut cpu.state;
+                let b = s.gpr[usize::from(d.r1 & 7)];
+                alu_apply(s, d.r0, b, $lazy, $write, $f);
+                Ok(())
+            }
+
+            #[doc = concat!("`", $doc, " r32, imm`.")]
+            #[inline(always)]
+            pub fn $ri<B: Bus + ?Sized>(
+                cpu: &mut Cpu,
+                d: &Decoded,
+                _: &mut B,
+            ) -> Result<(), Exception> {
+                alu_apply(&mut cpu.state, d.r0, d.imm, $lazy, $write, $f);
+                Ok(())
+            }
+        )*
+
+        /// Runs `d` in the block loop of [`Cpu::run`], exactly as its
+        /// [`super::Handler`] does, with the specialised forms' bodies
+        /// inlined rather than called through the handler table (one
+        /// dispatch on [`Decoded::op`]). A register form that cannot fault
+        /// (MOV, the ALU forms, INC, DEC, IMUL r32, r32, imm, SHL r32, imm
+        /// on the family-6 model) reads no [`crate::cpu::InsnContext`] and
+        /// leaves EIP to the caller: it runs as is ([`Ran::Register`]).
+        /// Anything else runs after `prepare(cpu)`, which sets up what a
+        /// handler reads ([`Ran::Retired`] or [`Ran::Faulted`], the
+        /// exception in [`Cpu::fault`]).
+        #[inline(always)]
+        pub(crate) fn run_in_block<B: Bus + ?Sized>(
             cpu: &mut Cpu,
             d: &Decoded,
-            _: &mut B,
-        ) -> Result<(), Exception> {
-            alu_apply(&mut cpu.state, d.r0, d.imm, $lazy, $write, $f);
-            Ok(())
+            bus: &mut B,
+            prepare: impl FnOnce(&mut Cpu),
+        ) -> Ran {
+            let s = &mut cpu.state;
+            match d.op {
+                $(
+                    Op::$oprr => {
+                        let b = s.gpr[usize::from(d.r1 & 7)];
+                        alu_apply(s, d.r0, b, $lazy, $write, $f);
+                        return Ran::Register;
+                    }
+                    Op::$opri => {
+                        alu_apply(s, d.r0, d.imm, $lazy, $write, $f);
+                        return Ran::Register;
+                    }
+                )*
+                Op::MovR32R32 => {
+                    mov_rr(s, d);
+                    return Ran::Register;
+                }
+                Op::MovR32Imm => {
+                    mov_ri(s, d);
+                    return Ran::Register;
+                }
+                Op::IncR32 => {
+                    inc(s, d);
+                    return Ran::Register;
+                }
+                Op::DecR32 => {
+                    dec(s, d);
+                    return Ran::Register;
+                }
+                Op::ImulR32R32Imm => {
+                    imul_rri(s, d);
+                    return Ran::Register;
+                }
+                Op::ShlR32Imm if s.model == CpuModel::P6 => {
+                    shl_ri_p6(s, d);
+                    return Ran::Register;
+                }
+                _ => {}
+            }
+            prepare(cpu);
+            let retired = inlined_forms!(cpu, d, bus,
+                PushR32 => push_r32,
+                PopR32 => pop_r32,
+                JoRel => jcc_rel::<0, B>,
+                JnoRel => jcc_rel::<1, B>,
+                JbRel => jcc_rel::<2, B>,
+                JaeRel => jcc_rel::<3, B>,
+                JeRel => jcc_rel::<4, B>,
+                JneRel => jcc_rel::<5, B>,
+                JbeRel => jcc_rel::<6, B>,
+                JaRel => jcc_rel::<7, B>,
+                JsRel => jcc_rel::<8, B>,
+                JnsRel => jcc_rel::<9, B>,
+                JpRel => jcc_rel::<10, B>,
+                JnpRel => jcc_rel::<11, B>,
+                JlRel => jcc_rel::<12, B>,
+                JgeRel => jcc_rel::<13, B>,
+                JleRel => jcc_rel::<14, B>,
+                JgRel => jcc_rel::<15, B>,
+                JmpRel => jmp_rel,
+                CallRel => call_rel,
+                RetNear => ret_near,
+                MovR32Mem => mov_r32_mem,
+                MovMemR32 => mov_mem_r32,
+            );
+            if retired {
+                Ran::Retired
+            } else {
+                Ran::Faulted
+            }
         }
     };
 }
@@ -277,7 +405,7 @@ macro_rules! alu {
 /// `dst op= b` on a 32-bit register, recording the flags.
 #[inline(always)]
 fn alu_apply(
-    s: &mut crate::state::CpuState,
+    s: &mut CpuState,
     dst: u8,
     b: u32,
     lazy: LazyOp,
@@ -293,82 +421,43 @@ fn alu_apply(
     s.set_lazy(lazy, 4, a, b, r);
 }
 
-alu!(
-    add_r32_r32,
-    add_r32_imm,
-    "ADD",
-    LazyOp::Add,
-    true,
-    u32::wrapping_add
-);
-alu!(
-    sub_r32_r32,
-    sub_r32_imm,
-    "SUB",
-    LazyOp::Sub,
-    true,
-    u32::wrapping_sub
-);
-alu!(
-    cmp_r32_r32,
-    cmp_r32_imm,
-    "CMP",
-    LazyOp::Sub,
-    false,
-    u32::wrapping_sub
-);
-alu!(
-    and_r32_r32,
-    and_r32_imm,
-    "AND",
-    LazyOp::Logic,
-    true,
-    |a, b| a & b
-);
-alu!(or_r32_r32, or_r32_imm, "OR", LazyOp::Logic, true, |a, b| a
-    | b);
-alu!(
-    xor_r32_r32,
-    xor_r32_imm,
-    "XOR",
-    LazyOp::Logic,
-    true,
-    |a, b| a ^ b
-);
-alu!(
-    test_r32_r32,
-    test_r32_imm,
-    "TEST",
-    LazyOp::Logic,
-    false,
-    |a, b| a & b
-);
+alu_forms! {
+    add_r32_r32, add_r32_imm, AddR32R32, AddR32Imm, "ADD", LazyOp::Add, true, u32::wrapping_add;
+    sub_r32_r32, sub_r32_imm, SubR32R32, SubR32Imm, "SUB", LazyOp::Sub, true, u32::wrapping_sub;
+    cmp_r32_r32, cmp_r32_imm, CmpR32R32, CmpR32Imm, "CMP", LazyOp::Sub, false, u32::wrapping_sub;
+    and_r32_r32, and_r32_imm, AndR32R32, AndR32Imm, "AND", LazyOp::Logic, true, |a, b| a & b;
+    or_r32_r32, or_r32_imm, OrR32R32, OrR32Imm, "OR", LazyOp::Logic, true, |a, b| a | b;
+    xor_r32_r32, xor_r32_imm, XorR32R32, XorR32Imm, "XOR", LazyOp::Logic, true, |a, b| a ^ b;
+    test_r32_r32, test_r32_imm, TestR32R32, TestR32Imm, "TEST", LazyOp::Logic, false, |a, b| a & b;
+}
+
+/// `MOV r32, r32`.
+#[inline(always)]
+fn mov_rr(s: &mut CpuState, d: &Decoded) {
+    s.gpr[usize::from(d.r0 & 7)] = s.gpr[usize::from(d.r1 & 7)];
+}
+register_handler!(mov_r32_r32, mov_rr, "`MOV r32, r32`.");
+
+/// `MOV r32, imm32`.
+#[inline(always)]
+fn mov_ri(s: &mut CpuState, d: &Decoded) {
+    s.gpr[usize::from(d.r0 & 7)] = d.imm;
+}
+register_handler!(mov_r32_imm, mov_ri, "`MOV r32, imm32`.");
 
 /// `INC r32` (CF kept).
-pub fn inc_r32<B: Bus + ?Sized>(cpu: &mut Cpu, d: &Decoded, _: &mut B) -> Result<(), Exception> {
-    alu_apply(
-        &mut cpu.state,
-        d.r0,
-        1,
-        LazyOp::Inc,
-        true,
-        u32::wrapping_add,
-    );
-    Ok(())
+#[inline(always)]
+fn inc(s: &mut CpuState, d: &Decoded) {
+    alu_apply(s, d.r0, 1, LazyOp::Inc, true, u32::wrapping_add);
 }
+register_handler!(inc_r32, inc, "`INC r32` (CF kept).");
 
 /// `DEC r32` (CF kept).
-pub fn dec_r32<B: Bus + ?Sized>(cpu: &mut Cpu, d: &Decoded, _: &mut B) -> Result<(), Exception> {
-    alu_apply(
-        &mut cpu.state,
-        d.r0,
-        1,
-        LazyOp::Dec,
-        true,
-        u32::wrapping_sub,
-    );
-    Ok(())
+#[inline(always)]
+fn dec(s: &mut CpuState, d: &Decoded) {
+    alu_apply(s, d.r0, 1, LazyOp::Dec, true, u32::wrapping_sub);
 }
+register_handler!(dec_r32, dec, "`DEC r32` (CF kept).");
 
 /// Whether `m` is one of the sixteen Jcc mnemonics.
 fn is_jcc(m: M) -> bool {
@@ -426,6 +515,7 @@ const JCC: [Op; 16] = [
 
 /// `Jcc rel` for condition nibble `CC` (a constant, so only the flags
 /// that condition reads are evaluated).
+#[inline(always)]
 pub fn jcc_rel<const CC: u8, B: Bus + ?Sized>(
     cpu: &mut Cpu,
     d: &Decoded,
@@ -439,12 +529,14 @@ pub fn jcc_rel<const CC: u8, B: Bus + ?Sized>(
 }
 
 /// `JMP rel`.
+#[inline(always)]
 pub fn jmp_rel<B: Bus + ?Sized>(cpu: &mut Cpu, d: &Decoded, _: &mut B) -> Result<(), Exception> {
     let t = relative(cpu, d);
     cpu.branch_to(t)
 }
 
 /// `CALL rel`: the general `CALL` for a relative target.
+#[inline(always)]
 pub fn call_rel<B: Bus + ?Sized>(cpu: &mut Cpu, d: &Decoded, bus: &mut B) -> Result<(), Exception> {
     let target = relative(cpu, d);
     let w = if d.r1 != 0 { 2 } else { 4 };
@@ -454,65 +546,89 @@ pub fn call_rel<B: Bus + ?Sized>(cpu: &mut Cpu, d: &Decoded, bus: &mut B) -> Res
     {
         return Err(Exception::GeneralProtection(0));
     }
-    cpu.push(bus, ret, w)?;
+    cpu.push_windowed(bus, ret, w)?;
     cpu.ctx.next_eip = target;
     Ok(())
 }
 
+/// `RET [imm16]` (near): the general `RET` with the release count in `imm`.
+#[inline(always)]
+pub fn ret_near<B: Bus + ?Sized>(cpu: &mut Cpu, d: &Decoded, bus: &mut B) -> Result<(), Exception> {
+    let w = cpu.op_size();
+    let mask = cpu.stack_mask();
+    let sp = cpu.state.gpr[4] & mask;
+    let target = cpu.read_mem_windowed(bus, crate::state::SegReg::Ss, sp, w)?;
+    cpu.branch_to(target)?;
+    let esp = cpu.state.gpr[4];
+    cpu.state.gpr[4] = (esp & !mask) | (esp.wrapping_add(w).wrapping_add(d.imm) & mask);
+    Ok(())
+}
+
 /// `PUSH r32`.
+#[inline(always)]
 pub fn push_r32<B: Bus + ?Sized>(cpu: &mut Cpu, d: &Decoded, bus: &mut B) -> Result<(), Exception> {
     let v = cpu.state.gpr[usize::from(d.r0 & 7)];
-    cpu.push(bus, v, 4)
+    cpu.push_windowed(bus, v, 4)
 }
 
 /// `POP r32` (POP ESP loads the popped value after the increment).
+#[inline(always)]
 pub fn pop_r32<B: Bus + ?Sized>(cpu: &mut Cpu, d: &Decoded, bus: &mut B) -> Result<(), Exception> {
-    let v = cpu.pop(bus, 4)?;
+    let v = cpu.pop_windowed(bus, 4)?;
     cpu.state.gpr[usize::from(d.r0 & 7)] = v;
     Ok(())
 }
 
 /// `IMUL r32, r32, imm`: the general IMUL's result and flags (CF = OF =
 /// the product overflowed; SF, ZF, PF from the result; AF cleared).
-pub fn imul_r32_r32_imm<B: Bus + ?Sized>(
-    cpu: &mut Cpu,
-    d: &Decoded,
-    _: &mut B,
-) -> Result<(), Exception> {
+#[inline(always)]
+fn imul_rri(s: &mut CpuState, d: &Decoded) {
     use crate::state::eflags::{AF, CF, OF, PF, SF, ZF};
-    let a = cpu.state.gpr[usize::from(d.r1 & 7)];
+    let a = s.gpr[usize::from(d.r1 & 7)];
     let p = i64::from(a as i32) * i64::from(d.imm as i32);
     let r = p as u32;
-    cpu.state.gpr[usize::from(d.r0 & 7)] = r;
+    s.gpr[usize::from(d.r0 & 7)] = r;
     let overflow = i64::from(r as i32) != p;
     let f = crate::flags::szp(r, 4) | if overflow { CF | OF } else { 0 };
-    cpu.state.set_status(CF | OF | SF | ZF | PF | AF, f);
-    Ok(())
+    s.set_status(CF | OF | SF | ZF | PF | AF, f);
 }
+register_handler!(
+    imul_r32_r32_imm,
+    imul_rri,
+    "`IMUL r32, r32, imm` (see `imul_rri`)."
+);
 
 /// `SHL r32, imm8` (and `SHL r32, 1`) on the family-6 model: the general
 /// SHL's result and flags (count masked to 5 bits; a count of 0 changes
-/// nothing; AF kept). Other models take the general handler.
+/// nothing; AF kept).
+#[inline(always)]
+fn shl_ri_p6(s: &mut CpuState, d: &Decoded) {
+    use crate::state::eflags::{CF, OF, PF, SF, ZF};
+    let c = d.imm & 0x1F;
+    if c == 0 {
+        return;
+    }
+    let slot = usize::from(d.r0 & 7);
+    let wide = u64::from(s.gpr[slot]) << c;
+    let r = wide as u32;
+    let cf = (wide >> 32) & 1 != 0;
+    let of = (r >> 31 != 0) != cf;
+    s.gpr[slot] = r;
+    let f = crate::flags::szp(r, 4) | if cf { CF } else { 0 } | if of { OF } else { 0 };
+    s.set_status(CF | OF | SF | ZF | PF, f);
+}
+
+/// `SHL r32, imm8`: [`shl_ri_p6`] on the family-6 model, the general
+/// handler on the others.
+#[inline(always)]
 pub fn shl_r32_imm<B: Bus + ?Sized>(
     cpu: &mut Cpu,
     d: &Decoded,
     bus: &mut B,
 ) -> Result<(), Exception> {
-    use crate::state::eflags::{CF, OF, PF, SF, ZF};
-    if cpu.state.model != crate::model::CpuModel::P6 {
-        return super::dispatch::resolve(&d.insn).handler()(cpu, d, bus);
+    if cpu.state.model != CpuModel::P6 {
+        return super::dispatch::resolve(&d.insn).execute(cpu, d, bus);
     }
-    let c = d.imm & 0x1F;
-    if c == 0 {
-        return Ok(());
-    }
-    let slot = usize::from(d.r0 & 7);
-    let wide = u64::from(cpu.state.gpr[slot]) << c;
-    let r = wide as u32;
-    let cf = (wide >> 32) & 1 != 0;
-    let of = (r >> 31 != 0) != cf;
-    cpu.state.gpr[slot] = r;
-    let f = crate::flags::szp(r, 4) | if cf { CF } else { 0 } | if of { OF } else { 0 };
-    cpu.state.set_status(CF | OF | SF | ZF | PF, f);
+    shl_ri_p6(&mut cpu.state, d);
     Ok(())
 }

@@ -57,7 +57,7 @@ pub fn execute<B: Bus + ?Sized>(
         seg: crate::state::SegReg::Ds,
         falls_through: false,
     };
-    d.op.handler()(cpu, &d, bus)
+    d.op.execute(cpu, &d, bus)
 }
 
 /// The condition-code nibble (0 = O ... 15 = G) of a Jcc/SETcc/CMOVcc.

@@ -137,9 +137,9 @@ pub fn movs<B: Bus + ?Sized>(
     let seg = cpu.memory_segment(insn);
     repeat(cpu, insn, bus, false, |cpu, bus| {
         let v = cpu
-            .read_mem(bus, seg, areg(cpu, Reg::Esi), size)
+            .read_mem_windowed(bus, seg, areg(cpu, Reg::Esi), size)
             .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Esi], 1))?;
-        cpu.write_mem(bus, SegReg::Es, areg(cpu, Reg::Edi), size, v)
+        cpu.write_mem_windowed(bus, SegReg::Es, areg(cpu, Reg::Edi), size, v)
             .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Esi, Reg::Edi], 2))?;
         let d = step(cpu, size);
         bump(cpu, Reg::Esi, d);
@@ -160,15 +160,18 @@ pub fn cmps<B: Bus + ?Sized>(
         // The 286 reads ES:DI first; later processors read the source first.
         let (a, b) = if cpu.state.model == CpuModel::I286 {
             let b = cpu
-                .read_mem(bus, SegReg::Es, areg(cpu, Reg::Edi), size)
+                .read_mem_windowed(bus, SegReg::Es, areg(cpu, Reg::Edi), size)
                 .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Edi], 0))?;
             let a = cpu
-                .read_mem(bus, seg, areg(cpu, Reg::Esi), size)
+                .read_mem_windowed(bus, seg, areg(cpu, Reg::Esi), size)
                 .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Edi, Reg::Esi], 0))?;
             (a, b)
         } else {
-            let a = cpu.read_mem(bus, seg, areg(cpu, Reg::Esi), size)?;
-            (a, cpu.read_mem(bus, SegReg::Es, areg(cpu, Reg::Edi), size)?)
+            let a = cpu.read_mem_windowed(bus, seg, areg(cpu, Reg::Esi), size)?;
+            (
+                a,
+                cpu.read_mem_windowed(bus, SegReg::Es, areg(cpu, Reg::Edi), size)?,
+            )
         };
         cpu.state.set_lazy(
             LazyOp::Sub,
@@ -193,7 +196,7 @@ pub fn scas<B: Bus + ?Sized>(
     let size = element_size(insn);
     repeat(cpu, insn, bus, true, |cpu, bus| {
         let b = cpu
-            .read_mem(bus, SegReg::Es, areg(cpu, Reg::Edi), size)
+            .read_mem_windowed(bus, SegReg::Es, areg(cpu, Reg::Edi), size)
             .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Edi], 1))?;
         let a = cpu.state.reg(Reg::Eax, size);
         cpu.state.set_lazy(
@@ -219,7 +222,7 @@ pub fn lods<B: Bus + ?Sized>(
     let seg = cpu.memory_segment(insn);
     repeat(cpu, insn, bus, false, |cpu, bus| {
         let v = cpu
-            .read_mem(bus, seg, areg(cpu, Reg::Esi), size)
+            .read_mem_windowed(bus, seg, areg(cpu, Reg::Esi), size)
             .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Esi], 1))?;
         cpu.state.set_reg(Reg::Eax, size, v);
         let d = step(cpu, size);
@@ -237,7 +240,7 @@ pub fn stos<B: Bus + ?Sized>(
     let size = element_size(insn);
     repeat(cpu, insn, bus, false, |cpu, bus| {
         let v = cpu.state.reg(Reg::Eax, size);
-        cpu.write_mem(bus, SegReg::Es, areg(cpu, Reg::Edi), size, v)
+        cpu.write_mem_windowed(bus, SegReg::Es, areg(cpu, Reg::Edi), size, v)
             .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Edi], 2))?;
         let d = step(cpu, size);
         bump(cpu, Reg::Edi, d);
