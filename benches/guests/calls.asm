@@ -1,9 +1,9 @@
 ; calls: recursive Fibonacci, fib(25) computed ITER times: deep chains of
 ; CALL and RET (121,392 inner calls and 121,393 leaves per fib(25)) with
 ; pushes, pops and a stack load.
-; An inner call retires 13 instructions (its CALL included), a leaf 4;
-; each outer trip adds MOV, DEC and JNZ.
-; insns: (3 + 13*121392 + 4*121393)*ITER + 2
+; An inner call retires 12 instructions (the CALL that made it included),
+; a leaf 5; each outer trip adds MOV, DEC and JNZ.
+; insns: (3 + 12*121392 + 5*121393)*ITER + 2
 %ifndef ITER
 %define ITER 300
 %endif
