@@ -3,7 +3,7 @@
 ; insns: 6*ITER + 2
 ; bytes: 65536*ITER
 %ifndef ITER
-%define ITER 40000
+%define ITER 8000
 %endif
 %include "frame.inc"
 kernel:

@@ -5,7 +5,7 @@
 ; bytes: 81920*ITER
 ; (16 KiB stored twice, 2 x 16 KiB compared, 16 KiB scanned)
 %ifndef ITER
-%define ITER 20000
+%define ITER 8000
 %endif
 %include "frame.inc"
 kernel:
