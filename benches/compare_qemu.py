@@ -31,6 +31,7 @@ import argparse
 import datetime
 import os
 import platform
+import pty
 import re
 import subprocess
 import sys
@@ -291,18 +292,41 @@ def print_bare_tables(args, workloads, columns, best, stats, insns):
 class Console:
     """A process whose serial console is its stdout, read on a thread."""
 
-    def __init__(self, cmd, typed_up_front=None):
+    def __init__(self, cmd, stdin_pty):
         self.start = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        self.master = None
+        if stdin_pty:
+            # oxide86 reads a terminal on a thread and hands bytes to the
+            # UART as they come, as QEMU does with a pipe. (From a pipe it
+            # would block reading whenever the guest idles, and what it
+            # read before the shell's prompt could be lost to the boot.)
+            self.master, slave = pty.openpty()
+            stdin = slave
+        else:
+            stdin = subprocess.PIPE
+        self.proc = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
-        if typed_up_front is not None:
-            self.proc.stdin.write(typed_up_front)
-            self.proc.stdin.close()
+        if stdin_pty:
+            os.close(slave)
         self.buf = bytearray()
         self.cond = threading.Condition()
         self.err = b""
         threading.Thread(target=self._read, daemon=True).start()
         threading.Thread(target=self._read_err, daemon=True).start()
+
+    def type(self, text):
+        if self.master is not None:
+            os.write(self.master, text)
+        else:
+            self.proc.stdin.write(text)
+            self.proc.stdin.flush()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.master is not None:
+            os.close(self.master)
 
     def _read(self):
         while True:
@@ -325,7 +349,7 @@ class Console:
                 if left <= 0 or self.proc.poll() is not None and pattern not in self.buf:
                     self.proc.kill()
                     tail = self.buf[-2000:].decode(errors="replace")
-                    raise SystemExit(f"no {pattern!r} within {timeout} s; output ends:\n{tail}")
+                    raise RuntimeError(f"no {pattern!r} within {timeout} s; output ends:\n{tail}")
                 self.cond.wait(min(left, 0.5))
         return time.perf_counter() - self.start
 
@@ -354,23 +378,31 @@ def linux_boot(args, root, oxide):
                                  "-kernel", str(kernel), "-initrd", str(initrd),
                                  "-append", append], False))
     best = {}
+    failed = {}
     for run in range(args.linux_runs):
-        for name, cmd, up_front in configs:
-            # oxide86 hands stream input to the guest only when it idles at
-            # the prompt, and blocks reading it then: typed up front. QEMU
-            # passes bytes to the UART as they come: typed at the prompt.
-            c = Console(cmd, b"poweroff -f\n" if up_front else None)
-            t_prompt = c.expect(PROMPT, args.linux_timeout)
-            if not up_front:
-                c.proc.stdin.write(b"poweroff -f\n")
-                c.proc.stdin.flush()
-            t_off, rc = c.wait(args.linux_timeout)
-            if rc != 0:
-                raise SystemExit(f"{name}: exit status {rc}\n{c.err.decode(errors='replace')}")
-            time.sleep(0.1)
-            s = oxide_stats(c.err.decode(errors="replace")) if up_front else {}
+        for name, cmd, is_oxide in configs:
+            # The same for both: `poweroff -f` is typed once the prompt is
+            # there (oxide86 through a terminal, QEMU through a pipe).
+            c = Console(cmd, stdin_pty=is_oxide)
+            try:
+                t_prompt = c.expect(PROMPT, args.linux_timeout)
+                c.type(b"poweroff -f\n")
+                t_off, rc = c.wait(args.linux_timeout)
+                if rc != 0:
+                    raise RuntimeError(f"exit status {rc}")
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                c.close()
+                time.sleep(0.2)
+                failed[name] = f"{e}"
+                log(f"  linux {name:<28} run {run + 1}/{args.linux_runs}: FAILED: {e}\n"
+                    f"{c.err.decode(errors='replace')[-2000:]}")
+                continue
+            c.close()
+            time.sleep(0.2)
+            s = oxide_stats(c.err.decode(errors="replace")) if is_oxide else {}
             log(f"  linux {name:<28} run {run + 1}/{args.linux_runs}: prompt {t_prompt:7.2f} s, "
-                f"power-off {t_off:7.2f} s" + (f", {s['insns']:,} insns" if s.get("insns") else ""))
+                f"power-off {t_off:7.2f} s" + (f", {s['insns']:,} insns" if s.get("insns") else "")
+                + (f", jit: {s['blocks']:,} blocks in {s['xlate']:.2f} s" if "xlate" in s else ""))
             prev = best.get(name)
             if prev is None or t_prompt < prev[0]:
                 best[name] = (t_prompt, t_off, s)
@@ -383,11 +415,18 @@ def linux_boot(args, root, oxide):
     print("| emulator | to prompt s | to power-off s | guest insns | MIPS | vs QEMU (prompt) |")
     print("|---|---|---|---|---|---|")
     for name, _, _ in configs:
+        if name not in best:
+            print(f"| {name} | failed: {failed.get(name, '?')} | | | | |")
+            continue
         t_prompt, t_off, s = best[name]
         n = s.get("insns")
         row = [name, f"{t_prompt:.2f}", f"{t_off:.2f}", f"{n:,}" if n else "-",
                fmt_mips(n, t_off) if n else "-", ratio(q[0], t_prompt) if q else "-"]
         print("| " + " | ".join(row) + " |")
+    xl = [f"{name}: {best[name][2]['blocks']:,} blocks translated in {best[name][2]['xlate']:.2f} s"
+          for name, _, _ in configs if name in best and "xlate" in best[name][2]]
+    if xl:
+        print("\nTranslation: " + "; ".join(xl) + ".")
     print("\n(vs QEMU: QEMU's time to the prompt over this one's; above 1 is faster "
           "than QEMU.)\n")
 
