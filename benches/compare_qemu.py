@@ -459,7 +459,7 @@ def main():
     p.add_argument("--no-bare-metal", action="store_true")
     p.add_argument("--linux", action="store_true", help="also the Linux boot comparison")
     p.add_argument("--linux-runs", type=int, default=3)
-    p.add_argument("--linux-engines", default="tiered,jit,interp",
+    p.add_argument("--linux-engines", default="tiered,tiered:realtime,jit,interp",
                    help="oxide86 engines for the boot, ENGINE or ENGINE:CLOCK (virtual|realtime)")
     p.add_argument("--kernel", default="686-pae", choices=["686", "686-pae"])
     p.add_argument("--append", default="console=ttyS0 cryptomgr.notests")
