@@ -26,9 +26,9 @@
 //!    EFLAGS materialized, not the lazy record), then every RAM byte
 //!    either side wrote, then the step outcome. On a difference the
 //!    interpreter replays the steps one at a time from the state the run
-//!    started in, recording each instruction and the state after it, so
-//!    the report names the instruction that last wrote each differing
-//!    field.
+//!    started in, recording each instruction and noting which differing
+//!    field each step changes, so the report names the instruction that
+//!    last wrote each differing field.
 //!
 //! Lines of decoded code the twin re-decoded from pre-block memory, where
 //! either side wrote, are invalidated afterwards, so the borrowed decode
@@ -41,7 +41,7 @@ pub mod shadow;
 use oxide86_cpu::{Bus, Cpu, CpuModel, CpuState, SegReg, StepOutcome};
 
 use journal::{Journal, Undo};
-use report::{disassemble, FieldDiff, Mismatch, TraceStep, FIELDS, MEMORY_DIFFS};
+use report::{disassemble, Field, FieldDiff, Mismatch, TraceStep, FIELDS, MEMORY_DIFFS};
 use shadow::{ShadowBus, ShadowWrite};
 
 /// What the dispatcher tells the verifier about a block run.
@@ -235,7 +235,13 @@ impl Verifier {
         mut diffs: Vec<FieldDiff>,
     ) -> Mismatch {
         self.twin.state.clone_from(&self.pre);
-        let mut states: Vec<CpuState> = vec![self.twin.state.clone()];
+        // The compared fields that differ; each step that changes one
+        // becomes its culprit (the last such step wins).
+        let fields: Vec<Option<&Field>> = diffs
+            .iter()
+            .map(|d| FIELDS.iter().find(|f| f.name == d.name))
+            .collect();
+        let mut before = self.twin.state.clone();
         let mut trace = Vec::new();
         {
             let mut shadow = ShadowBus::new(bus, &self.undo);
@@ -249,20 +255,16 @@ impl Verifier {
                 };
                 trace.push(TraceStep { eip, text });
                 self.twin.step(&mut shadow);
-                states.push(self.twin.state.clone());
+                for (d, f) in diffs.iter_mut().zip(&fields) {
+                    if f.is_some_and(|f| !(f.same)(&before, &self.twin.state)) {
+                        d.step = Some(step as usize);
+                    }
+                }
+                before.clone_from(&self.twin.state);
             }
             let writes = std::mem::take(&mut shadow.writes);
             drop(shadow);
             self.forget_rewritten_code(&writes);
-        }
-        for d in &mut diffs {
-            let Some(field) = FIELDS.iter().find(|f| f.name == d.name) else {
-                continue;
-            };
-            d.step = (1..states.len())
-                .rev()
-                .find(|&i| !(field.same)(&states[i - 1], &states[i]))
-                .map(|i| i - 1);
         }
         let s = &self.pre;
         let cs = s.seg[SegReg::Cs as usize];

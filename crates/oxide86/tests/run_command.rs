@@ -89,7 +89,12 @@ fn invalid_options_are_rejected() {
     );
     assert_ne!(oxide86(&["run", "--memory", "0"]).status.code(), Some(0));
     // Nothing to verify under the interpreter.
-    assert_eq!(oxide86(&["run", "--jit-verify"]).status.code(), Some(2));
+    assert_eq!(
+        oxide86(&["run", "--engine", "interp", "--jit-verify"])
+            .status
+            .code(),
+        Some(2)
+    );
 }
 
 #[test]
