@@ -99,7 +99,7 @@ fn guest_blocks_compile_for_x86_64_aarch64_and_riscv64() {
         let mut total = 0;
         for (block, mode) in &blocks {
             let n = compile_for(triple, block, *mode)
-                .unwrap_or_else(|e| panic!("block at {:#x}: {}", block.start_eip, e.0));
+                .unwrap_or_else(|e| panic!("block at {:#x}: {}", block.entry().start_eip, e.0));
             assert!(n > 0);
             total += n;
         }
