@@ -383,13 +383,8 @@ impl Cpu {
         size: u32,
     ) -> Result<u32, Exception> {
         if let Some(off) = self.window_hit(seg, offset, size, false) {
-            if let Some(b) = bus.ram().and_then(|ram| ram.get(off..off + size as usize)) {
-                return Ok(match *b {
-                    [b0] => u32::from(b0),
-                    [b0, b1] => u32::from(u16::from_le_bytes([b0, b1])),
-                    [b0, b1, b2, b3] => u32::from_le_bytes([b0, b1, b2, b3]),
-                    _ => 0,
-                });
+            if let Some(v) = load_ram(bus, off, size) {
+                return Ok(v);
             }
             // Not reached (a window's page is in Bus::ram); the general
             // path counts its own TLB hit.
@@ -422,17 +417,7 @@ impl Cpu {
         value: u32,
     ) -> Result<(), Exception> {
         if let Some(off) = self.window_hit(seg, offset, size, true) {
-            if let Some(b) = bus
-                .ram()
-                .and_then(|ram| ram.get_mut(off..off + size as usize))
-            {
-                let v = value.to_le_bytes();
-                match b {
-                    [b0] => *b0 = v[0],
-                    [b0, b1] => [*b0, *b1] = [v[0], v[1]],
-                    [b0, b1, b2, b3] => [*b0, *b1, *b2, *b3] = v,
-                    _ => {}
-                }
+            if store_ram(bus, off, size, value) {
                 return Ok(());
             }
             self.tlb.stats.hits -= 1;
@@ -556,13 +541,8 @@ impl Cpu {
         size: u32,
     ) -> Result<u32, Exception> {
         if let Some(off) = self.ram_fast_path(seg, offset, size, false) {
-            if let Some(b) = bus.ram().and_then(|ram| ram.get(off..off + size as usize)) {
-                return Ok(match *b {
-                    [b0] => u32::from(b0),
-                    [b0, b1] => u32::from(u16::from_le_bytes([b0, b1])),
-                    [b0, b1, b2, b3] => u32::from_le_bytes([b0, b1, b2, b3]),
-                    _ => 0,
-                });
+            if let Some(v) = load_ram(bus, off, size) {
+                return Ok(v);
             }
         }
         self.read_mem_general(bus, seg, offset, size)
@@ -601,17 +581,7 @@ impl Cpu {
         value: u32,
     ) -> Result<(), Exception> {
         if let Some(off) = self.ram_fast_path(seg, offset, size, true) {
-            if let Some(b) = bus
-                .ram()
-                .and_then(|ram| ram.get_mut(off..off + size as usize))
-            {
-                let v = value.to_le_bytes();
-                match b {
-                    [b0] => *b0 = v[0],
-                    [b0, b1] => [*b0, *b1] = [v[0], v[1]],
-                    [b0, b1, b2, b3] => [*b0, *b1, *b2, *b3] = v,
-                    _ => {}
-                }
+            if store_ram(bus, off, size, value) {
                 return Ok(());
             }
         }
@@ -708,6 +678,39 @@ impl Cpu {
         let sp = self.state.gpr[4].wrapping_add(delta) & mask;
         self.read_mem(bus, SegReg::Ss, sp, size)
     }
+}
+
+/// The `size` (1, 2 or 4) bytes of RAM at host offset `off`,
+/// little-endian; `None` when `Bus::ram` does not hold them.
+#[inline(always)]
+fn load_ram<B: Bus + ?Sized>(bus: &mut B, off: usize, size: u32) -> Option<u32> {
+    let b = bus.ram()?.get(off..off + size as usize)?;
+    Some(match *b {
+        [b0] => u32::from(b0),
+        [b0, b1] => u32::from(u16::from_le_bytes([b0, b1])),
+        [b0, b1, b2, b3] => u32::from_le_bytes([b0, b1, b2, b3]),
+        _ => 0,
+    })
+}
+
+/// Stores the low `size` (1, 2 or 4) bytes of `value` at RAM host offset
+/// `off`; false when `Bus::ram` does not hold them.
+#[inline(always)]
+fn store_ram<B: Bus + ?Sized>(bus: &mut B, off: usize, size: u32, value: u32) -> bool {
+    let Some(b) = bus
+        .ram()
+        .and_then(|ram| ram.get_mut(off..off + size as usize))
+    else {
+        return false;
+    };
+    let v = value.to_le_bytes();
+    match b {
+        [b0] => *b0 = v[0],
+        [b0, b1] => [*b0, *b1] = [v[0], v[1]],
+        [b0, b1, b2, b3] => [*b0, *b1, *b2, *b3] = v,
+        _ => {}
+    }
+    true
 }
 
 #[cfg(test)]
