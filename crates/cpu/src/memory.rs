@@ -230,7 +230,13 @@ impl Cpu {
     /// decoded instructions).
     #[inline(never)]
     fn learn_host<B: Bus + ?Sized>(&mut self, bus: &mut B, linear: u32, paddr: u32) {
-        if let Some(offset) = bus.ram_page_offset(paddr) {
+        // Generated code trusts an entry's RAM offset without a bounds
+        // check, so the whole page must lie inside the RAM slice.
+        let ram_len = bus.ram().map_or(0, |r| r.len());
+        if let Some(offset) = bus
+            .ram_page_offset(paddr)
+            .filter(|o| o.checked_add(0x1000).is_some_and(|end| end <= ram_len))
+        {
             let host_write = !self.icache.page_has_code(paddr);
             let paging = self.state.cr0 & cr0::PG != 0;
             self.tlb

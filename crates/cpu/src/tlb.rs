@@ -6,15 +6,21 @@
 //! exactly when the architecture says (MOV to CR3 except global pages,
 //! INVLPG, changes of CR0.PG/WP and CR4.PGE/PSE/PAE, task switches that load
 //! CR3). Each entry keeps the rights the walk granted for each kind of
-//! access at each privilege, so a hit is a tag compare and a bit test: the
-//! layout the JIT will inline. A write right is only granted once the dirty
-//! bit is set in the guest's page table, so the first write to a clean page
-//! takes the walk and sets it.
+//! access at each privilege, so a hit is a tag compare and a bit test. A
+//! write right is only granted once the dirty bit is set in the guest's
+//! page table, so the first write to a clean page takes the walk and sets it.
+//!
+//! For the JIT each entry also carries one comparator per kind of direct
+//! access ([`TlbEntry::fast`]): the linear page base when that access may go
+//! straight to host RAM, else a value no page base equals. Generated code
+//! compares it with the page of the access's *last* byte, which also
+//! rejects an access that crosses into the next page, and adds
+//! [`TlbEntry::addend`] to reach RAM: two loads and a compare.
 
 /// Number of entries (a power of two).
 pub const TLB_ENTRIES: usize = 1024;
 
-/// Rights bits in [`TlbEntry::rights`].
+/// Rights bits of an entry ([`TlbEntry::rights`]).
 pub mod rights {
     /// Supervisor read.
     pub const SUP_READ: u8 = 1 << 0;
@@ -34,22 +40,141 @@ pub mod rights {
     pub const GLOBAL: u8 = 1 << 7;
 }
 
-/// One cached translation.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[repr(C)]
+/// Indices of [`TlbEntry::fast`]: one comparator per direct access kind.
+pub mod fast {
+    /// Supervisor read.
+    pub const SUP_READ: usize = 0;
+    /// Supervisor write.
+    pub const SUP_WRITE: usize = 1;
+    /// User read.
+    pub const USER_READ: usize = 2;
+    /// User write.
+    pub const USER_WRITE: usize = 3;
+
+    /// The comparator index for a data access.
+    pub const fn index(write: bool, user: bool) -> usize {
+        match (write, user) {
+            (false, false) => SUP_READ,
+            (true, false) => SUP_WRITE,
+            (false, true) => USER_READ,
+            (true, true) => USER_WRITE,
+        }
+    }
+}
+
+/// A [`TlbEntry::fast`] comparator no access matches (page bases have
+/// their low 12 bits clear).
+pub const NO_FAST: u32 = 1;
+
+/// Bits of [`TlbEntry::bits`] above the physical page base.
+mod bits {
+    /// The rights ([`super::rights`]) in the low byte.
+    pub const RIGHTS: u32 = 0xFF;
+    /// The page is plain RAM at the offset [`super::TlbEntry::addend`] gives.
+    pub const HOST: u32 = 1 << 8;
+    /// Writes may go to RAM directly too: the page holds no decoded
+    /// instructions, so no direct write can miss a code invalidation.
+    pub const HOST_WRITE: u32 = 1 << 9;
+}
+
+/// One cached translation: 32 bytes, so generated code indexes the array
+/// with a shift.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, align(32))]
 pub struct TlbEntry {
+    /// Per [`fast`] index: the linear page base when that access may use
+    /// host RAM directly (the page is plain RAM, the right is granted,
+    /// and for writes the page holds no decoded code), else [`NO_FAST`].
+    pub fast: [u32; 4],
+    /// The page's offset in the bus's RAM minus its linear base (wrapping):
+    /// RAM offset = `addend + linear` when a comparator matches. The whole
+    /// page lies inside the bus's RAM slice.
+    pub addend: u64,
     /// Linear page number + 1 (0 = empty), so page 0 can be cached.
-    pub tag: u32,
-    /// Physical page base.
-    pub phys: u32,
-    /// [`rights`] bits.
-    pub rights: u8,
-    /// The page's offset in the bus's RAM slice plus one (0: not plain
-    /// RAM, or not known yet): accesses that hit go straight to host memory.
-    pub host: u32,
-    /// Writes may use `host` too: the page holds no decoded instructions,
-    /// so no write through the fast path can miss a code invalidation.
-    pub host_write: bool,
+    tag: u32,
+    /// Physical page base | [`bits`].
+    bits: u32,
+}
+
+// Generated code scales the index by a shift.
+const _: () = assert!(std::mem::size_of::<TlbEntry>() == 32);
+
+/// An empty entry.
+const EMPTY: TlbEntry = TlbEntry {
+    fast: [NO_FAST; 4],
+    addend: 0,
+    tag: 0,
+    bits: 0,
+};
+
+impl Default for TlbEntry {
+    fn default() -> Self {
+        EMPTY
+    }
+}
+
+impl TlbEntry {
+    /// A translation of linear page `page` (page number) without a RAM offset.
+    fn new(page: u32, phys_page: u32, rights: u8) -> Self {
+        Self {
+            fast: [NO_FAST; 4],
+            addend: 0,
+            tag: page + 1,
+            bits: phys_page & !0xFFF | u32::from(rights),
+        }
+    }
+
+    /// The physical page base.
+    pub fn phys(&self) -> u32 {
+        self.bits & !0xFFF
+    }
+
+    /// The [`rights`] bits.
+    pub fn rights(&self) -> u8 {
+        (self.bits & bits::RIGHTS) as u8
+    }
+
+    /// The page's offset in the bus's RAM, when it is plain RAM.
+    pub fn host_offset(&self) -> Option<usize> {
+        (self.bits & bits::HOST != 0).then(|| {
+            let base = (self.tag.wrapping_sub(1) as u64) << 12;
+            self.addend.wrapping_add(base) as usize
+        })
+    }
+
+    /// Whether writes may go to RAM directly (see [`bits::HOST_WRITE`]).
+    pub fn host_write(&self) -> bool {
+        self.bits & bits::HOST_WRITE != 0
+    }
+
+    /// Recomputes the comparators from the tag, rights and host bits.
+    fn refresh_fast(&mut self) {
+        let base = self.tag.wrapping_sub(1) << 12;
+        let host = self.tag != 0 && self.bits & bits::HOST != 0;
+        let writable = self.bits & bits::HOST_WRITE != 0;
+        for (i, right, write) in [
+            (fast::SUP_READ, rights::SUP_READ, false),
+            (fast::SUP_WRITE, rights::SUP_WRITE, true),
+            (fast::USER_READ, rights::USER_READ, false),
+            (fast::USER_WRITE, rights::USER_WRITE, true),
+        ] {
+            let ok = host && self.rights() & right != 0 && (writable || !write);
+            self.fast[i] = if ok { base } else { NO_FAST };
+        }
+    }
+
+    /// Sets the RAM offset of the page (and whether writes may use it).
+    fn set_host(&mut self, ram_offset: usize, host_write: bool) {
+        let base = u64::from(self.tag.wrapping_sub(1)) << 12;
+        self.addend = (ram_offset as u64).wrapping_sub(base);
+        self.bits |= bits::HOST;
+        if host_write {
+            self.bits |= bits::HOST_WRITE;
+        } else {
+            self.bits &= !bits::HOST_WRITE;
+        }
+        self.refresh_fast();
+    }
 }
 
 /// Hit, miss and flush counters.
@@ -78,7 +203,7 @@ pub struct SoftTlb {
 impl Default for SoftTlb {
     fn default() -> Self {
         Self {
-            entries: vec![TlbEntry::default(); TLB_ENTRIES].into_boxed_slice(),
+            entries: vec![EMPTY; TLB_ENTRIES].into_boxed_slice(),
             large_cached: false,
             stats: TlbStats::default(),
         }
@@ -86,14 +211,20 @@ impl Default for SoftTlb {
 }
 
 impl SoftTlb {
+    /// The entry `linear` indexes.
+    #[inline]
+    fn slot(&mut self, linear: u32) -> &mut TlbEntry {
+        &mut self.entries[(linear >> 12) as usize & (TLB_ENTRIES - 1)]
+    }
+
     /// The physical address for `linear` if an entry grants `right`.
     #[inline]
     pub fn lookup(&mut self, linear: u32, right: u8) -> Option<u32> {
         let page = linear >> 12;
-        let e = &self.entries[page as usize & (TLB_ENTRIES - 1)];
-        if e.tag == page + 1 && e.rights & right != 0 {
+        let e = *self.slot(linear);
+        if e.tag == page + 1 && e.rights() & right != 0 {
             self.stats.hits += 1;
-            Some(e.phys | (linear & 0xFFF))
+            Some(e.phys() | (linear & 0xFFF))
         } else {
             self.stats.misses += 1;
             None
@@ -103,15 +234,8 @@ impl SoftTlb {
     /// Caches a translation of the page holding `linear`.
     #[inline]
     pub fn insert(&mut self, linear: u32, phys_page: u32, rights: u8) {
-        let page = linear >> 12;
         self.large_cached |= rights & rights::LARGE != 0;
-        self.entries[page as usize & (TLB_ENTRIES - 1)] = TlbEntry {
-            tag: page + 1,
-            phys: phys_page & !0xFFF,
-            rights,
-            host: 0,
-            host_write: false,
-        };
+        *self.slot(linear) = TlbEntry::new(linear >> 12, phys_page, rights);
     }
 
     /// The RAM offset of `linear` if a cached entry grants `right` and maps
@@ -119,18 +243,21 @@ impl SoftTlb {
     #[inline]
     pub fn lookup_host(&mut self, linear: u32, right: u8, write: bool) -> Option<usize> {
         let page = linear >> 12;
-        let e = &self.entries[page as usize & (TLB_ENTRIES - 1)];
-        if e.tag == page + 1 && e.rights & right != 0 && e.host != 0 && (e.host_write || !write) {
+        let e = *self.slot(linear);
+        if e.tag == page + 1 && e.rights() & right != 0 && (e.host_write() || !write) {
+            let host = e.host_offset()?;
             self.stats.hits += 1;
-            Some((e.host - 1) as usize + (linear & 0xFFF) as usize)
+            Some(host + (linear & 0xFFF) as usize)
         } else {
             None
         }
     }
 
     /// Records that the entry for `linear` (mapping physical page
-    /// `phys_page`) is plain RAM at `ram_offset`; with paging off the entry
-    /// is created, as an identity mapping with every right.
+    /// `phys_page`) is plain RAM at `ram_offset`, a page that lies wholly
+    /// inside the bus's RAM slice (generated code relies on it); with
+    /// paging off the entry is created, as an identity mapping with every
+    /// right.
     #[inline]
     pub fn attach_host(
         &mut self,
@@ -141,10 +268,7 @@ impl SoftTlb {
         paging: bool,
     ) {
         let page = linear >> 12;
-        let Ok(host) = u32::try_from(ram_offset + 1) else {
-            return;
-        };
-        let e = &mut self.entries[page as usize & (TLB_ENTRIES - 1)];
+        let e = self.slot(linear);
         if !paging {
             let all = rights::SUP_READ
                 | rights::SUP_WRITE
@@ -152,25 +276,20 @@ impl SoftTlb {
                 | rights::USER_READ
                 | rights::USER_WRITE
                 | rights::USER_EXEC;
-            *e = TlbEntry {
-                tag: page + 1,
-                phys: phys_page,
-                rights: all,
-                host,
-                host_write,
-            };
-        } else if e.tag == page + 1 && e.phys == phys_page {
-            e.host = host;
-            e.host_write = host_write;
+            *e = TlbEntry::new(page, phys_page, all);
+        } else if !(e.tag == page + 1 && e.phys() == phys_page & !0xFFF) {
+            return;
         }
+        e.set_host(ram_offset, host_write);
     }
 
     /// Withdraws direct writes from every entry mapping `phys_page` (called
     /// when decoded instructions are cached from that page).
     pub fn forget_host_writes(&mut self, phys_page: u32) {
         for e in self.entries.iter_mut() {
-            if e.host_write && e.phys == phys_page {
-                e.host_write = false;
+            if e.host_write() && e.phys() == phys_page {
+                e.bits &= !bits::HOST_WRITE;
+                e.refresh_fast();
             }
         }
     }
@@ -182,8 +301,8 @@ impl SoftTlb {
             self.large_cached = false;
         }
         for e in self.entries.iter_mut() {
-            if !(keep_global && e.rights & rights::GLOBAL != 0) {
-                *e = TlbEntry::default();
+            if !(keep_global && e.rights() & rights::GLOBAL != 0) {
+                *e = EMPTY;
             }
         }
     }
@@ -196,22 +315,24 @@ impl SoftTlb {
     pub fn invalidate_page(&mut self, linear: u32) {
         self.stats.invlpg += 1;
         let page = linear >> 12;
-        let e = &mut self.entries[page as usize & (TLB_ENTRIES - 1)];
+        let e = self.slot(linear);
         if e.tag == page + 1 {
-            *e = TlbEntry::default();
+            *e = EMPTY;
         }
         if self.large_cached {
             for e in self.entries.iter_mut() {
-                if e.tag != 0 && e.rights & rights::LARGE != 0 && (e.tag - 1) >> 10 == page >> 10 {
-                    *e = TlbEntry::default();
+                if e.tag != 0 && e.rights() & rights::LARGE != 0 && (e.tag - 1) >> 10 == page >> 10
+                {
+                    *e = EMPTY;
                 }
             }
         }
     }
 
-    /// The entry array, for generated code that inlines [`SoftTlb::lookup_host`]:
-    /// [`TLB_ENTRIES`] entries indexed by `(linear >> 12) & (TLB_ENTRIES - 1)`.
-    /// The array is allocated once and never moves.
+    /// The entry array, for generated code that inlines the direct
+    /// accesses ([`TlbEntry::fast`]): [`TLB_ENTRIES`] entries indexed by
+    /// `(linear >> 12) & (TLB_ENTRIES - 1)`. The array is allocated once
+    /// and never moves.
     pub fn entries_ptr(&self) -> *const TlbEntry {
         self.entries.as_ptr()
     }
@@ -245,6 +366,49 @@ mod tests {
         assert_eq!(t.lookup(0x0040_1FFF, rights::USER_READ), Some(0x9FFF));
         assert_eq!(t.lookup(0x0040_1000, rights::USER_WRITE), None);
         assert_eq!(t.stats.hits, 1);
+    }
+
+    #[test]
+    fn fast_comparators_follow_rights_host_and_code() {
+        let mut t = SoftTlb::default();
+        let rw = rights::SUP_READ | rights::SUP_WRITE | rights::USER_READ;
+        t.insert(0x0040_1234, 0x9000, rw);
+        let e = |t: &SoftTlb| *t.entries().next().unwrap().1;
+        // No RAM offset yet: no direct access of any kind.
+        assert_eq!(e(&t).fast, [NO_FAST; 4]);
+        t.attach_host(0x0040_1234, 0x9000, 0x9000, true, true);
+        let x = e(&t);
+        assert_eq!(x.fast[fast::SUP_READ], 0x0040_1000);
+        assert_eq!(x.fast[fast::SUP_WRITE], 0x0040_1000);
+        assert_eq!(x.fast[fast::USER_READ], 0x0040_1000);
+        assert_eq!(x.fast[fast::USER_WRITE], NO_FAST);
+        assert_eq!(x.addend.wrapping_add(0x0040_1234) as usize, 0x9234);
+        assert_eq!(x.host_offset(), Some(0x9000));
+        assert_eq!(
+            t.lookup_host(0x0040_1234, rights::SUP_WRITE, true),
+            Some(0x9234)
+        );
+        // Code cached from the page: reads stay direct, writes do not.
+        t.forget_host_writes(0x9000);
+        let x = e(&t);
+        assert_eq!(x.fast[fast::SUP_READ], 0x0040_1000);
+        assert_eq!(x.fast[fast::SUP_WRITE], NO_FAST);
+        assert_eq!(t.lookup_host(0x0040_1234, rights::SUP_WRITE, true), None);
+        // An entry for another physical page is not given a RAM offset.
+        t.attach_host(0x0040_1234, 0xA000, 0xA000, true, true);
+        assert_eq!(e(&t).host_offset(), Some(0x9000));
+        t.invalidate_page(0x0040_1000);
+        assert!(t.entries().next().is_none());
+    }
+
+    #[test]
+    fn paging_off_entries_are_identity_with_every_right() {
+        let mut t = SoftTlb::default();
+        t.attach_host(0x0, 0x0, 0x0, true, false);
+        let (base, e) = t.entries().next().unwrap();
+        assert_eq!(base, 0);
+        assert_eq!(e.fast, [0; 4]);
+        assert_eq!(e.addend, 0);
     }
 
     #[test]

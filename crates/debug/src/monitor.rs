@@ -106,28 +106,32 @@ fn info_tlb(pc: &Pc, out: &mut String) {
     use oxide86_cpu::tlb::rights as r;
     let mut n = 0;
     for (linear, e) in pc.cpu.tlb.entries() {
-        let right = |bit: u8, c: char| if e.rights & bit != 0 { c } else { '-' };
+        let right = |bit: u8, c: char| if e.rights() & bit != 0 { c } else { '-' };
         let _ = writeln!(
             out,
             "{linear:08x} -> {:08x} sup:{}{}{} user:{}{}{}{}{}{}",
-            e.phys,
+            e.phys(),
             right(r::SUP_READ, 'r'),
             right(r::SUP_WRITE, 'w'),
             right(r::SUP_EXEC, 'x'),
             right(r::USER_READ, 'r'),
             right(r::USER_WRITE, 'w'),
             right(r::USER_EXEC, 'x'),
-            if e.rights & r::GLOBAL != 0 {
+            if e.rights() & r::GLOBAL != 0 {
                 " global"
             } else {
                 ""
             },
-            if e.rights & r::LARGE != 0 {
+            if e.rights() & r::LARGE != 0 {
                 " large"
             } else {
                 ""
             },
-            if e.host != 0 { " ram" } else { "" },
+            if e.host_offset().is_some() {
+                " ram"
+            } else {
+                ""
+            },
         );
         n += 1;
     }

@@ -6,17 +6,18 @@
 //! one page, and a soft-TLB entry that grants the right and maps plain RAM
 //! (with direct writes allowed: the page holds no decoded code). Anything
 //! else leaves the block before the instruction, and the interpreter runs
-//! it, faults included. The host address is bounds-checked against the
-//! RAM length, so generated code never touches memory outside guest RAM.
+//! it, faults included. A TLB entry offers direct access only to a page
+//! that lies wholly inside guest RAM and the access must stay in that
+//! page, so generated code never touches memory outside guest RAM.
 
-use std::mem::offset_of;
+use std::mem::{offset_of, size_of};
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, Endianness, InstBuilder, MemFlagsData, Type, Value};
 use iced_x86::Register;
 use oxide86_cpu::interp::operand::gpr_slot;
 use oxide86_cpu::state::seg_flags;
-use oxide86_cpu::tlb::{rights, TlbEntry, TLB_ENTRIES};
+use oxide86_cpu::tlb::{fast, TlbEntry, TLB_ENTRIES};
 use oxide86_cpu::{SegReg, SegmentCache};
 
 use crate::ctx::JitCtx;
@@ -131,20 +132,19 @@ impl Emitter<'_> {
             let (lin, bad) = self.segment_check(seg, offset, size);
             (lin, Some(bad))
         };
-        let in_page = self.b.ins().band_imm_u(lin, 0xFFF);
-        let bad_cross = self.b.ins().icmp_imm_u(
-            IntCC::UnsignedGreaterThan,
-            in_page,
-            i64::from(0x1000 - size),
-        );
-        // The soft-TLB entry.
+        // The soft-TLB entry's comparator for this kind of access holds
+        // the page base when a direct access may hit; comparing it with
+        // the page of the last byte also sends a page-crossing access
+        // (or one wrapping past 4 GiB) to the slow path.
+        let last = self.b.ins().iadd_imm_u(lin, i64::from(size - 1));
+        let last_page = self.b.ins().band_imm_u(last, i64::from(0xFFFF_F000u32));
         let page = self.b.ins().ushr_imm_u(lin, 12);
         let idx = self.b.ins().band_imm_u(page, (TLB_ENTRIES - 1) as i64);
         let idx = self.b.ins().uextend(self.ptr, idx);
         let byte_off = self
             .b
             .ins()
-            .imul_imm_u(idx, std::mem::size_of::<TlbEntry>() as i64);
+            .ishl_imm_u(idx, i64::from(size_of::<TlbEntry>().trailing_zeros()));
         let tlb = self.b.ins().load(
             self.ptr,
             trusted(),
@@ -152,58 +152,24 @@ impl Emitter<'_> {
             offset_of!(JitCtx, tlb) as i32,
         );
         let e = self.b.ins().iadd(tlb, byte_off);
-        let tag = self
-            .b
-            .ins()
-            .load(types::I32, trusted(), e, offset_of!(TlbEntry, tag) as i32);
-        let want = self.b.ins().iadd_imm_u(page, 1);
-        let bad_tag = self.b.ins().icmp(IntCC::NotEqual, tag, want);
-        let r = self
-            .b
-            .ins()
-            .load(types::I8, trusted(), e, offset_of!(TlbEntry, rights) as i32);
-        let right = match (write, self.mode.user) {
-            (false, false) => rights::SUP_READ,
-            (true, false) => rights::SUP_WRITE,
-            (false, true) => rights::USER_READ,
-            (true, true) => rights::USER_WRITE,
-        };
-        let granted = self.b.ins().band_imm_u(r, i64::from(right));
-        let bad_right = self.b.ins().icmp_imm_u(IntCC::Equal, granted, 0);
-        let host = self
-            .b
-            .ins()
-            .load(types::I32, trusted(), e, offset_of!(TlbEntry, host) as i32);
-        let bad_host = self.b.ins().icmp_imm_u(IntCC::Equal, host, 0);
-        let mut bad = self.b.ins().bor(bad_cross, bad_tag);
-        for c in [bad_right, bad_host].into_iter().chain(seg_bad) {
-            bad = self.b.ins().bor(bad, c);
+        let k = fast::index(write, self.mode.user);
+        let cmp_off = offset_of!(TlbEntry, fast) + 4 * k;
+        let want = self.b.ins().load(types::I32, trusted(), e, cmp_off as i32);
+        let mut bad = self.b.ins().icmp(IntCC::NotEqual, want, last_page);
+        if let Some(seg_bad) = seg_bad {
+            bad = self.b.ins().bor(bad, seg_bad);
         }
-        if write {
-            let hw = self.b.ins().load(
-                types::I8,
-                trusted(),
-                e,
-                offset_of!(TlbEntry, host_write) as i32,
-            );
-            let bad_hw = self.b.ins().icmp_imm_u(IntCC::Equal, hw, 0);
-            bad = self.b.ins().bor(bad, bad_hw);
-        }
-        // Host offset: (host - 1) + (lin & 0xFFF), checked against RAM's length.
-        let host64 = self.b.ins().uextend(types::I64, host);
-        let in_page64 = self.b.ins().uextend(types::I64, in_page);
-        let hoff = self.b.ins().iadd(host64, in_page64);
-        let hoff = self.b.ins().iadd_imm_s(hoff, -1);
-        let end = self.b.ins().iadd_imm_u(hoff, i64::from(size));
-        let ram_len = self.b.ins().load(
+        self.side_exit_if(bad, g.eip);
+        // RAM offset = addend + linear: inside RAM, since the entry maps
+        // a page that lies wholly in it and the access stays in the page.
+        let addend = self.b.ins().load(
             types::I64,
             trusted(),
-            self.ctx,
-            offset_of!(JitCtx, ram_len) as i32,
+            e,
+            offset_of!(TlbEntry, addend) as i32,
         );
-        let bad_len = self.b.ins().icmp(IntCC::UnsignedGreaterThan, end, ram_len);
-        bad = self.b.ins().bor(bad, bad_len);
-        self.side_exit_if(bad, g.eip);
+        let lin64 = self.b.ins().uextend(types::I64, lin);
+        let hoff = self.b.ins().iadd(addend, lin64);
         let ram = self.b.ins().load(
             self.ptr,
             trusted(),

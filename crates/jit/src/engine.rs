@@ -615,8 +615,9 @@ impl Engine {
         // up just now; flushes happen only in the dispatcher), and so is
         // every block its slots chain to. The context's pointers come from
         // exclusive borrows held across the call and not used meanwhile;
-        // blocks touch guest RAM only within [ram, ram + ram_len), through
-        // bounds-checked host addresses.
+        // blocks touch guest RAM only within [ram, ram + ram_len): through
+        // soft-TLB entries that map whole pages inside the RAM slice (see
+        // `Cpu::learn_host`), with accesses that stay in their page.
         let status = unsafe { cache.enter(&mut ctx, entry) };
         let retired = cpu.state.icount - before;
         self.pending_link = ctx.link_slot as usize;
