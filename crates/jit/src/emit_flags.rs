@@ -43,10 +43,7 @@ impl Emitter<'_> {
                 }
             }
         }
-        let opv = self.b.ins().iconst(types::I32, op as i64);
-        let wv = self.b.ins().iconst(types::I32, i64::from(w));
-        self.b.def_var(self.lz[0], opv);
-        self.b.def_var(self.lz[1], wv);
+        self.op_pending = true;
         self.b.def_var(self.lz[2], dst);
         self.b.def_var(self.lz[3], src);
         self.b.def_var(self.lz[4], res);
@@ -58,6 +55,7 @@ impl Emitter<'_> {
     /// CF (as an I8 0/1) of whatever operation the lazy Variables hold,
     /// the formulas of `Flags::cf` chosen at run time by the op Variable.
     fn dynamic_cf(&mut self) -> Value {
+        self.settle_lazy_op();
         let op = self.b.use_var(self.lz[0]);
         let w = self.b.use_var(self.lz[1]);
         let d = self.b.use_var(self.lz[2]);
@@ -98,6 +96,7 @@ impl Emitter<'_> {
         if self.lazy_synced {
             return;
         }
+        self.settle_lazy_op();
         for i in 0..5 {
             let v = self.b.use_var(self.lz[i]);
             self.store_st(v, off::lazy(i));
@@ -170,7 +169,7 @@ impl Emitter<'_> {
         let mask = i64::from(width_mask(w));
         match op {
             LazyOp::Add | LazyOp::Adc => {
-                let dm = self.b.ins().band_imm_u(d, mask);
+                let dm = self.mask(d, mask);
                 let cc = if op == LazyOp::Add {
                     IntCC::UnsignedLessThan
                 } else {
@@ -179,8 +178,8 @@ impl Emitter<'_> {
                 self.b.ins().icmp(cc, r, dm)
             }
             LazyOp::Sub | LazyOp::Sbb => {
-                let dm = self.b.ins().band_imm_u(d, mask);
-                let sm = self.b.ins().band_imm_u(s, mask);
+                let dm = self.mask(d, mask);
+                let sm = self.mask(s, mask);
                 let cc = if op == LazyOp::Sub {
                     IntCC::UnsignedLessThan
                 } else {
@@ -200,7 +199,7 @@ impl Emitter<'_> {
     /// ZF: the (masked) result is zero.
     pub fn flag_zf(&mut self) -> Value {
         let (_, w, _, _, r) = self.lazy_vals();
-        let rm = self.b.ins().band_imm_u(r, i64::from(width_mask(w)));
+        let rm = self.mask(r, i64::from(width_mask(w)));
         self.b.ins().icmp_imm_u(IntCC::Equal, rm, 0)
     }
 

@@ -227,7 +227,7 @@ pub(crate) fn emit(e: &mut Emitter<'_>, g: &GuestInsn) {
         M::Push => {
             let w = width(&insn, 0);
             let v = read_op(e, g, 0, None, w);
-            let v = e.b.ins().band_imm_u(v, i64::from(width_mask(w)));
+            let v = e.mask(v, i64::from(width_mask(w)));
             e.push(g, v, w);
         }
         M::Pop => {
@@ -358,7 +358,7 @@ fn binary(e: &mut Emitter<'_>, g: &GuestInsn) {
     let a = read_op(e, g, 0, mem, w);
     let b = read_op(e, g, 1, mem, w);
     let b = if matches!(m, M::Add | M::Sub | M::Cmp) {
-        e.b.ins().band_imm_u(b, mask)
+        e.mask(b, mask)
     } else {
         b
     };

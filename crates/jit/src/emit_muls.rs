@@ -60,7 +60,7 @@ impl Emitter<'_> {
 
     /// ZF, SF and PF of result `r` (width `w`) as EFLAGS bits (`szp`).
     fn szp_bits(&mut self, r: Value, w: u32) -> Value {
-        let rm = self.b.ins().band_imm_u(r, i64::from(width_mask(w)));
+        let rm = self.mask(r, i64::from(width_mask(w)));
         let z = self.b.ins().icmp_imm_u(IntCC::Equal, rm, 0);
         let s = self.b.ins().band_imm_u(rm, i64::from(sign_bit(w)));
         let s = self.b.ins().icmp_imm_u(IntCC::NotEqual, s, 0);
@@ -78,6 +78,7 @@ impl Emitter<'_> {
     /// AF as `commit_flags` leaves it: the stored bit when the lazy op is
     /// `None`, 0 after a logic op, else bit 4 of `dst ^ src ^ res`.
     fn committed_af(&mut self, ef: Value) -> Value {
+        self.settle_lazy_op();
         let op = self.b.use_var(self.lz[0]);
         let d = self.b.use_var(self.lz[2]);
         let s = self.b.use_var(self.lz[3]);
@@ -111,8 +112,10 @@ impl Emitter<'_> {
             v = self.b.ins().bor(v, af);
         }
         self.store_st(v, off::EFLAGS);
+        self.settle_lazy_op();
         let none = self.b.ins().iconst(types::I32, LazyOp::None as i64);
         self.b.def_var(self.lz[0], none);
+        self.op_pending = false;
         self.lazy_dirty = true;
         self.lazy_synced = false;
         self.known = None;
@@ -142,15 +145,18 @@ pub(crate) fn imul(e: &mut Emitter<'_>, g: &GuestInsn) {
     } else {
         (read_op(e, g, 1, mem, w), read_op(e, g, 2, mem, w))
     };
-    let b = e.b.ins().band_imm_u(b, mask);
+    let b = e.mask(b, mask);
     let a64 = sext64(e, a, w);
     let b64 = sext64(e, b, w);
     let p = e.b.ins().imul(a64, b64);
     let low = e.b.ins().ireduce(types::I32, p);
-    let r = e.b.ins().band_imm_u(low, mask);
+    let r = e.mask(low, mask);
     let back = sext64(e, r, w);
     let overflow = e.b.ins().icmp(IntCC::NotEqual, back, p);
     e.write_reg(insn.op0_register(), r);
+    if e.flags_dead {
+        return;
+    }
     let szp = e.szp_bits(r, w);
     let c = e.flag_bit(overflow, eflags::CF);
     let o = e.flag_bit(overflow, eflags::OF);
@@ -175,7 +181,7 @@ pub(crate) fn shift(e: &mut Emitter<'_>, g: &GuestInsn) {
             let a64 = e.b.ins().uextend(types::I64, a);
             let wide = e.b.ins().ishl_imm_u(a64, i64::from(c));
             let low = e.b.ins().ireduce(types::I32, wide);
-            let r = e.b.ins().band_imm_u(low, mask);
+            let r = e.mask(low, mask);
             let cf = if c <= bits {
                 let t = e.b.ins().ushr_imm_u(wide, i64::from(bits));
                 let t = e.b.ins().band_imm_u(t, 1);
@@ -205,7 +211,7 @@ pub(crate) fn shift(e: &mut Emitter<'_>, g: &GuestInsn) {
             let signed = sext64(e, a, w);
             let sh = e.b.ins().sshr_imm_u(signed, i64::from(c));
             let low = e.b.ins().ireduce(types::I32, sh);
-            let r = e.b.ins().band_imm_u(low, mask);
+            let r = e.mask(low, mask);
             let t = e.b.ins().sshr_imm_u(signed, i64::from(c - 1));
             let t = e.b.ins().band_imm_u(t, 1);
             let cf = e.b.ins().icmp_imm_u(IntCC::NotEqual, t, 0);
@@ -213,6 +219,9 @@ pub(crate) fn shift(e: &mut Emitter<'_>, g: &GuestInsn) {
         }
     };
     e.write_reg(insn.op0_register(), r);
+    if e.flags_dead {
+        return;
+    }
     let szp = e.szp_bits(r, w);
     let cf = e.flag_bit(cf, eflags::CF);
     let of = e.flag_bit(of, eflags::OF);

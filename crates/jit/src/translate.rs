@@ -14,7 +14,8 @@ use std::mem::offset_of;
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
-    types, AbiParam, Block, BlockArg, InstBuilder, MemFlagsData, Signature, Type, Value,
+    types, AbiParam, Block, BlockArg, InstBuilder, InstructionData, MemFlagsData, Opcode,
+    Signature, Type, Value,
 };
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::{FunctionBuilder, Variable};
@@ -353,8 +354,28 @@ fn scan_at<B: Bus + ?Sized>(
     })
 }
 
+/// Whether `next` (the instruction after another in the same guest
+/// block) sets all six status flags without reading any and without a
+/// memory operand (so no side exit can come before it): the flags the
+/// instruction before it writes are then never seen (SDM Vol. 1,
+/// Appendix A: ADD, SUB, CMP, AND, OR, XOR, TEST, NEG and IMUL write
+/// OF, SF, ZF, AF, PF and CF; the values of the undefined ones are the
+/// interpreter's, and the next instruction replaces those too).
+fn flags_dead_after(next: Option<&GuestInsn>) -> bool {
+    let Some(g) = next else {
+        return false;
+    };
+    let insn = &g.d.insn;
+    g.lower == Lower::Inline
+        && matches!(
+            insn.mnemonic(),
+            M::Add | M::Sub | M::Cmp | M::And | M::Or | M::Xor | M::Test | M::Neg | M::Imul
+        )
+        && (0..insn.op_count()).all(|n| insn.op_kind(n) != iced_x86::OpKind::Memory)
+}
+
 /// The most guest blocks in one region.
-pub const MAX_REGION_BLOCKS: usize = 8;
+pub const MAX_REGION_BLOCKS: usize = 16;
 
 /// A region: guest blocks on one physical page that reach each other
 /// through direct jumps, calls and returns, compiled as one function
@@ -500,11 +521,24 @@ pub(crate) struct Emitter<'a> {
     pub regs: [Variable; 8],
     /// LazyFlags op, width, dst, src, res.
     pub lz: [Variable; 5],
-    pub icount: Variable,
+    /// The budget left, minus the instructions of the guest blocks passed
+    /// in this run (the current block's `k` not yet taken off). What was
+    /// retired since the state's instruction count was last written is
+    /// `JitCtx::budget - budget` (see [`Emitter::sync_count`]), so the
+    /// count itself needs no Variable.
     pub budget: Variable,
     /// The flag-setting operation last recorded in this block, when known
     /// at translation time (else the lazy Variables hold whatever ran).
     pub known: Option<(LazyOp, u32)>,
+    /// The status flags the current instruction writes are dead: the next
+    /// one replaces all six without reading any and cannot leave the
+    /// block before it does ([`flags_dead_after`]), so an instruction that
+    /// computes its flags eagerly (IMUL, shifts) may skip them.
+    pub flags_dead: bool,
+    /// The op and width Variables do not yet hold `known`: a constant
+    /// record is given to them only where a join point, the exit or a
+    /// helper reads them ([`Emitter::settle_lazy_op`]).
+    pub op_pending: bool,
     /// The shared exit: params (eip: i32, retired in this pass: i64,
     /// status: i32, chaining slot address or 0: pointer).
     pub exit: Block,
@@ -565,6 +599,7 @@ impl Emitter<'_> {
     }
 
     fn exit_with(&mut self, eip: Value, status: u32, chain: bool) {
+        self.settle_lazy_op();
         let k = self.b.ins().iconst(types::I64, self.k);
         let s = self.b.ins().iconst(types::I32, i64::from(status));
         let slot = if chain {
@@ -591,10 +626,8 @@ impl Emitter<'_> {
             self.exit_const(target, EXIT_NEXT);
             return;
         };
+        self.settle_lazy_op();
         let n = self.k;
-        let ic = self.b.use_var(self.icount);
-        let ic = self.b.ins().iadd_imm_s(ic, n);
-        self.b.def_var(self.icount, ic);
         let bu = self.b.use_var(self.budget);
         let bu = self.b.ins().iadd_imm_s(bu, -n);
         self.b.def_var(self.budget, bu);
@@ -658,7 +691,8 @@ impl Emitter<'_> {
     }
 
     /// Writes the register and flag Variables and the instruction count to
-    /// the state (before a helper that reads it).
+    /// the state before a helper runs the current instruction (which
+    /// counts itself: the context's budget already leaves it out).
     pub fn flush_vars(&mut self) {
         for i in 0..8 {
             if !self.synced[i] {
@@ -668,9 +702,70 @@ impl Emitter<'_> {
             }
         }
         self.store_lazy();
-        let ic = self.b.use_var(self.icount);
-        let ic = self.b.ins().iadd_imm_s(ic, self.k);
+        let bu = self.b.use_var(self.budget);
+        let left = self.b.ins().iadd_imm_s(bu, -self.k);
+        self.sync_count(left, 1);
+    }
+
+    /// Adds what was retired since the last sync to the state's
+    /// instruction count, given the budget `left` now, and sets the
+    /// context's budget to `left - ahead` (`ahead`: instructions about to
+    /// be counted by the state's own count, a helper's).
+    pub fn sync_count(&mut self, left: Value, ahead: i64) {
+        let ctx = self.ctx;
+        let at = offset_of!(JitCtx, budget) as i32;
+        let synced = self.b.ins().load(types::I64, trusted(), ctx, at);
+        let done = self.b.ins().isub(synced, left);
+        let ic = self.load_st(types::I64, off::ICOUNT);
+        let ic = self.b.ins().iadd(ic, done);
         self.store_st(ic, off::ICOUNT);
+        let left = self.b.ins().iadd_imm_s(left, -ahead);
+        self.b.ins().store(trusted(), left, ctx, at);
+    }
+
+    /// Gives the op and width Variables the record `known` holds, when
+    /// [`Emitter::record_flags`] deferred it. Called on every path that
+    /// reads them (it may run in one arm of a branch, so it does not
+    /// clear `op_pending`: the other arm settles again).
+    pub fn settle_lazy_op(&mut self) {
+        if !self.op_pending {
+            return;
+        }
+        if let Some((op, w)) = self.known {
+            let opv = self.b.ins().iconst(types::I32, op as i64);
+            let wv = self.b.ins().iconst(types::I32, i64::from(w));
+            self.b.def_var(self.lz[0], opv);
+            self.b.def_var(self.lz[1], wv);
+        }
+    }
+
+    /// `v & mask` for an I32 `v` and a width mask: `v` itself when the mask
+    /// keeps all 32 bits, a constant when `v` is one (blocks are compiled
+    /// at `opt_level=none`, which folds nothing).
+    pub fn mask(&mut self, v: Value, mask: i64) -> Value {
+        let m = mask as u32;
+        if self.b.func.dfg.value_type(v) != types::I32 {
+            return self.b.ins().band_imm_u(v, mask);
+        }
+        if m == u32::MAX {
+            return v;
+        }
+        if let Some(c) = self.const_of(v) {
+            return self.b.ins().iconst(types::I32, i64::from(c & m));
+        }
+        self.b.ins().band_imm_u(v, mask)
+    }
+
+    /// The value of `v` when an `iconst` defines it.
+    pub fn const_of(&self, v: Value) -> Option<u32> {
+        let inst = self.b.func.dfg.value_def(v).inst()?;
+        match self.b.func.dfg.insts[inst] {
+            InstructionData::UnaryImm {
+                opcode: Opcode::Iconst,
+                imm,
+            } => Some(imm.bits() as u32),
+            _ => None,
+        }
     }
 
     /// Reloads the register and flag Variables from the state (after a helper).
@@ -685,6 +780,7 @@ impl Emitter<'_> {
         }
         self.lazy_dirty = true;
         self.known = None;
+        self.op_pending = false;
         self.synced = [true; 8];
         self.lazy_synced = true;
     }
@@ -759,7 +855,6 @@ pub(crate) fn emit_region(
         .load(ptr, trusted(), ctx, offset_of!(JitCtx, state) as i32);
     let regs = std::array::from_fn(|_| b.declare_var(types::I32));
     let lz = std::array::from_fn(|_| b.declare_var(types::I32));
-    let icount = b.declare_var(types::I64);
     let budget = b.declare_var(types::I64);
     let exit = b.create_block();
     b.append_block_param(exit, types::I32);
@@ -779,9 +874,10 @@ pub(crate) fn emit_region(
         ptr,
         regs,
         lz,
-        icount,
         budget,
         known: None,
+        flags_dead: false,
+        op_pending: false,
         exit,
         heads,
         return_points: region.return_points(),
@@ -805,8 +901,6 @@ pub(crate) fn emit_region(
         let v = e.load_st(types::I32, off::lazy(i));
         e.b.def_var(e.lz[i], v);
     }
-    let v = e.load_st(types::I64, off::ICOUNT);
-    e.b.def_var(e.icount, v);
     e.b.def_var(e.budget, budget0);
     e.b.ins().jump(head, &[]);
     for (i, block) in region.blocks.iter().enumerate() {
@@ -814,10 +908,12 @@ pub(crate) fn emit_region(
         // A join point: the flag producer is not known statically, and
         // the Variables may differ from the state on some path here.
         e.known = None;
+        e.op_pending = false;
         e.synced = [false; 8];
         e.lazy_synced = false;
         e.k = 0;
-        for g in &block.insns {
+        for (i, g) in block.insns.iter().enumerate() {
+            e.flags_dead = flags_dead_after(block.insns.get(i + 1));
             match g.lower {
                 Lower::Inline => crate::emit_insn::emit(&mut e, g),
                 Lower::Helper => crate::helpers::emit_helper_call(&mut e, g),
@@ -847,14 +943,10 @@ pub(crate) fn emit_region(
             e.store_st(v, off::lazy(i));
         }
     }
-    let ic = e.b.use_var(e.icount);
-    let ic = e.b.ins().iadd(ic, params[1]);
-    e.store_st(ic, off::ICOUNT);
     e.store_st(params[0], off::EIP);
     let bu = e.b.use_var(e.budget);
-    let bu = e.b.ins().isub(bu, params[1]);
-    e.b.ins()
-        .store(trusted(), bu, ctx, offset_of!(JitCtx, budget) as i32);
+    let left = e.b.ins().isub(bu, params[1]);
+    e.sync_count(left, 0);
     emit_chain(&mut e, params[0], params[2], params[3]);
     e.b.seal_all_blocks();
     let helper_insns = std::mem::take(&mut e.helper_insns);

@@ -61,8 +61,8 @@ fn chained_blocks_and_regions_stop_at_the_same_instruction_for_every_budget() {
                     |e| e.region_blocks = regions,
                 );
                 assert_eq!(
-                    format!("{a:?}"),
-                    format!("{b:?}"),
+                    architectural(&a),
+                    architectural(&b),
                     "{kind:?} regions of {regions} slice {slice} max {max}"
                 );
                 assert!(ra.bytes == rb.bytes, "{kind:?} slice {slice}");
@@ -77,7 +77,7 @@ fn blocks_chain_and_agree_with_the_interpreter() {
     let (a, ra, _) = run(EngineKind::Interp, &code, 100_000, 1000, |_, _| {});
     for kind in [EngineKind::Jit, EngineKind::Tiered] {
         let (b, rb, e) = run_configured(kind, &code, 100_000, 1000, |_, _| {}, blocks_only);
-        assert_eq!(format!("{a:?}"), format!("{b:?}"), "{kind:?}");
+        assert_eq!(architectural(&a), architectural(&b), "{kind:?}");
         assert!(ra.bytes == rb.bytes, "{kind:?}");
         assert!(e.stats.chained > 1000, "{:?}", e.stats);
         assert!(
@@ -163,7 +163,7 @@ fn a_code_page_mapped_twice_runs_blocks_with_their_own_eips() {
         let (b, _, e) = run(kind, &code, 10_000, 1000, alias_code_page);
         assert_eq!(a.gpr[2], 0x5105, "the interpreter's EDX");
         assert_eq!(a.gpr[3], 0x1105, "the interpreter's EBX");
-        assert_eq!(format!("{a:?}"), format!("{b:?}"), "{kind:?}");
+        assert_eq!(architectural(&a), architectural(&b), "{kind:?}");
         assert!(e.stats.blocks_translated > 0);
     }
 }
@@ -191,8 +191,8 @@ fn generation_flushes_between_linked_blocks_agree_with_the_interpreter() {
             }
         }
         assert_eq!(
-            format!("{a:?}"),
-            format!("{:?}", cpu.state),
+            architectural(&a),
+            architectural(&cpu.state),
             "limit {limit}"
         );
         assert!(ra.bytes == ram.bytes, "limit {limit}");

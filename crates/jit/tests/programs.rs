@@ -138,6 +138,60 @@ fn shifts_and_imul_inline_match_interp() {
     }
 }
 
+/// IMUL and shifts whose flags the next instruction replaces (ADD, SUB,
+/// TEST, CMP, NEG on registers): the JIT skips computing them, and what
+/// the program can see (flag readers after the replacing instruction,
+/// PUSHFD, the final EFLAGS) stays the interpreter's. The shift before
+/// an ADD with a memory operand keeps its flags (the ADD may leave the
+/// block before it runs).
+fn dead_flags_program() -> Vec<u8> {
+    assemble(|a| {
+        let mut top = a.create_label();
+        a.mov(dword_ptr(0x10008), 500u32)?;
+        a.mov(eax, 0x1234_5678u32)?;
+        a.mov(ebx, 0x9ABC_DEF1u32)?;
+        a.mov(esi, 0x8000_0003u32)?;
+        a.set_label(&mut top)?;
+        a.imul_3(eax, ebx, 7)?;
+        a.add(ecx, eax)?;
+        a.shl(edx, 3)?;
+        a.sub(edx, ecx)?;
+        a.sar(esi, 2)?;
+        a.test(esi, esi)?;
+        a.setz(bl)?;
+        a.imul_2(edi, edx)?;
+        a.cmp(edi, ecx)?;
+        a.setb(bh)?;
+        a.shr(eax, 5)?;
+        a.add(eax, dword_ptr(0x10000))?;
+        a.pushfd()?;
+        a.pop(ebp)?;
+        a.add(dword_ptr(0x10004), ebp)?;
+        a.shl(ecx, 1)?;
+        a.neg(ecx)?;
+        a.pushfd()?;
+        a.pop(ebp)?;
+        a.xor(dword_ptr(0x10004), ebp)?;
+        a.or(esi, 0x4000_0001)?;
+        a.imul_3(ebp, esi, 3)?;
+        a.and(ebp, ebx)?;
+        a.dec(dword_ptr(0x10008))?;
+        a.jnz(top)?;
+        a.shl(eax, 4)?;
+        a.add(eax, ebx)?;
+        a.hlt()
+    })
+}
+
+#[test]
+fn flags_an_instruction_replaces_are_skipped_without_a_trace() {
+    let code = dead_flags_program();
+    for kind in [EngineKind::Jit, EngineKind::Tiered] {
+        let e = same_as_interp(kind, &code, 100_000, |_, _| {});
+        assert!(e.stats.block_insns > 1000, "{:?}", e.stats);
+    }
+}
+
 /// EFLAGS.RF is cleared by every instruction (SDM Vol. 3A, 17.3.1.1): a
 /// block entered with RF set (after an IRET that loaded it) must leave it
 /// clear, as the interpreter does, even when it runs no helper.
