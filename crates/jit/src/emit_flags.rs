@@ -9,7 +9,7 @@
 //! of `LazyFlags::status`; otherwise it calls a helper on the state.
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{types, InstBuilder, Value};
+use cranelift_codegen::ir::{types, InstBuilder, JumpTableData, Value};
 use oxide86_cpu::flags::{sign_bit, LazyOp};
 use oxide86_cpu::state::eflags;
 
@@ -53,7 +53,8 @@ impl Emitter<'_> {
     }
 
     /// CF (as an I8 0/1) of whatever operation the lazy Variables hold,
-    /// the formulas of `Flags::cf` chosen at run time by the op Variable.
+    /// the formulas of `Flags::cf` chosen at run time by the op Variable
+    /// through a jump table (one arm runs, not all of them).
     fn dynamic_cf(&mut self) -> Value {
         self.settle_lazy_op();
         let op = self.b.use_var(self.lz[0]);
@@ -61,33 +62,58 @@ impl Emitter<'_> {
         let d = self.b.use_var(self.lz[2]);
         let s = self.b.use_var(self.lz[3]);
         let r = self.b.use_var(self.lz[4]);
-        let m8 = self.b.ins().iconst(types::I32, 0xFF);
-        let m16 = self.b.ins().iconst(types::I32, 0xFFFF);
-        let m32 = self.b.ins().iconst(types::I32, -1);
-        let is8 = self.b.ins().icmp_imm_u(IntCC::Equal, w, 1);
-        let is16 = self.b.ins().icmp_imm_u(IntCC::Equal, w, 2);
-        let m = self.b.ins().select(is16, m16, m32);
-        let m = self.b.ins().select(is8, m8, m);
-        let dm = self.b.ins().band(d, m);
-        let sm = self.b.ins().band(s, m);
-        let add = self.b.ins().icmp(IntCC::UnsignedLessThan, r, dm);
-        let adc = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, r, dm);
-        let sub = self.b.ins().icmp(IntCC::UnsignedLessThan, dm, sm);
-        let sbb = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, dm, sm);
+        // The width mask: u32::MAX >> (32 - 8 * width).
+        let bits = self.b.ins().imul_imm_u(w, 8);
+        let thirty_two = self.b.ins().iconst(types::I32, 32);
+        let sh = self.b.ins().isub(thirty_two, bits);
+        let ones = self.b.ins().iconst(types::I32, -1);
+        let m = self.b.ins().ushr(ones, sh);
+        let done = self.b.create_block();
+        self.b.append_block_param(done, types::I8);
+        let arm = |e: &mut Self| e.b.create_block();
+        let (add, adc, sub, sbb, logic, stored) = (
+            arm(self),
+            arm(self),
+            arm(self),
+            arm(self),
+            arm(self),
+            arm(self),
+        );
+        let mut table = [stored; 8];
+        table[LazyOp::Add as usize] = add;
+        table[LazyOp::Adc as usize] = adc;
+        table[LazyOp::Sub as usize] = sub;
+        table[LazyOp::Sbb as usize] = sbb;
+        table[LazyOp::Logic as usize] = logic;
+        let dfg = &mut self.b.func.dfg;
+        let calls: Vec<_> = table.iter().map(|&t| dfg.block_call(t, &[])).collect();
+        let default = dfg.block_call(stored, &[]);
+        let jt = self
+            .b
+            .create_jump_table(JumpTableData::new(default, &calls));
+        self.b.ins().br_table(op, jt);
+        for (block, cc, x, y) in [
+            (add, IntCC::UnsignedLessThan, r, d),
+            (adc, IntCC::UnsignedLessThanOrEqual, r, d),
+            (sub, IntCC::UnsignedLessThan, d, s),
+            (sbb, IntCC::UnsignedLessThanOrEqual, d, s),
+        ] {
+            self.b.switch_to_block(block);
+            let xm = self.b.ins().band(x, m);
+            let ym = self.b.ins().band(y, m);
+            let c = self.b.ins().icmp(cc, xm, ym);
+            self.b.ins().jump(done, &[c.into()]);
+        }
+        self.b.switch_to_block(logic);
+        let zero = self.zero_i8();
+        self.b.ins().jump(done, &[zero.into()]);
+        self.b.switch_to_block(stored);
         let ef = self.load_st(types::I32, off::EFLAGS);
         let c = self.b.ins().band_imm_u(ef, i64::from(eflags::CF));
-        let mut v = self.b.ins().icmp_imm_u(IntCC::NotEqual, c, 0);
-        for (o, x) in [
-            (LazyOp::Add, add),
-            (LazyOp::Adc, adc),
-            (LazyOp::Sub, sub),
-            (LazyOp::Sbb, sbb),
-            (LazyOp::Logic, self.zero_i8()),
-        ] {
-            let is = self.b.ins().icmp_imm_u(IntCC::Equal, op, o as i64);
-            v = self.b.ins().select(is, x, v);
-        }
-        v
+        let c = self.b.ins().icmp_imm_u(IntCC::NotEqual, c, 0);
+        self.b.ins().jump(done, &[c.into()]);
+        self.b.switch_to_block(done);
+        self.b.block_params(done)[0]
     }
 
     /// Stores the lazy Variables to the state (before a helper reads them).

@@ -192,6 +192,66 @@ fn flags_an_instruction_replaces_are_skipped_without_a_trace() {
     }
 }
 
+/// INC and DEC at the head of a region's block (a join point: the flag
+/// producer before them is not known at translation time) keep the CF
+/// of whatever ran before: ADD, ADC, SUB, SBB, a logic op, or committed
+/// flags.
+fn inc_dec_at_joins_program() -> Vec<u8> {
+    assemble(|a| {
+        let mut top = a.create_label();
+        let mut j = [(); 6].map(|_| a.create_label());
+        a.mov(ecx, 300u32)?;
+        a.mov(eax, 0x1357_9BDFu32)?;
+        a.set_label(&mut top)?;
+        a.add(eax, 0x7000_0000)?;
+        a.jmp(j[0])?;
+        a.set_label(&mut j[0])?;
+        a.inc(ebx)?;
+        a.setc(dl)?;
+        a.add(edi, edx)?;
+        a.sub(esi, eax)?;
+        a.jmp(j[1])?;
+        a.set_label(&mut j[1])?;
+        a.dec(ebx)?;
+        a.adc(edi, 0)?;
+        a.cmp(eax, ecx)?;
+        a.sbb(ebp, ebp)?;
+        a.jmp(j[2])?;
+        a.set_label(&mut j[2])?;
+        a.inc(ebp)?;
+        a.rcl(edx, 1)?;
+        a.adc(eax, eax)?;
+        a.jmp(j[3])?;
+        a.set_label(&mut j[3])?;
+        a.inc(esi)?;
+        a.setc(dl)?;
+        a.add(edi, edx)?;
+        a.test(eax, 0x0100_0000)?;
+        a.jmp(j[4])?;
+        a.set_label(&mut j[4])?;
+        a.dec(edi)?;
+        a.setc(dh)?;
+        a.add(edi, edx)?;
+        a.shl(esi, 1)?;
+        a.jmp(j[5])?;
+        a.set_label(&mut j[5])?;
+        a.inc(bl)?;
+        a.rcr(edi, 1)?;
+        a.dec(ecx)?;
+        a.jnz(top)?;
+        a.hlt()
+    })
+}
+
+#[test]
+fn inc_and_dec_at_join_points_keep_the_carry_of_any_producer() {
+    let code = inc_dec_at_joins_program();
+    for kind in [EngineKind::Jit, EngineKind::Tiered] {
+        let e = same_as_interp(kind, &code, 100_000, |_, _| {});
+        assert!(e.stats.block_insns > 1000, "{:?}", e.stats);
+    }
+}
+
 /// EFLAGS.RF is cleared by every instruction (SDM Vol. 3A, 17.3.1.1): a
 /// block entered with RF set (after an IRET that loaded it) must leave it
 /// clear, as the interpreter does, even when it runs no helper.
