@@ -84,14 +84,17 @@ impl Emitter<'_> {
     /// the address size (the interpreter's `effective_offset`).
     pub fn effective_offset(&mut self, g: &GuestInsn) -> Value {
         let insn = &g.d.insn;
-        let mut a = self
-            .b
-            .ins()
-            .iconst(types::I32, i64::from(insn.memory_displacement32() as i32));
-        if insn.memory_base() != Register::None {
+        let disp = insn.memory_displacement32();
+        let mut a = if insn.memory_base() != Register::None {
             let base = self.read_reg(insn.memory_base());
-            a = self.b.ins().iadd(a, base);
-        }
+            if disp == 0 {
+                base
+            } else {
+                self.b.ins().iadd_imm_u(base, i64::from(disp))
+            }
+        } else {
+            self.b.ins().iconst(types::I32, i64::from(disp as i32))
+        };
         if insn.memory_index() != Register::None {
             let index = self.read_reg(insn.memory_index());
             let scaled = match insn.memory_index_scale() {
@@ -138,13 +141,15 @@ impl Emitter<'_> {
         // (or one wrapping past 4 GiB) to the slow path.
         let last = self.b.ins().iadd_imm_u(lin, i64::from(size - 1));
         let last_page = self.b.ins().band_imm_u(last, i64::from(0xFFFF_F000u32));
-        let page = self.b.ins().ushr_imm_u(lin, 12);
-        let idx = self.b.ins().band_imm_u(page, (TLB_ENTRIES - 1) as i64);
-        let idx = self.b.ins().uextend(self.ptr, idx);
+        // The entry's byte offset: ((lin >> 12) & (TLB_ENTRIES - 1)) *
+        // size_of::<TlbEntry>(), as one shift and one mask.
+        let entry_shift = size_of::<TlbEntry>().trailing_zeros();
+        let scaled = self.b.ins().ushr_imm_u(lin, i64::from(12 - entry_shift));
         let byte_off = self
             .b
             .ins()
-            .ishl_imm_u(idx, i64::from(size_of::<TlbEntry>().trailing_zeros()));
+            .band_imm_u(scaled, ((TLB_ENTRIES - 1) * size_of::<TlbEntry>()) as i64);
+        let byte_off = self.b.ins().uextend(self.ptr, byte_off);
         let tlb = self.b.ins().load(
             self.ptr,
             trusted(),
@@ -278,7 +283,11 @@ impl Emitter<'_> {
     /// Reads `size` bytes at SS:(ESP + `delta`) without moving ESP.
     pub fn peek_stack(&mut self, g: &GuestInsn, delta: u32, size: u32) -> Value {
         let esp = self.b.use_var(self.regs[4]);
-        let sp = self.b.ins().iadd_imm_u(esp, i64::from(delta));
+        let sp = if delta == 0 {
+            esp
+        } else {
+            self.b.ins().iadd_imm_u(esp, i64::from(delta))
+        };
         let sp = if self.stack_mask() == u32::MAX {
             sp
         } else {
