@@ -350,13 +350,21 @@ pub(super) fn scas<B: Bus + ?Sized>(
         )?;
         let n = dst.n;
         let span = ram_span(bus, dst.low(n, size, down), (n * size) as usize)?;
-        let elements = span.chunks_exact(size as usize).map(|e| (a, le(e)));
-        let outcome = if down {
-            compare(elements.rev(), until)
-        } else {
-            compare(elements, until)
+        // The accumulator repeated over 8 bytes (a multiple of the size).
+        let pattern = match size {
+            1 => u64::from(a) * 0x0101_0101_0101_0101,
+            2 => u64::from(a) * 0x0001_0001_0001_0001,
+            _ => u64::from(a) * 0x0000_0001_0000_0001,
         };
-        finish_compare(cpu, outcome, &[Reg::Edi], size, down)
+        let width = size as usize;
+        let stop = first_stop(
+            (span.len(), width, down, until),
+            |at| word(span, at) ^ pattern,
+            |at| le(&span[at..at + width]) == a,
+        );
+        let (n, last, stop) = ended(n, width, down, stop);
+        let b = le(&span[last..last + width]);
+        finish_compare(cpu, (n, (a, b), stop), &[Reg::Edi], size, down)
     })
 }
 
@@ -385,34 +393,103 @@ pub(super) fn cmps<B: Bus + ?Sized>(
         let (s, d) = (src.low(n, size, down), dst.low(n, size, down));
         let ram = ram_span(bus, 0, s.max(d) + bytes)?;
         let (src, dst) = (&ram[s..s + bytes], &ram[d..d + bytes]);
-        let pairs = src
-            .chunks_exact(size as usize)
-            .zip(dst.chunks_exact(size as usize))
-            .map(|(a, b)| (le(a), le(b)));
-        let outcome = if down {
-            compare(pairs.rev(), until)
-        } else {
-            compare(pairs, until)
-        };
-        finish_compare(cpu, outcome, &[Reg::Esi, Reg::Edi], size, down)
+        let width = size as usize;
+        let stop = first_stop(
+            (bytes, width, down, until),
+            |at| word(src, at) ^ word(dst, at),
+            |at| src[at..at + width] == dst[at..at + width],
+        );
+        let (n, last, stop) = ended(n, width, down, stop);
+        let pair = (le(&src[last..last + width]), le(&dst[last..last + width]));
+        finish_compare(cpu, (n, pair, stop), &[Reg::Esi, Reg::Edi], size, down)
     })
+}
+
+/// The 8 bytes at `at` (zeros past the end), little-endian.
+#[inline]
+fn word(bytes: &[u8], at: usize) -> u64 {
+    bytes
+        .get(at..at + 8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+/// The byte offset of the first element, in the loop's visiting order,
+/// of `bytes` bytes of `size`-byte element pairs at which `until` ends
+/// the repetition. Whole 8-byte words (a multiple of every element size)
+/// are tested lane by lane on `xor(at)`, the XOR of the two operands'
+/// 8 bytes at byte offset `at`; the bytes after the last whole word
+/// element by element with `equal(at)`.
+fn first_stop(
+    (bytes, size, down, until): (usize, usize, bool, Until),
+    xor: impl Fn(usize) -> u64,
+    equal: impl Fn(usize) -> bool,
+) -> Option<usize> {
+    // The top bit of each element lane, and the bits below it.
+    let high: u64 = match size {
+        1 => 0x8080_8080_8080_8080,
+        2 => 0x8000_8000_8000_8000,
+        _ => 0x8000_0000_8000_0000,
+    };
+    let low = !high;
+    // The top bits of the lanes that end the repetition: a lane differs
+    // when any of its bits is set (no carry leaves a lane).
+    let stops = |x: u64| {
+        let differ = (((x & low) + low) | x) & high;
+        let mut m = 0;
+        if until.repe {
+            m |= differ;
+        }
+        if until.repne {
+            m |= high & !differ;
+        }
+        m
+    };
+    let words = bytes / 8 * 8;
+    let lane = |w: usize, bit: u32| w + bit as usize / 8 / size * size;
+    if down {
+        let tail = (words..bytes).step_by(size).rev();
+        if let Some(at) = tail.into_iter().find(|&at| until.stops(equal(at))) {
+            return Some(at);
+        }
+        (0..words).step_by(8).rev().find_map(|w| {
+            let m = stops(xor(w));
+            (m != 0).then(|| lane(w, 63 - m.leading_zeros()))
+        })
+    } else {
+        let hit = (0..words).step_by(8).find_map(|w| {
+            let m = stops(xor(w));
+            (m != 0).then(|| lane(w, m.trailing_zeros()))
+        });
+        hit.or_else(|| {
+            (words..bytes)
+                .step_by(size)
+                .find(|&at| until.stops(equal(at)))
+        })
+    }
+}
+
+/// From the stopping element's byte offset (if any) of `n` elements:
+/// how many elements ran, the byte offset of the last of them, and
+/// whether the condition stopped the repetition there.
+fn ended(n: u32, size: usize, down: bool, stop: Option<usize>) -> (u32, usize, bool) {
+    let bytes = n as usize * size;
+    match stop {
+        Some(at) => {
+            let index = if down {
+                bytes.saturating_sub(size + at) / size
+            } else {
+                at / size
+            };
+            (index as u32 + 1, at, true)
+        }
+        None => (n, if down { 0 } else { bytes.saturating_sub(size) }, false),
+    }
 }
 
 /// What a run of comparisons did: elements done, the last pair compared
 /// (minuend, subtrahend) and whether the REPE/REPNE condition stopped it.
 type Compared = (u32, (u32, u32), bool);
-
-/// Compares element pairs in the loop's order until `until` stops it.
-fn compare(pairs: impl Iterator<Item = (u32, u32)>, until: Until) -> Compared {
-    let mut done = (0, (0, 0), false);
-    for (i, (a, b)) in (1..).zip(pairs) {
-        done = (i, (a, b), until.stops(a == b));
-        if done.2 {
-            break;
-        }
-    }
-    done
-}
 
 /// Leaves the flags of the last comparison (SUB of the pair) and steps the
 /// registers past the elements compared.
