@@ -98,6 +98,11 @@ pub struct Cpu {
     /// The exception of the last handler that returned `false` (see
     /// [`crate::interp::Handler`]).
     pub(crate) fault: Exception,
+    /// REP string instructions may run chunks of elements directly in RAM
+    /// (see `interp::string_bulk`). On by default; the tests clear it to
+    /// compare with the element-by-element path, which must leave the same
+    /// state.
+    pub(crate) string_bulk: bool,
 }
 
 /// The offsets `lo..=hi` of one segment that map into one linear page of
@@ -156,6 +161,7 @@ impl Cpu {
             data_valid: 0,
             data_windows: [DataWindow::default(); 12],
             fault: Exception::InvalidOpcode,
+            string_bulk: true,
         }
     }
 
@@ -198,6 +204,7 @@ impl Cpu {
             data_windows: _,
             // Scratch for the handler running now (none between steps).
             fault: _,
+            string_bulk,
         } = other;
         self.state.clone_from(state);
         self.tlb.copy_from(tlb);
@@ -215,6 +222,7 @@ impl Cpu {
         self.fetch = *fetch;
         self.data_fast = false;
         self.data_valid = 0;
+        self.string_bulk = *string_bulk;
     }
 
     /// Records that `insn` reached no handler and returns the #UD it raises.

@@ -134,6 +134,26 @@ impl Cpu {
         self.read_linear_as(bus, linear, size, user)
     }
 
+    /// Whether misaligned data accesses of the current privilege can raise
+    /// #AC(0) now (see [`Cpu::alignment_check`]); the bulk string path
+    /// leaves every element to the general path then.
+    #[inline]
+    pub(crate) fn alignment_checks_armed(&self) -> bool {
+        self.alignment_check(self.user_access())
+    }
+
+    /// The RAM offset of `linear` for a data access of the current
+    /// privilege, when the soft TLB already maps its page to plain RAM with
+    /// the right the access needs (for a write: a page holding no decoded
+    /// instructions, so no code invalidation can be missed); counts the TLB
+    /// hit, as the RAM fast path does. Nothing else: no walk, no fault.
+    #[inline]
+    pub(crate) fn data_host(&mut self, linear: u32, write: bool) -> Option<usize> {
+        let access = if write { Access::Write } else { Access::Read };
+        let right = right_for(access, self.user_access());
+        self.tlb.lookup_host(linear, right, write)
+    }
+
     /// Whether a misaligned data access raises #AC(0): CR0.AM, EFLAGS.AC and
     /// CPL 3 (SDM Vol. 3A, 6.15 "Interrupt 17"). Callers test the
     /// misalignment first, so aligned accesses never get here.

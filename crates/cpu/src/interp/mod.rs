@@ -23,6 +23,7 @@ pub mod segment;
 pub mod shift;
 pub mod stack;
 pub mod string;
+mod string_bulk;
 pub mod system;
 
 use crate::bus::Bus;

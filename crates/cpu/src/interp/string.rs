@@ -10,7 +10,12 @@
 //! microcode has already stepped the index registers of the accesses up to
 //! the faulting one, and under REP decremented CX, before #GP is raised.
 //! [`overrun_286`] models that from the 286 vectors.
+//!
+//! Under REP, MOVS STOS LODS SCAS and CMPS run most elements in chunks
+//! straight in RAM ([`super::string_bulk`]); the element loop here takes
+//! every element a chunk cannot, and is what the chunks must equal.
 
+use super::string_bulk::{self as bulk, Chunk, Until};
 use crate::bus::Bus;
 use crate::cpu::Cpu;
 use crate::exception::Exception;
@@ -30,13 +35,13 @@ fn element_size(insn: &Instruction) -> u32 {
 
 /// Reads an index or count register at the address size.
 #[inline]
-fn areg(cpu: &Cpu, r: Reg) -> u32 {
+pub(super) fn areg(cpu: &Cpu, r: Reg) -> u32 {
     cpu.state.gpr[r as usize] & cpu.addr_mask()
 }
 
 /// Adds `delta` to an index or count register at the address size.
 #[inline]
-fn bump(cpu: &mut Cpu, r: Reg, delta: u32) {
+pub(super) fn bump(cpu: &mut Cpu, r: Reg, delta: u32) {
     let mask = cpu.addr_mask();
     let v = cpu.state.gpr[r as usize];
     cpu.state.gpr[r as usize] = (v & !mask) | (v.wrapping_add(delta) & mask);
@@ -85,26 +90,58 @@ fn overrun_286(
     e
 }
 
-/// Runs `element` once, or under REP while the count is non-zero.
-/// `element` returns whether a REPE/REPNE condition lets the loop go on.
+/// The chunk function of an instruction with a bulk path: runs up to the
+/// given number of elements in RAM (see [`super::string_bulk`]).
+type ChunkFn<B> = fn(&mut Cpu, &Instruction, &mut B, u32) -> Chunk;
+
+/// Runs `element` once, or under REP while the count is non-zero; with a
+/// `chunk` function, as many elements as it can take run in chunks, and
+/// the others through `element`. A REPE/REPNE condition (`conditional`)
+/// is tested on the flags after each element.
 #[inline]
 fn repeat<B: Bus + ?Sized>(
     cpu: &mut Cpu,
     insn: &Instruction,
     bus: &mut B,
     conditional: bool,
+    chunk: Option<ChunkFn<B>>,
     mut element: impl FnMut(&mut Cpu, &mut B) -> Result<(), Exception>,
 ) -> Result<(), Exception> {
     let rep = insn.has_rep_prefix() || insn.has_repne_prefix();
     if !rep {
         return element(cpu, bus);
     }
+    let chunk = chunk.filter(|_| bulk::allowed(cpu));
     let mut budget = MAX_ELEMENTS_PER_STEP;
+    // Elements left for `element` before the next chunk attempt, and
+    // whether the last attempt fell back.
+    let (mut singles, mut fell_back) = (0u32, false);
     while areg(cpu, Reg::Ecx) != 0 {
         if budget == 0 {
             cpu.ctx.next_eip = cpu.ctx.start_eip;
             return Ok(());
         }
+        if let (Some(chunk), 0) = (chunk, singles) {
+            match chunk(cpu, insn, bus, budget.min(areg(cpu, Reg::Ecx))) {
+                Chunk::Done { n, stop } => {
+                    budget -= n;
+                    fell_back = false;
+                    if stop {
+                        break;
+                    }
+                    continue;
+                }
+                // One element through the element loop (which may fill
+                // the missing TLB entry) and another attempt; after two
+                // fallbacks in a row (MMIO, a code page), the rest of the
+                // page.
+                Chunk::Fallback { page_rest } => {
+                    singles = if fell_back { page_rest } else { 1 };
+                    fell_back = !fell_back;
+                }
+            }
+        }
+        singles = singles.saturating_sub(1);
         budget -= 1;
         element(cpu, bus)?;
         bump(cpu, Reg::Ecx, u32::MAX);
@@ -135,7 +172,11 @@ pub fn movs<B: Bus + ?Sized>(
 ) -> Result<(), Exception> {
     let size = element_size(insn);
     let seg = cpu.memory_segment(insn);
-    repeat(cpu, insn, bus, false, |cpu, bus| {
+    let chunk: ChunkFn<B> = |cpu, insn, bus, max| {
+        let seg = cpu.memory_segment(insn);
+        bulk::movs(cpu, bus, seg, element_size(insn), max)
+    };
+    repeat(cpu, insn, bus, false, Some(chunk), |cpu, bus| {
         let v = cpu
             .read_mem_windowed(bus, seg, areg(cpu, Reg::Esi), size)
             .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Esi], 1))?;
@@ -156,7 +197,11 @@ pub fn cmps<B: Bus + ?Sized>(
 ) -> Result<(), Exception> {
     let size = element_size(insn);
     let seg = cpu.memory_segment(insn);
-    repeat(cpu, insn, bus, true, |cpu, bus| {
+    let chunk: ChunkFn<B> = |cpu, insn, bus, max| {
+        let seg = cpu.memory_segment(insn);
+        bulk::cmps(cpu, bus, seg, element_size(insn), max, Until::of(insn))
+    };
+    repeat(cpu, insn, bus, true, Some(chunk), |cpu, bus| {
         // The 286 reads ES:DI first; later processors read the source first.
         let (a, b) = if cpu.state.model == CpuModel::I286 {
             let b = cpu
@@ -194,7 +239,9 @@ pub fn scas<B: Bus + ?Sized>(
     bus: &mut B,
 ) -> Result<(), Exception> {
     let size = element_size(insn);
-    repeat(cpu, insn, bus, true, |cpu, bus| {
+    let chunk: ChunkFn<B> =
+        |cpu, insn, bus, max| bulk::scas(cpu, bus, element_size(insn), max, Until::of(insn));
+    repeat(cpu, insn, bus, true, Some(chunk), |cpu, bus| {
         let b = cpu
             .read_mem_windowed(bus, SegReg::Es, areg(cpu, Reg::Edi), size)
             .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Edi], 1))?;
@@ -220,7 +267,11 @@ pub fn lods<B: Bus + ?Sized>(
 ) -> Result<(), Exception> {
     let size = element_size(insn);
     let seg = cpu.memory_segment(insn);
-    repeat(cpu, insn, bus, false, |cpu, bus| {
+    let chunk: ChunkFn<B> = |cpu, insn, bus, max| {
+        let seg = cpu.memory_segment(insn);
+        bulk::lods(cpu, bus, seg, element_size(insn), max)
+    };
+    repeat(cpu, insn, bus, false, Some(chunk), |cpu, bus| {
         let v = cpu
             .read_mem_windowed(bus, seg, areg(cpu, Reg::Esi), size)
             .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Esi], 1))?;
@@ -238,7 +289,8 @@ pub fn stos<B: Bus + ?Sized>(
     bus: &mut B,
 ) -> Result<(), Exception> {
     let size = element_size(insn);
-    repeat(cpu, insn, bus, false, |cpu, bus| {
+    let chunk: ChunkFn<B> = |cpu, insn, bus, max| bulk::stos(cpu, bus, element_size(insn), max);
+    repeat(cpu, insn, bus, false, Some(chunk), |cpu, bus| {
         let v = cpu.state.reg(Reg::Eax, size);
         cpu.write_mem_windowed(bus, SegReg::Es, areg(cpu, Reg::Edi), size, v)
             .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Edi], 2))?;
@@ -258,7 +310,7 @@ pub fn ins<B: Bus + ?Sized>(
     let port = cpu.state.gpr[Reg::Edx as usize] as u16;
     cpu.check_io(bus, port, size)?;
     cpu.note_io_access(port, size);
-    repeat(cpu, insn, bus, false, |cpu, bus| {
+    repeat(cpu, insn, bus, false, None, |cpu, bus| {
         let di = areg(cpu, Reg::Edi);
         cpu.check_write(bus, SegReg::Es, di, size)
             .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Edi], 2))?;
@@ -282,7 +334,7 @@ pub fn outs<B: Bus + ?Sized>(
     let port = cpu.state.gpr[Reg::Edx as usize] as u16;
     cpu.check_io(bus, port, size)?;
     cpu.note_io_access(port, size);
-    repeat(cpu, insn, bus, false, |cpu, bus| {
+    repeat(cpu, insn, bus, false, None, |cpu, bus| {
         let v = cpu
             .read_mem(bus, seg, areg(cpu, Reg::Esi), size)
             .map_err(|e| overrun_286(cpu, insn, e, size, &[Reg::Esi], 1))?;
