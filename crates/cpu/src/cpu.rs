@@ -688,14 +688,12 @@ impl Cpu {
                 let same_page = (paddr & 0xFFF) + len <= 0x1000;
                 let no_wrap = eip.wrapping_add(len - 1) & mask >= eip;
                 if same_page && no_wrap && self.state.model != CpuModel::I8086 {
-                    self.icache.insert(paddr, code32, d);
-                    self.tlb.forget_host_writes(paddr & !0xFFF);
+                    self.cache_decoded(paddr, code32, d);
                 } else if same_page && no_wrap {
                     // The 8086 wraps linear addresses at 1 MiB on the bus, so
                     // only cache where linear and bus address agree.
                     if lin < 0x10_0000 - len {
-                        self.icache.insert(paddr, code32, d);
-                        self.tlb.forget_host_writes(paddr & !0xFFF);
+                        self.cache_decoded(paddr, code32, d);
                     }
                 }
                 Ok(d)
@@ -705,6 +703,18 @@ impl Cpu {
             Err(DecodeError::NeedMoreBytes) => {
                 Err(fault.unwrap_or(Exception::GeneralProtection(0)))
             }
+        }
+    }
+
+    /// Puts a decoding in the decode cache. The soft TLB grants direct
+    /// writes only to pages without cached code (see `Cpu::learn_host`),
+    /// so only the first decoding on a page has grants to withdraw;
+    /// later ones skip the scan of every TLB entry.
+    fn cache_decoded(&mut self, paddr: u32, code32: bool, d: Decoded) {
+        let first_on_page = !self.icache.page_has_code(paddr);
+        self.icache.insert(paddr, code32, d);
+        if first_on_page {
+            self.tlb.forget_host_writes(paddr & !0xFFF);
         }
     }
 
