@@ -668,7 +668,7 @@ impl Cpu {
         let user = self.user_access();
         // Read up to 15 bytes, stopping at the first one that would fault.
         let mut bytes = [0u8; MAX_INSN_LEN];
-        let mut n = 0;
+        let mut n = self.fetch_bytes_from_ram(bus, eip, paddr, &mut bytes);
         let mut fault = None;
         let mask = self.ip_mask();
         while n < MAX_INSN_LEN {
@@ -696,14 +696,12 @@ impl Cpu {
                 let same_page = (paddr & 0xFFF) + len <= 0x1000;
                 let no_wrap = eip.wrapping_add(len - 1) & mask >= eip;
                 if same_page && no_wrap && self.state.model != CpuModel::I8086 {
-                    self.icache.insert(paddr, code32, d);
-                    self.tlb.forget_host_writes(paddr & !0xFFF);
+                    self.cache_decoded(paddr, code32, d);
                 } else if same_page && no_wrap {
                     // The 8086 wraps linear addresses at 1 MiB on the bus, so
                     // only cache where linear and bus address agree.
                     if lin < 0x10_0000 - len {
-                        self.icache.insert(paddr, code32, d);
-                        self.tlb.forget_host_writes(paddr & !0xFFF);
+                        self.cache_decoded(paddr, code32, d);
                     }
                 }
                 Ok(d)
@@ -713,6 +711,51 @@ impl Cpu {
             Err(DecodeError::NeedMoreBytes) => {
                 Err(fault.unwrap_or(Exception::GeneralProtection(0)))
             }
+        }
+    }
+
+    /// Puts a decoding in the decode cache. The soft TLB grants direct
+    /// writes only to pages without cached code (see `Cpu::learn_host`),
+    /// so only the first decoding on a page has grants to withdraw;
+    /// later ones skip the scan of every TLB entry.
+    fn cache_decoded(&mut self, paddr: u32, code32: bool, d: Decoded) {
+        let first_on_page = !self.icache.page_has_code(paddr);
+        self.icache.insert(paddr, code32, d);
+        if first_on_page {
+            self.tlb.forget_host_writes(paddr & !0xFFF);
+        }
+    }
+
+    /// The decode-miss fast path: copies the 15 bytes at `eip` (physical
+    /// `paddr`) straight from guest RAM when all of them lie inside the
+    /// fetch window [`Cpu::fill_fetch_window`] just recorded for `eip` (one
+    /// page, inside the CS limit and the IP mask, so every byte's segment
+    /// check and translation gives what the first one's did) and that page
+    /// is plain RAM. Returns the bytes read: 15, or 0 when the byte-by-byte
+    /// path must decide (a page or limit end within reach, ROM, MMIO).
+    #[inline]
+    fn fetch_bytes_from_ram<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        eip: u32,
+        paddr: u32,
+        bytes: &mut [u8; MAX_INSN_LEN],
+    ) -> usize {
+        let w = self.fetch;
+        let in_window = eip >= w.eip_lo && eip <= w.eip_hi;
+        if !in_window || w.eip_hi - eip < MAX_INSN_LEN as u32 - 1 {
+            return 0;
+        }
+        let Some(page) = bus.ram_page_offset(paddr) else {
+            return 0;
+        };
+        let start = page + (paddr & 0xFFF) as usize;
+        match bus.ram().and_then(|r| r.get(start..start + MAX_INSN_LEN)) {
+            Some(src) => {
+                bytes.copy_from_slice(src);
+                MAX_INSN_LEN
+            }
+            None => 0,
         }
     }
 

@@ -18,8 +18,9 @@
 //! re-checks the budget on entry, so chains end exactly where a lone block
 //! would, and nothing in a chain can make an interrupt deliverable.
 
-use std::collections::HashMap;
 use std::time::Instant;
+
+use rustc_hash::FxHashMap;
 
 use oxide86_cpu::decode::FLUSHED_ALL;
 use oxide86_cpu::interrupt::Source;
@@ -132,8 +133,14 @@ pub struct Engine {
     /// blocks, at their first execution).
     pub region_blocks: usize,
     cache: Option<CodeCache>,
-    map: HashMap<Key, Entry>,
-    counts: HashMap<Key, u32>,
+    /// Every translation (and untranslatable marker) by key. Fx hashing:
+    /// the dispatcher looks keys up millions of times a second, and keys
+    /// come from the guest's own addresses, not from an adversary who
+    /// could profit from collisions (a collision costs time, never
+    /// correctness).
+    map: FxHashMap<Key, Entry>,
+    /// Tiered: executions counted at each untranslated block start.
+    counts: FxHashMap<Key, u32>,
     pages: CodePages<Key>,
     /// Direct-mapped front of `map` for translated blocks (by physical address).
     jump_cache: Vec<Option<(Key, BlockFn, u64)>>,
@@ -182,8 +189,8 @@ impl Engine {
             generation_limit: GENERATION_LIMIT,
             region_blocks: MAX_REGION_BLOCKS,
             cache,
-            map: HashMap::new(),
-            counts: HashMap::new(),
+            map: FxHashMap::default(),
+            counts: FxHashMap::default(),
             pages: CodePages::default(),
             jump_cache: vec![None; JUMP_CACHE],
             retired: Vec::new(),

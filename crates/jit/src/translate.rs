@@ -154,7 +154,11 @@ pub enum Miscompile {
 /// a block: it neither transfers control nor touches I/O ports, segment
 /// registers, IF/TF/IOPL, the interrupt shadow or system state. (Memory
 /// accesses it makes may reach MMIO; the helper ends the block if that
-/// left an interrupt pending.)
+/// left an interrupt pending.) RDTSC qualifies: the TSC is the retired
+/// instruction count plus an offset the machine changes only between
+/// `Engine::run` calls, and the block stores the exact count before every
+/// helper call, so kernel delay loops (`rdtsc`, compare, branch back)
+/// run as one translated loop.
 pub fn helper_safe(d: &Decoded) -> bool {
     use iced_x86::OpKind;
     let insn = &d.insn;
@@ -253,6 +257,7 @@ pub fn helper_safe(d: &Decoded) -> bool {
         | M::Enter
         | M::Nop
         | M::Pause
+        | M::Rdtsc
         | M::Cmove
         | M::Cmovne
         | M::Cmovb
