@@ -123,7 +123,7 @@ def oxide_stats(stderr):
     s = {}
     m = re.search(r"instructions retired\s+(\d+)", stderr)
     s["insns"] = int(m.group(1)) if m else None
-    m = re.search(r"(\d+) blocks translated in ([0-9.]+) s", stderr)
+    m = re.search(r"(\d+) translations \(\d+ regions\) in ([0-9.]+) s", stderr)
     if m:
         s["blocks"] = int(m.group(1))
         s["xlate"] = float(m.group(2))
@@ -280,7 +280,7 @@ def print_bare_tables(args, workloads, columns, best, stats, insns):
             print("| " + " | ".join(row) + " |")
     print("\nTranslation (oxide86 --stats, run with the best time): "
           + "; ".join(
-              f"{w.name} {e} {stats[w.name][e]['blocks']} blocks in "
+              f"{w.name} {e} {stats[w.name][e]['blocks']} translations in "
               f"{1000 * stats[w.name][e]['xlate']:.1f} ms"
               for w in workloads for e in engines
               if e != "interp" and "xlate" in stats[w.name].get(e, {})))
@@ -402,7 +402,7 @@ def linux_boot(args, root, oxide):
             s = oxide_stats(c.err.decode(errors="replace")) if is_oxide else {}
             log(f"  linux {name:<28} run {run + 1}/{args.linux_runs}: prompt {t_prompt:7.2f} s, "
                 f"power-off {t_off:7.2f} s" + (f", {s['insns']:,} insns" if s.get("insns") else "")
-                + (f", jit: {s['blocks']:,} blocks in {s['xlate']:.2f} s" if "xlate" in s else ""))
+                + (f", jit: {s['blocks']:,} translations in {s['xlate']:.2f} s" if "xlate" in s else ""))
             prev = best.get(name)
             if prev is None or t_prompt < prev[0]:
                 best[name] = (t_prompt, t_off, s)
@@ -423,7 +423,7 @@ def linux_boot(args, root, oxide):
         row = [name, f"{t_prompt:.2f}", f"{t_off:.2f}", f"{n:,}" if n else "-",
                fmt_mips(n, t_off) if n else "-", ratio(q[0], t_prompt) if q else "-"]
         print("| " + " | ".join(row) + " |")
-    xl = [f"{name}: {best[name][2]['blocks']:,} blocks translated in {best[name][2]['xlate']:.2f} s"
+    xl = [f"{name}: {best[name][2]['blocks']:,} translations in {best[name][2]['xlate']:.2f} s"
           for name, _, _ in configs if name in best and "xlate" in best[name][2]]
     if xl:
         print("\nTranslation: " + "; ".join(xl) + ".")
