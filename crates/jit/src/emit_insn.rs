@@ -1,5 +1,5 @@
 //! Instructions lowered inline: MOV MOVZX MOVSX LEA XCHG, ADD SUB CMP AND
-//! OR XOR TEST INC DEC NEG NOT (ADC SBB in `emit_carry.rs`), PUSH POP,
+//! OR XOR TEST INC DEC NEG NOT (ADC SBB in `emit_carry.rs`), PUSH POP LEAVE,
 //! SETcc CMOVcc, NOP PAUSE, RDTSC, and the near
 //! control transfers Jcc JMP CALL RET (Intel SDM Vol. 2A-2B). Each one
 //! reads its operands, may leave the block before itself (a slow memory
@@ -81,7 +81,8 @@ pub(crate) fn inline_kind(d: &Decoded) -> Option<bool> {
         M::Imul | M::Shl | M::Sal | M::Shr | M::Sar => {
             crate::emit_muls::inline_form(insn, |i| is_gpr(insn, i), |i| is_gpr_or_mem(insn, i))
         }
-        M::Push => n == 1 && (is_gpr(insn, 0) || is_imm(insn, 0)),
+        M::Push => n == 1 && (is_gpr_or_mem(insn, 0) || is_imm(insn, 0)),
+        M::Leave => n == 0,
         M::Pop => n == 1 && is_gpr(insn, 0),
         M::Cmove
         | M::Cmovne
@@ -228,9 +229,12 @@ pub(crate) fn emit(e: &mut Emitter<'_>, g: &GuestInsn) {
         M::Inc | M::Dec | M::Neg | M::Not => unary(e, g),
         M::Imul => crate::emit_muls::imul(e, g),
         M::Shl | M::Sal | M::Shr | M::Sar => crate::emit_muls::shift(e, g),
+        M::Leave => e.leave(g),
         M::Push => {
             let w = width(&insn, 0);
-            let v = read_op(e, g, 0, None, w);
+            // The operand's address uses ESP before the push.
+            let mem = mem_operand(e, g, w, false);
+            let v = read_op(e, g, 0, mem, w);
             let v = e.mask(v, i64::from(width_mask(w)));
             e.push(g, v, w);
         }
