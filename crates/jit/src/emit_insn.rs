@@ -1,6 +1,6 @@
 //! Instructions lowered inline: MOV MOVZX MOVSX LEA XCHG, ADD SUB CMP AND
 //! OR XOR TEST INC DEC NEG NOT (ADC SBB in `emit_carry.rs`), PUSH POP LEAVE,
-//! SETcc CMOVcc, NOP PAUSE, RDTSC, and the near
+//! SETcc CMOVcc, NOP PAUSE, RDTSC, LODS SCAS (`emit_string.rs`), and the near
 //! control transfers Jcc JMP CALL RET (Intel SDM Vol. 2A-2B). Each one
 //! reads its operands, may leave the block before itself (a slow memory
 //! path), and only then writes registers and flags, like the interpreter's
@@ -83,6 +83,9 @@ pub(crate) fn inline_kind(d: &Decoded) -> Option<bool> {
         }
         M::Push => n == 1 && (is_gpr_or_mem(insn, 0) || is_imm(insn, 0)),
         M::Leave => n == 0,
+        M::Lodsb | M::Lodsw | M::Lodsd | M::Scasb | M::Scasw | M::Scasd => {
+            crate::emit_string::inline_form(insn)
+        }
         M::Pop => n == 1 && is_gpr(insn, 0),
         M::Cmove
         | M::Cmovne
@@ -230,6 +233,9 @@ pub(crate) fn emit(e: &mut Emitter<'_>, g: &GuestInsn) {
         M::Imul => crate::emit_muls::imul(e, g),
         M::Shl | M::Sal | M::Shr | M::Sar => crate::emit_muls::shift(e, g),
         M::Leave => e.leave(g),
+        M::Lodsb | M::Lodsw | M::Lodsd | M::Scasb | M::Scasw | M::Scasd => {
+            crate::emit_string::lods_scas(e, g)
+        }
         M::Push => {
             let w = width(&insn, 0);
             // The operand's address uses ESP before the push.

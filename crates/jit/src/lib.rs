@@ -18,6 +18,7 @@ mod emit_flags;
 mod emit_insn;
 mod emit_mem;
 mod emit_muls;
+mod emit_string;
 pub mod engine;
 mod helpers;
 pub mod smc;
