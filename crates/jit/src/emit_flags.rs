@@ -55,7 +55,7 @@ impl Emitter<'_> {
     /// CF (as an I8 0/1) of whatever operation the lazy Variables hold,
     /// the formulas of `Flags::cf` chosen at run time by the op Variable
     /// through a jump table (one arm runs, not all of them).
-    fn dynamic_cf(&mut self) -> Value {
+    pub(crate) fn dynamic_cf(&mut self) -> Value {
         self.settle_lazy_op();
         let op = self.b.use_var(self.lz[0]);
         let w = self.b.use_var(self.lz[1]);

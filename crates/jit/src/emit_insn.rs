@@ -1,5 +1,6 @@
 //! Instructions lowered inline: MOV MOVZX MOVSX LEA XCHG, ADD SUB CMP AND
-//! OR XOR TEST INC DEC NEG NOT, PUSH POP, SETcc CMOVcc, NOP, and the near
+//! OR XOR TEST INC DEC NEG NOT (ADC SBB in `emit_carry.rs`), PUSH POP LEAVE,
+//! SETcc CMOVcc, NOP PAUSE, RDTSC, LODS SCAS (`emit_string.rs`), and the near
 //! control transfers Jcc JMP CALL RET (Intel SDM Vol. 2A-2B). Each one
 //! reads its operands, may leave the block before itself (a slow memory
 //! path), and only then writes registers and flags, like the interpreter's
@@ -14,7 +15,7 @@ use oxide86_cpu::interp::operand::gpr_slot;
 
 use crate::ctx::EXIT_INTERP;
 use crate::emit_mem::width_mask;
-use crate::translate::{Emitter, GuestInsn, Miscompile};
+use crate::translate::{off, Emitter, GuestInsn, Miscompile};
 
 fn is_gpr(insn: &iced_x86::Instruction, n: u32) -> bool {
     insn.op_kind(n) == OpKind::Register && gpr_slot(insn.op_register(n)).is_some()
@@ -59,7 +60,8 @@ pub(crate) fn inline_kind(d: &Decoded) -> Option<bool> {
     }
     let n = insn.op_count();
     let straight = match insn.mnemonic() {
-        M::Nop => n == 0,
+        // PAUSE is a NOP to the interpreter.
+        M::Nop | M::Pause | M::Rdtsc => n == 0,
         M::Mov => {
             n == 2
                 && ((is_gpr(insn, 0) && (is_gpr_or_mem(insn, 1) || is_imm(insn, 1)))
@@ -68,7 +70,7 @@ pub(crate) fn inline_kind(d: &Decoded) -> Option<bool> {
         M::Movzx | M::Movsx => n == 2 && is_gpr(insn, 0) && is_gpr_or_mem(insn, 1),
         M::Lea => n == 2 && is_gpr(insn, 0) && insn.op_kind(1) == OpKind::Memory,
         M::Xchg => n == 2 && is_gpr(insn, 0) && is_gpr(insn, 1),
-        M::Add | M::Sub | M::Cmp | M::And | M::Or | M::Xor | M::Test => {
+        M::Add | M::Sub | M::Cmp | M::And | M::Or | M::Xor | M::Test | M::Adc | M::Sbb => {
             n == 2
                 && is_gpr_or_mem(insn, 0)
                 && (is_gpr(insn, 1)
@@ -79,7 +81,11 @@ pub(crate) fn inline_kind(d: &Decoded) -> Option<bool> {
         M::Imul | M::Shl | M::Sal | M::Shr | M::Sar => {
             crate::emit_muls::inline_form(insn, |i| is_gpr(insn, i), |i| is_gpr_or_mem(insn, i))
         }
-        M::Push => n == 1 && (is_gpr(insn, 0) || is_imm(insn, 0)),
+        M::Push => n == 1 && (is_gpr_or_mem(insn, 0) || is_imm(insn, 0)),
+        M::Leave => n == 0,
+        M::Lodsb | M::Lodsw | M::Lodsd | M::Scasb | M::Scasw | M::Scasd => {
+            crate::emit_string::inline_form(insn)
+        }
         M::Pop => n == 1 && is_gpr(insn, 0),
         M::Cmove
         | M::Cmovne
@@ -183,7 +189,9 @@ pub(crate) fn mem_operand(
 pub(crate) fn emit(e: &mut Emitter<'_>, g: &GuestInsn) {
     let insn = g.d.insn;
     match insn.mnemonic() {
-        M::Nop => {}
+        M::Nop | M::Pause => {}
+        M::Rdtsc => rdtsc(e, g),
+        M::Adc | M::Sbb => crate::emit_carry::adc_sbb(e, g),
         M::Mov => {
             let w = width(&insn, 0);
             let to_mem = insn.op_kind(0) == OpKind::Memory;
@@ -224,9 +232,15 @@ pub(crate) fn emit(e: &mut Emitter<'_>, g: &GuestInsn) {
         M::Inc | M::Dec | M::Neg | M::Not => unary(e, g),
         M::Imul => crate::emit_muls::imul(e, g),
         M::Shl | M::Sal | M::Shr | M::Sar => crate::emit_muls::shift(e, g),
+        M::Leave => e.leave(g),
+        M::Lodsb | M::Lodsw | M::Lodsd | M::Scasb | M::Scasw | M::Scasd => {
+            crate::emit_string::lods_scas(e, g)
+        }
         M::Push => {
             let w = width(&insn, 0);
-            let v = read_op(e, g, 0, None, w);
+            // The operand's address uses ESP before the push.
+            let mem = mem_operand(e, g, w, false);
+            let v = read_op(e, g, 0, mem, w);
             let v = e.mask(v, i64::from(width_mask(w)));
             e.push(g, v, w);
         }
@@ -332,6 +346,25 @@ pub(crate) fn emit(e: &mut Emitter<'_>, g: &GuestInsn) {
         }
         _ => e.exit_const(g.eip, EXIT_INTERP),
     }
+}
+
+/// RDTSC: EDX:EAX = the instructions retired before it plus the TSC
+/// offset (`misc::rdtsc`). With CR4.TSD set the interpreter runs it (it
+/// may fault).
+fn rdtsc(e: &mut Emitter<'_>, g: &GuestInsn) {
+    const CR4_TSD: i64 = 1 << 2;
+    let cr4 = e.load_st(types::I32, off::CR4);
+    let tsd = e.b.ins().band_imm_u(cr4, CR4_TSD);
+    let tsd = e.b.ins().icmp_imm_u(IntCC::NotEqual, tsd, 0);
+    e.side_exit_if(tsd, g.eip);
+    let ic = e.icount_now();
+    let tsc_off = e.load_st(types::I64, off::TSC_OFFSET);
+    let tsc = e.b.ins().iadd(ic, tsc_off);
+    let lo = e.b.ins().ireduce(types::I32, tsc);
+    let hi = e.b.ins().ushr_imm_u(tsc, 32);
+    let hi = e.b.ins().ireduce(types::I32, hi);
+    e.write_reg(iced_x86::Register::EAX, lo);
+    e.write_reg(iced_x86::Register::EDX, hi);
 }
 
 /// A taken branch to `target` (within the region, or out).

@@ -297,6 +297,28 @@ impl Emitter<'_> {
         self.load_guest(addr, size)
     }
 
+    /// LEAVE (SDM Vol. 2A, LEAVE; `stack::leave`): ESP = EBP (within the
+    /// stack-size mask), then POP EBP at the operand size. The read at
+    /// SS:EBP comes first, so a slow path leaves everything as it was.
+    pub fn leave(&mut self, g: &GuestInsn) {
+        let w = if g.d.op32 { 4 } else { 2 };
+        let ebp = self.b.use_var(self.regs[5]);
+        let esp = self.b.use_var(self.regs[4]);
+        let sp = if self.stack_mask() == u32::MAX {
+            ebp
+        } else {
+            self.b.ins().band_imm_u(ebp, 0xFFFF)
+        };
+        let addr = self.host_addr(g, SegReg::Ss, sp, w, false);
+        let v = self.load_guest(addr, w);
+        let base = self.merge_sp(esp, ebp);
+        let up = self.b.ins().iadd_imm_u(base, i64::from(w));
+        let new = self.merge_sp(base, up);
+        self.set_reg(4, new);
+        let bp = if w == 4 { Register::EBP } else { Register::BP };
+        self.write_reg(bp, v);
+    }
+
     /// Moves ESP up by `n` bytes (within the stack-size mask).
     pub fn release_stack(&mut self, n: u32) {
         let esp = self.b.use_var(self.regs[4]);

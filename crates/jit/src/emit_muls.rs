@@ -1,5 +1,5 @@
 //! IMUL with two or three operands and SHL/SAL/SHR/SAR of a register by a
-//! non-zero immediate count, inline. They write the status flags
+//! non-zero immediate count or by CL, inline. They write the status flags
 //! directly, as the interpreter's `set_status` does (SDM Vol. 2A "IMUL",
 //! Vol. 2B "SAL/SAR/SHL/SHR"): the lazy record is committed (its op
 //! becomes `None`), the flags the instruction defines are replaced, and
@@ -9,7 +9,7 @@
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, InstBuilder, Value};
-use iced_x86::{Mnemonic as M, OpKind};
+use iced_x86::{Mnemonic as M, OpKind, Register};
 use oxide86_cpu::flags::{sign_bit, LazyOp};
 use oxide86_cpu::state::eflags;
 
@@ -40,8 +40,8 @@ pub(crate) fn inline_form(
         M::Shl | M::Sal | M::Shr | M::Sar => {
             n == 2
                 && gpr(0)
-                && insn.op_kind(1) == OpKind::Immediate8
-                && insn.immediate8() & 0x1F != 0
+                && ((insn.op_kind(1) == OpKind::Immediate8 && insn.immediate8() & 0x1F != 0)
+                    || (insn.op_kind(1) == OpKind::Register && insn.op1_register() == Register::CL))
         }
         _ => false,
     }
@@ -122,6 +122,81 @@ impl Emitter<'_> {
     }
 }
 
+/// SHL/SAL/SHR/SAR r, CL: the count masked to 5 bits is known only at
+/// run time; a count of 0 changes nothing, flags included (`shift.rs`).
+fn shift_cl(e: &mut Emitter<'_>, g: &GuestInsn) {
+    let insn = g.d.insn;
+    let w = width(&insn, 0);
+    let bits = i64::from(8 * w);
+    let mask = i64::from(width_mask(w));
+    let sign = i64::from(sign_bit(w));
+    let a = e.read_reg(insn.op0_register());
+    let cl = e.read_reg(Register::CL);
+    let c = e.b.ins().band_imm_u(cl, 0x1F);
+    // Both arms leave the op Variable defined: the old record on the
+    // count-0 path, `None` after `set_status` on the other.
+    e.settle_lazy_op();
+    let shift = e.b.create_block();
+    let done = e.b.create_block();
+    e.b.ins().brif(c, shift, &[], done, &[]);
+    e.b.switch_to_block(shift);
+    let c1 = e.b.ins().iadd_imm_s(c, -1);
+    let (r, cf, of) = match insn.mnemonic() {
+        M::Shl | M::Sal => {
+            // The last bit shifted out is bit `bits` of the 64-bit
+            // product (0 when the count passes the width: `a` has only
+            // `bits` bits).
+            let a64 = e.b.ins().uextend(types::I64, a);
+            let c64 = e.b.ins().uextend(types::I64, c);
+            let wide = e.b.ins().ishl(a64, c64);
+            let low = e.b.ins().ireduce(types::I32, wide);
+            let r = e.mask(low, mask);
+            let t = e.b.ins().ushr_imm_u(wide, bits);
+            let t = e.b.ins().band_imm_u(t, 1);
+            let cf = e.b.ins().icmp_imm_u(IntCC::NotEqual, t, 0);
+            let s = e.b.ins().band_imm_u(r, sign);
+            let s = e.b.ins().icmp_imm_u(IntCC::NotEqual, s, 0);
+            let of = e.b.ins().bxor(s, cf);
+            (r, cf, of)
+        }
+        M::Shr => {
+            let r = e.b.ins().ushr(a, c);
+            let t = e.b.ins().ushr(a, c1);
+            let t = e.b.ins().band_imm_u(t, 1);
+            let cf = e.b.ins().icmp_imm_u(IntCC::NotEqual, t, 0);
+            let one = e.b.ins().icmp_imm_u(IntCC::Equal, c, 1);
+            let s = e.b.ins().band_imm_u(a, sign);
+            let s = e.b.ins().icmp_imm_u(IntCC::NotEqual, s, 0);
+            let of = e.b.ins().band(one, s);
+            (r, cf, of)
+        }
+        _ => {
+            let signed = sext64(e, a, w);
+            let c64 = e.b.ins().uextend(types::I64, c);
+            let sh = e.b.ins().sshr(signed, c64);
+            let low = e.b.ins().ireduce(types::I32, sh);
+            let r = e.mask(low, mask);
+            let c164 = e.b.ins().uextend(types::I64, c1);
+            let t = e.b.ins().sshr(signed, c164);
+            let t = e.b.ins().band_imm_u(t, 1);
+            let cf = e.b.ins().icmp_imm_u(IntCC::NotEqual, t, 0);
+            let zero = e.b.ins().iconst(types::I8, 0);
+            (r, cf, zero)
+        }
+    };
+    e.write_reg(insn.op0_register(), r);
+    if !e.flags_dead {
+        let szp = e.szp_bits(r, w);
+        let cf = e.flag_bit(cf, eflags::CF);
+        let of = e.flag_bit(of, eflags::OF);
+        let f = e.b.ins().bor(szp, cf);
+        let f = e.b.ins().bor(f, of);
+        e.set_status(eflags::STATUS & !eflags::AF, f);
+    }
+    e.b.ins().jump(done, &[]);
+    e.b.switch_to_block(done);
+}
+
 /// Sign-extends the low `w` bytes of `v` (I32) to I64.
 fn sext64(e: &mut Emitter<'_>, v: Value, w: u32) -> Value {
     let v = if w == 4 {
@@ -169,6 +244,10 @@ pub(crate) fn imul(e: &mut Emitter<'_>, g: &GuestInsn) {
 /// `shr`, `sar` and `finish`).
 pub(crate) fn shift(e: &mut Emitter<'_>, g: &GuestInsn) {
     let insn = g.d.insn;
+    if insn.op_kind(1) == OpKind::Register {
+        shift_cl(e, g);
+        return;
+    }
     let w = width(&insn, 0);
     let bits = 8 * w;
     let mask = i64::from(width_mask(w));

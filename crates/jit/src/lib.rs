@@ -13,10 +13,12 @@
 pub mod cache;
 pub mod cross;
 pub mod ctx;
+mod emit_carry;
 mod emit_flags;
 mod emit_insn;
 mod emit_mem;
 mod emit_muls;
+mod emit_string;
 pub mod engine;
 mod helpers;
 pub mod smc;

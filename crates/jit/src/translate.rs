@@ -499,6 +499,9 @@ pub(crate) mod off {
     pub const EIP: i32 = offset_of!(CpuState, eip) as i32;
     pub const EFLAGS: i32 = offset_of!(CpuState, eflags) as i32;
     pub const ICOUNT: i32 = offset_of!(CpuState, icount) as i32;
+    pub const CR4: i32 = offset_of!(CpuState, cr4) as i32;
+    pub const TSC_OFFSET: i32 =
+        (offset_of!(CpuState, msr) + offset_of!(oxide86_cpu::state::Msrs, tsc_offset)) as i32;
     pub fn lazy(i: usize) -> i32 {
         let base = offset_of!(CpuState, lazy);
         (base
@@ -710,6 +713,18 @@ impl Emitter<'_> {
         let bu = self.b.use_var(self.budget);
         let left = self.b.ins().iadd_imm_s(bu, -self.k);
         self.sync_count(left, 1);
+    }
+
+    /// The instruction count at the current instruction (those retired
+    /// before it), as an I64, without writing it.
+    pub fn icount_now(&mut self) -> Value {
+        let bu = self.b.use_var(self.budget);
+        let left = self.b.ins().iadd_imm_s(bu, -self.k);
+        let at = offset_of!(JitCtx, budget) as i32;
+        let synced = self.b.ins().load(types::I64, trusted(), self.ctx, at);
+        let done = self.b.ins().isub(synced, left);
+        let ic = self.load_st(types::I64, off::ICOUNT);
+        self.b.ins().iadd(ic, done)
     }
 
     /// Adds what was retired since the last sync to the state's
