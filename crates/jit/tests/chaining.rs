@@ -2,6 +2,7 @@
 //! would at every step budget, and a code page mapped at two linear
 //! addresses runs blocks that know their own EIPs.
 
+#[allow(dead_code, reason = "shared with the other test files")]
 mod common;
 use common::*;
 use iced_x86::code_asm::*;

@@ -1,5 +1,6 @@
 //! Whole guest programs under the JIT engines give the interpreter's state.
 
+#[allow(dead_code, reason = "shared with the other test files")]
 mod common;
 use common::*;
 use iced_x86::code_asm::*;

@@ -1,6 +1,7 @@
 //! Self-modifying code under the JIT: every case must leave the
 //! interpreter's state and memory.
 
+#[allow(dead_code, reason = "shared with the other test files")]
 mod common;
 use common::*;
 use iced_x86::code_asm::*;

@@ -213,6 +213,36 @@ fn le(bytes: &[u8]) -> u32 {
     bytes.iter().rev().fold(0, |v, b| (v << 8) | u32::from(*b))
 }
 
+/// The run at `ES:DI` (for a `write`, or a read).
+fn destination(cpu: &mut Cpu, size: u32, down: bool, write: bool, max: u32) -> Result<Run, u32> {
+    run(
+        cpu,
+        (SegReg::Es, areg(cpu, Reg::Edi)),
+        size,
+        down,
+        write,
+        max,
+    )
+}
+
+/// The runs of MOVS and CMPS, from `seg:SI` and at `ES:DI` (written when
+/// `write`): the elements both allow, the RAM offsets of their lowest
+/// bytes and the bytes each spans.
+fn source_and_destination(
+    cpu: &mut Cpu,
+    seg: SegReg,
+    size: u32,
+    down: bool,
+    write: bool,
+    max: u32,
+) -> Result<(u32, usize, usize, usize), u32> {
+    let src = run(cpu, (seg, areg(cpu, Reg::Esi)), size, down, false, max)?;
+    let dst = destination(cpu, size, down, write, max)?;
+    let n = src.n.min(dst.n);
+    let (s, d) = (src.low(n, size, down), dst.low(n, size, down));
+    Ok((n, s, d, (n * size) as usize))
+}
+
 /// The chunk of `REP MOVS` from `seg:SI` to `ES:DI` (at most `max`
 /// elements of `size` bytes).
 pub(super) fn movs<B: Bus + ?Sized>(
@@ -224,18 +254,7 @@ pub(super) fn movs<B: Bus + ?Sized>(
 ) -> Chunk {
     attempt(cpu, 2, |cpu| {
         let down = cpu.state.df();
-        let src = run(cpu, (seg, areg(cpu, Reg::Esi)), size, down, false, max)?;
-        let dst = run(
-            cpu,
-            (SegReg::Es, areg(cpu, Reg::Edi)),
-            size,
-            down,
-            true,
-            max,
-        )?;
-        let n = src.n.min(dst.n);
-        let bytes = (n * size) as usize;
-        let (s, d) = (src.low(n, size, down), dst.low(n, size, down));
+        let (n, s, d, bytes) = source_and_destination(cpu, seg, size, down, true, max)?;
         let ram = ram_span(bus, 0, s.max(d) + bytes)?;
         copy_elements(ram, (s, d), bytes, size, down);
         advance(cpu, &[Reg::Esi, Reg::Edi], n, size, down);
@@ -282,14 +301,7 @@ pub(super) fn stos<B: Bus + ?Sized>(cpu: &mut Cpu, bus: &mut B, size: u32, max: 
     attempt(cpu, 1, |cpu| {
         let down = cpu.state.df();
         let value = cpu.state.reg(Reg::Eax, size).to_le_bytes();
-        let dst = run(
-            cpu,
-            (SegReg::Es, areg(cpu, Reg::Edi)),
-            size,
-            down,
-            true,
-            max,
-        )?;
+        let dst = destination(cpu, size, down, true, max)?;
         let n = dst.n;
         let span = ram_span(bus, dst.low(n, size, down), (n * size) as usize)?;
         match size {
@@ -340,14 +352,7 @@ pub(super) fn scas<B: Bus + ?Sized>(
     attempt(cpu, 1, |cpu| {
         let down = cpu.state.df();
         let a = cpu.state.reg(Reg::Eax, size);
-        let dst = run(
-            cpu,
-            (SegReg::Es, areg(cpu, Reg::Edi)),
-            size,
-            down,
-            false,
-            max,
-        )?;
+        let dst = destination(cpu, size, down, false, max)?;
         let n = dst.n;
         let span = ram_span(bus, dst.low(n, size, down), (n * size) as usize)?;
         // The accumulator repeated over 8 bytes (a multiple of the size).
@@ -379,18 +384,7 @@ pub(super) fn cmps<B: Bus + ?Sized>(
 ) -> Chunk {
     attempt(cpu, 2, |cpu| {
         let down = cpu.state.df();
-        let src = run(cpu, (seg, areg(cpu, Reg::Esi)), size, down, false, max)?;
-        let dst = run(
-            cpu,
-            (SegReg::Es, areg(cpu, Reg::Edi)),
-            size,
-            down,
-            false,
-            max,
-        )?;
-        let n = src.n.min(dst.n);
-        let bytes = (n * size) as usize;
-        let (s, d) = (src.low(n, size, down), dst.low(n, size, down));
+        let (n, s, d, bytes) = source_and_destination(cpu, seg, size, down, false, max)?;
         let ram = ram_span(bus, 0, s.max(d) + bytes)?;
         let (src, dst) = (&ram[s..s + bytes], &ram[d..d + bytes]);
         let width = size as usize;

@@ -105,3 +105,15 @@ pub fn same_as_interp(
     assert!(ra.bytes == rb.bytes, "RAM differs under {kind:?}");
     e
 }
+
+/// [`same_as_interp`] under `jit` and `tiered` for a program whose
+/// instructions are meant to run inline: more than 10,000 of them must
+/// run in blocks, and at most `helper_insns` through the interpreter
+/// helper (the forms the program uses on purpose that are not inline).
+pub fn inline_same_as_interp(code: &[u8], helper_insns: u64) {
+    for kind in [EngineKind::Jit, EngineKind::Tiered] {
+        let e = same_as_interp(kind, code, 100_000, |_, _| {});
+        assert!(e.stats.block_insns > 10_000, "{:?}", e.stats);
+        assert!(e.stats.helper_insns <= helper_insns, "{:?}", e.stats);
+    }
+}
