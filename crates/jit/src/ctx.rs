@@ -42,9 +42,9 @@ pub struct JitCtx {
     /// The soft TLB's entries (`TLB_ENTRIES` of them).
     pub tlb: *const TlbEntry,
     /// Guest RAM (the bus's `ram()` slice), or null if the bus has none.
+    /// Generated code reaches it only through soft-TLB entries, which map
+    /// whole pages inside the slice.
     pub ram: *mut u8,
-    /// Length of guest RAM in bytes.
-    pub ram_len: u64,
     /// Steps the block and the blocks chained after it may still retire.
     /// Every block checks on entry that one pass of its body fits, and
     /// every exit subtracts what it retired.

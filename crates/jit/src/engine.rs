@@ -586,10 +586,7 @@ impl Engine {
         budget: u64,
         journal: *mut u8,
     ) -> (u32, u64, StepOutcome) {
-        let (ram, ram_len) = match bus.ram() {
-            Some(r) => (r.as_mut_ptr(), r.len() as u64),
-            None => (std::ptr::null_mut(), 0),
-        };
+        let ram = bus.ram().map_or(std::ptr::null_mut(), |r| r.as_mut_ptr());
         // Every instruction clears EFLAGS.RF (SDM Vol. 3A, 17.3.1.1; the
         // interpreter does it as each step starts), and nothing in a block
         // sets it: clearing it once on entry is what the block's first
@@ -602,7 +599,6 @@ impl Engine {
             state: &mut cpu.state,
             tlb: cpu.tlb.entries_ptr(),
             ram,
-            ram_len,
             budget,
             cpu: std::ptr::null_mut(),
             bus: bus as *mut B as *mut u8,
@@ -622,7 +618,7 @@ impl Engine {
         // up just now; flushes happen only in the dispatcher), and so is
         // every block its slots chain to. The context's pointers come from
         // exclusive borrows held across the call and not used meanwhile;
-        // blocks touch guest RAM only within [ram, ram + ram_len): through
+        // blocks touch guest RAM only inside the bus's RAM slice: through
         // soft-TLB entries that map whole pages inside the RAM slice (see
         // `Cpu::learn_host`), with accesses that stay in their page.
         let status = unsafe { cache.enter(&mut ctx, entry) };

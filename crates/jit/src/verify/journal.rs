@@ -94,7 +94,7 @@ impl Undo {
 /// # Safety
 /// `ctx` is the block's context with `journal` pointing to a live
 /// [`Journal`] not otherwise borrowed while the block runs, and
-/// `addr..addr + size` lies inside `ctx.ram..ctx.ram + ctx.ram_len`.
+/// `addr..addr + size` lies inside the bus's RAM slice at `ctx.ram`.
 pub(crate) unsafe extern "C" fn note_store(ctx: *mut JitCtx, addr: *const u8, size: u32) {
     // SAFETY: see the function's contract.
     let ctx = unsafe { &*ctx };
