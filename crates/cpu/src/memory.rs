@@ -119,6 +119,16 @@ impl Cpu {
         self.walk(bus, linear, access, user)
     }
 
+    /// [`Cpu::translate`] through the soft TLB only: `None` on a miss
+    /// (nothing is walked, so nothing in memory changes).
+    #[inline]
+    pub fn translate_cached(&mut self, linear: u32, access: Access, user: bool) -> Option<u32> {
+        if self.state.cr0 & cr0::PG == 0 {
+            return Some(linear);
+        }
+        self.tlb.lookup(linear, right_for(access, user))
+    }
+
     /// Reads `size` (1, 2 or 4) bytes at a linear address with the current privilege.
     #[inline]
     pub fn read_linear<B: Bus + ?Sized>(

@@ -35,6 +35,7 @@ pub fn compile_for(triple: &str, region: &Region, mode: Mode) -> Result<usize, C
         isa.default_call_conv(),
         Hooks {
             interp_helper: 0x1000,
+            lookup: 0x2000,
             ..Hooks::default()
         },
         isa.frontend_config(),

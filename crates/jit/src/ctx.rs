@@ -6,6 +6,8 @@
 use oxide86_cpu::tlb::TlbEntry;
 use oxide86_cpu::{Cpu, CpuState};
 
+use crate::translate::Mode;
+
 /// Block exit status: state is in memory; continue at EIP (look it up).
 pub const EXIT_NEXT: u32 = 0;
 /// Block exit status: state is in memory; the instruction at EIP needs the
@@ -67,6 +69,17 @@ pub struct JitCtx {
     /// Instructions the interpreter helper ran inside blocks since the
     /// dispatcher entered.
     pub helper_runs: u64,
+    /// The engine's jump cache entries (`JumpCache::as_ptr`), read by
+    /// `jump_cache::lookup`.
+    pub jump_cache: *const u8,
+    /// The mode of the block the dispatcher entered, which is the mode of
+    /// every block it chains to: no instruction a block runs (inline or
+    /// through the helper, see `translate::helper_safe`) changes the mode.
+    pub mode: Mode,
+    /// Lookups generated code made through `jump_cache::lookup` since the
+    /// dispatcher entered, and those that found a block.
+    pub lookups: u64,
+    pub lookup_hits: u64,
     /// Verify mode: the verifier's journal of what the block overwrites
     /// (a `*mut verify::Journal`), read by the verify-mode helpers only;
     /// null otherwise.

@@ -12,9 +12,11 @@
 //! instruction it ran left an interrupt pending.
 //!
 //! Blocks chain: an exit to an EIP on the block's own page continues
-//! straight into the block translated there (see `ctx::ChainSlot`), so the
-//! dispatcher runs only at exits that need it (another page, an
-//! untranslated target, the interpreter, the budget). Each chained block
+//! straight into the block translated there (see `ctx::ChainSlot`), and
+//! other exits (another page, a return) ask the jump cache from generated
+//! code (`jump_cache::lookup`), so the dispatcher runs only at exits that
+//! need it (an untranslated target, a soft-TLB miss, the interpreter, the
+//! budget). Each chained block
 //! re-checks the budget on entry, so chains end exactly where a lone block
 //! would, and nothing in a chain can make an interrupt deliverable.
 
@@ -29,6 +31,7 @@ use oxide86_cpu::{Bus, Cpu, CpuModel, StepOutcome};
 
 use crate::cache::{BlockFn, CodeCache, CompiledBlock, GENERATION_LIMIT};
 use crate::ctx::{ChainSlot, JitCtx, EXIT_INTERP, EXIT_NEXT};
+use crate::jump_cache::{JumpCache, Key};
 use crate::smc::CodePages;
 use crate::translate::{scan_region, Hooks, Miscompile, Mode, MAX_REGION_BLOCKS};
 use crate::verify::report::Mismatch;
@@ -106,16 +109,6 @@ enum Entry {
     Interp,
 }
 
-/// A translation-cache key: where the block's first instruction is
-/// (physical address and EIP: a page mapped at two addresses holds two
-/// blocks, whose code knows its own EIPs) and the mode it was translated in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct Key {
-    paddr: u32,
-    eip: u32,
-    mode: Mode,
-}
-
 /// The default number of executions before a block is translated.
 pub const DEFAULT_THRESHOLD: u32 = 1000;
 
@@ -143,7 +136,7 @@ pub struct Engine {
     counts: FxHashMap<Key, u32>,
     pages: CodePages<Key>,
     /// Direct-mapped front of `map` for translated blocks (by physical address).
-    jump_cache: Vec<Option<(Key, BlockFn, u64)>>,
+    jump_cache: JumpCache,
     /// Blocks dropped from the tables but not yet freed: their code and
     /// chaining slots live until the generation is retired, so a slot
     /// address handed to the dispatcher stays valid.
@@ -161,13 +154,6 @@ pub struct Engine {
     miscompile: Option<Miscompile>,
     /// Counters.
     pub stats: JitStats,
-}
-
-/// Entries in the direct-mapped jump cache (a power of two).
-const JUMP_CACHE: usize = 4096;
-
-fn jump_slot(paddr: u32) -> usize {
-    (paddr ^ (paddr >> 12)) as usize & (JUMP_CACHE - 1)
 }
 
 impl Engine {
@@ -192,7 +178,7 @@ impl Engine {
             map: FxHashMap::default(),
             counts: FxHashMap::default(),
             pages: CodePages::default(),
-            jump_cache: vec![None; JUMP_CACHE],
+            jump_cache: JumpCache::new(),
             retired: Vec::new(),
             pending_link: 0,
             generation: 0,
@@ -265,7 +251,7 @@ impl Engine {
     /// flush does; call it before running another `Cpu` on this engine):
     /// the code stays allocated until the generation is retired.
     pub fn invalidate_all(&mut self) {
-        self.jump_cache.iter_mut().for_each(|e| *e = None);
+        self.jump_cache.clear();
         for (_, e) in self.map.drain() {
             if let Entry::Block(b) = e {
                 self.retired.push(b);
@@ -318,7 +304,7 @@ impl Engine {
                 } else {
                     0
                 };
-                if let (Gate::Block(entry, _), true) = (&gate, link != 0) {
+                if let (Gate::Block(entry, ..), true) = (&gate, link != 0) {
                     // SAFETY: `link` is a slot of a block of the current
                     // generation (live or in `retired`; a flush since it
                     // was taken zeroed it just above), and no generated
@@ -341,8 +327,9 @@ impl Engine {
                         }
                         continue;
                     }
-                    Gate::Block(entry, len) if len <= max_steps - steps => {
-                        let (status, n, o) = self.run_block(cpu, bus, entry, max_steps - steps);
+                    Gate::Block(entry, len, mode) if len <= max_steps - steps => {
+                        let (status, n, o) =
+                            self.run_block(cpu, bus, entry, mode, max_steps - steps);
                         steps += n;
                         outcome = o;
                         if self.mismatch.is_some() {
@@ -398,10 +385,7 @@ impl Engine {
                 continue;
             }
             for key in self.pages.take(page) {
-                let slot = &mut self.jump_cache[jump_slot(key.paddr)];
-                if slot.is_some_and(|(k, ..)| k == key) {
-                    *slot = None;
-                }
+                self.jump_cache.remove(&key);
                 match self.map.remove(&key) {
                     Some(Entry::Block(b)) => {
                         self.retired.push(b);
@@ -417,16 +401,10 @@ impl Engine {
     /// Decides what happens at CS:EIP: a block, the interpreter, or an NMI
     /// delivered here (as `Cpu::step` would, before anything else).
     fn block_entry<B: Bus>(&mut self, cpu: &mut Cpu, bus: &mut B) -> Gate {
-        let s = &cpu.state;
-        if s.interrupt_shadow
-            || s.halted
-            || s.eflags & eflags::TF != 0
-            || cpu.debug_watch != 0
-            || (s.cpl() == 3 && s.cr0 & cr0::AM != 0 && s.eflags & eflags::AC != 0)
-        {
+        if interpreter_only(cpu) {
             return Gate::Interpret;
         }
-        if !s.nmi_blocked && bus.take_nmi() {
+        if !cpu.state.nmi_blocked && bus.take_nmi() {
             cpu.state.nmi_blocked = true;
             let eip = cpu.state.eip;
             return Gate::Delivered(cpu.deliver(bus, 2, eip, Source::External));
@@ -434,33 +412,20 @@ impl Engine {
         if cpu.state.eflags & eflags::IF != 0 && bus.interrupt_pending() {
             return Gate::Interpret;
         }
-        let mode = Mode::of(cpu);
         let eip = cpu.state.eip;
-        let Ok(lin) = cpu.linear(
-            oxide86_cpu::SegReg::Cs,
-            eip,
-            1,
-            oxide86_cpu::memory::Access::Execute,
-        ) else {
+        let Some(key) = Key::at(cpu, Some(bus), eip, Mode::of(cpu)) else {
             return Gate::Interpret;
         };
-        let user = cpu.user_access();
-        let Ok(paddr) = cpu.translate(bus, lin, oxide86_cpu::memory::Access::Execute, user) else {
-            return Gate::Interpret;
-        };
-        let key = Key { paddr, eip, mode };
         self.stats.lookups += 1;
-        if let Some((k, entry, len)) = self.jump_cache[jump_slot(paddr)] {
-            if k == key {
-                self.stats.hits += 1;
-                return Gate::Block(entry, len);
-            }
+        if let Some((entry, len)) = self.jump_cache.get(&key) {
+            self.stats.hits += 1;
+            return Gate::Block(entry, len, key.mode);
         }
         match self.map.get(&key) {
             Some(Entry::Block(b)) => {
                 self.stats.hits += 1;
-                self.jump_cache[jump_slot(paddr)] = Some((key, b.entry, b.len));
-                return Gate::Block(b.entry, b.len);
+                self.jump_cache.insert(key, b.entry, b.len);
+                return Gate::Block(b.entry, b.len, key.mode);
             }
             Some(Entry::Interp) => return Gate::Interpret,
             None => {}
@@ -507,12 +472,14 @@ impl Engine {
         let hooks = match self.verifier {
             None => Hooks {
                 interp_helper: crate::helpers::interp_one::<B> as *const () as usize,
+                lookup: crate::jump_cache::lookup as *const () as usize,
                 note_store: 0,
                 miscompile: self.miscompile,
             },
             Some(_) => Hooks {
                 interp_helper: crate::verify::journal::interp_one_journaled::<B> as *const ()
                     as usize,
+                lookup: crate::jump_cache::lookup as *const () as usize,
                 note_store: crate::verify::journal::note_store as *const () as usize,
                 miscompile: self.miscompile,
             },
@@ -537,7 +504,7 @@ impl Engine {
         self.stats.translate_ns += start.elapsed().as_nanos() as u64;
         self.pages.add(key.paddr >> 12, key);
         let gate = match &entry {
-            Entry::Block(b) => Gate::Block(b.entry, b.len),
+            Entry::Block(b) => Gate::Block(b.entry, b.len, key.mode),
             Entry::Interp => Gate::Interpret,
         };
         self.map.insert(key, entry);
@@ -552,15 +519,16 @@ impl Engine {
         cpu: &mut Cpu,
         bus: &mut B,
         entry: BlockFn,
+        mode: Mode,
         budget: u64,
     ) -> (u32, u64, StepOutcome) {
         let Some(mut v) = self.verifier.take() else {
-            return self.enter_block(cpu, bus, entry, budget, std::ptr::null_mut());
+            return self.enter_block(cpu, bus, entry, mode, budget, std::ptr::null_mut());
         };
         v.before(cpu);
         let chained = self.stats.chained;
         let journal = std::ptr::addr_of_mut!(v.journal) as *mut u8;
-        let (status, n, o) = self.enter_block(cpu, bus, entry, budget, journal);
+        let (status, n, o) = self.enter_block(cpu, bus, entry, mode, budget, journal);
         let run = BlockRun {
             steps: n,
             outcome: o,
@@ -577,12 +545,14 @@ impl Engine {
         (status, n, o)
     }
 
-    /// Enters the block at `entry` with `journal` (verify mode's, or null).
+    /// Enters the block at `entry`, translated for `mode`, with `journal`
+    /// (verify mode's, or null).
     fn enter_block<B: Bus>(
         &mut self,
         cpu: &mut Cpu,
         bus: &mut B,
         entry: BlockFn,
+        mode: Mode,
         budget: u64,
         journal: *mut u8,
     ) -> (u32, u64, StepOutcome) {
@@ -607,6 +577,10 @@ impl Engine {
             link_slot: std::ptr::null_mut(),
             chained: 0,
             helper_runs: 0,
+            mode,
+            jump_cache: self.jump_cache.as_ptr(),
+            lookups: 0,
+            lookup_hits: 0,
             journal,
         };
         ctx.cpu = cpu as *mut Cpu;
@@ -628,6 +602,8 @@ impl Engine {
         self.stats.chained += ctx.chained;
         self.stats.block_insns += retired;
         self.stats.helper_insns += ctx.helper_runs;
+        self.stats.lookups += ctx.lookups;
+        self.stats.hits += ctx.lookup_hits;
         let outcome = match ctx.outcome {
             1 => StepOutcome::Halted,
             2 => StepOutcome::Shutdown,
@@ -641,9 +617,22 @@ impl Engine {
     }
 }
 
+/// Whether CS:EIP must run in the interpreter whatever is translated
+/// there: it would take a trap or check first (interrupt shadow, halt,
+/// single-step, a debugger watch, alignment checks armed).
+pub(crate) fn interpreter_only(cpu: &Cpu) -> bool {
+    let s = &cpu.state;
+    s.interrupt_shadow
+        || s.halted
+        || s.eflags & eflags::TF != 0
+        || cpu.debug_watch != 0
+        || (s.cpl() == 3 && s.cr0 & cr0::AM != 0 && s.eflags & eflags::AC != 0)
+}
+
 /// What to do at a block boundary.
 enum Gate {
     Interpret,
-    Block(BlockFn, u64),
+    /// A translated block: its entry, length and mode.
+    Block(BlockFn, u64, Mode),
     Delivered(StepOutcome),
 }

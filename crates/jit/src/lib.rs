@@ -21,6 +21,7 @@ mod emit_muls;
 mod emit_string;
 pub mod engine;
 mod helpers;
+mod jump_cache;
 pub mod smc;
 pub mod translate;
 pub mod verify;

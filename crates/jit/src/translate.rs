@@ -131,6 +131,9 @@ pub struct Hooks {
     /// The interpreter helper for the dispatcher's bus type
     /// (`interp_one::<B>`, or its journaling form under `--jit-verify`).
     pub interp_helper: usize,
+    /// `jump_cache::lookup`, called at exits that cannot chain; 0 emits
+    /// no call (those exits return to the dispatcher).
+    pub lookup: usize,
     /// Verify mode: called with the host address and width before every
     /// inline store, so the verifier can undo the block's writes
     /// (`verify::journal::note_store`); 0 emits no call.
@@ -978,14 +981,18 @@ pub(crate) fn emit_region(
 /// The end of the shared exit, after the state is written back: with a
 /// chaining slot (`slot` != 0) and `eip` on the block's page, tail-call
 /// the slot's block when it starts at `eip`, else ask the dispatcher to
-/// link the slot (`JitCtx::link_slot`); return `status` to the dispatcher.
+/// link the slot (`JitCtx::link_slot`). Any other [`EXIT_NEXT`] exit asks
+/// the jump cache (`jump_cache::lookup`) and tail-calls what it finds.
+/// Otherwise return `status` to the dispatcher.
 fn emit_chain(e: &mut Emitter<'_>, eip: Value, status: Value, slot: Value) {
     let ret = e.b.create_block();
     let check = e.b.create_block();
     let probe = e.b.create_block();
     let chain = e.b.create_block();
     let link = e.b.create_block();
-    e.b.ins().brif(slot, check, &[], ret, &[]);
+    let unslotted = e.b.create_block();
+    e.b.append_block_param(chain, e.ptr);
+    e.b.ins().brif(slot, check, &[], unslotted, &[]);
     // The exit EIP must be on the block's page (only dynamic targets can
     // fail this; constant ones off the page get no slot).
     e.b.switch_to_block(check);
@@ -993,7 +1000,7 @@ fn emit_chain(e: &mut Emitter<'_>, eip: Value, status: Value, slot: Value) {
     let start = e.mode.cs_base.wrapping_add(e.start_eip);
     let x = e.b.ins().bxor_imm_u(lin, i64::from(start));
     let off_page = e.b.ins().band_imm_u(x, i64::from(0xFFFF_F000u32));
-    e.b.ins().brif(off_page, ret, &[], probe, &[]);
+    e.b.ins().brif(off_page, unslotted, &[], probe, &[]);
     e.b.switch_to_block(probe);
     let entry =
         e.b.ins()
@@ -1007,8 +1014,9 @@ fn emit_chain(e: &mut Emitter<'_>, eip: Value, status: Value, slot: Value) {
     let same = e.b.ins().icmp(IntCC::Equal, want, eip);
     let linked = e.b.ins().icmp_imm_u(IntCC::NotEqual, entry, 0);
     let go = e.b.ins().band(same, linked);
-    e.b.ins().brif(go, chain, &[], link, &[]);
+    e.b.ins().brif(go, chain, &[entry.into()], link, &[]);
     e.b.switch_to_block(chain);
+    let entry = e.b.block_params(chain)[0];
     let ctx = e.ctx;
     let n = e.b.ins().load(
         types::I64,
@@ -1021,10 +1029,29 @@ fn emit_chain(e: &mut Emitter<'_>, eip: Value, status: Value, slot: Value) {
         .store(trusted(), n, ctx, offset_of!(JitCtx, chained) as i32);
     let sr = e.b.import_signature(crate::cache::block_signature(e.ptr));
     e.b.ins().return_call_indirect(sr, entry, &[ctx]);
+    // The dispatcher links the slot to the block it looks up next, so
+    // this exit must return to it (not continue through the jump cache).
     e.b.switch_to_block(link);
     e.b.ins()
         .store(trusted(), slot, ctx, offset_of!(JitCtx, link_slot) as i32);
     e.b.ins().jump(ret, &[]);
+    e.b.switch_to_block(unslotted);
+    if e.hooks.lookup == 0 {
+        e.b.ins().jump(ret, &[]);
+    } else {
+        let find = e.b.create_block();
+        let next =
+            e.b.ins()
+                .icmp_imm_u(IntCC::Equal, status, i64::from(EXIT_NEXT));
+        e.b.ins().brif(next, find, &[], ret, &[]);
+        e.b.switch_to_block(find);
+        let ptr = e.ptr;
+        let none = e.b.ins().iconst(ptr, 0);
+        let found = e
+            .call_helper(e.hooks.lookup, &[ptr, types::I32], Some(ptr), &[ctx, eip])
+            .unwrap_or(none);
+        e.b.ins().brif(found, chain, &[found.into()], ret, &[]);
+    }
     e.b.switch_to_block(ret);
     e.b.ins().return_(&[status]);
 }

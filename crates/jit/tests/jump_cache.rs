@@ -1,0 +1,158 @@
+//! Exits that cannot chain through a slot (a call to another page, a
+//! return from one) continue through the jump cache from generated code
+//! (`jump_cache::lookup`): the run stops at the same instruction as the
+//! interpreter for every budget, a remapped page runs the code it maps
+//! now, and the dispatcher is left out of most block entries.
+
+#[allow(dead_code, reason = "shared with the other test files")]
+mod common;
+use common::*;
+use iced_x86::code_asm::*;
+use oxide86_cpu::FlatRam;
+use oxide86_jit::EngineKind;
+
+/// Page tables: the first 256 KiB identity-mapped.
+const PD: u32 = 0x2_0000;
+const PT: u32 = 0x2_1000;
+
+fn put32(ram: &mut FlatRam, addr: u32, v: u32) {
+    ram.load(addr, &v.to_le_bytes());
+}
+
+fn paging_on(cpu: &mut oxide86_cpu::Cpu, ram: &mut FlatRam) {
+    put32(ram, PD, PT | 7);
+    for i in 0..64u32 {
+        put32(ram, PT + 4 * i, (i << 12) | 7);
+    }
+    cpu.state.cr3 = PD;
+    cpu.state.cr0 |= 0x8000_0000;
+}
+
+/// Assembles 32-bit code with `f` at `addr`.
+fn assemble_at(
+    addr: u32,
+    f: impl FnOnce(&mut CodeAssembler) -> Result<(), iced_x86::IcedError>,
+) -> Vec<u8> {
+    let mut a = CodeAssembler::new(32).unwrap();
+    f(&mut a).unwrap();
+    a.assemble(u64::from(addr)).unwrap()
+}
+
+/// `code` at `CODE` with each of `pages` at its physical address.
+fn with_pages(code: Vec<u8>, pages: &[(u32, Vec<u8>)]) -> Vec<u8> {
+    let mut all = code;
+    for (addr, p) in pages {
+        let at = (addr - CODE) as usize;
+        all.resize(at, 0x90);
+        all.extend_from_slice(p);
+    }
+    all
+}
+
+/// A loop on page 1 calling a function on page 2 that calls one on page 3.
+fn cross_page_calls() -> Vec<u8> {
+    let main = assemble(|a| {
+        let mut top = a.create_label();
+        a.mov(ecx, 200u32)?;
+        a.set_label(&mut top)?;
+        a.add(eax, ecx)?;
+        a.call(0x2000u64)?;
+        a.xor(edx, eax)?;
+        a.dec(ecx)?;
+        a.jnz(top)?;
+        a.hlt()
+    });
+    let f = assemble_at(0x2000, |a| {
+        a.lea(ebx, dword_ptr(eax + ebx * 2 + 1))?;
+        a.call(0x3000u64)?;
+        a.ret()
+    });
+    let g = assemble_at(0x3000, |a| {
+        a.rol(ebx, 3)?;
+        a.mov(dword_ptr(0x9000), ebx)?;
+        a.ret()
+    });
+    with_pages(main, &[(0x2000, f), (0x3000, g)])
+}
+
+#[test]
+fn cross_page_exits_stop_at_the_same_instruction_for_every_budget() {
+    let code = cross_page_calls();
+    for slice in 1..=30 {
+        let max = 1_500 + slice * 41;
+        let (a, ra, _) = run(EngineKind::Interp, &code, max, slice, |_, _| {});
+        for kind in [EngineKind::Jit, EngineKind::Tiered] {
+            let (b, rb, _) = run(kind, &code, max, slice, |_, _| {});
+            assert_eq!(
+                architectural(&a),
+                architectural(&b),
+                "{kind:?} slice {slice}"
+            );
+            assert!(ra.bytes == rb.bytes, "{kind:?} slice {slice}");
+        }
+    }
+}
+
+#[test]
+fn cross_page_exits_continue_without_the_dispatcher() {
+    let code = cross_page_calls();
+    for kind in [EngineKind::Jit, EngineKind::Tiered] {
+        let e = same_as_interp(kind, &code, 100_000, paging_on);
+        let from_dispatcher = e.stats.block_runs - e.stats.chained;
+        assert!(
+            e.stats.block_runs > 500 && from_dispatcher * 10 < e.stats.block_runs,
+            "{kind:?}: {:?}",
+            e.stats
+        );
+    }
+}
+
+#[test]
+fn a_remapped_page_runs_the_code_it_maps_now() {
+    // Linear page 5 maps physical page 5 (its identity), 0xA, 0xB or 0xC
+    // in turn (a PTE write and INVLPG); the loop calls into it directly
+    // each time, and each page adds its own amount to EBX.
+    const PTES: u32 = 0x9100;
+    let main = assemble(|a| {
+        let mut top = a.create_label();
+        a.mov(ecx, 80u32)?;
+        a.set_label(&mut top)?;
+        a.mov(eax, ecx)?;
+        a.and(eax, 3)?;
+        a.mov(eax, dword_ptr(eax * 4 + PTES))?;
+        a.mov(dword_ptr(PT + 4 * 5), eax)?;
+        a.invlpg(byte_ptr(0x5000))?;
+        a.call(0x5000u64)?;
+        a.dec(ecx)?;
+        a.jnz(top)?;
+        a.hlt()
+    });
+    let adds = |n: i32| {
+        assemble_at(0x5000, |a| {
+            a.add(ebx, n)?;
+            a.ret()
+        })
+    };
+    let code = with_pages(
+        main,
+        &[
+            (0x5000, adds(1)),
+            (0xA000, adds(10)),
+            (0xB000, adds(100)),
+            (0xC000, adds(1000)),
+        ],
+    );
+    let setup = |cpu: &mut oxide86_cpu::Cpu, ram: &mut FlatRam| {
+        paging_on(cpu, ram);
+        for (i, page) in [5u32, 0xA, 0xB, 0xC].into_iter().enumerate() {
+            put32(ram, PTES + 4 * i as u32, page << 12 | 7);
+        }
+    };
+    let (a, _, _) = run(EngineKind::Interp, &code, 10_000, 1000, setup);
+    assert_eq!(a.gpr[3], 20 * 1111, "the interpreter's EBX");
+    for kind in [EngineKind::Jit, EngineKind::Tiered] {
+        let (b, _, e) = run(kind, &code, 10_000, 1000, setup);
+        assert_eq!(architectural(&a), architectural(&b), "{kind:?}");
+        assert!(e.stats.blocks_translated > 0);
+    }
+}
