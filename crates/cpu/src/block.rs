@@ -147,6 +147,41 @@ mod tests {
         assert_eq!(cpu.state.gpr[2], want);
     }
 
+    /// `Cpu::run_to_transfer` returns where each taken JNZ lands (and at
+    /// the HLT), having reported every step but the unasked quiet ones to
+    /// `stop`, and ends as stepping does.
+    #[test]
+    fn run_to_transfer_returns_where_each_jump_lands() {
+        let mut ran = flat32_cpu();
+        let mut stepped = flat32_cpu();
+        let mut ram_r = FlatRam::new(1 << 20);
+        let mut ram_s = FlatRam::new(1 << 20);
+        ram_r.load(CODE, &PATCHING_LOOP);
+        ram_s.load(CODE, &PATCHING_LOOP);
+        let mut calls = Vec::new();
+        loop {
+            let mut reported = 0;
+            let (o, n) = ran.run_to_transfer(&mut ram_r, 1000, |_, k| {
+                reported += k;
+                false
+            });
+            assert!(reported <= n, "reported {reported} of {n}");
+            calls.push((n, ran.state.eip));
+            if o != StepOutcome::Continue {
+                break;
+            }
+        }
+        let top = CODE + 5;
+        let end = CODE + PATCHING_LOOP.len() as u32;
+        assert_eq!(
+            calls,
+            [(7, top), (6, top), (6, top), (6, top), (7, end)],
+            "steps and EIP of each call"
+        );
+        while stepped.step(&mut ram_s) == StepOutcome::Continue {}
+        assert_eq!(format!("{:?}", ran.state), format!("{:?}", stepped.state));
+    }
+
     #[test]
     fn runs_stop_after_exactly_max_instructions_inside_blocks() {
         for max in 1..40 {

@@ -553,15 +553,61 @@ impl Cpu {
         max: u64,
         mut stop: impl FnMut(&mut B) -> bool,
     ) -> (StepOutcome, u64) {
+        self.run_steps(bus, max, false, |b, _| stop(b))
+    }
+
+    /// [`Cpu::run_until`] that also returns after a step that did not go
+    /// on to the instruction after it (EIP unchanged or moved by more than
+    /// an instruction's length, as a taken jump, a call, a return or an
+    /// interrupt does; now and then after another step too), so that a
+    /// dispatcher can look for a translated block where control went.
+    /// `stop(bus, n)` is asked as in [`Cpu::run_until`], with the steps
+    /// taken since it was last asked; the steps of the call not yet
+    /// reported are the count returned minus the sum of those.
+    pub fn run_to_transfer<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        max: u64,
+        stop: impl FnMut(&mut B, u64) -> bool,
+    ) -> (StepOutcome, u64) {
+        self.run_steps(bus, max, true, stop)
+    }
+
+    /// Whether the last step went somewhere else than the instruction
+    /// after the one begun last (see [`Cpu::run_to_transfer`]).
+    #[inline(always)]
+    fn transferred(&self) -> bool {
+        let d = self.state.eip.wrapping_sub(self.ctx.start_eip);
+        d == 0 || d > MAX_INSN_LEN as u32
+    }
+
+    /// [`Cpu::run_until`] and [`Cpu::run_to_transfer`].
+    #[inline(always)]
+    fn run_steps<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        max: u64,
+        at_transfer: bool,
+        mut stop: impl FnMut(&mut B, u64) -> bool,
+    ) -> (StepOutcome, u64) {
         let mut left = max;
         let mut hits = 0;
+        let mut asked = max;
+        let mut ask = |bus: &mut B, left: u64| {
+            let n = asked - left;
+            asked = left;
+            stop(bus, n)
+        };
         let outcome = 'run: loop {
             if left == 0 {
                 break StepOutcome::Continue;
             }
             let (o, mut fast) = self.step_inline(bus);
             left -= 1;
-            if o != StepOutcome::Continue || stop(bus) {
+            if o != StepOutcome::Continue || ask(bus, left) {
+                break o;
+            }
+            if at_transfer && self.transferred() {
                 break o;
             }
             let window = self.fetch;
@@ -582,7 +628,10 @@ impl Cpu {
                 // An instruction that was not quiet (its checks before were
                 // skippable, not the effects it had) may have reached a
                 // device: ask as after any other such step.
-                if o != StepOutcome::Continue || (!f && stop(bus)) {
+                if o != StepOutcome::Continue || (!f && ask(bus, left)) {
+                    break 'run o;
+                }
+                if at_transfer && self.transferred() {
                     break 'run o;
                 }
                 (fast, eip) = (f, next);

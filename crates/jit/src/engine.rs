@@ -290,77 +290,81 @@ impl Engine {
             // Translations made before logging started cannot exist.
             cpu.icache.code_write_log = Some(Vec::new());
         }
-        let mut boundary = true;
         while steps < max_steps {
             self.drain_code_writes(cpu);
             let link = std::mem::take(&mut self.pending_link);
-            let mut force_interp = false;
-            if boundary || self.kind == EngineKind::Jit {
-                let generation = self.generation;
-                let gate = self.block_entry(cpu, bus);
-                // A flush while translating freed the slot `link` points to.
-                let link = if self.generation == generation {
-                    link
-                } else {
-                    0
-                };
-                if let (Gate::Block(entry, ..), true) = (&gate, link != 0) {
-                    // SAFETY: `link` is a slot of a block of the current
-                    // generation (live or in `retired`; a flush since it
-                    // was taken zeroed it just above), and no generated
-                    // code runs now.
-                    unsafe {
-                        *(link as *mut ChainSlot) = ChainSlot {
-                            entry: entry.addr(),
-                            eip: cpu.state.eip,
-                        };
-                    }
-                    self.stats.links += 1;
+            let generation = self.generation;
+            let gate = self.block_entry(cpu, bus);
+            let mut forced = false;
+            // A flush while translating freed the slot `link` points to.
+            let link = if self.generation == generation {
+                link
+            } else {
+                0
+            };
+            if let (Gate::Block(entry, ..), true) = (&gate, link != 0) {
+                // SAFETY: `link` is a slot of a block of the current
+                // generation (live or in `retired`; a flush since it was
+                // taken zeroed it just above), and no generated code runs
+                // now.
+                unsafe {
+                    *(link as *mut ChainSlot) = ChainSlot {
+                        entry: entry.addr(),
+                        eip: cpu.state.eip,
+                    };
                 }
-                match gate {
-                    Gate::Interpret => {}
-                    Gate::Delivered(o) => {
-                        steps += 1;
-                        outcome = o;
-                        if after(bus, 1) || o != StepOutcome::Continue {
-                            break;
-                        }
+                self.stats.links += 1;
+            }
+            match gate {
+                Gate::Interpret => {}
+                Gate::Delivered(o) => {
+                    steps += 1;
+                    outcome = o;
+                    if after(bus, 1) || o != StepOutcome::Continue {
+                        break;
+                    }
+                    continue;
+                }
+                Gate::Block(entry, len, mode) if len <= max_steps - steps => {
+                    let (status, n, o) = self.run_block(cpu, bus, entry, mode, max_steps - steps);
+                    steps += n;
+                    outcome = o;
+                    if self.mismatch.is_some() {
+                        break;
+                    }
+                    if (n > 0 && after(bus, n)) || o != StepOutcome::Continue {
+                        break;
+                    }
+                    if status != EXIT_NEXT {
+                        self.pending_link = 0;
+                    }
+                    if status != EXIT_INTERP {
                         continue;
                     }
-                    Gate::Block(entry, len, mode) if len <= max_steps - steps => {
-                        let (status, n, o) =
-                            self.run_block(cpu, bus, entry, mode, max_steps - steps);
-                        steps += n;
-                        outcome = o;
-                        if self.mismatch.is_some() {
-                            break;
-                        }
-                        if (n > 0 && after(bus, n)) || o != StepOutcome::Continue {
-                            break;
-                        }
-                        if status == EXIT_NEXT {
-                            boundary = true;
-                            continue;
-                        }
-                        self.pending_link = 0;
-                        force_interp = status == EXIT_INTERP;
-                        if !force_interp {
-                            boundary = true;
-                            continue;
-                        }
-                    }
-                    Gate::Block(..) => {}
+                    // The block left this one instruction to the
+                    // interpreter: the next may start a block again.
+                    forced = true;
                 }
+                Gate::Block(..) => {}
             }
             if steps >= max_steps {
                 break;
             }
-            let prev = cpu.state.eip;
-            outcome = cpu.step(bus);
-            steps += 1;
-            let d = cpu.state.eip.wrapping_sub(prev);
-            boundary = force_interp || d == 0 || d > 15;
-            if after(bus, 1) || outcome != StepOutcome::Continue {
+            // Interpret up to the next control transfer (where a block may
+            // start), with the interpreter's own quiet-run fast path.
+            let (mut reported, mut stop) = (0, false);
+            let limit = if forced { 1 } else { max_steps - steps };
+            let (o, n) = cpu.run_to_transfer(bus, limit, |b, k| {
+                reported += k;
+                stop = after(b, k);
+                stop
+            });
+            steps += n;
+            outcome = o;
+            if !stop && n > reported {
+                stop = after(bus, n - reported);
+            }
+            if stop || outcome != StepOutcome::Continue {
                 break;
             }
         }
