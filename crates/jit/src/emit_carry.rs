@@ -16,6 +16,7 @@ impl Emitter<'_> {
     /// The current CF as an I8 0/1, from whatever record the lazy
     /// Variables hold.
     pub fn carry_in(&mut self) -> Value {
+        self.materialize_deferred();
         if self.known.is_some() {
             self.flag_cf()
         } else {
@@ -27,6 +28,7 @@ impl Emitter<'_> {
     /// (`opv`, an I32 `LazyOp`).
     pub fn record_flags_dynamic(&mut self, opv: Value, w: u32, dst: Value, src: Value, res: Value) {
         let wv = self.b.ins().iconst(types::I32, i64::from(w));
+        self.deferred = None;
         self.b.def_var(self.lz[0], opv);
         self.b.def_var(self.lz[1], wv);
         self.b.def_var(self.lz[2], dst);

@@ -21,6 +21,7 @@ impl Emitter<'_> {
     /// and DEC first make the stored CF current.
     pub fn record_flags(&mut self, op: LazyOp, w: u32, dst: Value, src: Value, res: Value) {
         if matches!(op, LazyOp::Inc | LazyOp::Dec) {
+            self.materialize_deferred();
             match self.known {
                 Some((LazyOp::Inc | LazyOp::Dec | LazyOp::None, _)) => {}
                 Some(_) => {
@@ -43,6 +44,9 @@ impl Emitter<'_> {
                 }
             }
         }
+        // Every status flag is replaced (INC and DEC keep CF, made
+        // current above).
+        self.deferred = None;
         self.op_pending = true;
         self.b.def_var(self.lz[2], dst);
         self.b.def_var(self.lz[3], src);
@@ -56,6 +60,7 @@ impl Emitter<'_> {
     /// the formulas of `Flags::cf` chosen at run time by the op Variable
     /// through a jump table (one arm runs, not all of them).
     pub(crate) fn dynamic_cf(&mut self) -> Value {
+        self.materialize_deferred();
         self.settle_lazy_op();
         let op = self.b.use_var(self.lz[0]);
         let w = self.b.use_var(self.lz[1]);
@@ -119,6 +124,7 @@ impl Emitter<'_> {
     /// Stores the lazy Variables to the state (before a helper reads them).
     /// Skipped when they still equal the state's record.
     pub fn store_lazy(&mut self) {
+        self.materialize_deferred();
         if self.lazy_synced {
             return;
         }
@@ -132,6 +138,7 @@ impl Emitter<'_> {
 
     /// Whether condition `cc` (0 = O ... 15 = G) holds, as an I8 0/1.
     pub fn condition(&mut self, cc: u8) -> Value {
+        self.materialize_deferred();
         let Some(_) = self.known else {
             self.store_lazy();
             let st = self.st;
@@ -178,6 +185,7 @@ impl Emitter<'_> {
     }
 
     fn lazy_vals(&mut self) -> (LazyOp, u32, Value, Value, Value) {
+        self.materialize_deferred();
         let (op, w) = self.known.unwrap_or((LazyOp::None, 4));
         let d = self.b.use_var(self.lz[2]);
         let s = self.b.use_var(self.lz[3]);

@@ -47,7 +47,54 @@ pub(crate) fn inline_form(
     }
 }
 
+/// Status flags an instruction computed eagerly but did not write yet
+/// ([`Emitter::eager_flags`]): its result, CF and OF (I8 or I32 0/1
+/// values of the current guest block), width and the status bits it
+/// replaces (all six, or all but AF).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Deferred {
+    r: Value,
+    cf: Value,
+    of: Value,
+    w: u32,
+    mask: u32,
+}
+
 impl Emitter<'_> {
+    /// The flags of an eager producer (IMUL, a shift) with result `r`,
+    /// CF `cf` and OF `of`, replacing the status bits in `mask`: nothing
+    /// when the next instruction replaces them all ([`Emitter::flags_dead`]);
+    /// deferred when a later one of the guest block does before any
+    /// reads them ([`Emitter::flags_replaced_later`]): every path that
+    /// could see them first (an exit, a side exit, a helper, a flag
+    /// reader, a transfer) writes them with
+    /// [`Emitter::materialize_deferred`]; else written now.
+    pub(crate) fn eager_flags(&mut self, r: Value, cf: Value, of: Value, w: u32, mask: u32) {
+        // A pending producer is replaced: its AF, when this one keeps AF,
+        // is the committed one it kept too.
+        self.deferred = None;
+        if self.flags_dead {
+            return;
+        }
+        self.deferred = Some(Deferred { r, cf, of, w, mask });
+        if !self.flags_replaced_later {
+            self.materialize_deferred();
+        }
+    }
+
+    /// Writes the deferred flags, if any (see [`Emitter::eager_flags`]).
+    pub(crate) fn materialize_deferred(&mut self) {
+        let Some(d) = self.deferred.take() else {
+            return;
+        };
+        let szp = self.szp_bits(d.r, d.w);
+        let cf = self.flag_bit(d.cf, eflags::CF);
+        let of = self.flag_bit(d.of, eflags::OF);
+        let f = self.b.ins().bor(szp, cf);
+        let f = self.b.ins().bor(f, of);
+        self.set_status(d.mask, f);
+    }
+
     /// `v` (an I32 0/1 or I8 condition) as the EFLAGS bit `bit`.
     fn flag_bit(&mut self, cond: Value, bit: u32) -> Value {
         let v = if self.b.func.dfg.value_type(cond) == types::I32 {
@@ -133,6 +180,8 @@ fn shift_cl(e: &mut Emitter<'_>, g: &GuestInsn) {
     let a = e.read_reg(insn.op0_register());
     let cl = e.read_reg(Register::CL);
     let c = e.b.ins().band_imm_u(cl, 0x1F);
+    // The count-0 arm keeps the flags as they are.
+    e.materialize_deferred();
     // Both arms leave the op Variable defined: the old record on the
     // count-0 path, `None` after `set_status` on the other.
     e.settle_lazy_op();
@@ -186,12 +235,15 @@ fn shift_cl(e: &mut Emitter<'_>, g: &GuestInsn) {
     };
     e.write_reg(insn.op0_register(), r);
     if !e.flags_dead {
-        let szp = e.szp_bits(r, w);
-        let cf = e.flag_bit(cf, eflags::CF);
-        let of = e.flag_bit(of, eflags::OF);
-        let f = e.b.ins().bor(szp, cf);
-        let f = e.b.ins().bor(f, of);
-        e.set_status(eflags::STATUS & !eflags::AF, f);
+        // Written in this arm: the count-0 arm keeps the old flags.
+        e.deferred = Some(Deferred {
+            r,
+            cf,
+            of,
+            w,
+            mask: eflags::STATUS & !eflags::AF,
+        });
+        e.materialize_deferred();
     }
     e.b.ins().jump(done, &[]);
     e.b.switch_to_block(done);
@@ -229,15 +281,7 @@ pub(crate) fn imul(e: &mut Emitter<'_>, g: &GuestInsn) {
     let back = sext64(e, r, w);
     let overflow = e.b.ins().icmp(IntCC::NotEqual, back, p);
     e.write_reg(insn.op0_register(), r);
-    if e.flags_dead {
-        return;
-    }
-    let szp = e.szp_bits(r, w);
-    let c = e.flag_bit(overflow, eflags::CF);
-    let o = e.flag_bit(overflow, eflags::OF);
-    let f = e.b.ins().bor(szp, c);
-    let f = e.b.ins().bor(f, o);
-    e.set_status(eflags::STATUS, f);
+    e.eager_flags(r, overflow, overflow, w, eflags::STATUS);
 }
 
 /// SHL/SAL/SHR/SAR r, imm8 with a non-zero masked count (`shift::shl`,
@@ -298,13 +342,5 @@ pub(crate) fn shift(e: &mut Emitter<'_>, g: &GuestInsn) {
         }
     };
     e.write_reg(insn.op0_register(), r);
-    if e.flags_dead {
-        return;
-    }
-    let szp = e.szp_bits(r, w);
-    let cf = e.flag_bit(cf, eflags::CF);
-    let of = e.flag_bit(of, eflags::OF);
-    let f = e.b.ins().bor(szp, cf);
-    let f = e.b.ins().bor(f, of);
-    e.set_status(eflags::STATUS & !eflags::AF, f);
+    e.eager_flags(r, cf, of, w, eflags::STATUS & !eflags::AF);
 }

@@ -382,6 +382,29 @@ fn flags_dead_after(next: Option<&GuestInsn>) -> bool {
         && (0..insn.op_count()).all(|n| insn.op_kind(n) != iced_x86::OpKind::Memory)
 }
 
+/// Whether, in the instructions `rest` that follow one in its guest
+/// block, an instruction that replaces all six status flags without
+/// reading any (the list of [`flags_dead_after`], memory operands
+/// allowed) comes before anything that reads or partly writes them: only
+/// inline instructions that leave the flags alone may come between. Side
+/// exits and helpers in between are fine (the deferred flags are written
+/// on their paths), so this only says where deferring pays.
+fn flags_replaced_later(rest: &[GuestInsn]) -> bool {
+    for g in rest {
+        if g.lower != Lower::Inline {
+            return false;
+        }
+        match g.d.insn.mnemonic() {
+            M::Add | M::Sub | M::Cmp | M::And | M::Or | M::Xor | M::Test | M::Neg | M::Imul => {
+                return true
+            }
+            M::Mov | M::Movzx | M::Movsx | M::Lea | M::Push | M::Pop | M::Nop | M::Not => {}
+            _ => return false,
+        }
+    }
+    false
+}
+
 /// The most guest blocks in one region.
 pub const MAX_REGION_BLOCKS: usize = 16;
 
@@ -546,6 +569,12 @@ pub(crate) struct Emitter<'a> {
     /// block before it does ([`flags_dead_after`]), so an instruction that
     /// computes its flags eagerly (IMUL, shifts) may skip them.
     pub flags_dead: bool,
+    /// The status flags the current instruction writes are replaced by a
+    /// later instruction of the guest block before any reads them
+    /// ([`flags_replaced_later`]): an eager producer may defer them.
+    pub flags_replaced_later: bool,
+    /// Flags an eager producer deferred (see [`Emitter::eager_flags`]).
+    pub deferred: Option<crate::emit_muls::Deferred>,
     /// The op and width Variables do not yet hold `known`: a constant
     /// record is given to them only where a join point, the exit or a
     /// helper reads them ([`Emitter::settle_lazy_op`]).
@@ -610,6 +639,10 @@ impl Emitter<'_> {
     }
 
     fn exit_with(&mut self, eip: Value, status: u32, chain: bool) {
+        // Deferred flags are written on this path only (it may be a side
+        // exit's cold block): the code after it still defers them.
+        let main = (self.deferred, self.known, self.op_pending, self.lazy_synced);
+        self.materialize_deferred();
         self.settle_lazy_op();
         let k = self.b.ins().iconst(types::I64, self.k);
         let s = self.b.ins().iconst(types::I32, i64::from(status));
@@ -626,6 +659,9 @@ impl Emitter<'_> {
             self.exit,
             &[BlockArg::from(eip), k.into(), s.into(), slot.into()],
         );
+        if main.0.is_some() {
+            (self.deferred, self.known, self.op_pending, self.lazy_synced) = main;
+        }
     }
 
     /// Control goes to `target` after `self.k` instructions of the current
@@ -637,6 +673,7 @@ impl Emitter<'_> {
             self.exit_const(target, EXIT_NEXT);
             return;
         };
+        self.materialize_deferred();
         self.settle_lazy_op();
         let n = self.k;
         let bu = self.b.use_var(self.budget);
@@ -660,6 +697,7 @@ impl Emitter<'_> {
     /// when `target` is one of its return points, else out through the
     /// exit (chained when possible).
     pub fn transfer_dynamic(&mut self, target: Value) {
+        self.materialize_deferred();
         for r in self.return_points.clone() {
             let hit = self.b.ins().icmp_imm_u(IntCC::Equal, target, i64::from(r));
             let there = self.b.create_block();
@@ -900,6 +938,8 @@ pub(crate) fn emit_region(
         budget,
         known: None,
         flags_dead: false,
+        flags_replaced_later: false,
+        deferred: None,
         op_pending: false,
         exit,
         heads,
@@ -932,11 +972,14 @@ pub(crate) fn emit_region(
         // the Variables may differ from the state on some path here.
         e.known = None;
         e.op_pending = false;
+        debug_assert!(e.deferred.is_none(), "flags deferred across a join");
+        e.deferred = None;
         e.synced = [false; 8];
         e.lazy_synced = false;
         e.k = 0;
         for (i, g) in block.insns.iter().enumerate() {
             e.flags_dead = flags_dead_after(block.insns.get(i + 1));
+            e.flags_replaced_later = flags_replaced_later(&block.insns[i + 1..]);
             match g.lower {
                 Lower::Inline => crate::emit_insn::emit(&mut e, g),
                 Lower::Helper => crate::helpers::emit_helper_call(&mut e, g),
