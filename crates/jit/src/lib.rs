@@ -24,6 +24,7 @@ mod helpers;
 pub mod smc;
 pub mod translate;
 pub mod verify;
+pub mod worker;
 
 pub use engine::{Engine, EngineKind, JitStats};
 pub use verify::report::{FieldDiff, Mismatch, TraceStep};
