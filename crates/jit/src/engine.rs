@@ -347,9 +347,11 @@ impl Engine {
         let mut boundary = true;
         while steps < max_steps {
             self.drain_code_writes(cpu);
-            // After the drain: a result whose page was just written is
-            // discarded, not installed.
-            self.poll_background();
+            if boundary {
+                // After the drain: a result whose page was just written is
+                // discarded, not installed. Only where blocks are looked up.
+                self.poll_background();
+            }
             let link = std::mem::take(&mut self.pending_link);
             let mut force_interp = false;
             if boundary || self.kind == EngineKind::Jit {
