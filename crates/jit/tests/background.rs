@@ -222,7 +222,7 @@ fn flushing_with_jobs_in_flight_is_safe() {
         if o != StepOutcome::Continue {
             break;
         }
-        if e.stats.flushes % 3 == 0 {
+        if e.stats.flushes.is_multiple_of(3) {
             settle(&mut e, &mut cpu, &mut ram);
         }
     }

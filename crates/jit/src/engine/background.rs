@@ -161,12 +161,11 @@ impl Engine {
                     }
                 }
             }
-            Some(Err(_)) => {
-                if wanted {
-                    self.stats.untranslatable += 1;
-                    self.map.insert(tag.key, Entry::Interp);
-                }
+            Some(Err(_)) if wanted => {
+                self.stats.untranslatable += 1;
+                self.map.insert(tag.key, Entry::Interp);
             }
+            Some(Err(_)) => {}
         }
     }
 
