@@ -100,7 +100,11 @@ fn same_state_as_the_interpreter_with_translated_code_run() {
     assert!(a.halted && b.halted);
     assert!(e.stats.background_jobs > 0, "{:?}", e.stats);
     assert!(e.stats.block_insns > 10_000, "{:?}", e.stats);
-    assert_eq!(e.stats.blocks_translated, e.stats.background_jobs);
+    // Every job compiled (a result may still be on its way at the HLT).
+    assert_eq!(
+        e.stats.blocks_translated + e.background_in_flight() as u64,
+        e.stats.background_jobs
+    );
     assert!(e.stats.background_ns > 0, "{:?}", e.stats);
 }
 
@@ -169,7 +173,7 @@ fn a_page_written_while_compiling_discards_the_result() {
     // The step that submits the routine's job ends the `run` call, and
     // results are taken only at the start of a step: it is in flight.
     step_until_submitted_at(&mut e, &mut cpu, &mut ram, 0x3000);
-    assert_eq!(e.background_in_flight(), e.stats.background_jobs as usize);
+    assert!(e.background_in_flight() > 0);
     // That step ran `mov eax, 1` in the interpreter; a "device" now
     // patches the immediate to 2 and tells the decode cache.
     assert_eq!(cpu.state.eip, 0x3005);
