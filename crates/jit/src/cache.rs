@@ -3,7 +3,9 @@
 //! Blocks use Cranelift's `tail` calling convention so that an exit can
 //! continue straight into the next block with `return_call_indirect`
 //! (chaining, without stack growth); Rust enters the first block of a
-//! chain through a small System V trampoline compiled into each module.
+//! chain through a small System V trampoline, compiled once into a module
+//! of its own that no flush frees ([`CodeCache`]), so it serves every
+//! generation and the background worker's blocks too.
 //!
 //! Blocks are needed as soon as they are translated, so each is finalized
 //! on its own; the generation is retired whole (its memory freed with
@@ -52,6 +54,8 @@ pub struct CompiledBlock {
     /// Guest instructions in one pass through it (the most steps it
     /// retires unless it loops on itself).
     pub len: u64,
+    /// Bytes of machine code.
+    pub code_bytes: usize,
     /// Instructions its helper calls point to.
     #[allow(
         clippy::vec_box,
@@ -70,12 +74,14 @@ pub struct CompiledBlock {
 #[derive(Debug)]
 pub struct CompileError(pub String);
 
-/// The Cranelift module of the current generation and reusable contexts.
-pub struct CodeCache {
+/// Where blocks are compiled: the Cranelift module of the current
+/// generation and reusable contexts. The dispatcher's [`CodeCache`] holds
+/// one; the tiered engine's background worker (`worker.rs`) holds its own,
+/// made on its thread.
+pub struct Compiler {
     /// Dropped only through `free_memory` (dropping a `JITModule` leaks
     /// its code on purpose).
     module: ManuallyDrop<JITModule>,
-    trampoline: Trampoline,
     ctx: cranelift_codegen::Context,
     fctx: FunctionBuilderContext,
     /// Blocks compiled into the current generation.
@@ -84,10 +90,30 @@ pub struct CodeCache {
     pub code_bytes: usize,
 }
 
+impl std::fmt::Debug for Compiler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiler")
+            .field("blocks", &self.blocks)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The dispatcher's side: the trampoline Rust enters blocks through, in a
+/// module of its own that is never flushed (it only calls the address it
+/// is given, so it serves blocks of every generation and of either
+/// compiler), and the compiler of synchronous translation.
+pub struct CodeCache {
+    /// The trampoline's module, freed only when the cache is dropped.
+    entry_module: ManuallyDrop<JITModule>,
+    trampoline: Trampoline,
+    /// Compiles blocks on the dispatcher's thread.
+    pub compiler: Compiler,
+}
+
 impl std::fmt::Debug for CodeCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CodeCache")
-            .field("blocks", &self.blocks)
+            .field("compiler", &self.compiler)
             .finish_non_exhaustive()
     }
 }
@@ -166,13 +192,12 @@ fn compile_trampoline(
     Ok(id)
 }
 
-/// A new module with its trampoline compiled and finalized.
-fn new_generation(
-    ctx: &mut cranelift_codegen::Context,
-    fctx: &mut FunctionBuilderContext,
-) -> Result<(JITModule, Trampoline), CompileError> {
+/// A new module holding only the trampoline, compiled and finalized.
+fn new_entry_module() -> Result<(JITModule, Trampoline), CompileError> {
+    let mut ctx = cranelift_codegen::Context::new();
+    let mut fctx = FunctionBuilderContext::new();
     let mut module = new_module()?;
-    let id = compile_trampoline(&mut module, ctx, fctx)?;
+    let id = compile_trampoline(&mut module, &mut ctx, &mut fctx)?;
     module
         .finalize_definitions()
         .map_err(|e| CompileError(e.to_string()))?;
@@ -187,29 +212,46 @@ fn new_generation(
 impl CodeCache {
     /// A cache for the host ISA.
     pub fn new() -> Result<Self, CompileError> {
-        let mut ctx = cranelift_codegen::Context::new();
-        let mut fctx = FunctionBuilderContext::new();
-        let (module, trampoline) = new_generation(&mut ctx, &mut fctx)?;
+        let (module, trampoline) = new_entry_module()?;
         Ok(Self {
-            module: ManuallyDrop::new(module),
+            entry_module: ManuallyDrop::new(module),
             trampoline,
-            ctx,
-            fctx,
-            blocks: 0,
-            code_bytes: 0,
+            compiler: Compiler::new()?,
         })
     }
 
     /// Runs the block at `entry` (and whatever it chains to) on `ctx`.
     ///
     /// # Safety
-    /// `entry` is a [`CompiledBlock::entry`] of this cache's current
-    /// generation, and `ctx` is a context whose pointers are valid for
+    /// `entry` is a [`CompiledBlock::entry`] of a live generation (of this
+    /// cache's compiler or of the background worker's: the trampoline
+    /// serves both), and `ctx` is a context whose pointers are valid for
     /// the block (see the dispatcher's `run_block`).
     pub unsafe fn enter(&self, ctx: *mut JitCtx, entry: BlockFn) -> u32 {
-        // SAFETY: per the contract; the trampoline belongs to the same
-        // generation as `entry`.
+        // SAFETY: per the contract; the trampoline's module lives as long
+        // as `self`.
         unsafe { (self.trampoline)(ctx, entry.0 as *const u8) }
+    }
+}
+
+impl Drop for CodeCache {
+    fn drop(&mut self) {
+        // SAFETY: no block runs while the cache is dropped (entering one
+        // needs `&self`), so nothing is inside the trampoline.
+        unsafe { ManuallyDrop::take(&mut self.entry_module).free_memory() };
+    }
+}
+
+impl Compiler {
+    /// A compiler for the host ISA, with an empty first generation.
+    pub fn new() -> Result<Self, CompileError> {
+        Ok(Self {
+            module: ManuallyDrop::new(new_module()?),
+            ctx: cranelift_codegen::Context::new(),
+            fctx: FunctionBuilderContext::new(),
+            blocks: 0,
+            code_bytes: 0,
+        })
     }
 
     /// Compiles a scanned block, calling the helpers in `hooks`.
@@ -258,20 +300,21 @@ impl CodeCache {
         Ok(CompiledBlock {
             entry: BlockFn(code as usize),
             len: region.entry().insns.len() as u64,
+            code_bytes: size,
             _insns: insns,
             _slots: slots,
         })
     }
 
     /// Frees every block's code and starts a new generation. The caller
-    /// must have dropped every [`CompiledBlock`] of this cache.
+    /// must have dropped every [`CompiledBlock`] of this compiler, or
+    /// made sure none is entered or linked any more.
     pub fn flush(&mut self) -> Result<(), CompileError> {
-        let (module, trampoline) = new_generation(&mut self.ctx, &mut self.fctx)?;
+        let module = new_module()?;
         let old = std::mem::replace(&mut self.module, ManuallyDrop::new(module));
-        self.trampoline = trampoline;
-        // SAFETY: the dispatcher calls this only between blocks (no code of
-        // the old module is running) after dropping all its CompiledBlocks,
-        // so no pointer into the freed code remains.
+        // SAFETY: callers flush only between blocks (no code of the old
+        // module is running) once no CompiledBlock of it can be entered or
+        // linked, so nothing reaches the freed code.
         unsafe { ManuallyDrop::into_inner(old).free_memory() };
         self.blocks = 0;
         self.code_bytes = 0;
@@ -279,11 +322,12 @@ impl CodeCache {
     }
 }
 
-impl Drop for CodeCache {
+impl Drop for Compiler {
     fn drop(&mut self) {
-        // SAFETY: no block runs while the cache is dropped (entering one
-        // needs `&self`), and the owner's CompiledBlocks only hold
-        // addresses that nothing calls any more.
+        // SAFETY: the owner drops its compiler only when no block of it
+        // can run any more (the engine is being dropped, or the worker
+        // thread ends after the engine let go of it), and CompiledBlocks
+        // only hold addresses that nothing calls any more.
         unsafe { ManuallyDrop::take(&mut self.module).free_memory() };
     }
 }

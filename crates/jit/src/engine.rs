@@ -20,6 +20,8 @@
 //! re-checks the budget on entry, so chains end exactly where a lone block
 //! would, and nothing in a chain can make an interrupt deliverable.
 
+mod background;
+
 use std::time::Instant;
 
 use rustc_hash::FxHashMap;
@@ -66,8 +68,16 @@ impl std::str::FromStr for EngineKind {
 pub struct JitStats {
     /// Blocks translated.
     pub blocks_translated: u64,
-    /// Host time spent scanning and compiling, in nanoseconds.
+    /// Host time spent scanning and compiling, in nanoseconds (on
+    /// either thread).
     pub translate_ns: u64,
+    /// Of `translate_ns`, the time the background worker spent compiling.
+    pub background_ns: u64,
+    /// Regions handed to the background worker.
+    pub background_jobs: u64,
+    /// Background translations thrown away unrun: their page was written
+    /// or the cache flushed while they were being compiled.
+    pub discarded: u64,
     /// Machine-code bytes produced.
     pub code_bytes: u64,
     /// Translation-cache lookups.
@@ -125,6 +135,13 @@ pub struct Engine {
     /// engine (1: no regions; the `jit` engine always translates single
     /// blocks, at their first execution).
     pub region_blocks: usize,
+    /// Tiered engine: compile on a worker thread while the block goes on
+    /// being interpreted, and install it at a later dispatcher entry (see
+    /// `engine/background.rs`). Off by default, so translation counts are
+    /// deterministic; verify mode always translates synchronously.
+    pub background: bool,
+    /// Background translation's state (empty until first used).
+    bg: background::Background,
     cache: Option<CodeCache>,
     /// Every translation (and untranslatable marker) by key. Fx hashing:
     /// the dispatcher looks keys up millions of times a second, and keys
@@ -174,6 +191,8 @@ impl Engine {
             threshold: DEFAULT_THRESHOLD,
             generation_limit: GENERATION_LIMIT,
             region_blocks: MAX_REGION_BLOCKS,
+            background: false,
+            bg: background::Background::default(),
             cache,
             map: FxHashMap::default(),
             counts: FxHashMap::default(),
@@ -226,6 +245,13 @@ impl Engine {
         self.miscompile = m;
     }
 
+    /// Background translations handed to the worker whose results the
+    /// dispatcher has not taken yet (they are taken at dispatcher entries
+    /// in [`Engine::run`]).
+    pub fn background_in_flight(&self) -> usize {
+        self.bg_in_flight()
+    }
+
     /// The engine actually in use.
     pub fn kind(&self) -> EngineKind {
         self.kind
@@ -236,15 +262,28 @@ impl Engine {
         self.invalidate_all();
         self.retired.clear();
         self.generation += 1;
+        if self.generation_blocks() > 0 {
+            self.stats.flushes += 1;
+        }
+        // No block of the old generation is referenced any more: both
+        // compilers may free their code.
+        self.flush_background();
         if let Some(c) = &mut self.cache {
-            if c.blocks > 0 {
-                self.stats.flushes += 1;
-                if c.flush().is_err() {
-                    self.cache = None;
-                    self.kind = EngineKind::Interp;
-                }
+            if c.compiler.blocks > 0 && c.compiler.flush().is_err() {
+                self.cache = None;
+                self.kind = EngineKind::Interp;
             }
         }
+    }
+
+    /// Blocks compiled (or being compiled) in the current generation.
+    fn generation_blocks(&self) -> usize {
+        self.cache.as_ref().map_or(0, |c| c.compiler.blocks) + self.bg.jobs
+    }
+
+    /// Machine-code bytes of the current generation.
+    fn generation_code_bytes(&self) -> usize {
+        self.cache.as_ref().map_or(0, |c| c.compiler.code_bytes) + self.bg.code_bytes
     }
 
     /// Drops every translation from the lookup tables (as a decode-cache
@@ -259,6 +298,7 @@ impl Engine {
         }
         self.pages.clear();
         self.counts.clear();
+        self.forget_all_pending();
         self.pending_link = 0;
     }
 
@@ -292,6 +332,9 @@ impl Engine {
         }
         while steps < max_steps {
             self.drain_code_writes(cpu);
+            // After the drain: a result whose page was just written is
+            // discarded, not installed.
+            self.poll_background();
             let link = std::mem::take(&mut self.pending_link);
             let generation = self.generation;
             let gate = self.block_entry(cpu, bus);
@@ -389,6 +432,7 @@ impl Engine {
                 continue;
             }
             for key in self.pages.take(page) {
+                self.forget_pending(&key);
                 self.jump_cache.remove(&key);
                 match self.map.remove(&key) {
                     Some(Entry::Block(b)) => {
@@ -446,17 +490,16 @@ impl Engine {
 
     /// Translates the block at `key` (the current CS:EIP).
     fn translate<B: Bus>(&mut self, cpu: &mut Cpu, bus: &mut B, key: Key) -> Gate {
+        if self.in_flight(&key) {
+            return Gate::Interpret;
+        }
         let start = Instant::now();
-        if self
-            .cache
-            .as_ref()
-            .is_some_and(|c| c.blocks >= self.generation_limit)
-        {
+        if self.generation_blocks() >= self.generation_limit {
             self.flush();
         }
-        let Some(cache) = self.cache.as_mut() else {
+        if self.cache.is_none() {
             return Gate::Interpret;
-        };
+        }
         // Regions grow only over code that ran: in the tiered engine, block
         // starts the interpreter counted or that are translated already.
         let (map, counts) = (&self.map, &self.counts);
@@ -488,10 +531,25 @@ impl Engine {
                 miscompile: self.miscompile,
             },
         };
+        let scanned = match scanned {
+            Some(region) if self.backgrounded() => match self.submit(key, region, hooks) {
+                Ok(()) => {
+                    // Interpreted until a later dispatcher entry installs it.
+                    self.stats.translate_ns += start.elapsed().as_nanos() as u64;
+                    self.pages.add(key.paddr >> 12, key);
+                    return Gate::Interpret;
+                }
+                Err(region) => Some(region),
+            },
+            s => s,
+        };
+        let Some(cache) = self.cache.as_mut() else {
+            return Gate::Interpret;
+        };
         // Decoding may itself have logged writes (none expected); apply first.
         let blocks = scanned.as_ref().map_or(0, |r| r.blocks.len());
         let entry = match scanned {
-            Some(s) => match cache.compile(&s, key.mode, hooks) {
+            Some(s) => match cache.compiler.compile(&s, key.mode, hooks) {
                 Ok(b) => {
                     self.stats.blocks_translated += 1;
                     self.stats.regions += u64::from(blocks > 1);
@@ -504,7 +562,7 @@ impl Engine {
         if matches!(entry, Entry::Interp) {
             self.stats.untranslatable += 1;
         }
-        self.stats.code_bytes = cache.code_bytes as u64;
+        self.stats.code_bytes = self.generation_code_bytes() as u64;
         self.stats.translate_ns += start.elapsed().as_nanos() as u64;
         self.pages.add(key.paddr >> 12, key);
         let gate = match &entry {

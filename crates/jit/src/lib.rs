@@ -25,6 +25,7 @@ mod jump_cache;
 pub mod smc;
 pub mod translate;
 pub mod verify;
+pub mod worker;
 
 pub use engine::{Engine, EngineKind, JitStats};
 pub use verify::report::{FieldDiff, Mismatch, TraceStep};

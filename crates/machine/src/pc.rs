@@ -73,6 +73,10 @@ pub struct PcConfig {
     pub engine: EngineKind,
     /// Tiered engine: executions of a block before it is translated.
     pub jit_threshold: u32,
+    /// Tiered engine: compile translations on a worker thread while the
+    /// guest goes on in the interpreter (`--jit-background`, default on;
+    /// verify mode translates synchronously regardless).
+    pub jit_background: bool,
     /// Check every translated block run against the interpreter
     /// (`--jit-verify`); the first difference ends the run with
     /// [`PcExit::JitMismatch`].
@@ -90,6 +94,7 @@ impl Default for PcConfig {
             rtc_base: DEFAULT_RTC_BASE,
             engine: EngineKind::Interp,
             jit_threshold: oxide86_jit::engine::DEFAULT_THRESHOLD,
+            jit_background: true,
             jit_verify: false,
         }
     }
@@ -222,6 +227,7 @@ impl Pc {
         board.clock = Clock::new(config.clock);
         let mut engine = Engine::new(config.engine);
         engine.threshold = config.jit_threshold;
+        engine.background = config.jit_background;
         engine.set_verify(config.jit_verify);
         let mut pc = Self {
             cpu: Cpu::new(config.model),
