@@ -97,9 +97,11 @@ impl Emitter<'_> {
         };
         if insn.memory_index() != Register::None {
             let index = self.read_reg(insn.memory_index());
+            // A shift, not a multiply: the host's address modes take it
+            // as a scale (x86-64 `lea (base, index, 4)`).
             let scaled = match insn.memory_index_scale() {
                 1 => index,
-                s => self.b.ins().imul_imm_u(index, i64::from(s)),
+                s => self.b.ins().ishl_imm_u(index, i64::from(s.trailing_zeros())),
             };
             a = self.b.ins().iadd(a, scaled);
         }
