@@ -106,6 +106,9 @@ pub struct CodeCache {
     /// The trampoline's module, freed only when the cache is dropped.
     entry_module: ManuallyDrop<JITModule>,
     trampoline: Trampoline,
+    /// The lookup stub's entry (see `compile_lookup_stub`), for
+    /// `Hooks::lookup`: it lives as long as the cache, like the trampoline.
+    pub lookup_stub: usize,
     /// Compiles blocks on the dispatcher's thread.
     pub compiler: Compiler,
 }
@@ -192,12 +195,68 @@ fn compile_trampoline(
     Ok(id)
 }
 
-/// A new module holding only the trampoline, compiled and finalized.
-fn new_entry_module() -> Result<(JITModule, Trampoline), CompileError> {
+/// Compiles the lookup stub into `module`: a block-signature function
+/// that asks `jump_cache::lookup` for the block at the state's EIP and
+/// tail-calls it (counting a chained entry), or returns `EXIT_NEXT`.
+/// Blocks tail-call it from exits that cannot chain, so that they hold
+/// no call themselves (a call costs every block entry a larger frame).
+fn compile_lookup_stub(
+    module: &mut JITModule,
+    ctx: &mut cranelift_codegen::Context,
+    fctx: &mut FunctionBuilderContext,
+) -> Result<FuncId, CompileError> {
+    let ptr = module.target_config().pointer_type();
+    let sig = block_signature(ptr);
+    module.clear_context(ctx);
+    ctx.func.signature = sig.clone();
+    let mut b = FunctionBuilder::new(&mut ctx.func, fctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let jctx = b.block_params(entry)[0];
+    let mut lsig = Signature::new(module.isa().default_call_conv());
+    lsig.params.push(AbiParam::new(ptr));
+    lsig.returns.push(AbiParam::new(ptr));
+    let lsig = b.import_signature(lsig);
+    let callee = b
+        .ins()
+        .iconst(ptr, crate::jump_cache::lookup as *const () as i64);
+    let call = b.ins().call_indirect(lsig, callee, &[jctx]);
+    let found = b.inst_results(call)[0];
+    let go = b.create_block();
+    let back = b.create_block();
+    b.ins().brif(found, go, &[], back, &[]);
+    b.switch_to_block(go);
+    let at = std::mem::offset_of!(JitCtx, chained) as i32;
+    let flags = cranelift_codegen::ir::MemFlagsData::trusted();
+    let n = b.ins().load(types::I64, flags, jctx, at);
+    let n = b.ins().iadd_imm_s(n, 1);
+    b.ins().store(flags, n, jctx, at);
+    let sr = b.import_signature(block_signature(ptr));
+    b.ins().return_call_indirect(sr, found, &[jctx]);
+    b.switch_to_block(back);
+    let next = b.ins().iconst(types::I32, i64::from(crate::ctx::EXIT_NEXT));
+    b.ins().return_(&[next]);
+    b.seal_all_blocks();
+    b.finalize(module.target_config());
+    let id = module
+        .declare_anonymous_function(&sig)
+        .map_err(|e| CompileError(e.to_string()))?;
+    module
+        .define_function(id, ctx)
+        .map_err(|e| CompileError(format!("{e:?}")))?;
+    module.clear_context(ctx);
+    Ok(id)
+}
+
+/// A new module holding only the trampoline and the lookup stub,
+/// compiled and finalized; also the stub's address.
+fn new_entry_module() -> Result<(JITModule, Trampoline, usize), CompileError> {
     let mut ctx = cranelift_codegen::Context::new();
     let mut fctx = FunctionBuilderContext::new();
     let mut module = new_module()?;
     let id = compile_trampoline(&mut module, &mut ctx, &mut fctx)?;
+    let stub = compile_lookup_stub(&mut module, &mut ctx, &mut fctx)?;
     module
         .finalize_definitions()
         .map_err(|e| CompileError(e.to_string()))?;
@@ -206,16 +265,18 @@ fn new_entry_module() -> Result<(JITModule, Trampoline), CompileError> {
     // this signature in the ISA's default calling convention (`extern "C"`
     // on every host Cranelift supports).
     let trampoline = unsafe { std::mem::transmute::<*const u8, Trampoline>(code) };
-    Ok((module, trampoline))
+    let stub = module.get_finalized_function(stub) as usize;
+    Ok((module, trampoline, stub))
 }
 
 impl CodeCache {
     /// A cache for the host ISA.
     pub fn new() -> Result<Self, CompileError> {
-        let (module, trampoline) = new_entry_module()?;
+        let (module, trampoline, lookup_stub) = new_entry_module()?;
         Ok(Self {
             entry_module: ManuallyDrop::new(module),
             trampoline,
+            lookup_stub,
             compiler: Compiler::new()?,
         })
     }

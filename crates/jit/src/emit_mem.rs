@@ -101,7 +101,10 @@ impl Emitter<'_> {
             // as a scale (x86-64 `lea (base, index, 4)`).
             let scaled = match insn.memory_index_scale() {
                 1 => index,
-                s => self.b.ins().ishl_imm_u(index, i64::from(s.trailing_zeros())),
+                s => self
+                    .b
+                    .ins()
+                    .ishl_imm_u(index, i64::from(s.trailing_zeros())),
             };
             a = self.b.ins().iadd(a, scaled);
         }

@@ -393,20 +393,10 @@ impl Engine {
             if steps >= max_steps {
                 break;
             }
-            // Interpret up to the next control transfer (where a block may
-            // start), with the interpreter's own quiet-run fast path.
-            let (mut reported, mut stop) = (0, false);
             let limit = if forced { 1 } else { max_steps - steps };
-            let (o, n) = cpu.run_to_transfer(bus, limit, |b, k| {
-                reported += k;
-                stop = after(b, k);
-                stop
-            });
+            let (o, n, stop) = interpret(cpu, bus, limit, &mut after);
             steps += n;
             outcome = o;
-            if !stop && n > reported {
-                stop = after(bus, n - reported);
-            }
             if stop || outcome != StepOutcome::Continue {
                 break;
             }
@@ -516,17 +506,18 @@ impl Engine {
             _ => 1,
         };
         let scanned = scan_region(cpu, bus, &key.mode, max_blocks, &hot);
+        let lookup = self.cache.as_ref().map_or(0, |c| c.lookup_stub);
         let hooks = match self.verifier {
             None => Hooks {
                 interp_helper: crate::helpers::interp_one::<B> as *const () as usize,
-                lookup: crate::jump_cache::lookup as *const () as usize,
+                lookup,
                 note_store: 0,
                 miscompile: self.miscompile,
             },
             Some(_) => Hooks {
                 interp_helper: crate::verify::journal::interp_one_journaled::<B> as *const ()
                     as usize,
-                lookup: crate::jump_cache::lookup as *const () as usize,
+                lookup,
                 note_store: crate::verify::journal::note_store as *const () as usize,
                 miscompile: self.miscompile,
             },
@@ -677,6 +668,30 @@ impl Engine {
         }
         (status, steps, outcome)
     }
+}
+
+/// Interprets up to the next control transfer (where a block may start)
+/// or `limit` steps, with the interpreter's own quiet-run fast path,
+/// calling `after` for every step. Returns the outcome, the steps and
+/// whether `after` asked to stop. Not inlined: the interpreter's loop
+/// would crowd the dispatcher's own hot path out of inlining.
+#[inline(never)]
+fn interpret<B: Bus>(
+    cpu: &mut Cpu,
+    bus: &mut B,
+    limit: u64,
+    after: &mut impl FnMut(&mut B, u64) -> bool,
+) -> (StepOutcome, u64, bool) {
+    let (mut reported, mut stop) = (0, false);
+    let (o, n) = cpu.run_to_transfer(bus, limit, |b, k| {
+        reported += k;
+        stop = after(b, k);
+        stop
+    });
+    if !stop && n > reported {
+        stop = after(bus, n - reported);
+    }
+    (o, n, stop)
 }
 
 /// Whether CS:EIP must run in the interpreter whatever is translated

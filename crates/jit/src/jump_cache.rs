@@ -26,6 +26,7 @@ impl Key {
     /// The key of the block at the CPU's CS:`eip` in `mode` (the CPU's
     /// mode now), if the soft TLB already maps it for execution (`bus`
     /// `None`: nothing is walked) or the page walk through `bus` succeeds.
+    #[inline]
     pub fn at<B: oxide86_cpu::Bus + ?Sized>(
         cpu: &mut Cpu,
         bus: Option<&mut B>,
@@ -55,11 +56,13 @@ pub(crate) struct JumpCache {
     entries: Box<[Entry]>,
 }
 
+#[inline]
 fn slot(paddr: u32) -> usize {
     (paddr ^ (paddr >> 12)) as usize & (ENTRIES - 1)
 }
 
 /// The block `entries` hold for `key`: its entry and length.
+#[inline]
 fn probe(entries: &[Entry], key: &Key) -> Option<(BlockFn, u64)> {
     match entries[slot(key.paddr)] {
         Some((k, entry, len)) if k == *key => Some((entry, len)),
@@ -75,6 +78,7 @@ impl JumpCache {
     }
 
     /// The block cached for `key`: its entry and length.
+    #[inline]
     pub fn get(&self, key: &Key) -> Option<(BlockFn, u64)> {
         probe(&self.entries, key)
     }
@@ -101,9 +105,9 @@ impl JumpCache {
     }
 }
 
-/// Called by generated code at an exit with [`crate::ctx::EXIT_NEXT`] that
-/// could not chain, after the state was written back (EIP = `eip`):
-/// returns the entry of the translated block to tail-call there, or 0 to
+/// Called by the lookup stub (`cache::compile_lookup_stub`), which
+/// blocks tail-call at an exit with [`crate::ctx::EXIT_NEXT`] that could
+/// not chain, after the state was written back: returns the entry of the translated block to tail-call there, or 0 to
 /// return to the dispatcher. It finds a block only where the dispatcher
 /// would enter the same one without doing anything else first: no code
 /// write waits to be applied, nothing forces the interpreter
@@ -118,7 +122,7 @@ impl JumpCache {
 /// `ctx` is the running block's context: `ctx.cpu` points to the live CPU
 /// and `ctx.jump_cache` to the engine's jump cache, neither otherwise
 /// borrowed while the block runs.
-pub(crate) unsafe extern "C" fn lookup(ctx: *mut JitCtx, eip: u32) -> usize {
+pub(crate) unsafe extern "C" fn lookup(ctx: *mut JitCtx) -> usize {
     // SAFETY: see the function's contract.
     let ctx = unsafe { &mut *ctx };
     // SAFETY: as above; the entries are `ENTRIES` `Entry`s (`JumpCache::as_ptr`).
@@ -129,6 +133,7 @@ pub(crate) unsafe extern "C" fn lookup(ctx: *mut JitCtx, eip: u32) -> usize {
         )
     };
     ctx.lookups += 1;
+    let eip = cpu.state.eip;
     if cpu
         .icache
         .code_write_log

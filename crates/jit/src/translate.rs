@@ -131,8 +131,8 @@ pub struct Hooks {
     /// The interpreter helper for the dispatcher's bus type
     /// (`interp_one::<B>`, or its journaling form under `--jit-verify`).
     pub interp_helper: usize,
-    /// `jump_cache::lookup`, called at exits that cannot chain; 0 emits
-    /// no call (those exits return to the dispatcher).
+    /// The lookup stub (`CodeCache::lookup_stub`), tail-called at exits
+    /// that cannot chain; 0: those exits return to the dispatcher.
     pub lookup: usize,
     /// Verify mode: called with the host address and width before every
     /// inline store, so the verifier can undo the block's writes
@@ -1024,8 +1024,9 @@ pub(crate) fn emit_region(
 /// The end of the shared exit, after the state is written back: with a
 /// chaining slot (`slot` != 0) and `eip` on the block's page, tail-call
 /// the slot's block when it starts at `eip`, else ask the dispatcher to
-/// link the slot (`JitCtx::link_slot`). Any other [`EXIT_NEXT`] exit asks
-/// the jump cache (`jump_cache::lookup`) and tail-calls what it finds.
+/// link the slot (`JitCtx::link_slot`). Any other [`EXIT_NEXT`] exit
+/// tail-calls the lookup stub (`Hooks::lookup`), which asks the jump
+/// cache (`jump_cache::lookup`) and tail-calls what it finds.
 /// Otherwise return `status` to the dispatcher.
 fn emit_chain(e: &mut Emitter<'_>, eip: Value, status: Value, slot: Value) {
     let ret = e.b.create_block();
@@ -1034,7 +1035,6 @@ fn emit_chain(e: &mut Emitter<'_>, eip: Value, status: Value, slot: Value) {
     let chain = e.b.create_block();
     let link = e.b.create_block();
     let unslotted = e.b.create_block();
-    e.b.append_block_param(chain, e.ptr);
     e.b.ins().brif(slot, check, &[], unslotted, &[]);
     // The exit EIP must be on the block's page (only dynamic targets can
     // fail this; constant ones off the page get no slot).
@@ -1057,9 +1057,17 @@ fn emit_chain(e: &mut Emitter<'_>, eip: Value, status: Value, slot: Value) {
     let same = e.b.ins().icmp(IntCC::Equal, want, eip);
     let linked = e.b.ins().icmp_imm_u(IntCC::NotEqual, entry, 0);
     let go = e.b.ins().band(same, linked);
-    e.b.ins().brif(go, chain, &[entry.into()], link, &[]);
+    if e.hooks.lookup == 0 {
+        e.b.ins().brif(go, chain, &[], link, &[]);
+    } else {
+        // A slot linked to another EIP (a RET to several call sites)
+        // keeps its link: the jump cache serves the other targets.
+        let other = e.b.create_block();
+        e.b.ins().brif(go, chain, &[], other, &[]);
+        e.b.switch_to_block(other);
+        e.b.ins().brif(linked, unslotted, &[], link, &[]);
+    }
     e.b.switch_to_block(chain);
-    let entry = e.b.block_params(chain)[0];
     let ctx = e.ctx;
     let n = e.b.ins().load(
         types::I64,
@@ -1088,12 +1096,9 @@ fn emit_chain(e: &mut Emitter<'_>, eip: Value, status: Value, slot: Value) {
                 .icmp_imm_u(IntCC::Equal, status, i64::from(EXIT_NEXT));
         e.b.ins().brif(next, find, &[], ret, &[]);
         e.b.switch_to_block(find);
-        let ptr = e.ptr;
-        let none = e.b.ins().iconst(ptr, 0);
-        let found = e
-            .call_helper(e.hooks.lookup, &[ptr, types::I32], Some(ptr), &[ctx, eip])
-            .unwrap_or(none);
-        e.b.ins().brif(found, chain, &[found.into()], ret, &[]);
+        let stub = e.b.ins().iconst(e.ptr, e.hooks.lookup as i64);
+        let sr = e.b.import_signature(crate::cache::block_signature(e.ptr));
+        e.b.ins().return_call_indirect(sr, stub, &[ctx]);
     }
     e.b.switch_to_block(ret);
     e.b.ins().return_(&[status]);

@@ -156,3 +156,35 @@ fn a_remapped_page_runs_the_code_it_maps_now() {
         assert!(e.stats.blocks_translated > 0);
     }
 }
+
+/// A RET to several call sites on its own page: its chaining slot keeps
+/// the first link, and the other sites come through the jump cache, not
+/// through the dispatcher relinking the slot at every return.
+#[test]
+fn a_return_to_several_sites_keeps_its_link() {
+    let code = assemble(|a| {
+        let mut top = a.create_label();
+        let mut func = a.create_label();
+        a.mov(ecx, 300u32)?;
+        a.set_label(&mut top)?;
+        a.call(func)?;
+        a.add(ebx, eax)?;
+        a.call(func)?;
+        a.xor(edx, ebx)?;
+        a.call(func)?;
+        a.dec(ecx)?;
+        a.jnz(top)?;
+        a.hlt()?;
+        a.set_label(&mut func)?;
+        a.lea(eax, dword_ptr(eax + ecx + 1))?;
+        a.ret()
+    });
+    let e = same_as_interp(EngineKind::Jit, &code, 100_000, |_, _| {});
+    let from_dispatcher = e.stats.block_runs - e.stats.chained;
+    assert!(e.stats.links < 20, "{:?}", e.stats);
+    assert!(
+        e.stats.block_runs > 2000 && from_dispatcher * 10 < e.stats.block_runs,
+        "{:?}",
+        e.stats
+    );
+}

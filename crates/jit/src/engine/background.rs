@@ -105,7 +105,17 @@ impl Engine {
     }
 
     /// Installs the results the worker has finished, without waiting.
+    /// Inline: the dispatcher asks at every boundary, mostly with none in
+    /// flight.
+    #[inline]
     pub(super) fn poll_background(&mut self) {
+        if self.bg_in_flight() > 0 {
+            self.take_background_results();
+        }
+    }
+
+    #[inline(never)]
+    fn take_background_results(&mut self) {
         loop {
             let Some(worker) = self.bg.worker.as_mut() else {
                 return;
