@@ -13,12 +13,12 @@
 //!
 //! Blocks chain: an exit to an EIP on the block's own page continues
 //! straight into the block translated there (see `ctx::ChainSlot`), and
-//! other exits (another page, a return) ask the jump cache from generated
-//! code (`jump_cache::lookup`), so the dispatcher runs only at exits that
-//! need it (an untranslated target, a soft-TLB miss, the interpreter, the
-//! budget). Each chained block
-//! re-checks the budget on entry, so chains end exactly where a lone block
-//! would, and nothing in a chain can make an interrupt deliverable.
+//! other exits (another page, a return) ask the jump cache through the
+//! lookup stub (`jump_cache::lookup`), so the dispatcher runs only at
+//! exits that need it (an untranslated target, a soft-TLB miss, the
+//! interpreter, the budget). Each chained block re-checks the budget on
+//! entry, so chains end exactly where a lone block would, and nothing in
+//! a chain can make an interrupt deliverable.
 
 mod background;
 

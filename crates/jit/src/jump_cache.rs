@@ -107,8 +107,9 @@ impl JumpCache {
 
 /// Called by the lookup stub (`cache::compile_lookup_stub`), which
 /// blocks tail-call at an exit with [`crate::ctx::EXIT_NEXT`] that could
-/// not chain, after the state was written back: returns the entry of the translated block to tail-call there, or 0 to
-/// return to the dispatcher. It finds a block only where the dispatcher
+/// not chain, after the state was written back: returns the entry of the
+/// translated block to tail-call at the state's EIP, or 0 to return to
+/// the dispatcher. It finds a block only where the dispatcher
 /// would enter the same one without doing anything else first: no code
 /// write waits to be applied, nothing forces the interpreter
 /// ([`crate::engine::interpreter_only`]), and the soft TLB maps CS:EIP
