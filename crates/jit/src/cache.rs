@@ -160,6 +160,23 @@ pub(crate) fn block_signature(ptr: types::Type) -> Signature {
     sig
 }
 
+/// Defines the function built in `ctx` (finalized) in `module` as an
+/// anonymous function of signature `sig`, and clears `ctx`.
+fn define_anonymous(
+    module: &mut JITModule,
+    ctx: &mut cranelift_codegen::Context,
+    sig: &Signature,
+) -> Result<FuncId, CompileError> {
+    let id = module
+        .declare_anonymous_function(sig)
+        .map_err(|e| CompileError(e.to_string()))?;
+    module
+        .define_function(id, ctx)
+        .map_err(|e| CompileError(format!("{e:?}")))?;
+    module.clear_context(ctx);
+    Ok(id)
+}
+
 /// Compiles the trampoline into `module`: a function in the host's
 /// calling convention that calls the block at its second argument.
 fn compile_trampoline(
@@ -185,14 +202,7 @@ fn compile_trampoline(
     b.ins().return_(&[status]);
     b.seal_all_blocks();
     b.finalize(module.target_config());
-    let id = module
-        .declare_anonymous_function(&sig)
-        .map_err(|e| CompileError(e.to_string()))?;
-    module
-        .define_function(id, ctx)
-        .map_err(|e| CompileError(format!("{e:?}")))?;
-    module.clear_context(ctx);
-    Ok(id)
+    define_anonymous(module, ctx, &sig)
 }
 
 /// Compiles the lookup stub into `module`: a block-signature function
@@ -239,14 +249,7 @@ fn compile_lookup_stub(
     b.ins().return_(&[next]);
     b.seal_all_blocks();
     b.finalize(module.target_config());
-    let id = module
-        .declare_anonymous_function(&sig)
-        .map_err(|e| CompileError(e.to_string()))?;
-    module
-        .define_function(id, ctx)
-        .map_err(|e| CompileError(format!("{e:?}")))?;
-    module.clear_context(ctx);
-    Ok(id)
+    define_anonymous(module, ctx, &sig)
 }
 
 /// A new module holding only the trampoline and the lookup stub,
