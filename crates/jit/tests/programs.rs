@@ -340,3 +340,40 @@ fn deferred_flags_are_written_at_a_side_exit_that_faults() {
         assert!(e.stats.block_insns > 20, "{kind:?}: {:?}", e.stats);
     }
 }
+
+/// INC and DEC keep CF, which the JIT holds back from EFLAGS until
+/// something could see it. Here a store to the code page (a side exit:
+/// the interpreter runs it and the next block starts at the ADC) comes
+/// between a DEC and the ADC that reads the CF of the ADD before the DEC;
+/// a second DEC in a row keeps the same CF; a SETC reads it in line.
+#[test]
+fn the_carry_inc_and_dec_keep_reaches_exits_and_readers() {
+    let code = assemble(|a| {
+        let mut top = a.create_label();
+        a.mov(ecx, 200u32)?;
+        a.mov(eax, 0x9000_0000u32)?;
+        a.set_label(&mut top)?;
+        a.add(eax, 0x7000_0001)?;
+        a.dec(esi)?;
+        a.mov(dword_ptr(CODE + 0x800), edx)?;
+        a.adc(edx, 0)?;
+        a.add(ebx, eax)?;
+        a.inc(edi)?;
+        a.dec(edi)?;
+        a.setc(al)?;
+        a.add(ebp, eax)?;
+        a.dec(ecx)?;
+        a.jnz(top)?;
+        a.hlt()
+    });
+    let (a, _, _) = run(EngineKind::Interp, &code, 100_000, 1000, |_, _| {});
+    assert!(
+        a.gpr[2] > 50,
+        "the interpreter's EDX counts carries: {}",
+        a.gpr[2]
+    );
+    for kind in [EngineKind::Jit, EngineKind::Tiered] {
+        let e = same_as_interp(kind, &code, 100_000, |_, _| {});
+        assert!(e.stats.block_insns > 1000, "{kind:?}: {:?}", e.stats);
+    }
+}
