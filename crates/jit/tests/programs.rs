@@ -377,3 +377,43 @@ fn the_carry_inc_and_dec_keep_reaches_exits_and_readers() {
         assert!(e.stats.block_insns > 1000, "{kind:?}: {:?}", e.stats);
     }
 }
+
+/// The held carry of a DEC must reach both arms of the JE after it (it
+/// reached only the first one emitted, booting Linux under
+/// `--jit-verify`): the fall-through continues in the region, the taken
+/// arm goes to an ADC that reads the carry of the CMP before the DEC.
+#[test]
+fn the_held_carry_reaches_both_arms_of_a_jcc() {
+    let code = assemble(|a| {
+        let mut top = a.create_label();
+        let mut head = a.create_label();
+        let mut out = a.create_label();
+        a.mov(ecx, 60u32)?;
+        a.mov(edx, 3u32)?;
+        a.mov(esi, 0x40u32)?;
+        a.set_label(&mut top)?;
+        a.cmp(edi, esi)?;
+        a.jne(head)?;
+        a.set_label(&mut head)?;
+        a.mov(ebx, edi)?;
+        a.dec(edx)?;
+        a.je(out)?;
+        a.add(edi, 7)?;
+        a.jmp(top)?;
+        a.set_label(&mut out)?;
+        a.adc(ebp, 0)?;
+        a.mov(edx, 3u32)?;
+        a.dec(ecx)?;
+        a.jnz(top)?;
+        a.hlt()
+    });
+    let (a, _, _) = run(EngineKind::Interp, &code, 100_000, 1000, |_, _| {});
+    assert!(
+        a.gpr[5] > 3,
+        "the interpreter's EBP counts carries: {}",
+        a.gpr[5]
+    );
+    for kind in [EngineKind::Jit, EngineKind::Tiered] {
+        same_as_interp(kind, &code, 100_000, |_, _| {});
+    }
+}
