@@ -16,11 +16,7 @@ impl Emitter<'_> {
     /// The current CF as an I8 0/1, from whatever record the lazy
     /// Variables hold.
     pub fn carry_in(&mut self) -> Value {
-        // Deferred status flags are written first (they change `known`);
-        // a deferred carry is read as it is by `flag_cf`.
-        if !matches!(self.deferred, Some(crate::emit_muls::Deferred::Carry(_))) {
-            self.materialize_deferred();
-        }
+        self.materialize_deferred();
         if self.known.is_some() {
             self.flag_cf()
         } else {

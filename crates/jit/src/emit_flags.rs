@@ -14,29 +14,39 @@ use oxide86_cpu::flags::{sign_bit, LazyOp};
 use oxide86_cpu::state::eflags;
 
 use crate::emit_mem::width_mask;
-use crate::emit_muls::Deferred;
 use crate::translate::{off, Emitter};
 
 impl Emitter<'_> {
     /// Records a flag-setting operation, as `Flags::set_lazy` does: INC
-    /// and DEC first make the CF they keep EFLAGS.CF, deferred
-    /// ([`Deferred::Carry`]: written only where something could see it).
+    /// and DEC first make the stored CF current.
     pub fn record_flags(&mut self, op: LazyOp, w: u32, dst: Value, src: Value, res: Value) {
-        if !matches!(op, LazyOp::Inc | LazyOp::Dec) {
-            // Every status flag is replaced.
-            self.deferred = None;
-        } else if !matches!(self.deferred, Some(Deferred::Carry(_))) {
+        if matches!(op, LazyOp::Inc | LazyOp::Dec) {
             self.materialize_deferred();
-            let cf = match self.known {
-                // EFLAGS.CF is current already.
-                Some((LazyOp::Inc | LazyOp::Dec | LazyOp::None, _)) => None,
-                Some(_) => Some(self.flag_cf()),
-                // The producer is not known at translation time:
-                // select its CF from the lazy Variables.
-                None => Some(self.dynamic_cf()),
-            };
-            self.deferred = cf.map(Deferred::Carry);
+            match self.known {
+                Some((LazyOp::Inc | LazyOp::Dec | LazyOp::None, _)) => {}
+                Some(_) => {
+                    let cf = self.flag_cf();
+                    let cf = self.b.ins().uextend(types::I32, cf);
+                    let ef = self.load_st(types::I32, off::EFLAGS);
+                    let ef = self.b.ins().band_imm_u(ef, i64::from(!eflags::CF));
+                    let ef = self.b.ins().bor(ef, cf);
+                    self.store_st(ef, off::EFLAGS);
+                }
+                None => {
+                    // The producer is not known at translation time:
+                    // select its CF from the lazy Variables.
+                    let cf = self.dynamic_cf();
+                    let cf = self.b.ins().uextend(types::I32, cf);
+                    let ef = self.load_st(types::I32, off::EFLAGS);
+                    let ef = self.b.ins().band_imm_u(ef, i64::from(!eflags::CF));
+                    let ef = self.b.ins().bor(ef, cf);
+                    self.store_st(ef, off::EFLAGS);
+                }
+            }
         }
+        // Every status flag is replaced (INC and DEC keep CF, made
+        // current above).
+        self.deferred = None;
         self.op_pending = true;
         self.b.def_var(self.lz[2], dst);
         self.b.def_var(self.lz[3], src);
@@ -128,11 +138,7 @@ impl Emitter<'_> {
 
     /// Whether condition `cc` (0 = O ... 15 = G) holds, as an I8 0/1.
     pub fn condition(&mut self, cc: u8) -> Value {
-        // Deferred status flags are written first (they change `known`);
-        // a deferred carry only if the helper reads the state.
-        if self.known.is_none() || !matches!(self.deferred, Some(Deferred::Carry(_))) {
-            self.materialize_deferred();
-        }
+        self.materialize_deferred();
         let Some(_) = self.known else {
             self.store_lazy();
             let st = self.st;
@@ -178,12 +184,8 @@ impl Emitter<'_> {
         }
     }
 
-    /// The lazy record as known at translation time, after writing any
-    /// deferred status flags (a deferred carry stays: `flag_cf` uses it).
     fn lazy_vals(&mut self) -> (LazyOp, u32, Value, Value, Value) {
-        if !matches!(self.deferred, Some(Deferred::Carry(_))) {
-            self.materialize_deferred();
-        }
+        self.materialize_deferred();
         let (op, w) = self.known.unwrap_or((LazyOp::None, 4));
         let d = self.b.use_var(self.lz[2]);
         let s = self.b.use_var(self.lz[3]);
@@ -221,10 +223,6 @@ impl Emitter<'_> {
             }
             LazyOp::Logic => self.zero_i8(),
             LazyOp::None | LazyOp::Inc | LazyOp::Dec => {
-                // EFLAGS.CF, or the carry INC/DEC hold back from it.
-                if let Some(Deferred::Carry(cf)) = self.deferred {
-                    return cf;
-                }
                 let ef = self.load_st(types::I32, off::EFLAGS);
                 let c = self.b.ins().band_imm_u(ef, i64::from(eflags::CF));
                 self.b.ins().icmp_imm_u(IntCC::NotEqual, c, 0)

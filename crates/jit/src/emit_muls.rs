@@ -47,24 +47,17 @@ pub(crate) fn inline_form(
     }
 }
 
-/// Flags computed but not written to EFLAGS yet (values of the current
-/// guest block; see [`Emitter::materialize_deferred`]).
+/// Status flags an instruction computed eagerly but did not write yet
+/// ([`Emitter::eager_flags`]): its result, CF and OF (I8 or I32 0/1
+/// values of the current guest block), width and the status bits it
+/// replaces (all six, or all but AF).
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum Deferred {
-    /// An eager producer's ([`Emitter::eager_flags`]): its result, CF and
-    /// OF (I8 or I32 0/1), width and the status bits it replaces (all
-    /// six, or all but AF).
-    Status {
-        r: Value,
-        cf: Value,
-        of: Value,
-        w: u32,
-        mask: u32,
-    },
-    /// The CF that INC and DEC keep (I8 0/1): the lazy record's op is
-    /// then `Inc` or `Dec`, whose CF is EFLAGS.CF
-    /// ([`Emitter::record_flags`]).
-    Carry(Value),
+pub(crate) struct Deferred {
+    r: Value,
+    cf: Value,
+    of: Value,
+    w: u32,
+    mask: u32,
 }
 
 impl Emitter<'_> {
@@ -83,34 +76,23 @@ impl Emitter<'_> {
         if self.flags_dead {
             return;
         }
-        self.deferred = Some(Deferred::Status { r, cf, of, w, mask });
+        self.deferred = Some(Deferred { r, cf, of, w, mask });
         if !self.flags_replaced_later {
             self.materialize_deferred();
         }
     }
 
-    /// Writes the deferred flags, if any: every path that could see
-    /// EFLAGS or the lazy record calls this first (an exit or side exit on
-    /// its own path, a helper, a flag reader, a transfer).
+    /// Writes the deferred flags, if any (see [`Emitter::eager_flags`]).
     pub(crate) fn materialize_deferred(&mut self) {
-        match self.deferred.take() {
-            None => {}
-            Some(Deferred::Status { r, cf, of, w, mask }) => {
-                let szp = self.szp_bits(r, w);
-                let cf = self.flag_bit(cf, eflags::CF);
-                let of = self.flag_bit(of, eflags::OF);
-                let f = self.b.ins().bor(szp, cf);
-                let f = self.b.ins().bor(f, of);
-                self.set_status(mask, f);
-            }
-            Some(Deferred::Carry(cf)) => {
-                let cf = self.flag_bit(cf, eflags::CF);
-                let ef = self.load_st(types::I32, off::EFLAGS);
-                let ef = self.b.ins().band_imm_u(ef, i64::from(!eflags::CF));
-                let ef = self.b.ins().bor(ef, cf);
-                self.store_st(ef, off::EFLAGS);
-            }
-        }
+        let Some(d) = self.deferred.take() else {
+            return;
+        };
+        let szp = self.szp_bits(d.r, d.w);
+        let cf = self.flag_bit(d.cf, eflags::CF);
+        let of = self.flag_bit(d.of, eflags::OF);
+        let f = self.b.ins().bor(szp, cf);
+        let f = self.b.ins().bor(f, of);
+        self.set_status(d.mask, f);
     }
 
     /// `v` (an I32 0/1 or I8 condition) as the EFLAGS bit `bit`.
@@ -254,7 +236,7 @@ fn shift_cl(e: &mut Emitter<'_>, g: &GuestInsn) {
     e.write_reg(insn.op0_register(), r);
     if !e.flags_dead {
         // Written in this arm: the count-0 arm keeps the old flags.
-        e.deferred = Some(Deferred::Status {
+        e.deferred = Some(Deferred {
             r,
             cf,
             of,

@@ -639,24 +639,10 @@ impl Emitter<'_> {
     }
 
     fn exit_with(&mut self, eip: Value, status: u32, chain: bool) {
-        self.leaving(|e| e.exit_path(eip, status, chain));
-    }
-
-    /// Emits, with `emit`, one path that leaves the straight-line code
-    /// here (an exit, a side exit's cold block, one arm of a Jcc), with
-    /// any deferred flags written on that path only: afterwards the
-    /// Emitter's flag state is as before, for the code and paths after it.
-    fn leaving(&mut self, emit: impl FnOnce(&mut Self)) {
+        // Deferred flags are written on this path only (it may be a side
+        // exit's cold block): the code after it still defers them.
         let main = (self.deferred, self.known, self.op_pending, self.lazy_synced);
         self.materialize_deferred();
-        emit(self);
-        if main.0.is_some() {
-            (self.deferred, self.known, self.op_pending, self.lazy_synced) = main;
-        }
-    }
-
-    /// [`Emitter::exit_with`] once the deferred flags are written.
-    fn exit_path(&mut self, eip: Value, status: u32, chain: bool) {
         self.settle_lazy_op();
         let k = self.b.ins().iconst(types::I64, self.k);
         let s = self.b.ins().iconst(types::I32, i64::from(status));
@@ -673,6 +659,9 @@ impl Emitter<'_> {
             self.exit,
             &[BlockArg::from(eip), k.into(), s.into(), slot.into()],
         );
+        if main.0.is_some() {
+            (self.deferred, self.known, self.op_pending, self.lazy_synced) = main;
+        }
     }
 
     /// Control goes to `target` after `self.k` instructions of the current
@@ -684,13 +673,7 @@ impl Emitter<'_> {
             self.exit_const(target, EXIT_NEXT);
             return;
         };
-        // One arm of a Jcc may come here: the other arm gets its own.
-        self.leaving(|e| e.transfer_to_head(target, head, len));
-    }
-
-    /// [`Emitter::transfer`] to the region's `head` (`len` instructions)
-    /// at `target`, once the deferred flags are written.
-    fn transfer_to_head(&mut self, target: u32, head: Block, len: i64) {
+        self.materialize_deferred();
         self.settle_lazy_op();
         let n = self.k;
         let bu = self.b.use_var(self.budget);

@@ -341,11 +341,12 @@ fn deferred_flags_are_written_at_a_side_exit_that_faults() {
     }
 }
 
-/// INC and DEC keep CF, which the JIT holds back from EFLAGS until
-/// something could see it. Here a store to the code page (a side exit:
-/// the interpreter runs it and the next block starts at the ADC) comes
-/// between a DEC and the ADC that reads the CF of the ADD before the DEC;
-/// a second DEC in a row keeps the same CF; a SETC reads it in line.
+/// INC and DEC keep CF (their lazy record reads it from EFLAGS). Here a
+/// store to the code page (a side exit: the interpreter runs it and the
+/// next block starts at the ADC) comes between a DEC and the ADC that
+/// reads the CF of the ADD before the DEC; a second DEC in a row keeps
+/// the same CF; a SETC reads it in line. (Written for a held-back carry
+/// that was measured, found no faster once correct, and reverted.)
 #[test]
 fn the_carry_inc_and_dec_keep_reaches_exits_and_readers() {
     let code = assemble(|a| {
@@ -378,10 +379,11 @@ fn the_carry_inc_and_dec_keep_reaches_exits_and_readers() {
     }
 }
 
-/// The held carry of a DEC must reach both arms of the JE after it (it
-/// reached only the first one emitted, booting Linux under
-/// `--jit-verify`): the fall-through continues in the region, the taken
-/// arm goes to an ADC that reads the carry of the CMP before the DEC.
+/// The carry a DEC keeps must reach both arms of the JE after it (a
+/// held-back carry, since reverted, reached only the first arm emitted,
+/// booting Linux under `--jit-verify`): the fall-through continues in
+/// the region, the taken arm goes to an ADC that reads the carry of the
+/// CMP before the DEC.
 #[test]
 fn the_held_carry_reaches_both_arms_of_a_jcc() {
     let code = assemble(|a| {
