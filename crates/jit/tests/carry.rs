@@ -86,21 +86,12 @@ fn adc_sbb_pause_rdtsc_inline_match_interp() {
 
 #[test]
 fn rdtsc_counts_the_same_in_odd_slices() {
-    let code = carry_program();
-    for slice in [1, 7, 13, 100] {
-        for max in [1234, 5001, 7777] {
-            let (a, ra, _) = run(EngineKind::Interp, &code, max, slice, |_, _| {});
-            for kind in [EngineKind::Jit, EngineKind::Tiered] {
-                let (b, rb, _) = run(kind, &code, max, slice, |_, _| {});
-                assert_eq!(
-                    architectural(&a),
-                    architectural(&b),
-                    "{kind:?} slice {slice} max {max}"
-                );
-                assert!(ra.bytes == rb.bytes);
-            }
-        }
-    }
+    same_at_budgets(
+        &[EngineKind::Jit, EngineKind::Tiered],
+        &carry_program(),
+        odd_budgets(&[1, 7, 13, 100], &[1234, 5001, 7777]),
+        |_, _| {},
+    );
 }
 
 /// RDTSC with CR4.TSD set at CPL 0 runs in the interpreter (the JIT

@@ -77,20 +77,12 @@ fn cross_page_calls() -> Vec<u8> {
 
 #[test]
 fn cross_page_exits_stop_at_the_same_instruction_for_every_budget() {
-    let code = cross_page_calls();
-    for slice in 1..=30 {
-        let max = 1_500 + slice * 41;
-        let (a, ra, _) = run(EngineKind::Interp, &code, max, slice, |_, _| {});
-        for kind in [EngineKind::Jit, EngineKind::Tiered] {
-            let (b, rb, _) = run(kind, &code, max, slice, |_, _| {});
-            assert_eq!(
-                architectural(&a),
-                architectural(&b),
-                "{kind:?} slice {slice}"
-            );
-            assert!(ra.bytes == rb.bytes, "{kind:?} slice {slice}");
-        }
-    }
+    same_at_budgets(
+        &[EngineKind::Jit, EngineKind::Tiered],
+        &cross_page_calls(),
+        (1..=30).map(|slice| (slice, 1_500 + slice * 41)),
+        |_, _| {},
+    );
 }
 
 #[test]

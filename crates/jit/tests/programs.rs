@@ -65,19 +65,12 @@ fn loop_program_matches_interp_under_jit_and_tiered() {
 
 #[test]
 fn odd_slices_stop_at_the_same_instruction() {
-    let code = loop_program();
-    for slice in [1, 7, 13, 100] {
-        for max in [1234, 5001, 7777] {
-            let (a, ra, _) = run(EngineKind::Interp, &code, max, slice, |_, _| {});
-            let (b, rb, _) = run(EngineKind::Jit, &code, max, slice, |_, _| {});
-            assert_eq!(
-                architectural(&a),
-                architectural(&b),
-                "slice {slice} max {max}"
-            );
-            assert!(ra.bytes == rb.bytes);
-        }
-    }
+    same_at_budgets(
+        &[EngineKind::Jit],
+        &loop_program(),
+        odd_budgets(&[1, 7, 13, 100], &[1234, 5001, 7777]),
+        |_, _| {},
+    );
 }
 
 /// IMUL and shifts by immediates (inline) followed by flag readers: the

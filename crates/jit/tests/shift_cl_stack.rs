@@ -99,17 +99,10 @@ fn shifts_by_cl_leave_and_push_mem_inline_match_interp() {
 
 #[test]
 fn odd_slices_stop_at_the_same_instruction() {
-    let code = program();
-    for slice in [1, 7, 13] {
-        for max in [1234, 5001] {
-            let (a, ra, _) = run(EngineKind::Interp, &code, max, slice, |_, _| {});
-            let (b, rb, _) = run(EngineKind::Jit, &code, max, slice, |_, _| {});
-            assert_eq!(
-                architectural(&a),
-                architectural(&b),
-                "slice {slice} max {max}"
-            );
-            assert!(ra.bytes == rb.bytes);
-        }
-    }
+    same_at_budgets(
+        &[EngineKind::Jit],
+        &program(),
+        odd_budgets(&[1, 7, 13], &[1234, 5001]),
+        |_, _| {},
+    );
 }

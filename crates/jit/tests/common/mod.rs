@@ -117,3 +117,36 @@ pub fn inline_same_as_interp(code: &[u8], helper_insns: u64) {
         assert!(e.stats.helper_insns <= helper_insns, "{:?}", e.stats);
     }
 }
+
+/// Runs `code` under the interpreter and under each of `kinds` for every
+/// `(slice, max)` budget (run() slices of `slice` steps, `max` in all),
+/// asserting equal architectural state and RAM: blocks and chains must
+/// stop exactly where the interpreter does.
+pub fn same_at_budgets(
+    kinds: &[EngineKind],
+    code: &[u8],
+    budgets: impl IntoIterator<Item = (u64, u64)>,
+    setup: impl Fn(&mut Cpu, &mut FlatRam) + Copy,
+) {
+    for (slice, max) in budgets {
+        let (a, ra, _) = run(EngineKind::Interp, code, max, slice, setup);
+        for &kind in kinds {
+            let (b, rb, _) = run(kind, code, max, slice, setup);
+            assert_eq!(
+                architectural(&a),
+                architectural(&b),
+                "{kind:?} slice {slice} max {max}"
+            );
+            assert!(ra.bytes == rb.bytes, "{kind:?} slice {slice} max {max}");
+        }
+    }
+}
+
+/// Slices of 1, 7, 13 ... steps against totals of 1234, 5001 ...: every
+/// combination of the two lists.
+pub fn odd_budgets(slices: &[u64], maxes: &[u64]) -> Vec<(u64, u64)> {
+    slices
+        .iter()
+        .flat_map(|&s| maxes.iter().map(move |&m| (s, m)))
+        .collect()
+}
