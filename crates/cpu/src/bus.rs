@@ -53,7 +53,8 @@ pub trait Bus {
         0
     }
 
-    /// Called before each port access with the CPU's count of retired
+    /// Called before each port access and each access to memory that is
+    /// not plain RAM (MMIO, ROM) with the CPU's count of retired
     /// instructions, so a board whose devices run on machine time can
     /// bring them up to this instruction first (a guest polling a timer
     /// sees it move between two reads).

@@ -247,7 +247,12 @@ impl Cpu {
         }
         self.note_bus_event();
         let p = self.translate(bus, linear, Access::Read, user)?;
-        self.learn_host(bus, linear, p);
+        if !self.learn_host(bus, linear, p) {
+            // A device register may move with time (the local APIC's
+            // current count): devices catch up to this instruction first,
+            // as before a port access.
+            bus.sync_time(self.state.icount);
+        }
         Ok(match size {
             1 => u32::from(bus.read_u8(p)),
             2 => u32::from(bus.read_u16(p)),
@@ -257,9 +262,9 @@ impl Cpu {
 
     /// After a slow-path translation: if the physical page is plain RAM,
     /// let the TLB entry point at it (writes only while the page holds no
-    /// decoded instructions).
+    /// decoded instructions). Returns whether it is plain RAM.
     #[inline(never)]
-    fn learn_host<B: Bus + ?Sized>(&mut self, bus: &mut B, linear: u32, paddr: u32) {
+    fn learn_host<B: Bus + ?Sized>(&mut self, bus: &mut B, linear: u32, paddr: u32) -> bool {
         // Generated code trusts an entry's RAM offset without a bounds
         // check, so the whole page must lie inside the RAM slice.
         let ram_len = bus.ram().map_or(0, |r| r.len());
@@ -271,7 +276,9 @@ impl Cpu {
             let paging = self.state.cr0 & cr0::PG != 0;
             self.tlb
                 .attach_host(linear, paddr & !0xFFF, offset, host_write, paging);
+            return true;
         }
+        false
     }
 
     /// Drops cached RAM offsets when the board's memory map changed (A20).
@@ -333,7 +340,9 @@ impl Cpu {
         }
         self.note_bus_event();
         let p = self.translate(bus, linear, Access::Write, user)?;
-        self.learn_host(bus, linear, p);
+        if !self.learn_host(bus, linear, p) {
+            bus.sync_time(self.state.icount);
+        }
         match size {
             1 => bus.write_u8(p, value as u8),
             2 => bus.write_u16(p, value as u16),

@@ -12,10 +12,13 @@ use crate::pc_board::PcBoard;
 use crate::ram::{GuestRam, RamError};
 use crate::stop::{DebugControl, Stop};
 
-/// The most instructions run between two device updates (1 µs of
-/// virtual time), which bounds how stale a device register a guest reads
-/// can be.
-const SLICE: u64 = 1000;
+/// The most instructions run between two device updates (100 µs of
+/// virtual time). Nothing a guest sees depends on it: a slice ends at the
+/// next device event, and port and MMIO accesses bring the devices up to
+/// their instruction first (`Bus::sync_time`). It bounds how late host
+/// input (the serial console) is seen, and under the realtime clock how
+/// late an interrupt is taken.
+const SLICE: u64 = 100_000;
 
 /// How far away the next timer event must be for an idle guest to count
 /// as waiting for input: a guest that still has work due sooner (a
@@ -161,8 +164,9 @@ pub enum HostInput {
         quit: std::sync::Arc<std::sync::atomic::AtomicBool>,
     },
     /// A pipe or file: read only when the guest idles in HLT with COM1's
-    /// receive FIFO empty and no timer due within [`STREAM_INPUT_QUIET_NS`],
-    /// so with the virtual clock input reaches the guest at the same
+    /// receive FIFO empty and its driver listening, or no timer due within
+    /// [`STREAM_INPUT_QUIET_NS`] (`Pc::ready_for_stream_input`), so with
+    /// the virtual clock input reaches the guest at the same
     /// instruction every run (the read blocks; guest time waits for it).
     Stream(Box<dyn std::io::Read + Send>),
 }
@@ -416,11 +420,7 @@ impl Pc {
                     com.output_mut().flush();
                 }
                 let can_wake = self.cpu.state.eflags & oxide86_cpu::state::eflags::IF != 0;
-                let quiet = self
-                    .board
-                    .ns_until_next_event()
-                    .is_none_or(|ns| ns >= STREAM_INPUT_QUIET_NS);
-                if can_wake && quiet && self.feed_stream_input() {
+                if can_wake && self.ready_for_stream_input() && self.feed_stream_input() {
                     continue;
                 }
                 match self.board.ns_until_next_event() {
@@ -448,6 +448,21 @@ impl Pc {
             self.pending_input.pop_front();
         }
         quit.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether an idle guest may be handed piped input now: COM1's driver
+    /// listens (its received-data interrupt is on: the port is open, so
+    /// what arrives is buffered, not flushed by the port's start-up), or
+    /// no timer is due within [`STREAM_INPUT_QUIET_NS`] (a guest that
+    /// polls). A guest with output still to come soon gets that time
+    /// first, so a reader answering the output is not waited on.
+    fn ready_for_stream_input(&self) -> bool {
+        let listening = self.board.com[0].state().ier & oxide86_devices::uart::IER_RDA != 0;
+        listening
+            || self
+                .board
+                .ns_until_next_event()
+                .is_none_or(|ns| ns >= STREAM_INPUT_QUIET_NS)
     }
 
     /// With stream input and an idle guest whose COM1 FIFO is empty, reads
