@@ -19,6 +19,10 @@ pub enum StepOutcome {
     Continue,
     /// The CPU is halted (HLT) with no interrupt to wake it.
     Halted,
+    /// PAUSE retired while [`Cpu::pause_exits`] is set: the guest spins
+    /// waiting for something (a time, a device), and the machine may let
+    /// time pass before the next instruction.
+    Paused,
     /// A triple fault (or a fault the CPU cannot deliver): the machine
     /// decides whether to reset or stop.
     Shutdown,
@@ -76,6 +80,11 @@ pub struct Cpu {
     /// reports one while IA32_APIC_BASE enables it). Off by default: the
     /// bare test machines have none.
     pub local_apic: bool,
+    /// PAUSE ends the step with [`StepOutcome::Paused`] (the machine sets
+    /// it under its virtual clock); otherwise PAUSE is a NOP.
+    pub pause_exits: bool,
+    /// Set by PAUSE under `pause_exits` until the step reports it.
+    pub(crate) paused: bool,
     /// A host debugger's watchpoints (never visible to the guest).
     pub host_watch: crate::host_watch::HostWatch,
     /// Set when an access of the instruction in flight left the RAM fast
@@ -156,6 +165,8 @@ impl Cpu {
             local_apic: false,
             host_watch: crate::host_watch::HostWatch::default(),
             bus_event: false,
+            pause_exits: false,
+            paused: false,
             fetch: FetchWindow::default(),
             data_fast: false,
             data_valid: 0,
@@ -196,6 +207,8 @@ impl Cpu {
             debug_hits,
             pdptes,
             local_apic,
+            pause_exits,
+            paused,
             host_watch: _,
             bus_event,
             fetch,
@@ -217,6 +230,8 @@ impl Cpu {
         self.debug_hits = *debug_hits;
         self.pdptes = *pdptes;
         self.local_apic = *local_apic;
+        self.pause_exits = *pause_exits;
+        self.paused = *paused;
         self.host_watch = crate::host_watch::HostWatch::default();
         self.bus_event = *bus_event;
         self.fetch = *fetch;
@@ -332,6 +347,9 @@ impl Cpu {
                 }
                 if self.state.halted {
                     return (StepOutcome::Halted, false);
+                }
+                if std::mem::take(&mut self.paused) {
+                    return (StepOutcome::Paused, false);
                 }
                 // A quiet instruction cannot set TF, the shadow, HLT or DR7.
                 let fast = checked && d.quiet && !trap && self.debug_watch == 0 && !self.bus_event;
@@ -625,6 +643,10 @@ impl Cpu {
                 };
                 hits += steps;
                 left -= steps;
+                // A PAUSE (never quiet) ends the quiet run it ran in.
+                if !f && std::mem::take(&mut self.paused) {
+                    break 'run StepOutcome::Paused;
+                }
                 // An instruction that was not quiet (its checks before were
                 // skippable, not the effects it had) may have reached a
                 // device: ask as after any other such step.

@@ -623,8 +623,7 @@ pub fn is_quiet(insn: &Instruction) -> bool {
         | M::Cmc
         | M::Cld
         | M::Std
-        | M::Nop
-        | M::Pause => true,
+        | M::Nop => true,
         m => {
             insn.condition_code() != iced_x86::ConditionCode::None
                 && matches!(

@@ -81,6 +81,8 @@ impl Cpu {
                 self.state.icount += 1;
                 if self.state.halted {
                     StepOutcome::Halted
+                } else if std::mem::take(&mut self.paused) {
+                    StepOutcome::Paused
                 } else {
                     StepOutcome::Continue
                 }

@@ -55,7 +55,7 @@ pub struct JitCtx {
     pub cpu: *mut Cpu,
     /// The bus (a `*mut B` of the dispatcher's bus type), for helpers.
     pub bus: *mut u8,
-    /// `StepOutcome` of a helper that stopped the block (0 continue, 1 halted, 2 shutdown).
+    /// `StepOutcome` of a helper that stopped the block (0 continue, 1 halted, 2 shutdown, 3 paused).
     pub outcome: u32,
     /// 1 when a helper's step ended the block without retiring its
     /// instruction (a fault was delivered): a step the count misses.

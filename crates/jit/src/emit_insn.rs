@@ -1,6 +1,6 @@
 //! Instructions lowered inline: MOV MOVZX MOVSX LEA XCHG, ADD SUB CMP AND
 //! OR XOR TEST INC DEC NEG NOT (ADC SBB in `emit_carry.rs`), PUSH POP LEAVE,
-//! SETcc CMOVcc, NOP PAUSE, RDTSC, LODS SCAS (`emit_string.rs`), and the near
+//! SETcc CMOVcc, NOP, RDTSC, LODS SCAS (`emit_string.rs`), and the near
 //! control transfers Jcc JMP CALL RET (Intel SDM Vol. 2A-2B). Each one
 //! reads its operands, may leave the block before itself (a slow memory
 //! path), and only then writes registers and flags, like the interpreter's
@@ -60,8 +60,9 @@ pub(crate) fn inline_kind(d: &Decoded) -> Option<bool> {
     }
     let n = insn.op_count();
     let straight = match insn.mnemonic() {
-        // PAUSE is a NOP to the interpreter.
-        M::Nop | M::Pause | M::Rdtsc => n == 0,
+        // PAUSE is left to the interpreter: it may end the step
+        // (`Cpu::pause_exits`) so that the machine lets time pass.
+        M::Nop | M::Rdtsc => n == 0,
         M::Mov => {
             n == 2
                 && ((is_gpr(insn, 0) && (is_gpr_or_mem(insn, 1) || is_imm(insn, 1)))
@@ -189,7 +190,7 @@ pub(crate) fn mem_operand(
 pub(crate) fn emit(e: &mut Emitter<'_>, g: &GuestInsn) {
     let insn = g.d.insn;
     match insn.mnemonic() {
-        M::Nop | M::Pause => {}
+        M::Nop => {}
         M::Rdtsc => rdtsc(e, g),
         M::Adc | M::Sbb => crate::emit_carry::adc_sbb(e, g),
         M::Mov => {

@@ -660,6 +660,7 @@ impl Engine {
         let outcome = match ctx.outcome {
             1 => StepOutcome::Halted,
             2 => StepOutcome::Shutdown,
+            3 => StepOutcome::Paused,
             _ => StepOutcome::Continue,
         };
         let steps = retired + u64::from(ctx.unretired);

@@ -67,6 +67,7 @@ pub(crate) unsafe fn interp_one_on<B: Bus + ?Sized>(
         StepOutcome::Continue => 0,
         StepOutcome::Halted => 1,
         StepOutcome::Shutdown => 2,
+        StepOutcome::Paused => 3,
     };
     let retired = cpu.state.icount != before;
     ctx.unretired = u32::from(!retired);

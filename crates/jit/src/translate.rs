@@ -259,7 +259,6 @@ pub fn helper_safe(d: &Decoded) -> bool {
         | M::Leave
         | M::Enter
         | M::Nop
-        | M::Pause
         | M::Rdtsc
         | M::Cmove
         | M::Cmovne

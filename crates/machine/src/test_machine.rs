@@ -170,7 +170,8 @@ impl TestMachine {
                 return RunEnd::Exit(v);
             }
             match outcome {
-                StepOutcome::Continue => {}
+                // This machine keeps PAUSE a NOP (`Cpu::pause_exits` off).
+                StepOutcome::Continue | StepOutcome::Paused => {}
                 StepOutcome::Shutdown => {
                     return RunEnd::Shutdown(
                         self.cpu

@@ -72,6 +72,10 @@ fn the_apic_timer_count_moves_between_two_reads_under_every_engine() {
     for engine in [EngineKind::Interp, EngineKind::Jit, EngineKind::Tiered] {
         let (first, second) = counts(engine);
         // The first read, MOV ECX and 1,000 DEC/JNZ pairs retire between them.
-        assert_eq!(first.wrapping_sub(second), 2002, "{engine:?}: {first:#x} then {second:#x}");
+        assert_eq!(
+            first.wrapping_sub(second),
+            2002,
+            "{engine:?}: {first:#x} then {second:#x}"
+        );
     }
 }

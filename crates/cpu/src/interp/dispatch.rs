@@ -95,7 +95,7 @@ impl Op {
     }
 }
 
-/// NOP and PAUSE.
+/// NOP.
 fn nop<B: Bus + ?Sized>(_: &mut Cpu, _: &Instruction, _: &mut B) -> Result<(), Exception> {
     Ok(())
 }
@@ -215,6 +215,7 @@ ops! {
     Nop => nop,
     MiscReservedNop => misc::reserved_nop,
     MiscHlt => misc::hlt,
+    MiscPause => misc::pause,
     MiscCpuid => misc::cpuid,
     MiscRdtsc => misc::rdtsc,
     MiscRdpmc => misc::rdpmc,
@@ -432,7 +433,8 @@ pub fn resolve(insn: &Instruction) -> Op {
         M::Sti => Op::FlagopsSti,
         M::In => Op::IoIn,
         M::Out => Op::IoOut,
-        M::Nop | M::Pause => Op::Nop,
+        M::Nop => Op::Nop,
+        M::Pause => Op::MiscPause,
         M::Reservednop => Op::MiscReservedNop,
         M::Hlt => Op::MiscHlt,
         M::Cpuid => Op::MiscCpuid,

@@ -59,6 +59,20 @@ pub fn hlt<B: Bus + ?Sized>(
     Ok(())
 }
 
+/// `PAUSE` (`F3 90`, `REP NOP` before the Pentium 4): a hint that the
+/// code is a spin-wait loop (SDM Vol. 2B, "PAUSE"); it delays for an
+/// implementation-specific time and changes nothing else. With
+/// [`Cpu::pause_exits`] the step ends with [`crate::StepOutcome::Paused`]
+/// so the machine can let that time pass.
+pub fn pause<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    _insn: &Instruction,
+    _bus: &mut B,
+) -> Result<(), Exception> {
+    cpu.paused = cpu.pause_exits;
+    Ok(())
+}
+
 /// The brand string of leaves 0x80000002-4 (48 bytes, NUL-padded).
 const BRAND: &[u8; 48] = b"oxide86 Virtual CPU (family 6)\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
 
@@ -182,6 +196,31 @@ mod tests {
         assert_eq!(&v, b"GenuineIntel");
         let s = run32(|a| a.cpuid(), |s| s.gpr[0] = 0x8000_0002);
         assert_eq!(&s.gpr[0].to_le_bytes(), b"oxid");
+    }
+
+    #[test]
+    fn pause_ends_the_run_only_with_pause_exits() {
+        // mov ecx, 3; l: nop; nop; pause; dec ecx; jnz l; hlt. From the
+        // second round on, the quiet run's fast path (decoded instructions
+        // cached) reaches the PAUSE.
+        let code = [
+            0xB9, 3, 0, 0, 0, 0x90, 0x90, 0xF3, 0x90, 0x49, 0x75, 0xF9, 0xF4,
+        ];
+        for exits in [false, true] {
+            let mut cpu = crate::testutil::flat32_cpu();
+            let mut ram = crate::FlatRam::new(1 << 16);
+            ram.load(crate::testutil::CODE, &code);
+            cpu.pause_exits = exits;
+            if exits {
+                for round in 0..3 {
+                    assert_eq!(cpu.run(&mut ram, 100), crate::StepOutcome::Paused);
+                    assert_eq!(cpu.state.eip, crate::testutil::CODE + 9);
+                    assert_eq!(cpu.state.icount, 4 + 5 * round);
+                }
+            }
+            assert_eq!(cpu.run(&mut ram, 100), crate::StepOutcome::Halted);
+            assert_eq!(cpu.state.icount, 17);
+        }
     }
 
     #[test]

@@ -1,0 +1,80 @@
+//! A guest that waits one millisecond the way a kernel's `udelay` does
+//! (RDTSC, compare, PAUSE, loop): under the virtual clock each PAUSE lets
+//! `PAUSE_NS` of machine time pass, so the wait takes about a thousand
+//! loop rounds instead of a million instructions, and it ends on the same
+//! instruction under every engine.
+
+use iced_x86::code_asm::*;
+use oxide86_machine::clock::ClockMode;
+use oxide86_machine::pc::{BootSource, EngineKind, Pc, PcConfig, PcExit, PAUSE_NS};
+
+const LOAD_AT: u32 = 0x10_0000;
+const RESULT: u32 = 0x20_0000;
+const WAIT_NS: u32 = 1_000_000;
+
+fn guest() -> Vec<u8> {
+    let mut a = CodeAssembler::new(32).unwrap();
+    let mut spin = a.create_label();
+    let flags: u32 = (1 << 16) | (1 << 1);
+    let magic: u32 = 0x1BAD_B002;
+    let header = [
+        magic,
+        flags,
+        0u32.wrapping_sub(magic.wrapping_add(flags)),
+        LOAD_AT,
+        LOAD_AT,
+        0,
+        0,
+        LOAD_AT + 0x40,
+    ];
+    a.dd(&header).unwrap();
+    a.db(&[0; 0x20]).unwrap();
+    a.xor(esi, esi).unwrap();
+    a.rdtsc().unwrap();
+    a.mov(ebx, eax).unwrap();
+    a.set_label(&mut spin).unwrap();
+    a.inc(esi).unwrap();
+    a.pause().unwrap();
+    a.rdtsc().unwrap();
+    a.sub(eax, ebx).unwrap();
+    a.cmp(eax, WAIT_NS).unwrap();
+    a.jb(spin).unwrap();
+    a.mov(dword_ptr(RESULT), esi).unwrap();
+    a.mov(al, 0).unwrap();
+    a.out(0xF4, al).unwrap();
+    a.assemble(u64::from(LOAD_AT)).unwrap()
+}
+
+/// The loop rounds and the instructions retired.
+fn run(engine: EngineKind) -> (u32, u64) {
+    let config = PcConfig {
+        clock: ClockMode::Virtual,
+        max_instructions: Some(50_000_000),
+        engine,
+        ..PcConfig::default()
+    };
+    let boot = BootSource::Multiboot {
+        kernel: guest(),
+        cmdline: String::new(),
+        modules: Vec::new(),
+    };
+    let mut pc = Pc::new(config, boot).unwrap();
+    assert_eq!(pc.run(), PcExit::DebugExit(0));
+    (pc.board.memory.read_u32(RESULT), pc.cpu.state.icount)
+}
+
+#[test]
+fn a_pause_loop_waits_in_few_instructions_and_ends_on_the_same_one_under_every_engine() {
+    let (rounds, icount) = run(EngineKind::Interp);
+    // Each round takes its six instructions and PAUSE_NS, or less when a
+    // device event (the PIT's) cuts a PAUSE short.
+    let per_round = PAUSE_NS as u32 + 6;
+    assert!(
+        (WAIT_NS / per_round..WAIT_NS / per_round + 10).contains(&rounds),
+        "{rounds} rounds"
+    );
+    assert!(icount < 10_000, "{icount} instructions");
+    for engine in [EngineKind::Jit, EngineKind::Tiered] {
+        assert_eq!(run(engine), (rounds, icount), "{engine:?}");
+    }
+}
