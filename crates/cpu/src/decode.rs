@@ -15,7 +15,7 @@ use crate::model::CpuModel;
 use iced_x86::{Decoder, DecoderOptions, Instruction};
 
 /// Number of cache entries (a power of two).
-const ENTRIES: usize = 1 << 14;
+const ENTRIES: usize = 1 << 16;
 /// log2 of the invalidation granule.
 const LINE_SHIFT: u32 = 6;
 /// The longest x86 instruction.
