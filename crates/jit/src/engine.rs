@@ -117,6 +117,8 @@ enum Entry {
     Block(CompiledBlock),
     /// The first instruction cannot be translated: interpret it.
     Interp,
+    /// Tiered: not translated yet; the executions counted so far.
+    Counting(u32),
 }
 
 /// The default number of executions before a block is translated.
@@ -143,14 +145,14 @@ pub struct Engine {
     /// Background translation's state (empty until first used).
     bg: background::Background,
     cache: Option<CodeCache>,
-    /// Every translation (and untranslatable marker) by key. Fx hashing:
+    /// Every translation, untranslatable marker and (tiered) execution
+    /// count by key, so the dispatcher finds any of them with one lookup.
+    /// Fx hashing:
     /// the dispatcher looks keys up millions of times a second, and keys
     /// come from the guest's own addresses, not from an adversary who
     /// could profit from collisions (a collision costs time, never
     /// correctness).
     map: FxHashMap<Key, Entry>,
-    /// Tiered: executions counted at each untranslated block start.
-    counts: FxHashMap<Key, u32>,
     pages: CodePages<Key>,
     /// Direct-mapped front of `map` for translated blocks (by physical address).
     jump_cache: JumpCache,
@@ -195,7 +197,6 @@ impl Engine {
             bg: background::Background::default(),
             cache,
             map: FxHashMap::default(),
-            counts: FxHashMap::default(),
             pages: CodePages::default(),
             jump_cache: JumpCache::new(),
             retired: Vec::new(),
@@ -297,7 +298,6 @@ impl Engine {
             }
         }
         self.pages.clear();
-        self.counts.clear();
         self.forget_all_pending();
         self.pending_link = 0;
     }
@@ -430,7 +430,13 @@ impl Engine {
                         self.stats.invalidations += 1;
                     }
                     Some(Entry::Interp) => self.stats.invalidations += 1,
-                    None => {}
+                    // Queued for the worker (`translate` registered it).
+                    Some(Entry::Counting(_)) | None => {}
+                }
+                if self.kind == EngineKind::Tiered {
+                    // It was hot: translated again at its next execution.
+                    let hot = self.threshold.saturating_sub(1);
+                    self.map.insert(key, Entry::Counting(hot));
                 }
             }
         }
@@ -459,21 +465,24 @@ impl Engine {
             self.stats.hits += 1;
             return Gate::Block(entry, len, key.mode);
         }
-        match self.map.get(&key) {
+        match self.map.get_mut(&key) {
             Some(Entry::Block(b)) => {
                 self.stats.hits += 1;
                 self.jump_cache.insert(key, b.entry, b.len);
                 return Gate::Block(b.entry, b.len, key.mode);
             }
             Some(Entry::Interp) => return Gate::Interpret,
-            None => {}
-        }
-        if self.kind == EngineKind::Tiered {
-            let c = self.counts.entry(key).or_insert(0);
-            *c += 1;
-            if *c < self.threshold {
+            Some(Entry::Counting(c)) => {
+                *c = c.saturating_add(1);
+                if *c < self.threshold {
+                    return Gate::Interpret;
+                }
+            }
+            None if self.kind == EngineKind::Tiered && self.threshold > 1 => {
+                self.map.insert(key, Entry::Counting(1));
                 return Gate::Interpret;
             }
+            None => {}
         }
         self.translate(cpu, bus, key)
     }
@@ -492,14 +501,13 @@ impl Engine {
         }
         // Regions grow only over code that ran: in the tiered engine, block
         // starts the interpreter counted or that are translated already.
-        let (map, counts) = (&self.map, &self.counts);
+        let map = &self.map;
         let hot = |paddr: u32, eip: u32| {
-            let k = Key {
+            map.contains_key(&Key {
                 paddr,
                 eip,
                 mode: key.mode,
-            };
-            counts.contains_key(&k) || map.contains_key(&k)
+            })
         };
         let max_blocks = match self.kind {
             EngineKind::Tiered => self.region_blocks,
@@ -558,7 +566,7 @@ impl Engine {
         self.pages.add(key.paddr >> 12, key);
         let gate = match &entry {
             Entry::Block(b) => Gate::Block(b.entry, b.len, key.mode),
-            Entry::Interp => Gate::Interpret,
+            Entry::Interp | Entry::Counting(_) => Gate::Interpret,
         };
         self.map.insert(key, entry);
         gate

@@ -115,3 +115,36 @@ fn a_dma_style_write_invalidates_translations() {
     assert_eq!(cpu.state.gpr[0], 2);
     assert_eq!(engine.stats.invalidations, 1);
 }
+
+/// Under tiered, a block that was hot when a write dropped it is
+/// translated again at its next execution, not after another threshold
+/// of interpreted runs.
+#[test]
+fn a_hot_block_dropped_by_a_write_is_translated_again_at_once() {
+    let code = assemble(|a| {
+        a.mov(eax, 1u32)?;
+        a.hlt()
+    });
+    let mut cpu = flat32();
+    let mut ram = oxide86_cpu::FlatRam::new(RAM);
+    ram.load(CODE, &code);
+    let mut engine = oxide86_jit::Engine::new(EngineKind::Tiered);
+    engine.threshold = 3;
+    let mut run_once = |cpu: &mut oxide86_cpu::Cpu,
+                        ram: &mut oxide86_cpu::FlatRam,
+                        e: &mut oxide86_jit::Engine| {
+        cpu.state.eip = CODE;
+        cpu.state.halted = false;
+        let _ = e.run(cpu, ram, 10, |_, _| false);
+    };
+    for _ in 0..3 {
+        run_once(&mut cpu, &mut ram, &mut engine);
+    }
+    assert_eq!(engine.stats.blocks_translated, 1);
+    ram.bytes[CODE as usize + 1] = 2;
+    cpu.icache.invalidate(CODE + 1, 1);
+    run_once(&mut cpu, &mut ram, &mut engine);
+    assert_eq!(cpu.state.gpr[0], 2);
+    assert_eq!(engine.stats.invalidations, 1);
+    assert_eq!(engine.stats.blocks_translated, 2, "{:?}", engine.stats);
+}
