@@ -209,13 +209,16 @@ impl Pc {
         if let Some(o) = self.debug.observer.as_mut() {
             o.after(&self.cpu, &mut self.board, outcome, after);
         }
+        // A PAUSE is a step like any other here (the run loop lets its
+        // time pass afterwards).
+        let retired = matches!(outcome, StepOutcome::Continue | StepOutcome::Paused);
         let mut stop = None;
         if self.cpu.host_watch.armed() {
             if let Some(hit) = self.cpu.host_watch.take_hits().first() {
                 stop = Some(Stop::Watchpoint(*hit));
             }
         }
-        if watch_delivery && stop.is_none() && outcome == StepOutcome::Continue {
+        if watch_delivery && stop.is_none() && retired {
             if let Some(e) = self.cpu.last_exception {
                 let v = e.vector();
                 if v < 32 && self.debug.break_on_exceptions & (1 << v) != 0 {
@@ -229,7 +232,7 @@ impl Pc {
                 }
             }
         }
-        if outcome == StepOutcome::Continue {
+        if retired {
             if let Some(n) = self.debug.steps.as_mut() {
                 *n = n.saturating_sub(1);
                 if *n == 0 {

@@ -78,3 +78,22 @@ fn a_pause_loop_waits_in_few_instructions_and_ends_on_the_same_one_under_every_e
         assert_eq!(run(engine), (rounds, icount), "{engine:?}");
     }
 }
+
+/// A debugger's single step stops after a PAUSE as after any instruction.
+#[test]
+fn a_single_step_over_pause_stops_after_it() {
+    use oxide86_machine::embed::Machine;
+    use oxide86_machine::stop::Stop;
+    // The reset vector: cli ; pause ; inc ax ; hlt
+    let mut rom = vec![0xFFu8; 0x10000];
+    rom[0xFFF0..0xFFF5].copy_from_slice(&[0xFA, 0xF3, 0x90, 0x40, 0xF4]);
+    let mut m = Machine::builder()
+        .memory_mib(1)
+        .firmware(rom)
+        .build()
+        .unwrap();
+    assert_eq!(m.step(), Stop::Stepped);
+    assert_eq!(m.step(), Stop::Stepped);
+    assert_eq!(m.cpu.state.eip, 0xFFF3);
+    assert_eq!(m.cpu.state.gpr[0] & 0xFFFF, 0);
+}
