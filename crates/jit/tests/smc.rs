@@ -130,9 +130,9 @@ fn a_hot_block_dropped_by_a_write_is_translated_again_at_once() {
     ram.load(CODE, &code);
     let mut engine = oxide86_jit::Engine::new(EngineKind::Tiered);
     engine.threshold = 3;
-    let mut run_once = |cpu: &mut oxide86_cpu::Cpu,
-                        ram: &mut oxide86_cpu::FlatRam,
-                        e: &mut oxide86_jit::Engine| {
+    let run_once = |cpu: &mut oxide86_cpu::Cpu,
+                    ram: &mut oxide86_cpu::FlatRam,
+                    e: &mut oxide86_jit::Engine| {
         cpu.state.eip = CODE;
         cpu.state.halted = false;
         let _ = e.run(cpu, ram, 10, |_, _| false);
