@@ -1,20 +1,26 @@
 //! A guest that programs the 8259A and 8254 the way an OS does and sleeps
 //! in HLT between timer interrupts: checks IRQ0 delivery through the PIC,
 //! EOI, HLT wake-up with virtual time skipping, and that virtual time makes
-//! the run repeatable to the instruction.
+//! the run repeatable to the instruction; and that piped input reaches a
+//! guest whose COM1 driver listens although its tick never stops.
 
 use iced_x86::code_asm::*;
 use oxide86_machine::clock::ClockMode;
-use oxide86_machine::pc::{BootSource, EngineKind, Pc, PcConfig, PcExit};
+use oxide86_machine::pc::{BootSource, EngineKind, HostInput, Pc, PcConfig, PcExit};
 
 const LOAD_AT: u32 = 0x10_0000;
 const IDT: u32 = 0x20_0000;
 const COUNTER: u32 = 0x20_1000;
 
-fn guest(ticks: u32) -> Vec<u8> {
+/// Waits for `ticks` timer interrupts, then exits with 0. With `serial`,
+/// COM1's received-data interrupt is enabled first and a byte received
+/// (seen after any wake-up) ends the wait early: it is stored after the
+/// counter.
+fn guest(ticks: u32, serial: bool) -> Vec<u8> {
     let mut a = CodeAssembler::new(32).unwrap();
     let mut handler = a.create_label();
     let mut wait = a.create_label();
+    let mut got = a.create_label();
     let flags: u32 = (1 << 16) | (1 << 1);
     let magic: u32 = 0x1BAD_B002;
     for v in [
@@ -71,11 +77,30 @@ fn guest(ticks: u32) -> Vec<u8> {
     a.out(0x40, al).unwrap();
     a.mov(al, 1193 >> 8).unwrap();
     a.out(0x40, al).unwrap();
+    if serial {
+        a.mov(dx, 0x3FA).unwrap(); // FCR: FIFOs on
+        a.mov(al, 1).unwrap();
+        a.out(dx, al).unwrap();
+        a.mov(dx, 0x3F9).unwrap(); // IER: received data available
+        a.out(dx, al).unwrap();
+    }
     a.sti().unwrap();
     a.set_label(&mut wait).unwrap();
     a.hlt().unwrap();
+    if serial {
+        a.mov(dx, 0x3FD).unwrap(); // LSR
+        a.in_(al, dx).unwrap();
+        a.test(al, 1).unwrap();
+        a.jnz(got).unwrap();
+    }
     a.cmp(dword_ptr(COUNTER), ticks).unwrap();
     a.jb(wait).unwrap();
+    a.set_label(&mut got).unwrap();
+    if serial {
+        a.mov(dx, 0x3F8).unwrap();
+        a.in_(al, dx).unwrap();
+        a.mov(byte_ptr(COUNTER + 4), al).unwrap();
+    }
     a.cli().unwrap();
     a.mov(al, 0).unwrap();
     a.out(0xF4, al).unwrap();
@@ -107,7 +132,7 @@ fn run_on(ticks: u32, engine: EngineKind, jit_verify: bool) -> ((PcExit, u64, u3
         ..PcConfig::default()
     };
     let boot = BootSource::Multiboot {
-        kernel: guest(ticks),
+        kernel: guest(ticks, false),
         cmdline: String::new(),
         modules: Vec::new(),
     };
@@ -144,4 +169,26 @@ fn the_timer_guest_verifies_under_the_jit() {
     );
     assert_eq!(r, run(25));
     assert!(pc.engine.stats.blocks_verified > 0, "{:?}", pc.engine.stats);
+}
+
+/// The tick (1 kHz) never leaves 100 ms free, but the guest has COM1's
+/// received-data interrupt on: piped input is handed over at its first
+/// idle HLT, not never.
+#[test]
+fn piped_input_reaches_a_listening_guest_whose_tick_never_stops() {
+    let config = PcConfig {
+        clock: ClockMode::Virtual,
+        max_instructions: Some(50_000_000),
+        ..PcConfig::default()
+    };
+    let boot = BootSource::Multiboot {
+        kernel: guest(1_000_000, true),
+        cmdline: String::new(),
+        modules: Vec::new(),
+    };
+    let mut pc = Pc::new(config, boot).unwrap();
+    pc.input = HostInput::Stream(Box::new(std::io::Cursor::new(b"x".to_vec())));
+    assert_eq!(pc.run(), PcExit::DebugExit(0));
+    assert_eq!(pc.board.memory.read_u8(COUNTER + 4), b'x');
+    assert!(pc.board.memory.read_u32(COUNTER) <= 1);
 }
