@@ -5,6 +5,10 @@
 //! catch up with the instruction at each MMIO access, not only at the run
 //! loop's slice boundaries.
 
+#[allow(dead_code, reason = "shared with the other test files")]
+mod common;
+use common::{multiboot_header, MB_ADDRESSES, MB_MEMORY};
+
 use iced_x86::code_asm::*;
 use oxide86_machine::clock::ClockMode;
 use oxide86_machine::pc::{BootSource, EngineKind, Pc, PcConfig, PcExit};
@@ -16,19 +20,7 @@ const RESULT: u32 = 0x20_0000;
 fn guest() -> Vec<u8> {
     let mut a = CodeAssembler::new(32).unwrap();
     let mut spin = a.create_label();
-    let flags: u32 = (1 << 16) | (1 << 1);
-    let magic: u32 = 0x1BAD_B002;
-    let header = [
-        magic,
-        flags,
-        0u32.wrapping_sub(magic.wrapping_add(flags)),
-        LOAD_AT,
-        LOAD_AT,
-        0,
-        0,
-        LOAD_AT + 0x40,
-    ];
-    a.dd(&header).unwrap();
+    multiboot_header(&mut a, MB_ADDRESSES | MB_MEMORY, LOAD_AT, LOAD_AT + 0x40);
     a.db(&[0; 0x20]).unwrap();
     // Software-enable the APIC; the timer one-shot and masked, divide by
     // 1, counting down from the top.

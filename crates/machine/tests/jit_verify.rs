@@ -3,6 +3,10 @@
 //! `PcExit::JitMismatch` (exit status 6) and a report naming the
 //! instruction.
 
+#[allow(dead_code, reason = "shared with the other test files")]
+mod common;
+use common::{multiboot_header, MB_ADDRESSES};
+
 use iced_x86::code_asm::*;
 use oxide86_jit::translate::Miscompile;
 use oxide86_machine::pc::{BootSource, EngineKind, Pc, PcConfig, PcExit};
@@ -15,20 +19,7 @@ const DATA: u32 = 0x20_0000;
 fn guest() -> Vec<u8> {
     let mut a = CodeAssembler::new(32).unwrap();
     let mut top = a.create_label();
-    let flags: u32 = 1 << 16;
-    let magic: u32 = 0x1BAD_B002;
-    for v in [
-        magic,
-        flags,
-        0u32.wrapping_sub(magic.wrapping_add(flags)),
-        LOAD_AT,
-        LOAD_AT,
-        0,
-        0,
-        LOAD_AT + 0x40,
-    ] {
-        a.dd(&[v]).unwrap();
-    }
+    multiboot_header(&mut a, MB_ADDRESSES, LOAD_AT, LOAD_AT + 0x40);
     a.db(&[0; 0x20]).unwrap();
     a.mov(esp, 0x9_0000).unwrap();
     a.mov(ecx, 1000).unwrap();

@@ -2,6 +2,10 @@
 //! guest code: a firmware ROM that shadows its own F segment the way a BIOS
 //! does, and a direct kernel boot that finds what firmware would leave.
 
+#[allow(dead_code, reason = "shared with the other test files")]
+mod common;
+use common::{multiboot_header, MB_ADDRESSES};
+
 use iced_x86::code_asm::*;
 use oxide86_machine::pc::{BootSource, Pc, PcConfig, PcExit};
 
@@ -110,20 +114,7 @@ const LOAD_AT: u32 = 0x10_0000;
 
 fn multiboot_checker() -> Vec<u8> {
     let mut a = CodeAssembler::new(32).unwrap();
-    let flags: u32 = 1 << 16;
-    let magic: u32 = 0x1BAD_B002;
-    for v in [
-        magic,
-        flags,
-        0u32.wrapping_sub(magic.wrapping_add(flags)),
-        LOAD_AT,
-        LOAD_AT,
-        0,
-        0,
-        LOAD_AT + 0x40,
-    ] {
-        a.dd(&[v]).unwrap();
-    }
+    multiboot_header(&mut a, MB_ADDRESSES, LOAD_AT, LOAD_AT + 0x40);
     a.db(&[0; 0x20]).unwrap();
     // The ACPI RSDP the machine placed at 0xE0000 reads back.
     a.cmp(dword_ptr(0xE_0000), u32::from_le_bytes(*b"RSD "))

@@ -4,6 +4,10 @@
 //! loop rounds instead of a million instructions, and it ends on the same
 //! instruction under every engine.
 
+#[allow(dead_code, reason = "shared with the other test files")]
+mod common;
+use common::{multiboot_header, MB_ADDRESSES, MB_MEMORY};
+
 use iced_x86::code_asm::*;
 use oxide86_machine::clock::ClockMode;
 use oxide86_machine::pc::{BootSource, EngineKind, Pc, PcConfig, PcExit, PAUSE_NS};
@@ -15,19 +19,7 @@ const WAIT_NS: u32 = 1_000_000;
 fn guest() -> Vec<u8> {
     let mut a = CodeAssembler::new(32).unwrap();
     let mut spin = a.create_label();
-    let flags: u32 = (1 << 16) | (1 << 1);
-    let magic: u32 = 0x1BAD_B002;
-    let header = [
-        magic,
-        flags,
-        0u32.wrapping_sub(magic.wrapping_add(flags)),
-        LOAD_AT,
-        LOAD_AT,
-        0,
-        0,
-        LOAD_AT + 0x40,
-    ];
-    a.dd(&header).unwrap();
+    multiboot_header(&mut a, MB_ADDRESSES | MB_MEMORY, LOAD_AT, LOAD_AT + 0x40);
     a.db(&[0; 0x20]).unwrap();
     a.xor(esi, esi).unwrap();
     a.rdtsc().unwrap();

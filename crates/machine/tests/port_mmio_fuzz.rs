@@ -19,6 +19,10 @@
 //! `OXIDE86_FUZZ_SEED=S` changes the base seed, and a failure names the
 //! case seed to pass as `OXIDE86_FUZZ_CASE=S` to rerun just that case.
 
+#[allow(dead_code, reason = "shared with the other test files")]
+mod common;
+use common::{multiboot_header, MB_ADDRESSES, MB_MEMORY};
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use iced_x86::code_asm::*;
@@ -615,20 +619,7 @@ fn multiboot_image(r: &mut Rng, ops: usize, ram: u32) -> Vec<u8> {
     const IRET_AT: u32 = LOAD_AT + 0x20;
     const IRET_ERR_AT: u32 = LOAD_AT + 0x24;
     let mut a = CodeAssembler::new(32).expect("assembler");
-    let flags: u32 = (1 << 16) | (1 << 1);
-    let magic: u32 = 0x1BAD_B002;
-    for v in [
-        magic,
-        flags,
-        0u32.wrapping_sub(magic.wrapping_add(flags)),
-        LOAD_AT,
-        LOAD_AT,
-        0,
-        0,
-        LOAD_AT + 0x40,
-    ] {
-        a.dd(&[v]).unwrap();
-    }
+    multiboot_header(&mut a, MB_ADDRESSES | MB_MEMORY, LOAD_AT, LOAD_AT + 0x40);
     // iretd; add esp, 4; iretd (exceptions with an error code); padding.
     a.db(&[0xCF, 0x90, 0x90, 0x90, 0x83, 0xC4, 0x04, 0xCF])
         .unwrap();

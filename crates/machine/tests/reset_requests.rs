@@ -2,6 +2,10 @@
 //! keyboard controller's pulse of output-port bit 0 (command 0xFE), and the
 //! PIIX reset control register at 0xCF9 (RCPU rising).
 
+#[allow(dead_code, reason = "shared with the other test files")]
+mod common;
+use common::{multiboot_header, MB_ADDRESSES, MB_MEMORY};
+
 use iced_x86::code_asm::*;
 use oxide86_machine::pc::{BootSource, Pc, PcConfig, PcExit};
 
@@ -11,20 +15,7 @@ const LOAD_AT: u32 = 0x0010_0000;
 /// halts with interrupts off.
 fn kernel(port: u16, value: u8) -> Vec<u8> {
     let mut a = CodeAssembler::new(32).unwrap();
-    let flags: u32 = (1 << 16) | (1 << 1);
-    let magic: u32 = 0x1BAD_B002;
-    for v in [
-        magic,
-        flags,
-        0u32.wrapping_sub(magic.wrapping_add(flags)),
-        LOAD_AT,
-        LOAD_AT,
-        0,
-        0,
-        LOAD_AT + 0x20,
-    ] {
-        a.dd(&[v]).unwrap();
-    }
+    multiboot_header(&mut a, MB_ADDRESSES | MB_MEMORY, LOAD_AT, LOAD_AT + 0x20);
     a.mov(dx, u32::from(port)).unwrap();
     a.mov(al, u32::from(value)).unwrap();
     a.out(dx, al).unwrap();

@@ -4,6 +4,10 @@
 //! the run repeatable to the instruction; and that piped input reaches a
 //! guest whose COM1 driver listens although its tick never stops.
 
+#[allow(dead_code, reason = "shared with the other test files")]
+mod common;
+use common::{multiboot_header, MB_ADDRESSES, MB_MEMORY};
+
 use iced_x86::code_asm::*;
 use oxide86_machine::clock::ClockMode;
 use oxide86_machine::pc::{BootSource, EngineKind, HostInput, Pc, PcConfig, PcExit};
@@ -21,20 +25,7 @@ fn guest(ticks: u32, serial: bool) -> Vec<u8> {
     let mut handler = a.create_label();
     let mut wait = a.create_label();
     let mut got = a.create_label();
-    let flags: u32 = (1 << 16) | (1 << 1);
-    let magic: u32 = 0x1BAD_B002;
-    for v in [
-        magic,
-        flags,
-        0u32.wrapping_sub(magic.wrapping_add(flags)),
-        LOAD_AT,
-        LOAD_AT,
-        0,
-        0,
-        LOAD_AT + 0x40,
-    ] {
-        a.dd(&[v]).unwrap();
-    }
+    multiboot_header(&mut a, MB_ADDRESSES | MB_MEMORY, LOAD_AT, LOAD_AT + 0x40);
     a.db(&[0; 0x20]).unwrap();
     a.mov(esp, 0x9_0000).unwrap();
     // IDT entry 0x20 -> handler (address patched below), all else empty.
