@@ -7,11 +7,10 @@
 
 #[allow(dead_code, reason = "shared with the other test files")]
 mod common;
-use common::{multiboot_header, MB_ADDRESSES, MB_MEMORY};
+use common::{multiboot_header, run_to_debug_exit, MB_ADDRESSES, MB_MEMORY};
 
 use iced_x86::code_asm::*;
-use oxide86_machine::clock::ClockMode;
-use oxide86_machine::pc::{BootSource, EngineKind, Pc, PcConfig, PcExit};
+use oxide86_machine::pc::EngineKind;
 
 const LOAD_AT: u32 = 0x10_0000;
 const APIC: u32 = 0xFEE0_0000;
@@ -42,19 +41,7 @@ fn guest() -> Vec<u8> {
 }
 
 fn counts(engine: EngineKind) -> (u32, u32) {
-    let config = PcConfig {
-        clock: ClockMode::Virtual,
-        max_instructions: Some(1_000_000),
-        engine,
-        ..PcConfig::default()
-    };
-    let boot = BootSource::Multiboot {
-        kernel: guest(),
-        cmdline: String::new(),
-        modules: Vec::new(),
-    };
-    let mut pc = Pc::new(config, boot).unwrap();
-    assert_eq!(pc.run(), PcExit::DebugExit(0));
+    let pc = run_to_debug_exit(guest(), engine, 1_000_000);
     let m = &pc.board.memory;
     (m.read_u32(RESULT), m.read_u32(RESULT + 4))
 }

@@ -6,11 +6,10 @@
 
 #[allow(dead_code, reason = "shared with the other test files")]
 mod common;
-use common::{multiboot_header, MB_ADDRESSES, MB_MEMORY};
+use common::{multiboot_header, run_to_debug_exit, MB_ADDRESSES, MB_MEMORY};
 
 use iced_x86::code_asm::*;
-use oxide86_machine::clock::ClockMode;
-use oxide86_machine::pc::{BootSource, EngineKind, Pc, PcConfig, PcExit, PAUSE_NS};
+use oxide86_machine::pc::{EngineKind, PAUSE_NS};
 
 const LOAD_AT: u32 = 0x10_0000;
 const RESULT: u32 = 0x20_0000;
@@ -39,19 +38,7 @@ fn guest() -> Vec<u8> {
 
 /// The loop rounds and the instructions retired.
 fn run(engine: EngineKind) -> (u32, u64) {
-    let config = PcConfig {
-        clock: ClockMode::Virtual,
-        max_instructions: Some(50_000_000),
-        engine,
-        ..PcConfig::default()
-    };
-    let boot = BootSource::Multiboot {
-        kernel: guest(),
-        cmdline: String::new(),
-        modules: Vec::new(),
-    };
-    let mut pc = Pc::new(config, boot).unwrap();
-    assert_eq!(pc.run(), PcExit::DebugExit(0));
+    let pc = run_to_debug_exit(guest(), engine, 50_000_000);
     (pc.board.memory.read_u32(RESULT), pc.cpu.state.icount)
 }
 

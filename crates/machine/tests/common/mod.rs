@@ -24,3 +24,27 @@ pub fn multiboot_header(a: &mut CodeAssembler, flags: u32, load_at: u32, entry: 
     ];
     a.dd(&header).unwrap();
 }
+
+/// Boots the Multiboot `kernel` under the virtual clock and `engine` and
+/// runs it until it writes 0 to the debug-exit port (asserted).
+pub fn run_to_debug_exit(
+    kernel: Vec<u8>,
+    engine: oxide86_machine::pc::EngineKind,
+    max_instructions: u64,
+) -> oxide86_machine::pc::Pc {
+    use oxide86_machine::pc::{BootSource, Pc, PcConfig, PcExit};
+    let config = PcConfig {
+        clock: oxide86_machine::clock::ClockMode::Virtual,
+        max_instructions: Some(max_instructions),
+        engine,
+        ..PcConfig::default()
+    };
+    let boot = BootSource::Multiboot {
+        kernel,
+        cmdline: String::new(),
+        modules: Vec::new(),
+    };
+    let mut pc = Pc::new(config, boot).unwrap();
+    assert_eq!(pc.run(), PcExit::DebugExit(0));
+    pc
+}
