@@ -566,7 +566,7 @@ impl Engine {
         self.pages.add(key.paddr >> 12, key);
         let gate = match &entry {
             Entry::Block(b) => Gate::Block(b.entry, b.len, key.mode),
-            Entry::Interp | Entry::Counting(_) => Gate::Interpret,
+            _ => Gate::Interpret,
         };
         self.map.insert(key, entry);
         gate

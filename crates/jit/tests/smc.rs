@@ -91,28 +91,49 @@ fn code_on_a_page_shared_with_data() {
     assert_eq!(s.gpr[0], (1..=300).sum::<u32>());
 }
 
+/// `mov eax, 1 ; hlt` at CODE, run from its start each time, whose
+/// immediate a "device" rewrites behind the CPU's back.
+struct MovEaxGuest {
+    cpu: oxide86_cpu::Cpu,
+    ram: oxide86_cpu::FlatRam,
+}
+
+impl MovEaxGuest {
+    fn new() -> Self {
+        let code = assemble(|a| {
+            a.mov(eax, 1u32)?;
+            a.hlt()
+        });
+        let mut ram = oxide86_cpu::FlatRam::new(RAM);
+        ram.load(CODE, &code);
+        Self { cpu: flat32(), ram }
+    }
+
+    /// Runs the program once from CODE; returns EAX.
+    fn run(&mut self, engine: &mut oxide86_jit::Engine) -> u32 {
+        self.cpu.state.eip = CODE;
+        self.cpu.state.halted = false;
+        let _ = engine.run(&mut self.cpu, &mut self.ram, 10, |_, _| false);
+        self.cpu.state.gpr[0]
+    }
+
+    /// Writes the immediate as DMA would and tells the decode cache.
+    fn dma_write_imm(&mut self, imm: u8) {
+        self.ram.bytes[CODE as usize + 1] = imm;
+        self.cpu.icache.invalidate(CODE + 1, 1);
+    }
+}
+
 /// A write from outside the CPU (as a device's DMA would) through
 /// `DecodeCache::invalidate` drops the translation.
 #[test]
 fn a_dma_style_write_invalidates_translations() {
-    let code = assemble(|a| {
-        a.mov(eax, 1u32)?;
-        a.hlt()
-    });
-    let mut cpu = flat32();
-    let mut ram = oxide86_cpu::FlatRam::new(RAM);
-    ram.load(CODE, &code);
+    let mut g = MovEaxGuest::new();
     let mut engine = oxide86_jit::Engine::new(EngineKind::Jit);
-    let _ = engine.run(&mut cpu, &mut ram, 10, |_, _| false);
-    assert_eq!(cpu.state.gpr[0], 1);
+    assert_eq!(g.run(&mut engine), 1);
     assert_eq!(engine.stats.blocks_translated, 1);
-    // The "device" writes mov eax, 2 and tells the decode cache.
-    ram.bytes[CODE as usize + 1] = 2;
-    cpu.icache.invalidate(CODE + 1, 1);
-    cpu.state.eip = CODE;
-    cpu.state.halted = false;
-    let _ = engine.run(&mut cpu, &mut ram, 10, |_, _| false);
-    assert_eq!(cpu.state.gpr[0], 2);
+    g.dma_write_imm(2);
+    assert_eq!(g.run(&mut engine), 2);
     assert_eq!(engine.stats.invalidations, 1);
 }
 
@@ -121,30 +142,15 @@ fn a_dma_style_write_invalidates_translations() {
 /// of interpreted runs.
 #[test]
 fn a_hot_block_dropped_by_a_write_is_translated_again_at_once() {
-    let code = assemble(|a| {
-        a.mov(eax, 1u32)?;
-        a.hlt()
-    });
-    let mut cpu = flat32();
-    let mut ram = oxide86_cpu::FlatRam::new(RAM);
-    ram.load(CODE, &code);
+    let mut g = MovEaxGuest::new();
     let mut engine = oxide86_jit::Engine::new(EngineKind::Tiered);
     engine.threshold = 3;
-    let run_once = |cpu: &mut oxide86_cpu::Cpu,
-                    ram: &mut oxide86_cpu::FlatRam,
-                    e: &mut oxide86_jit::Engine| {
-        cpu.state.eip = CODE;
-        cpu.state.halted = false;
-        let _ = e.run(cpu, ram, 10, |_, _| false);
-    };
     for _ in 0..3 {
-        run_once(&mut cpu, &mut ram, &mut engine);
+        g.run(&mut engine);
     }
     assert_eq!(engine.stats.blocks_translated, 1);
-    ram.bytes[CODE as usize + 1] = 2;
-    cpu.icache.invalidate(CODE + 1, 1);
-    run_once(&mut cpu, &mut ram, &mut engine);
-    assert_eq!(cpu.state.gpr[0], 2);
+    g.dma_write_imm(2);
+    assert_eq!(g.run(&mut engine), 2);
     assert_eq!(engine.stats.invalidations, 1);
     assert_eq!(engine.stats.blocks_translated, 2, "{:?}", engine.stats);
 }
