@@ -334,6 +334,7 @@ impl Pc {
             // on the same instruction every run), at most SLICE instructions.
             let now = self.board.clock.now_ns(self.total_instructions());
             self.board.advance_to(now);
+            self.board.begin_slice();
             self.keep_tsc_with_machine_time(now);
             let until_event = self.board.ns_until_next_event().unwrap_or(u64::MAX);
             let slice = (until_event / NS_PER_INSTRUCTION).clamp(1, SLICE);
@@ -357,7 +358,7 @@ impl Pc {
                     if stop.is_some() {
                         break;
                     }
-                    if outcome != StepOutcome::Continue || self.board.exit_requested() {
+                    if outcome != StepOutcome::Continue || self.board.slice_must_end() {
                         break;
                     }
                     continue;
@@ -367,11 +368,11 @@ impl Pc {
                     // The interpreter's own batched loop (quiet runs skip
                     // the per-instruction event checks).
                     self.cpu
-                        .run_until(&mut self.board, left, |b| b.exit_requested())
+                        .run_until(&mut self.board, left, |b| b.slice_must_end())
                 } else {
                     self.engine
                         .run(&mut self.cpu, &mut self.board, left, |b, _| {
-                            b.exit_requested()
+                            b.slice_must_end()
                         })
                 };
                 done += n;
@@ -379,7 +380,7 @@ impl Pc {
                 if self.engine.mismatch().is_some() {
                     return Stop::Exit(PcExit::JitMismatch);
                 }
-                if outcome != StepOutcome::Continue || self.board.exit_requested() || n < left {
+                if outcome != StepOutcome::Continue || self.board.slice_must_end() || n < left {
                     break;
                 }
             }

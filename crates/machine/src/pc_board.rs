@@ -140,6 +140,18 @@ impl SerialOutput for HostSerial {
     }
 }
 
+/// Ports below this are on the ISA bus (its 10-bit I/O decode range): the
+/// legacy devices (PIT, PICs, keyboard controller, RTC, UARTs, port 0x80)
+/// and any unclaimed legacy port.
+pub const ISA_PORT_END: u16 = 0x400;
+
+/// Virtual time one IN or OUT on the ISA bus takes. An 8-bit ISA I/O
+/// cycle at 8.33 MHz with its wait states is about a microsecond on PC
+/// hardware (the reason port 0x80 writes serve as I/O delays); PCI ports
+/// (configuration space, the PIIX4 power-management block, fw_cfg) cost
+/// nothing beyond the instruction.
+pub const ISA_IO_NS: u64 = 1_000;
+
 /// Memory and devices.
 #[derive(Debug)]
 pub struct PcBoard {
@@ -189,6 +201,9 @@ pub struct PcBoard {
     /// An NMI for the CPU (from the I/O APIC).
     nmi_pending: bool,
     pit_clock: TickConverter,
+    /// An ISA access let virtual time pass since the machine last looked
+    /// at device events (see [`PcBoard::slice_must_end`]).
+    isa_waited: bool,
 }
 
 impl PcBoard {
@@ -237,12 +252,37 @@ impl PcBoard {
             irq_seen: 0,
             nmi_pending: false,
             pit_clock: TickConverter::new(PIT_HZ),
+            isa_waited: false,
         }
     }
 
     /// Whether the guest asked to leave (debug exit, ACPI power-off, reset).
     pub fn exit_requested(&self) -> bool {
         self.debug_exit.requested.is_some() || self.acpi_pm.poweroff_requested()
+    }
+
+    /// Whether the CPU's run must stop after this instruction: the guest
+    /// asked to leave, or an ISA access let time pass, so a device event
+    /// may now be due before the end of the slice the run was given.
+    pub fn slice_must_end(&self) -> bool {
+        self.isa_waited || self.exit_requested()
+    }
+
+    /// Starts a slice: device events have just been looked at.
+    pub fn begin_slice(&mut self) {
+        self.isa_waited = false;
+    }
+
+    /// An IN or OUT at `port` occupies the bus: under the virtual clock
+    /// an ISA port takes [`ISA_IO_NS`] (a guest polling a timer through
+    /// port 0x61 or delaying with port 0x80 waits as on hardware, in a
+    /// thousandth of the instructions it would need at one nanosecond
+    /// each). The realtime clock has its own time.
+    fn bus_cycle(&mut self, port: u16) {
+        if port < ISA_PORT_END && self.clock.mode() == ClockMode::Virtual {
+            self.clock.skip(ISA_IO_NS);
+            self.isa_waited = true;
+        }
     }
 
     /// Forwards interrupt-line changes to the PIC: level changes, and rising
@@ -525,6 +565,7 @@ impl Bus for PcBoard {
     }
     fn io_read(&mut self, port: u16, size: u8) -> u32 {
         let value = self.io_read_inner(port, size);
+        self.bus_cycle(port);
         if self.events.enabled {
             self.events
                 .record(BoardEvent::PortRead { port, size, value });
@@ -536,7 +577,8 @@ impl Bus for PcBoard {
             self.events
                 .record(BoardEvent::PortWrite { port, size, value });
         }
-        self.io_write_inner(port, size, value)
+        self.io_write_inner(port, size, value);
+        self.bus_cycle(port);
     }
     fn interrupt_pending(&mut self) -> bool {
         self.apics.interrupt_output() || (self.apics.passes_pic() && self.pic.interrupt_output())

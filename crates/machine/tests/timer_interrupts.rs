@@ -6,7 +6,7 @@
 
 #[allow(dead_code, reason = "shared with the other test files")]
 mod common;
-use common::{multiboot_header, MB_ADDRESSES, MB_MEMORY};
+use common::{irq0_only_to, multiboot_header, MB_ADDRESSES, MB_MEMORY};
 
 use iced_x86::code_asm::*;
 use oxide86_machine::clock::ClockMode;
@@ -28,40 +28,8 @@ fn guest(ticks: u32, serial: bool) -> Vec<u8> {
     multiboot_header(&mut a, MB_ADDRESSES | MB_MEMORY, LOAD_AT, LOAD_AT + 0x40);
     a.db(&[0; 0x20]).unwrap();
     a.mov(esp, 0x9_0000).unwrap();
-    // IDT entry 0x20 -> handler (address patched below), all else empty.
-    a.mov(edi, IDT + 0x20 * 8).unwrap();
-    a.mov(eax, LOAD_AT + 0x200).unwrap(); // the handler is placed at +0x200
-    a.mov(word_ptr(edi), ax).unwrap();
-    a.mov(word_ptr(edi + 2), 0x08).unwrap();
-    a.mov(word_ptr(edi + 4), 0x8E00).unwrap();
-    a.shr(eax, 16).unwrap();
-    a.mov(word_ptr(edi + 6), ax).unwrap();
-    a.mov(
-        dword_ptr(0x1_0000),
-        0x07FF_0000 | (IDT >> 16 << 16) >> 16 << 16 | 0x07FF,
-    )
-    .unwrap();
-    a.mov(dword_ptr(0x1_0000), 0x0000_07FF | ((IDT & 0xFFFF) << 16))
-        .unwrap();
-    a.mov(word_ptr(0x1_0004), IDT >> 16).unwrap();
-    a.lidt(ptr(0x1_0000u32)).unwrap();
-    // 8259A: ICW1-4 as Linux, vectors 0x20/0x28, only IRQ0 unmasked.
-    for (port, v) in [
-        (0x20u32, 0x11u32),
-        (0xA0, 0x11),
-        (0x21, 0x20),
-        (0xA1, 0x28),
-        (0x21, 4),
-        (0xA1, 2),
-        (0x21, 1),
-        (0xA1, 1),
-        (0x21, 0xFE),
-        (0xA1, 0xFF),
-    ] {
-        a.mov(al, v).unwrap();
-        a.out(port, al).unwrap();
-    }
-    // 8254 channel 0, mode 2, 1193 counts (about 1 kHz).
+    irq0_only_to(&mut a, IDT, LOAD_AT + 0x200); // the handler is placed at +0x200
+                                                // 8254 channel 0, mode 2, 1193 counts (about 1 kHz).
     a.mov(al, 0x34).unwrap();
     a.out(0x43, al).unwrap();
     a.mov(al, 1193 & 0xFF).unwrap();

@@ -1,6 +1,6 @@
 //! Pieces the machine's test guests share.
 
-use iced_x86::code_asm::CodeAssembler;
+use iced_x86::code_asm::*;
 
 /// Multiboot v1 header flag: the address fields are valid (an a.out
 /// kludge image, loaded where the header says).
@@ -47,4 +47,37 @@ pub fn run_to_debug_exit(
     let mut pc = Pc::new(config, boot).unwrap();
     assert_eq!(pc.run(), PcExit::DebugExit(0));
     pc
+}
+
+/// Emits code that builds an IDT at `idt` whose vector 0x20 is a 32-bit
+/// interrupt gate to `handler` (all other entries empty), loads it, and
+/// programs the 8259A pair as Linux does (vectors 0x20/0x28) with only
+/// IRQ0 unmasked. Uses EAX, EDI and the dword at 0x10000.
+pub fn irq0_only_to(a: &mut CodeAssembler, idt: u32, handler: u32) {
+    a.mov(edi, idt + 0x20 * 8).unwrap();
+    a.mov(eax, handler).unwrap();
+    a.mov(word_ptr(edi), ax).unwrap();
+    a.mov(word_ptr(edi + 2), 0x08).unwrap();
+    a.mov(word_ptr(edi + 4), 0x8E00).unwrap();
+    a.shr(eax, 16).unwrap();
+    a.mov(word_ptr(edi + 6), ax).unwrap();
+    a.mov(dword_ptr(0x1_0000), 0x0000_07FF | ((idt & 0xFFFF) << 16))
+        .unwrap();
+    a.mov(word_ptr(0x1_0004), idt >> 16).unwrap();
+    a.lidt(ptr(0x1_0000u32)).unwrap();
+    for (port, v) in [
+        (0x20u32, 0x11u32),
+        (0xA0, 0x11),
+        (0x21, 0x20),
+        (0xA1, 0x28),
+        (0x21, 4),
+        (0xA1, 2),
+        (0x21, 1),
+        (0xA1, 1),
+        (0x21, 0xFE),
+        (0xA1, 0xFF),
+    ] {
+        a.mov(al, v).unwrap();
+        a.out(port, al).unwrap();
+    }
 }
