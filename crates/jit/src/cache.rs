@@ -334,9 +334,19 @@ impl Compiler {
         let fcfg = self.module.target_config();
         let (insns, slots) = emit_region(b, region, mode, ptr, cc, hooks, fcfg);
         let r = (|| {
+            // Named by guest entry, so that `perf report` names the host
+            // code of each block (cranelift-jit writes `/tmp/perf-<pid>.map`
+            // when it runs under `perf record`).
+            let name = format!(
+                "guest_{:08x}_{}insns_{}blocks_{}",
+                region.entry().start_eip,
+                region.entry().insns.len(),
+                region.blocks.len(),
+                self.blocks
+            );
             let id = self
                 .module
-                .declare_anonymous_function(&sig)
+                .declare_function(&name, cranelift_module::Linkage::Local, &sig)
                 .map_err(|e| CompileError(e.to_string()))?;
             let dump = std::env::var_os("OXIDE86_JIT_DUMP").is_some();
             self.ctx.set_disasm(dump);

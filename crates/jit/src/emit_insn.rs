@@ -79,7 +79,7 @@ pub(crate) fn inline_kind(d: &Decoded) -> Option<bool> {
                     || (insn.op_kind(1) == OpKind::Memory && is_gpr(insn, 0)))
         }
         M::Inc | M::Dec | M::Neg | M::Not => n == 1 && is_gpr_or_mem(insn, 0),
-        M::Imul | M::Shl | M::Sal | M::Shr | M::Sar => {
+        M::Imul | M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror => {
             crate::emit_muls::inline_form(insn, |i| is_gpr(insn, i), |i| is_gpr_or_mem(insn, i))
         }
         M::Push => n == 1 && (is_gpr_or_mem(insn, 0) || is_imm(insn, 0)),
@@ -232,7 +232,7 @@ pub(crate) fn emit(e: &mut Emitter<'_>, g: &GuestInsn) {
         M::Add | M::Sub | M::Cmp | M::And | M::Or | M::Xor | M::Test => binary(e, g),
         M::Inc | M::Dec | M::Neg | M::Not => unary(e, g),
         M::Imul => crate::emit_muls::imul(e, g),
-        M::Shl | M::Sal | M::Shr | M::Sar => crate::emit_muls::shift(e, g),
+        M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror => crate::emit_muls::shift(e, g),
         M::Leave => e.leave(g),
         M::Lodsb | M::Lodsw | M::Lodsd | M::Scasb | M::Scasw | M::Scasd => {
             crate::emit_string::lods_scas(e, g)

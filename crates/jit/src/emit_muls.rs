@@ -1,11 +1,12 @@
-//! IMUL with two or three operands and SHL/SAL/SHR/SAR of a register by a
-//! non-zero immediate count or by CL, inline. They write the status flags
-//! directly, as the interpreter's `set_status` does (SDM Vol. 2A "IMUL",
-//! Vol. 2B "SAL/SAR/SHL/SHR"): the lazy record is committed (its op
-//! becomes `None`), the flags the instruction defines are replaced, and
-//! the rest keep their committed values (AF after a shift, on the P6
-//! model the JIT runs). The formulas are those of `interp/muldiv.rs` and
-//! `interp/shift.rs`.
+//! IMUL with two or three operands and SHL/SAL/SHR/SAR/ROL/ROR of a
+//! register by a non-zero immediate count or by CL, inline. They write the
+//! status flags directly, as the interpreter's `set_status` does (SDM
+//! Vol. 2A "IMUL", Vol. 2B "SAL/SAR/SHL/SHR", "RCL/RCR/ROL/ROR"): the lazy
+//! record is committed (its op becomes `None`), the flags the instruction
+//! defines are replaced, and the rest keep their committed values (AF
+//! after a shift, on the P6 model the JIT runs; SF, ZF, AF and PF after a
+//! rotate, which defines only CF and OF). The formulas are those of
+//! `interp/muldiv.rs` and `interp/shift.rs`.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, InstBuilder, Value};
@@ -37,7 +38,7 @@ pub(crate) fn inline_form(
     };
     match insn.mnemonic() {
         M::Imul => gpr(0) && gpr_or_mem(1) && (n == 2 || (n == 3 && imm(2))),
-        M::Shl | M::Sal | M::Shr | M::Sar => {
+        M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror => {
             n == 2
                 && gpr(0)
                 && ((insn.op_kind(1) == OpKind::Immediate8 && insn.immediate8() & 0x1F != 0)
@@ -50,7 +51,7 @@ pub(crate) fn inline_form(
 /// Status flags an instruction computed eagerly but did not write yet
 /// ([`Emitter::eager_flags`]): its result, CF and OF (I8 or I32 0/1
 /// values of the current guest block), width and the status bits it
-/// replaces (all six, or all but AF).
+/// replaces (all six, all but AF, or CF and OF).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Deferred {
     r: Value,
@@ -70,6 +71,10 @@ impl Emitter<'_> {
     /// reader, a transfer) writes them with
     /// [`Emitter::materialize_deferred`]; else written now.
     pub(crate) fn eager_flags(&mut self, r: Value, cf: Value, of: Value, w: u32, mask: u32) {
+        if mask == eflags::CF | eflags::OF {
+            // A rotate keeps the other flags: a pending producer's first.
+            self.materialize_deferred();
+        }
         // A pending producer is replaced: its AF, when this one keeps AF,
         // is the committed one it kept too.
         self.deferred = None;
@@ -87,11 +92,13 @@ impl Emitter<'_> {
         let Some(d) = self.deferred.take() else {
             return;
         };
-        let szp = self.szp_bits(d.r, d.w);
         let cf = self.flag_bit(d.cf, eflags::CF);
         let of = self.flag_bit(d.of, eflags::OF);
-        let f = self.b.ins().bor(szp, cf);
-        let f = self.b.ins().bor(f, of);
+        let mut f = self.b.ins().bor(cf, of);
+        if d.mask & eflags::ZF != 0 {
+            let szp = self.szp_bits(d.r, d.w);
+            f = self.b.ins().bor(f, szp);
+        }
         self.set_status(d.mask, f);
     }
 
@@ -148,13 +155,21 @@ impl Emitter<'_> {
     }
 
     /// `set_status(mask, f)`: commits the lazy record and replaces the
-    /// status bits in `mask` with `f`. `mask` is all six status flags or
-    /// all but AF.
+    /// status bits in `mask` with `f`. `mask` is all six status flags,
+    /// all but AF, or CF and OF.
     fn set_status(&mut self, mask: u32, f: Value) {
+        if mask == eflags::CF | eflags::OF {
+            self.commit_status();
+        }
         let ef = self.load_st(types::I32, off::EFLAGS);
-        let keep = self.b.ins().band_imm_u(ef, i64::from(!eflags::STATUS));
+        let kept = if mask == eflags::CF | eflags::OF {
+            !mask
+        } else {
+            !eflags::STATUS
+        };
+        let keep = self.b.ins().band_imm_u(ef, i64::from(kept));
         let mut v = self.b.ins().bor(keep, f);
-        if mask & eflags::AF == 0 {
+        if mask == eflags::STATUS & !eflags::AF {
             let af = self.committed_af(ef);
             v = self.b.ins().bor(v, af);
         }
@@ -169,7 +184,94 @@ impl Emitter<'_> {
     }
 }
 
-/// SHL/SAL/SHR/SAR r, CL: the count masked to 5 bits is known only at
+impl Emitter<'_> {
+    /// Makes the state's EFLAGS hold every status flag of the lazy record
+    /// (`Flags::commit_flags`): computed inline from the Variables when
+    /// the producer is known at translation time, else by a helper on
+    /// the stored record. The op Variable then holds `None`.
+    fn commit_status(&mut self) {
+        match self.known {
+            Some((op, _)) if op != LazyOp::None => {
+                let bits = [
+                    (self.flag_cf(), eflags::CF),
+                    (self.flag_pf(), eflags::PF),
+                    (self.flag_zf(), eflags::ZF),
+                    (self.flag_sf(), eflags::SF),
+                    (self.flag_of(), eflags::OF),
+                ];
+                let ef = self.load_st(types::I32, off::EFLAGS);
+                let mut f = if op == LazyOp::Logic {
+                    self.b.ins().iconst(types::I32, 0)
+                } else {
+                    let d = self.b.use_var(self.lz[2]);
+                    let s = self.b.use_var(self.lz[3]);
+                    let r = self.b.use_var(self.lz[4]);
+                    let x = self.b.ins().bxor(d, s);
+                    let x = self.b.ins().bxor(x, r);
+                    self.b.ins().band_imm_u(x, i64::from(eflags::AF))
+                };
+                for (bit, flag) in bits {
+                    let v = self.flag_bit(bit, flag);
+                    f = self.b.ins().bor(f, v);
+                }
+                let keep = self.b.ins().band_imm_u(ef, i64::from(!eflags::STATUS));
+                let v = self.b.ins().bor(keep, f);
+                self.store_st(v, off::EFLAGS);
+            }
+            Some(_) => {}
+            None => {
+                self.store_lazy();
+                let st = self.st;
+                self.call_helper(
+                    crate::helpers::jit_commit_flags as *const () as usize,
+                    &[self.ptr],
+                    None,
+                    &[st],
+                );
+            }
+        }
+    }
+}
+
+/// The result, CF and OF of ROL or ROR of `a` (width `w`) by `k`, an I32
+/// count already reduced modulo the width (`shift::rol`, `shift::ror`).
+fn rotate(e: &mut Emitter<'_>, left: bool, a: Value, k: Value, w: u32) -> (Value, Value, Value) {
+    let bits = 8 * w;
+    let r = if w == 4 {
+        if left {
+            e.b.ins().rotl(a, k)
+        } else {
+            e.b.ins().rotr(a, k)
+        }
+    } else {
+        // `a` holds `bits` bits: a count of 0 shifts the other part out.
+        let am = e.mask(a, i64::from(width_mask(w)));
+        let width = e.b.ins().iconst(types::I32, i64::from(bits));
+        let back = e.b.ins().isub(width, k);
+        let (x, y) = if left {
+            (e.b.ins().ishl(am, k), e.b.ins().ushr(am, back))
+        } else {
+            (e.b.ins().ushr(am, k), e.b.ins().ishl(am, back))
+        };
+        let r = e.b.ins().bor(x, y);
+        e.mask(r, i64::from(width_mask(w)))
+    };
+    let top = e.b.ins().band_imm_u(r, i64::from(sign_bit(w)));
+    let top = e.b.ins().icmp_imm_u(IntCC::NotEqual, top, 0);
+    if left {
+        let low = e.b.ins().band_imm_u(r, 1);
+        let cf = e.b.ins().icmp_imm_u(IntCC::NotEqual, low, 0);
+        let of = e.b.ins().bxor(top, cf);
+        (r, cf, of)
+    } else {
+        let next = e.b.ins().band_imm_u(r, i64::from(sign_bit(w) >> 1));
+        let next = e.b.ins().icmp_imm_u(IntCC::NotEqual, next, 0);
+        let of = e.b.ins().bxor(top, next);
+        (r, top, of)
+    }
+}
+
+/// SHL/SAL/SHR/SAR/ROL/ROR r, CL: the count masked to 5 bits is known only at
 /// run time; a count of 0 changes nothing, flags included (`shift.rs`).
 fn shift_cl(e: &mut Emitter<'_>, g: &GuestInsn) {
     let insn = g.d.insn;
@@ -190,7 +292,14 @@ fn shift_cl(e: &mut Emitter<'_>, g: &GuestInsn) {
     e.b.ins().brif(c, shift, &[], done, &[]);
     e.b.switch_to_block(shift);
     let c1 = e.b.ins().iadd_imm_s(c, -1);
+    let mut flags = eflags::STATUS & !eflags::AF;
     let (r, cf, of) = match insn.mnemonic() {
+        m @ (M::Rol | M::Ror) => {
+            flags = eflags::CF | eflags::OF;
+            // The count modulo the width (`c` < 32).
+            let k = e.b.ins().band_imm_u(c, i64::from(8 * w - 1));
+            rotate(e, m == M::Rol, a, k, w)
+        }
         M::Shl | M::Sal => {
             // The last bit shifted out is bit `bits` of the 64-bit
             // product (0 when the count passes the width: `a` has only
@@ -241,7 +350,7 @@ fn shift_cl(e: &mut Emitter<'_>, g: &GuestInsn) {
             cf,
             of,
             w,
-            mask: eflags::STATUS & !eflags::AF,
+            mask: flags,
         });
         e.materialize_deferred();
     }
@@ -284,8 +393,8 @@ pub(crate) fn imul(e: &mut Emitter<'_>, g: &GuestInsn) {
     e.eager_flags(r, overflow, overflow, w, eflags::STATUS);
 }
 
-/// SHL/SAL/SHR/SAR r, imm8 with a non-zero masked count (`shift::shl`,
-/// `shr`, `sar` and `finish`).
+/// SHL/SAL/SHR/SAR/ROL/ROR r, imm8 with a non-zero masked count
+/// (`shift::shl`, `shr`, `sar`, `rol`, `ror` and `finish`).
 pub(crate) fn shift(e: &mut Emitter<'_>, g: &GuestInsn) {
     let insn = g.d.insn;
     if insn.op_kind(1) == OpKind::Register {
@@ -298,6 +407,13 @@ pub(crate) fn shift(e: &mut Emitter<'_>, g: &GuestInsn) {
     let sign = i64::from(sign_bit(w));
     let c = u32::from(insn.immediate8()) & 0x1F;
     let a = e.read_reg(insn.op0_register());
+    if let m @ (M::Rol | M::Ror) = insn.mnemonic() {
+        let k = e.b.ins().iconst(types::I32, i64::from(c % bits));
+        let (r, cf, of) = rotate(e, m == M::Rol, a, k, w);
+        e.write_reg(insn.op0_register(), r);
+        e.eager_flags(r, cf, of, w, eflags::CF | eflags::OF);
+        return;
+    }
     let zero = e.b.ins().iconst(types::I8, 0);
     let (r, cf, of) = match insn.mnemonic() {
         M::Shl | M::Sal => {

@@ -22,6 +22,16 @@ pub(crate) unsafe extern "C" fn jit_condition(st: *const CpuState, cc: u32) -> u
     u32::from(s.condition(cc as u8))
 }
 
+/// Evaluates the state's lazy flags into EFLAGS (`Flags::commit_flags`).
+///
+/// # Safety
+/// `st` points to the live `CpuState` of the block's CPU.
+pub(crate) unsafe extern "C" fn jit_commit_flags(st: *mut CpuState) {
+    // SAFETY: as for `jit_condition`.
+    let s = unsafe { &mut *st };
+    s.commit_flags();
+}
+
 /// Runs the instruction `d` at the state's EIP in the interpreter.
 /// Returns 0 to continue the block, or 1 when the block must stop (a
 /// fault was delivered, the instruction did not complete (REP string
