@@ -20,7 +20,6 @@ use oxide86_cpu::state::seg_flags;
 use oxide86_cpu::tlb::{fast, TlbEntry, TLB_ENTRIES};
 use oxide86_cpu::{SegReg, SegmentCache};
 
-use crate::ctx::JitCtx;
 use crate::translate::{off, trusted, Emitter, GuestInsn};
 
 /// Flags for guest-RAM accesses: bounds checked before, little-endian.
@@ -155,13 +154,7 @@ impl Emitter<'_> {
             .ins()
             .band_imm_u(scaled, ((TLB_ENTRIES - 1) * size_of::<TlbEntry>()) as i64);
         let byte_off = self.b.ins().uextend(self.ptr, byte_off);
-        let tlb = self.b.ins().load(
-            self.ptr,
-            trusted(),
-            self.ctx,
-            offset_of!(JitCtx, tlb) as i32,
-        );
-        let e = self.b.ins().iadd(tlb, byte_off);
+        let e = self.b.ins().iadd(self.tlb, byte_off);
         let k = fast::index(write, self.mode.user);
         let cmp_off = offset_of!(TlbEntry, fast) + 4 * k;
         let want = self.b.ins().load(types::I32, trusted(), e, cmp_off as i32);
@@ -180,12 +173,7 @@ impl Emitter<'_> {
         );
         let lin64 = self.b.ins().uextend(types::I64, lin);
         let hoff = self.b.ins().iadd(addend, lin64);
-        let ram = self.b.ins().load(
-            self.ptr,
-            trusted(),
-            self.ctx,
-            offset_of!(JitCtx, ram) as i32,
-        );
+        let ram = self.ram;
         let hoff = if self.ptr == types::I64 {
             hoff
         } else {

@@ -550,6 +550,10 @@ pub(crate) struct Emitter<'a> {
     pub ctx: Value,
     /// `*mut CpuState`.
     pub st: Value,
+    /// The soft TLB's entries and guest RAM (`JitCtx::tlb`, `JitCtx::ram`),
+    /// loaded once at entry: neither moves while a block runs.
+    pub tlb: Value,
+    pub ram: Value,
     pub ptr: Type,
     pub regs: [Variable; 8],
     /// LazyFlags op, width, dst, src, res.
@@ -913,6 +917,12 @@ pub(crate) fn emit_region(
     let st = b
         .ins()
         .load(ptr, trusted(), ctx, offset_of!(JitCtx, state) as i32);
+    let tlb = b
+        .ins()
+        .load(ptr, trusted(), ctx, offset_of!(JitCtx, tlb) as i32);
+    let ram = b
+        .ins()
+        .load(ptr, trusted(), ctx, offset_of!(JitCtx, ram) as i32);
     let regs = std::array::from_fn(|_| b.declare_var(types::I32));
     let lz = std::array::from_fn(|_| b.declare_var(types::I32));
     let budget = b.declare_var(types::I64);
@@ -931,6 +941,8 @@ pub(crate) fn emit_region(
         b,
         ctx,
         st,
+        tlb,
+        ram,
         ptr,
         regs,
         lz,
