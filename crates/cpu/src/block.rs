@@ -182,6 +182,44 @@ mod tests {
         assert_eq!(format!("{:?}", ran.state), format!("{:?}", stepped.state));
     }
 
+    /// A taken jump of a few bytes is a transfer too: `run_to_transfer`
+    /// returns where it lands, as after a long one (it once compared the
+    /// distance with the longest instruction's length, so the tiering
+    /// counters never saw the targets of short forward jumps).
+    #[test]
+    fn run_to_transfer_returns_after_short_forward_jumps() {
+        const SHORT_JUMPS: [u8; 12] = [
+            0x31, 0xC0, // xor eax, eax
+            0x74, 0x03, // jz +3 (taken)
+            0x83, 0xC3, 0x01, // add ebx, 1 (skipped)
+            0x41, // inc ecx
+            0xEB, 0x01, // jmp +1
+            0x90, // nop (skipped)
+            0xF4, // hlt
+        ];
+        for warm in [false, true] {
+            let mut cpu = flat32_cpu();
+            let mut ram = FlatRam::new(1 << 20);
+            ram.load(CODE, &SHORT_JUMPS);
+            if warm {
+                // The second time the instructions come from the decode
+                // cache's blocks (the quiet-run path).
+                cpu.run(&mut ram, 100);
+                cpu.state.eip = CODE;
+                cpu.state.halted = false;
+            }
+            let mut calls = Vec::new();
+            loop {
+                let (o, n) = cpu.run_to_transfer(&mut ram, 1000, |_, _| false);
+                calls.push((n, cpu.state.eip - CODE));
+                if o != StepOutcome::Continue {
+                    break;
+                }
+            }
+            assert_eq!(calls, [(2, 7), (2, 11), (1, 12)], "warm {warm}");
+        }
+    }
+
     #[test]
     fn runs_stop_after_exactly_max_instructions_inside_blocks() {
         for max in 1..40 {

@@ -35,6 +35,8 @@ pub struct InsnContext {
     pub start_eip: u32,
     /// Where execution continues; branch handlers overwrite it.
     pub next_eip: u32,
+    /// The instruction after this one (`start_eip` plus its length).
+    pub fall_eip: u32,
     /// 32-bit addressing for this instruction.
     pub addr32: bool,
     /// 32-bit operand size for this instruction.
@@ -395,6 +397,7 @@ impl Cpu {
         self.ctx = InsnContext {
             start_eip: eip,
             next_eip: next,
+            fall_eip: next,
             addr32: d.addr32,
             op32: d.op32,
             pop_cs: d.pop_cs,
@@ -429,7 +432,8 @@ impl Cpu {
     /// iteration), is not quiet, faults or leaves the RAM fast path.
     /// `None` (nothing done) when there is no block at `eip` or it does not
     /// lie wholly inside the window. Else the outcome, whether the run may
-    /// go on quietly, the new EIP and the number of steps taken.
+    /// go on quietly, the new EIP, the number of steps taken and whether
+    /// the last one went elsewhere than the instruction after it.
     #[inline(always)]
     fn run_block<B: Bus + ?Sized>(
         &mut self,
@@ -437,7 +441,7 @@ impl Cpu {
         w: FetchWindow,
         eip: u32,
         left: u64,
-    ) -> Option<(StepOutcome, bool, u32, u64)> {
+    ) -> Option<(StepOutcome, bool, u32, u64, bool)> {
         let delta = eip.wrapping_sub(w.eip_lo);
         let room = w.eip_hi - w.eip_lo;
         if delta > room {
@@ -468,7 +472,7 @@ impl Cpu {
         // Data windows are usable while a quiet instruction runs; only a
         // block's last instruction can be one that is not.
         self.data_fast = true;
-        let (outcome, quiet, eip) = 'block: {
+        let (outcome, quiet, eip, jumped) = 'block: {
             for d in block {
                 let next = eip.wrapping_add(d.insn.len() as u32) & mask;
                 steps += 1;
@@ -478,6 +482,7 @@ impl Cpu {
                     cpu.ctx = InsnContext {
                         start_eip: eip,
                         next_eip: next,
+                        fall_eip: next,
                         addr32: d.addr32,
                         op32: d.op32,
                         pop_cs: d.pop_cs,
@@ -495,7 +500,7 @@ impl Cpu {
                     Ran::Faulted => {
                         self.data_fast = false;
                         let o = self.raise(bus, self.fault);
-                        return Some((o, false, 0, steps));
+                        return Some((o, false, 0, steps, true));
                     }
                 }
                 let after = if d.falls_through {
@@ -505,19 +510,19 @@ impl Cpu {
                 };
                 if self.bus_event || !d.quiet {
                     self.bus_event = false;
-                    break 'block (StepOutcome::Continue, false, after);
+                    break 'block (StepOutcome::Continue, false, after, after != next);
                 }
                 eip = after;
                 if after != next {
-                    break;
+                    break 'block (StepOutcome::Continue, true, eip, true);
                 }
             }
-            (StepOutcome::Continue, true, eip)
+            (StepOutcome::Continue, true, eip, false)
         };
         self.data_fast = false;
         self.state.eip = eip;
         self.state.icount = icount + steps;
-        Some((outcome, quiet, eip, steps))
+        Some((outcome, quiet, eip, steps, jumped))
     }
 
     /// Raises the instruction-breakpoint #DB (a fault: EIP stays on the
@@ -592,11 +597,11 @@ impl Cpu {
     }
 
     /// Whether the last step went somewhere else than the instruction
-    /// after the one begun last (see [`Cpu::run_to_transfer`]).
+    /// after the one begun last (see [`Cpu::run_to_transfer`]): a taken
+    /// jump however short, a REP iteration, an interrupt or a fault.
     #[inline(always)]
     fn transferred(&self) -> bool {
-        let d = self.state.eip.wrapping_sub(self.ctx.start_eip);
-        d == 0 || d > MAX_INSN_LEN as u32
+        self.state.eip != self.ctx.fall_eip
     }
 
     /// [`Cpu::run_until`] and [`Cpu::run_to_transfer`].
@@ -632,13 +637,13 @@ impl Cpu {
             let mut eip = self.state.eip;
             self.data_valid = 0;
             while fast && left > 0 {
-                let (o, f, next, steps) = match self.run_block(bus, window, eip, left) {
+                let (o, f, next, steps, jumped) = match self.run_block(bus, window, eip, left) {
                     Some(r) => r,
                     None => {
                         let Some((o, f, next)) = self.step_quiet(bus, window, eip) else {
                             break;
                         };
-                        (o, f, next, 1)
+                        (o, f, next, 1, self.transferred())
                     }
                 };
                 hits += steps;
@@ -653,7 +658,7 @@ impl Cpu {
                 if o != StepOutcome::Continue || (!f && ask(bus, left)) {
                     break 'run o;
                 }
-                if at_transfer && self.transferred() {
+                if at_transfer && jumped {
                     break 'run o;
                 }
                 (fast, eip) = (f, next);
@@ -668,9 +673,11 @@ impl Cpu {
     fn begin(&mut self, len: u32, addr32: bool, op32: bool, pop_cs: bool, code32: bool) {
         let eip = self.state.eip;
         let mask = if code32 { 0xFFFF_FFFF } else { 0xFFFF };
+        let next = eip.wrapping_add(len) & mask;
         self.ctx = InsnContext {
             start_eip: eip,
-            next_eip: eip.wrapping_add(len) & mask,
+            next_eip: next,
+            fall_eip: next,
             addr32,
             op32,
             pop_cs,

@@ -71,6 +71,7 @@ impl Cpu {
         self.ctx = InsnContext {
             start_eip: eip,
             next_eip: eip.wrapping_add(decoded.insn.len() as u32) & mask,
+            fall_eip: eip.wrapping_add(decoded.insn.len() as u32) & mask,
             addr32: decoded.addr32,
             op32: decoded.op32,
             pop_cs: decoded.pop_cs,
