@@ -4,6 +4,7 @@
 //! when it was 0, so the op is chosen at run time and the record's op is
 //! no longer known at translation time.
 
+use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, InstBuilder, Value};
 use iced_x86::{Mnemonic as M, OpKind};
 use oxide86_cpu::flags::LazyOp;
@@ -16,19 +17,23 @@ impl Emitter<'_> {
     /// The current CF as an I8 0/1, from whatever record the lazy
     /// Variables hold.
     pub fn carry_in(&mut self) -> Value {
-        self.materialize_deferred();
-        if self.known.is_some() {
-            self.flag_cf()
-        } else {
-            self.dynamic_cf()
-        }
+        self.flag_cf()
     }
 
     /// Records a flag-setting operation whose op is a run-time value
-    /// (`opv`, an I32 `LazyOp`).
-    pub fn record_flags_dynamic(&mut self, opv: Value, w: u32, dst: Value, src: Value, res: Value) {
+    /// (`opv`, an I32 `LazyOp`) and whose CF is `cf`.
+    pub fn record_flags_dynamic(
+        &mut self,
+        opv: Value,
+        cf: Value,
+        w: u32,
+        dst: Value,
+        src: Value,
+        res: Value,
+    ) {
         let wv = self.b.ins().iconst(types::I32, i64::from(w));
         self.deferred = None;
+        self.b.def_var(self.cf, cf);
         self.b.def_var(self.lz[0], opv);
         self.b.def_var(self.lz[1], wv);
         self.b.def_var(self.lz[2], dst);
@@ -79,5 +84,13 @@ pub(crate) fn adc_sbb(e: &mut Emitter<'_>, g: &GuestInsn) {
     let with = e.b.ins().iconst(types::I32, with as i64);
     let without = e.b.ins().iconst(types::I32, without as i64);
     let opv = e.b.ins().select(c, with, without);
-    e.record_flags_dynamic(opv, w, a, b, r);
+    // CF of that op (`Flags::cf`): ADC r <(=) dst, SBB dst <(=) src,
+    // "or equal" with a carry in.
+    let (x, y) = if adc { (r, a) } else { (a, b) };
+    let am = e.mask(x, mask);
+    let bm = e.mask(y, mask);
+    let lt = e.b.ins().icmp(IntCC::UnsignedLessThan, am, bm);
+    let le = e.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, am, bm);
+    let cf = e.b.ins().select(c, le, lt);
+    e.record_flags_dynamic(opv, cf, w, a, b, r);
 }

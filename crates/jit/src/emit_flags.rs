@@ -9,7 +9,7 @@
 //! of `LazyFlags::status`; otherwise it calls a helper on the state.
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{types, InstBuilder, JumpTableData, Value};
+use cranelift_codegen::ir::{types, InstBuilder, Value};
 use oxide86_cpu::flags::{sign_bit, LazyOp};
 use oxide86_cpu::state::eflags;
 
@@ -17,36 +17,18 @@ use crate::emit_mem::width_mask;
 use crate::translate::{off, Emitter};
 
 impl Emitter<'_> {
-    /// Records a flag-setting operation, as `Flags::set_lazy` does: INC
-    /// and DEC first make the stored CF current.
+    /// Records a flag-setting operation, as `Flags::set_lazy` does, and
+    /// its CF in the `cf` Variable. INC and DEC keep CF: `cf` stays, and
+    /// the state's EFLAGS.CF, which the interpreter reads under an INC or
+    /// DEC record, is written only where the state is ([`Emitter::sync_cf`]).
     pub fn record_flags(&mut self, op: LazyOp, w: u32, dst: Value, src: Value, res: Value) {
-        if matches!(op, LazyOp::Inc | LazyOp::Dec) {
-            self.materialize_deferred();
-            match self.known {
-                Some((LazyOp::Inc | LazyOp::Dec | LazyOp::None, _)) => {}
-                Some(_) => {
-                    let cf = self.flag_cf();
-                    let cf = self.b.ins().uextend(types::I32, cf);
-                    let ef = self.load_st(types::I32, off::EFLAGS);
-                    let ef = self.b.ins().band_imm_u(ef, i64::from(!eflags::CF));
-                    let ef = self.b.ins().bor(ef, cf);
-                    self.store_st(ef, off::EFLAGS);
-                }
-                None => {
-                    // The producer is not known at translation time:
-                    // select its CF from the lazy Variables.
-                    let cf = self.dynamic_cf();
-                    let cf = self.b.ins().uextend(types::I32, cf);
-                    let ef = self.load_st(types::I32, off::EFLAGS);
-                    let ef = self.b.ins().band_imm_u(ef, i64::from(!eflags::CF));
-                    let ef = self.b.ins().bor(ef, cf);
-                    self.store_st(ef, off::EFLAGS);
-                }
-            }
+        // Every status flag is replaced (INC and DEC keep CF, whose
+        // Variable a deferred producer must define first).
+        self.materialize_deferred();
+        if !matches!(op, LazyOp::Inc | LazyOp::Dec) {
+            let cf = self.cf_of(op, w, dst, src, res);
+            self.b.def_var(self.cf, cf);
         }
-        // Every status flag is replaced (INC and DEC keep CF, made
-        // current above).
-        self.deferred = None;
         self.op_pending = true;
         self.b.def_var(self.lz[2], dst);
         self.b.def_var(self.lz[3], src);
@@ -56,12 +38,40 @@ impl Emitter<'_> {
         self.known = Some((op, w));
     }
 
-    /// CF (as an I8 0/1) of whatever operation the lazy Variables hold,
-    /// the formulas of `Flags::cf` chosen at run time by the op Variable
-    /// through a jump table (one arm runs, not all of them).
-    pub(crate) fn dynamic_cf(&mut self) -> Value {
-        self.materialize_deferred();
-        self.settle_lazy_op();
+    /// CF (an I8 0/1) of the operation `op` known at translation time
+    /// (`Flags::cf`'s formulas); `None`, INC and DEC take the `cf` Variable.
+    fn cf_of(&mut self, op: LazyOp, w: u32, d: Value, s: Value, r: Value) -> Value {
+        let mask = i64::from(width_mask(w));
+        match op {
+            LazyOp::Add | LazyOp::Adc => {
+                let dm = self.mask(d, mask);
+                let cc = if op == LazyOp::Add {
+                    IntCC::UnsignedLessThan
+                } else {
+                    IntCC::UnsignedLessThanOrEqual
+                };
+                self.b.ins().icmp(cc, r, dm)
+            }
+            LazyOp::Sub | LazyOp::Sbb => {
+                let dm = self.mask(d, mask);
+                let sm = self.mask(s, mask);
+                let cc = if op == LazyOp::Sub {
+                    IntCC::UnsignedLessThan
+                } else {
+                    IntCC::UnsignedLessThanOrEqual
+                };
+                self.b.ins().icmp(cc, dm, sm)
+            }
+            LazyOp::Logic => self.zero_i8(),
+            LazyOp::None | LazyOp::Inc | LazyOp::Dec => self.b.use_var(self.cf),
+        }
+    }
+
+    /// Defines the `cf` Variable from the lazy Variables as they were
+    /// loaded from the state (at entry and after a helper): the formulas of
+    /// `Flags::cf` chosen by the run-time op with selects, branch-free, so
+    /// that nothing is computed where no instruction reads it.
+    pub(crate) fn load_cf(&mut self) {
         let op = self.b.use_var(self.lz[0]);
         let w = self.b.use_var(self.lz[1]);
         let d = self.b.use_var(self.lz[2]);
@@ -73,52 +83,45 @@ impl Emitter<'_> {
         let sh = self.b.ins().isub(thirty_two, bits);
         let ones = self.b.ins().iconst(types::I32, -1);
         let m = self.b.ins().ushr(ones, sh);
-        let done = self.b.create_block();
-        self.b.append_block_param(done, types::I8);
-        let arm = |e: &mut Self| e.b.create_block();
-        let (add, adc, sub, sbb, logic, stored) = (
-            arm(self),
-            arm(self),
-            arm(self),
-            arm(self),
-            arm(self),
-            arm(self),
+        let (dm, sm, rm) = (
+            self.b.ins().band(d, m),
+            self.b.ins().band(s, m),
+            self.b.ins().band(r, m),
         );
-        let mut table = [stored; 8];
-        table[LazyOp::Add as usize] = add;
-        table[LazyOp::Adc as usize] = adc;
-        table[LazyOp::Sub as usize] = sub;
-        table[LazyOp::Sbb as usize] = sbb;
-        table[LazyOp::Logic as usize] = logic;
-        let dfg = &mut self.b.func.dfg;
-        let calls: Vec<_> = table.iter().map(|&t| dfg.block_call(t, &[])).collect();
-        let default = dfg.block_call(stored, &[]);
-        let jt = self
-            .b
-            .create_jump_table(JumpTableData::new(default, &calls));
-        self.b.ins().br_table(op, jt);
-        for (block, cc, x, y) in [
-            (add, IntCC::UnsignedLessThan, r, d),
-            (adc, IntCC::UnsignedLessThanOrEqual, r, d),
-            (sub, IntCC::UnsignedLessThan, d, s),
-            (sbb, IntCC::UnsignedLessThanOrEqual, d, s),
-        ] {
-            self.b.switch_to_block(block);
-            let xm = self.b.ins().band(x, m);
-            let ym = self.b.ins().band(y, m);
-            let c = self.b.ins().icmp(cc, xm, ym);
-            self.b.ins().jump(done, &[c.into()]);
-        }
-        self.b.switch_to_block(logic);
-        let zero = self.zero_i8();
-        self.b.ins().jump(done, &[zero.into()]);
-        self.b.switch_to_block(stored);
         let ef = self.load_st(types::I32, off::EFLAGS);
-        let c = self.b.ins().band_imm_u(ef, i64::from(eflags::CF));
-        let c = self.b.ins().icmp_imm_u(IntCC::NotEqual, c, 0);
-        self.b.ins().jump(done, &[c.into()]);
-        self.b.switch_to_block(done);
-        self.b.block_params(done)[0]
+        let stored = self.b.ins().band_imm_u(ef, i64::from(eflags::CF));
+        let mut cf = self.b.ins().icmp_imm_u(IntCC::NotEqual, stored, 0);
+        for (op_is, cc, x, y) in [
+            (LazyOp::Logic, None, dm, dm),
+            (LazyOp::Sbb, Some(IntCC::UnsignedLessThanOrEqual), dm, sm),
+            (LazyOp::Sub, Some(IntCC::UnsignedLessThan), dm, sm),
+            (LazyOp::Adc, Some(IntCC::UnsignedLessThanOrEqual), rm, dm),
+            (LazyOp::Add, Some(IntCC::UnsignedLessThan), rm, dm),
+        ] {
+            let v = match cc {
+                Some(cc) => self.b.ins().icmp(cc, x, y),
+                None => self.zero_i8(),
+            };
+            let is = self.b.ins().icmp_imm_u(IntCC::Equal, op, op_is as i64);
+            cf = self.b.ins().select(is, v, cf);
+        }
+        self.b.def_var(self.cf, cf);
+    }
+
+    /// Writes the `cf` Variable to the state's EFLAGS.CF, which is what
+    /// the interpreter reads under an INC or DEC record (and harmless
+    /// under any other: CF then comes from the record). Needed only in
+    /// functions that record an INC or DEC.
+    pub(crate) fn sync_cf(&mut self) {
+        if !self.cf_sync {
+            return;
+        }
+        let cf = self.b.use_var(self.cf);
+        let cf = self.b.ins().uextend(types::I32, cf);
+        let ef = self.load_st(types::I32, off::EFLAGS);
+        let ef = self.b.ins().band_imm_u(ef, i64::from(!eflags::CF));
+        let ef = self.b.ins().bor(ef, cf);
+        self.store_st(ef, off::EFLAGS);
     }
 
     /// Stores the lazy Variables to the state (before a helper reads them).
@@ -133,12 +136,22 @@ impl Emitter<'_> {
             let v = self.b.use_var(self.lz[i]);
             self.store_st(v, off::lazy(i));
         }
+        self.sync_cf();
         self.lazy_synced = true;
     }
 
     /// Whether condition `cc` (0 = O ... 15 = G) holds, as an I8 0/1.
     pub fn condition(&mut self, cc: u8) -> Value {
         self.materialize_deferred();
+        if self.known.is_none() && cc >> 1 == 1 {
+            // B/AE read only CF, which the `cf` Variable holds anyway.
+            let c = self.b.use_var(self.cf);
+            return if cc & 1 != 0 {
+                self.b.ins().bxor_imm_u(c, 1)
+            } else {
+                c
+            };
+        }
         let Some(_) = self.known else {
             self.store_lazy();
             let st = self.st;
@@ -197,37 +210,11 @@ impl Emitter<'_> {
         self.b.ins().iconst(types::I8, 0)
     }
 
-    /// CF of the known operation.
+    /// CF of the current flags (the `cf` Variable, after any deferred
+    /// producer is written).
     pub fn flag_cf(&mut self) -> Value {
-        let (op, w, d, s, r) = self.lazy_vals();
-        let mask = i64::from(width_mask(w));
-        match op {
-            LazyOp::Add | LazyOp::Adc => {
-                let dm = self.mask(d, mask);
-                let cc = if op == LazyOp::Add {
-                    IntCC::UnsignedLessThan
-                } else {
-                    IntCC::UnsignedLessThanOrEqual
-                };
-                self.b.ins().icmp(cc, r, dm)
-            }
-            LazyOp::Sub | LazyOp::Sbb => {
-                let dm = self.mask(d, mask);
-                let sm = self.mask(s, mask);
-                let cc = if op == LazyOp::Sub {
-                    IntCC::UnsignedLessThan
-                } else {
-                    IntCC::UnsignedLessThanOrEqual
-                };
-                self.b.ins().icmp(cc, dm, sm)
-            }
-            LazyOp::Logic => self.zero_i8(),
-            LazyOp::None | LazyOp::Inc | LazyOp::Dec => {
-                let ef = self.load_st(types::I32, off::EFLAGS);
-                let c = self.b.ins().band_imm_u(ef, i64::from(eflags::CF));
-                self.b.ins().icmp_imm_u(IntCC::NotEqual, c, 0)
-            }
-        }
+        self.materialize_deferred();
+        self.b.use_var(self.cf)
     }
 
     /// ZF: the (masked) result is zero.

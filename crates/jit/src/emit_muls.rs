@@ -174,6 +174,9 @@ impl Emitter<'_> {
             v = self.b.ins().bor(v, af);
         }
         self.store_st(v, off::EFLAGS);
+        let cf = self.b.ins().band_imm_u(v, i64::from(eflags::CF));
+        let cf = self.b.ins().icmp_imm_u(IntCC::NotEqual, cf, 0);
+        self.b.def_var(self.cf, cf);
         self.settle_lazy_op();
         let none = self.b.ins().iconst(types::I32, LazyOp::None as i64);
         self.b.def_var(self.lz[0], none);

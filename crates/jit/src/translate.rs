@@ -558,6 +558,15 @@ pub(crate) struct Emitter<'a> {
     pub regs: [Variable; 8],
     /// LazyFlags op, width, dst, src, res.
     pub lz: [Variable; 5],
+    /// CF of the current flags as an I8 0/1, kept beside the lazy record
+    /// (defined by every producer, and from the state's record at entry
+    /// and after helpers), so INC, DEC, ADC, SBB and JB/JAE read it
+    /// without evaluating an unknown record.
+    pub cf: Variable,
+    /// The function records an INC or DEC somewhere, so the state's
+    /// EFLAGS.CF is written from `cf` wherever the state is written
+    /// ([`Emitter::sync_cf`]).
+    pub cf_sync: bool,
     /// The budget left, minus the instructions of the guest blocks passed
     /// in this run (the current block's `k` not yet taken off). What was
     /// retired since the state's instruction count was last written is
@@ -647,6 +656,11 @@ impl Emitter<'_> {
         let main = (self.deferred, self.known, self.op_pending, self.lazy_synced);
         self.materialize_deferred();
         self.settle_lazy_op();
+        // The interpreter reads EFLAGS.CF under an INC or DEC record (or
+        // a record this function may not know).
+        if !matches!(self.known, Some((op, _)) if !matches!(op, LazyOp::Inc | LazyOp::Dec)) {
+            self.sync_cf();
+        }
         let k = self.b.ins().iconst(types::I64, self.k);
         let s = self.b.ins().iconst(types::I32, i64::from(status));
         let slot = if chain {
@@ -842,6 +856,7 @@ impl Emitter<'_> {
             let v = self.load_st(types::I32, off::lazy(i));
             self.b.def_var(self.lz[i], v);
         }
+        self.load_cf();
         self.lazy_dirty = true;
         self.known = None;
         self.op_pending = false;
@@ -926,6 +941,7 @@ pub(crate) fn emit_region(
     let regs = std::array::from_fn(|_| b.declare_var(types::I32));
     let lz = std::array::from_fn(|_| b.declare_var(types::I32));
     let budget = b.declare_var(types::I64);
+    let cf = b.declare_var(types::I8);
     let exit = b.create_block();
     b.append_block_param(exit, types::I32);
     b.append_block_param(exit, types::I64);
@@ -946,6 +962,12 @@ pub(crate) fn emit_region(
         ptr,
         regs,
         lz,
+        cf,
+        cf_sync: region.blocks.iter().any(|b| {
+            b.insns
+                .iter()
+                .any(|g| g.lower == Lower::Inline && matches!(g.d.insn.mnemonic(), M::Inc | M::Dec))
+        }),
         budget,
         known: None,
         flags_dead: false,
@@ -975,6 +997,7 @@ pub(crate) fn emit_region(
         let v = e.load_st(types::I32, off::lazy(i));
         e.b.def_var(e.lz[i], v);
     }
+    e.load_cf();
     e.b.def_var(e.budget, budget0);
     e.b.ins().jump(head, &[]);
     for (i, block) in region.blocks.iter().enumerate() {
