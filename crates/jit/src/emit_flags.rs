@@ -146,11 +146,11 @@ impl Emitter<'_> {
         if self.known.is_none() && cc >> 1 == 1 {
             // B/AE read only CF, which the `cf` Variable holds anyway.
             let c = self.b.use_var(self.cf);
-            return if cc & 1 != 0 {
-                self.b.ins().bxor_imm_u(c, 1)
-            } else {
-                c
-            };
+            let want = if cc & 1 != 0 { 0 } else { 1 };
+            return self.b.ins().icmp_imm_u(IntCC::Equal, c, want);
+        }
+        if let Some(v) = self.direct_condition(cc) {
+            return v;
         }
         let Some(_) = self.known else {
             self.store_lazy();
@@ -191,10 +191,58 @@ impl Emitter<'_> {
             }
         };
         if cc & 1 != 0 {
-            self.b.ins().bxor_imm_u(v, 1)
+            self.b.ins().icmp_imm_u(IntCC::Equal, v, 0)
         } else {
             v
         }
+    }
+
+    /// Condition `cc` as one comparison of the record's values, for the
+    /// producers where a native compare gives it (SDM Vol. 1, B.1: after
+    /// CMP/SUB, B is `dst < src` unsigned, L is `dst < src` signed, ...;
+    /// Z and S of any known op come from the result), so that the branch
+    /// that reads it lowers to a compare and a conditional jump.
+    fn direct_condition(&mut self, cc: u8) -> Option<Value> {
+        let (op, w) = self.known?;
+        if op == LazyOp::None {
+            return None;
+        }
+        let inv = cc & 1 != 0;
+        let pick = |yes: IntCC, no: IntCC| if inv { no } else { yes };
+        let d = self.b.use_var(self.lz[2]);
+        let s = self.b.use_var(self.lz[3]);
+        let r = self.b.use_var(self.lz[4]);
+        let mask = i64::from(width_mask(w));
+        let sub = op == LazyOp::Sub;
+        Some(match cc >> 1 {
+            2 => {
+                let rm = self.mask(r, mask);
+                let c = pick(IntCC::Equal, IntCC::NotEqual);
+                self.b.ins().icmp_imm_u(c, rm, 0)
+            }
+            4 if w == 4 => {
+                let c = pick(IntCC::SignedLessThan, IntCC::SignedGreaterThanOrEqual);
+                self.b.ins().icmp_imm_u(c, r, 0)
+            }
+            1 | 3 if sub => {
+                let (dm, sm) = (self.mask(d, mask), self.mask(s, mask));
+                let c = if cc >> 1 == 1 {
+                    pick(IntCC::UnsignedLessThan, IntCC::UnsignedGreaterThanOrEqual)
+                } else {
+                    pick(IntCC::UnsignedLessThanOrEqual, IntCC::UnsignedGreaterThan)
+                };
+                self.b.ins().icmp(c, dm, sm)
+            }
+            6 | 7 if sub && w == 4 => {
+                let c = if cc >> 1 == 6 {
+                    pick(IntCC::SignedLessThan, IntCC::SignedGreaterThanOrEqual)
+                } else {
+                    pick(IntCC::SignedLessThanOrEqual, IntCC::SignedGreaterThan)
+                };
+                self.b.ins().icmp(c, d, s)
+            }
+            _ => return None,
+        })
     }
 
     fn lazy_vals(&mut self) -> (LazyOp, u32, Value, Value, Value) {
