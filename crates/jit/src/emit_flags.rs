@@ -22,10 +22,12 @@ impl Emitter<'_> {
     /// the state's EFLAGS.CF, which the interpreter reads under an INC or
     /// DEC record, is written only where the state is ([`Emitter::sync_cf`]).
     pub fn record_flags(&mut self, op: LazyOp, w: u32, dst: Value, src: Value, res: Value) {
-        // Every status flag is replaced (INC and DEC keep CF, whose
-        // Variable a deferred producer must define first).
-        self.materialize_deferred();
-        if !matches!(op, LazyOp::Inc | LazyOp::Dec) {
+        if matches!(op, LazyOp::Inc | LazyOp::Dec) {
+            // CF is kept: a deferred producer's must be defined first.
+            self.materialize_deferred();
+        } else {
+            // Every status flag is replaced.
+            self.deferred = None;
             let cf = self.cf_of(op, w, dst, src, res);
             self.b.def_var(self.cf, cf);
         }
