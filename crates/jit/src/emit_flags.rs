@@ -209,41 +209,30 @@ impl Emitter<'_> {
         if op == LazyOp::None {
             return None;
         }
-        let inv = cc & 1 != 0;
-        let pick = |yes: IntCC, no: IntCC| if inv { no } else { yes };
-        let d = self.b.use_var(self.lz[2]);
-        let s = self.b.use_var(self.lz[3]);
-        let r = self.b.use_var(self.lz[4]);
-        let mask = i64::from(width_mask(w));
         let sub = op == LazyOp::Sub;
-        Some(match cc >> 1 {
-            2 => {
-                let rm = self.mask(r, mask);
-                let c = pick(IntCC::Equal, IntCC::NotEqual);
-                self.b.ins().icmp_imm_u(c, rm, 0)
-            }
-            4 if w == 4 => {
-                let c = pick(IntCC::SignedLessThan, IntCC::SignedGreaterThanOrEqual);
-                self.b.ins().icmp_imm_u(c, r, 0)
-            }
-            1 | 3 if sub => {
-                let (dm, sm) = (self.mask(d, mask), self.mask(s, mask));
-                let c = if cc >> 1 == 1 {
-                    pick(IntCC::UnsignedLessThan, IntCC::UnsignedGreaterThanOrEqual)
-                } else {
-                    pick(IntCC::UnsignedLessThanOrEqual, IntCC::UnsignedGreaterThan)
-                };
-                self.b.ins().icmp(c, dm, sm)
-            }
-            6 | 7 if sub && w == 4 => {
-                let c = if cc >> 1 == 6 {
-                    pick(IntCC::SignedLessThan, IntCC::SignedGreaterThanOrEqual)
-                } else {
-                    pick(IntCC::SignedLessThanOrEqual, IntCC::SignedGreaterThan)
-                };
-                self.b.ins().icmp(c, d, s)
-            }
+        // The comparison for the even code, its inverse for the odd one,
+        // and whether it compares the result with 0 (else dst with src).
+        use IntCC as C;
+        let (yes, no, of_result) = match cc >> 1 {
+            2 => (C::Equal, C::NotEqual, true),
+            4 if w == 4 => (C::SignedLessThan, C::SignedGreaterThanOrEqual, true),
+            1 if sub => (C::UnsignedLessThan, C::UnsignedGreaterThanOrEqual, false),
+            3 if sub => (C::UnsignedLessThanOrEqual, C::UnsignedGreaterThan, false),
+            6 if sub && w == 4 => (C::SignedLessThan, C::SignedGreaterThanOrEqual, false),
+            7 if sub && w == 4 => (C::SignedLessThanOrEqual, C::SignedGreaterThan, false),
             _ => return None,
+        };
+        let c = if cc & 1 != 0 { no } else { yes };
+        let mask = i64::from(width_mask(w));
+        Some(if of_result {
+            let r = self.b.use_var(self.lz[4]);
+            let rm = self.mask(r, mask);
+            self.b.ins().icmp_imm_u(c, rm, 0)
+        } else {
+            let d = self.b.use_var(self.lz[2]);
+            let s = self.b.use_var(self.lz[3]);
+            let (dm, sm) = (self.mask(d, mask), self.mask(s, mask));
+            self.b.ins().icmp(c, dm, sm)
         })
     }
 
