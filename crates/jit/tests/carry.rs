@@ -13,15 +13,8 @@ use oxide86_jit::EngineKind;
 const ITERATIONS: u32 = 400;
 
 fn carry_program() -> Vec<u8> {
-    assemble(|a| {
-        let mut top = a.create_label();
+    lcg_loop(ITERATIONS, |a| {
         let mut skip = a.create_label();
-        a.mov(ecx, ITERATIONS)?;
-        a.mov(esi, 0x10000u32)?;
-        a.mov(ebx, 0x9E37_79B9u32)?;
-        a.set_label(&mut top)?;
-        a.imul_3(ebx, ebx, 0x0100_0193)?;
-        a.add(ebx, ecx)?;
         a.mov(eax, ebx)?;
         a.mov(edx, ebx)?;
         a.shr(edx, 7)?;
@@ -72,9 +65,7 @@ fn carry_program() -> Vec<u8> {
         a.mov(dword_ptr(esi + 12), edx)?;
         a.add(edi, dword_ptr(esi))?;
         a.add(edi, dword_ptr(esi + 4))?;
-        a.dec(ecx)?;
-        a.jnz(top)?;
-        a.hlt()
+        Ok(())
     })
 }
 

@@ -17,19 +17,12 @@ use oxide86_jit::EngineKind;
 const ITERATIONS: u32 = 300;
 
 fn program() -> Vec<u8> {
-    assemble(|a| {
-        let mut top = a.create_label();
+    lcg_loop(ITERATIONS, |a| {
         let mut other = a.create_label();
         let mut join = a.create_label();
         let mut below = a.create_label();
         let mut next = a.create_label();
         let mut block = a.create_label();
-        a.mov(ecx, ITERATIONS)?;
-        a.mov(esi, 0x10000u32)?;
-        a.mov(ebx, 0x9E37_79B9u32)?;
-        a.set_label(&mut top)?;
-        a.imul_3(ebx, ebx, 0x0100_0193)?;
-        a.add(ebx, ecx)?;
         a.mov(eax, ebx)?;
         // A join after ADD (carry from its result) or SUB/XOR.
         a.test(ebx, 0x100)?;
@@ -74,9 +67,7 @@ fn program() -> Vec<u8> {
         a.pushfd()?;
         a.pop(eax)?;
         a.add(dword_ptr(esi + 24), eax)?;
-        a.dec(ecx)?;
-        a.jnz(top)?;
-        a.hlt()
+        Ok(())
     })
 }
 

@@ -15,17 +15,10 @@ use oxide86_jit::EngineKind;
 const ITERATIONS: u32 = 300;
 
 fn program() -> Vec<u8> {
-    assemble(|a| {
-        let mut top = a.create_label();
+    lcg_loop(ITERATIONS, |a| {
         let mut no_carry = a.create_label();
         let mut no_overflow = a.create_label();
         let mut unknown = a.create_label();
-        a.mov(ecx, ITERATIONS)?;
-        a.mov(esi, 0x10000u32)?;
-        a.mov(ebx, 0x9E37_79B9u32)?;
-        a.set_label(&mut top)?;
-        a.imul_3(ebx, ebx, 0x0100_0193)?;
-        a.add(ebx, ecx)?;
         a.push(ecx)?;
         // By immediates after a known ADD: its SF/ZF/AF/PF survive.
         a.mov(eax, ebx)?;
@@ -91,9 +84,7 @@ fn program() -> Vec<u8> {
         a.pop(edi)?;
         a.add(dword_ptr(esi + 16), edi)?;
         a.pop(ecx)?;
-        a.dec(ecx)?;
-        a.jnz(top)?;
-        a.hlt()
+        Ok(())
     })
 }
 

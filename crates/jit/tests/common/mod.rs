@@ -27,6 +27,30 @@ pub fn assemble(f: impl FnOnce(&mut CodeAssembler) -> Result<(), iced_x86::IcedE
     a.assemble(u64::from(CODE)).unwrap()
 }
 
+/// A loop of `iterations` trips around `body`, then HLT: ECX counts the
+/// trips down, ESI points at scratch data (0x10000), and EBX is a
+/// pseudo-random value that IMUL and ADD ECX renew at the top of each
+/// trip. The body must leave ECX and ESI as it found them.
+pub fn lcg_loop(
+    iterations: u32,
+    body: impl FnOnce(&mut CodeAssembler) -> Result<(), iced_x86::IcedError>,
+) -> Vec<u8> {
+    use iced_x86::code_asm::*;
+    assemble(|a| {
+        let mut top = a.create_label();
+        a.mov(ecx, iterations)?;
+        a.mov(esi, 0x10000u32)?;
+        a.mov(ebx, 0x9E37_79B9u32)?;
+        a.set_label(&mut top)?;
+        a.imul_3(ebx, ebx, 0x0100_0193)?;
+        a.add(ebx, ecx)?;
+        body(a)?;
+        a.dec(ecx)?;
+        a.jnz(top)?;
+        a.hlt()
+    })
+}
+
 /// Runs `code` until HLT (or `max` steps) under `kind`, in slices of
 /// `slice` steps; returns the final state, RAM and the engine.
 pub fn run(
