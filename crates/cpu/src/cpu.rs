@@ -749,6 +749,8 @@ impl Cpu {
         let mut n = self.fetch_bytes_from_ram(bus, eip, paddr, &mut bytes);
         let mut fault = None;
         let mask = self.ip_mask();
+        // The first byte fetched through another page's translation.
+        let mut next_page = None;
         while n < MAX_INSN_LEN {
             let off = eip.wrapping_add(n as u32) & mask;
             let byte = self
@@ -758,7 +760,10 @@ impl Cpu {
                         .map(|p| (l, p))
                 });
             match byte {
-                Ok((_, p)) => {
+                Ok((l, p)) => {
+                    if p & !0xFFF != paddr & !0xFFF {
+                        next_page.get_or_insert((l, p));
+                    }
                     bytes[n] = bus.read_u8(p);
                     n += 1;
                 }
@@ -775,6 +780,14 @@ impl Cpu {
                 let no_wrap = eip.wrapping_add(len - 1) & mask >= eip;
                 if same_page && no_wrap && self.state.model != CpuModel::I8086 {
                     self.cache_decoded(paddr, code32, d);
+                } else if !same_page && no_wrap && self.state.model != CpuModel::I8086 {
+                    // Generated code checks a page-crossing instruction's
+                    // bytes through both pages' TLB entries (the JIT's
+                    // `emit_fetch.rs`): let them point at RAM.
+                    self.learn_host(bus, lin, paddr);
+                    if let Some((l, p)) = next_page {
+                        self.learn_host(bus, l, p);
+                    }
                 } else if same_page && no_wrap {
                     // The 8086 wraps linear addresses at 1 MiB on the bus, so
                     // only cache where linear and bus address agree.

@@ -6,7 +6,7 @@
 
 use crate::bus::Bus;
 use crate::cpu::{Cpu, InsnContext, StepOutcome};
-use crate::decode::Decoded;
+use crate::decode::{Decoded, MAX_INSN_LEN};
 use crate::exception::Exception;
 use crate::interp;
 use crate::state::eflags;
@@ -18,6 +18,13 @@ pub struct FetchedInsn {
     pub decoded: Decoded,
     /// Physical address of its first byte.
     pub paddr: u32,
+    /// For an instruction that runs on into the next page: its bytes
+    /// (the first `decoded.insn.len()` count). The decode cache holds no
+    /// such instruction and marks none of its lines as code, so writes to
+    /// them are not reported and the next page's mapping may change under
+    /// a translation: it must compare these bytes with memory each time,
+    /// through the soft TLB's fetch rights, before it runs the instruction.
+    pub crossing: Option<[u8; MAX_INSN_LEN]>,
 }
 
 impl Cpu {
@@ -25,8 +32,10 @@ impl Cpu {
     /// mode, through the decode cache, as the interpreter would. The
     /// decode cache keeps the bytes' lines marked as code, so any later
     /// write to them reaches [`crate::decode::DecodeCache::invalidate`].
-    /// `Ok(None)` when the instruction is not cacheable (it crosses a page
-    /// or wraps): a translator must leave it to the interpreter.
+    /// An instruction that crosses into the next page (both pages RAM)
+    /// comes with its bytes ([`FetchedInsn::crossing`]). `Ok(None)` when
+    /// the instruction is not cacheable otherwise (it wraps, or lies
+    /// partly outside RAM): a translator must leave it to the interpreter.
     pub fn fetch_for_translation<B: Bus + ?Sized>(
         &mut self,
         bus: &mut B,
@@ -38,7 +47,8 @@ impl Cpu {
         let r = self.fetch_decode(bus);
         self.state.eip = saved_eip;
         self.ctx = saved_ctx;
-        let insn = r?.insn;
+        let fresh = r?;
+        let insn = fresh.insn;
         let lin = self.state.seg[crate::state::SegReg::Cs as usize]
             .base
             .wrapping_add(eip);
@@ -46,12 +56,60 @@ impl Cpu {
         let paddr = self.translate(bus, lin, crate::memory::Access::Execute, user)?;
         let code32 = self.state.code32();
         let Some(d) = self.icache.lookup(paddr, code32) else {
-            return Ok(None);
+            let crossing = self.crossing_bytes(bus, eip, paddr, insn.len());
+            return Ok(crossing.map(|bytes| FetchedInsn {
+                decoded: fresh,
+                paddr,
+                crossing: Some(bytes),
+            }));
         };
         if d.insn.code() != insn.code() || d.insn.len() != insn.len() {
             return Ok(None);
         }
-        Ok(Some(FetchedInsn { decoded: *d, paddr }))
+        Ok(Some(FetchedInsn {
+            decoded: *d,
+            paddr,
+            crossing: None,
+        }))
+    }
+
+    /// The `len` bytes of the instruction at CS:`eip` (first byte at
+    /// `paddr`) when they run on into the next page without wrapping the
+    /// instruction pointer and every byte is in RAM; `None` otherwise.
+    fn crossing_bytes<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        eip: u32,
+        paddr: u32,
+        len: usize,
+    ) -> Option<[u8; MAX_INSN_LEN]> {
+        let mask = self.ip_mask();
+        let last = eip.wrapping_add(len as u32 - 1) & mask;
+        if (paddr & 0xFFF) as usize + len <= 0x1000 || last < eip || len > MAX_INSN_LEN {
+            return None;
+        }
+        let user = self.user_access();
+        let mut bytes = [0u8; MAX_INSN_LEN];
+        for (i, byte) in bytes.iter_mut().enumerate().take(len) {
+            let lin = self
+                .linear(
+                    crate::SegReg::Cs,
+                    eip.wrapping_add(i as u32) & mask,
+                    1,
+                    crate::memory::Access::Execute,
+                )
+                .ok()?;
+            let p = self
+                .translate(bus, lin, crate::memory::Access::Execute, user)
+                .ok()?;
+            let page = bus.ram_page_offset(p & !0xFFF)?;
+            *byte = *bus.ram()?.get(page + (p & 0xFFF) as usize)?;
+            if i == 0 || p & 0xFFF == 0 {
+                // The generated check reads both pages' TLB entries.
+                self.learn_host(bus, lin, p);
+            }
+        }
+        Some(bytes)
     }
 
     /// Runs one already-decoded instruction at EIP in the interpreter, as

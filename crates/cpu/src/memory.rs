@@ -264,7 +264,12 @@ impl Cpu {
     /// let the TLB entry point at it (writes only while the page holds no
     /// decoded instructions). Returns whether it is plain RAM.
     #[inline(never)]
-    fn learn_host<B: Bus + ?Sized>(&mut self, bus: &mut B, linear: u32, paddr: u32) -> bool {
+    pub(crate) fn learn_host<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        linear: u32,
+        paddr: u32,
+    ) -> bool {
         // Generated code trusts an entry's RAM offset without a bounds
         // check, so the whole page must lie inside the RAM slice.
         let ram_len = bus.ram().map_or(0, |r| r.len());

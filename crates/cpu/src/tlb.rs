@@ -67,7 +67,7 @@ pub mod fast {
 pub const NO_FAST: u32 = 1;
 
 /// Bits of [`TlbEntry::bits`] above the physical page base.
-mod bits {
+pub mod bits {
     /// The rights ([`super::rights`]) in the low byte.
     pub const RIGHTS: u32 = 0xFF;
     /// The page is plain RAM at the offset [`super::TlbEntry::addend`] gives.
@@ -91,9 +91,11 @@ pub struct TlbEntry {
     /// page lies inside the bus's RAM slice.
     pub addend: u64,
     /// Linear page number + 1 (0 = empty), so page 0 can be cached.
-    tag: u32,
+    /// Public for generated code, which checks fetch rights by itself
+    /// where no comparator of [`TlbEntry::fast`] serves.
+    pub tag: u32,
     /// Physical page base | [`bits`].
-    bits: u32,
+    pub bits: u32,
 }
 
 // Generated code scales the index by a shift.

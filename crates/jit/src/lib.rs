@@ -14,6 +14,7 @@ pub mod cache;
 pub mod cross;
 pub mod ctx;
 mod emit_carry;
+mod emit_fetch;
 mod emit_flags;
 mod emit_insn;
 mod emit_mem;

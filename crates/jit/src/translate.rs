@@ -107,6 +107,10 @@ pub struct GuestInsn {
     pub next: u32,
     /// How it is executed.
     pub lower: Lower,
+    /// For an instruction that crosses into the next page (always the
+    /// last of its block): the bytes generated code checks before it
+    /// runs (see `emit_fetch.rs`).
+    pub crossing: Option<[u8; oxide86_cpu::decode::MAX_INSN_LEN]>,
 }
 
 /// A scanned block: its instructions and how it ends.
@@ -343,8 +347,9 @@ fn scan_at<B: Bus + ?Sized>(
             eip,
             next,
             lower,
+            crossing: f.crossing,
         });
-        if crate::emit_insn::inline_kind(&f.decoded) == Some(true) {
+        if crate::emit_insn::inline_kind(&f.decoded) == Some(true) || f.crossing.is_some() {
             break (next, EXIT_NEXT);
         }
         eip = next;
@@ -1014,6 +1019,9 @@ pub(crate) fn emit_region(
         for (i, g) in block.insns.iter().enumerate() {
             e.flags_dead = flags_dead_after(block.insns.get(i + 1));
             e.flags_replaced_later = flags_replaced_later(&block.insns[i + 1..]);
+            if let Some(bytes) = &g.crossing {
+                e.check_crossing_fetch(g, bytes);
+            }
             match g.lower {
                 Lower::Inline => crate::emit_insn::emit(&mut e, g),
                 Lower::Helper => crate::helpers::emit_helper_call(&mut e, g),
