@@ -56,6 +56,12 @@ pub struct CompiledBlock {
     pub len: u64,
     /// Bytes of machine code.
     pub code_bytes: usize,
+    /// Compiled with Cranelift's optimiser (a hot region's second
+    /// compilation, see the engine's `Engine::optimize_after`).
+    pub optimized: bool,
+    /// Tiered: guest instructions of the slices that ended in this block
+    /// (the engine's sample of where the time goes).
+    pub credit: u64,
     /// Instructions its helper calls point to.
     #[allow(
         clippy::vec_box,
@@ -70,6 +76,18 @@ pub struct CompiledBlock {
     _slots: Vec<Box<ChainSlot>>,
 }
 
+impl CompiledBlock {
+    /// Clears this block's chaining slots that lead to `target` (a block
+    /// being replaced): their exits ask the dispatcher to link them again.
+    pub(crate) fn unlink_from(&mut self, target: BlockFn) {
+        for slot in &mut self._slots {
+            if slot.entry == target.0 {
+                **slot = ChainSlot::default();
+            }
+        }
+    }
+}
+
 /// Why a block could not be compiled.
 #[derive(Debug)]
 pub struct CompileError(pub String);
@@ -82,6 +100,10 @@ pub struct Compiler {
     /// Dropped only through `free_memory` (dropping a `JITModule` leaks
     /// its code on purpose).
     module: ManuallyDrop<JITModule>,
+    /// The same for the optimised compilations of hot regions: a module
+    /// whose ISA has `opt_level=speed` (the flag is the ISA's, not the
+    /// function's). Freed with `module`, in the same generation.
+    optimizing: ManuallyDrop<JITModule>,
     ctx: cranelift_codegen::Context,
     fctx: FunctionBuilderContext,
     /// Blocks compiled into the current generation.
@@ -125,9 +147,14 @@ impl std::fmt::Debug for CodeCache {
 /// settings from `../shared/notes/cranelift-facts.md` (no optimisation,
 /// the verifier only in debug builds) plus frame pointers for tail calls.
 pub(crate) fn flags() -> Result<settings::Flags, CompileError> {
+    flags_at("none")
+}
+
+/// [`flags`] at Cranelift optimisation level `opt_level`.
+fn flags_at(opt_level: &str) -> Result<settings::Flags, CompileError> {
     let err = |e: &dyn std::fmt::Display| CompileError(e.to_string());
     let mut fb = settings::builder();
-    fb.set("opt_level", "none").map_err(|e| err(&e))?;
+    fb.set("opt_level", opt_level).map_err(|e| err(&e))?;
     let verify = if cfg!(debug_assertions) {
         "true"
     } else {
@@ -142,10 +169,15 @@ pub(crate) fn flags() -> Result<settings::Flags, CompileError> {
 }
 
 fn new_module() -> Result<JITModule, CompileError> {
+    module_at("none")
+}
+
+/// A module for the host whose ISA optimises at `opt_level`.
+fn module_at(opt_level: &str) -> Result<JITModule, CompileError> {
     let err = |e: &dyn std::fmt::Display| CompileError(e.to_string());
     let isa = cranelift_native::builder()
         .map_err(|e| err(&e))?
-        .finish(flags()?)
+        .finish(flags_at(opt_level)?)
         .map_err(|e| err(&e))?;
     let jb = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
     Ok(JITModule::new(jb))
@@ -311,6 +343,7 @@ impl Compiler {
     pub fn new() -> Result<Self, CompileError> {
         Ok(Self {
             module: ManuallyDrop::new(new_module()?),
+            optimizing: ManuallyDrop::new(module_at("speed")?),
             ctx: cranelift_codegen::Context::new(),
             fctx: FunctionBuilderContext::new(),
             blocks: 0,
@@ -318,63 +351,74 @@ impl Compiler {
         })
     }
 
-    /// Compiles a scanned block, calling the helpers in `hooks`.
+    /// Compiles a scanned block, calling the helpers in `hooks`; with
+    /// `optimize`, through Cranelift's optimiser (about a third more
+    /// compile time; see `docs/jit.md`, "Optimised recompilation").
     pub fn compile(
         &mut self,
         region: &Region,
         mode: Mode,
         hooks: Hooks,
+        optimize: bool,
     ) -> Result<CompiledBlock, CompileError> {
-        let ptr = self.module.target_config().pointer_type();
-        let cc = self.module.isa().default_call_conv();
-        self.module.clear_context(&mut self.ctx);
+        let Self {
+            module,
+            optimizing,
+            ctx,
+            fctx,
+            blocks,
+            code_bytes,
+        } = self;
+        let module: &mut JITModule = if optimize { optimizing } else { module };
+        let ptr = module.target_config().pointer_type();
+        let cc = module.isa().default_call_conv();
+        module.clear_context(ctx);
         let sig = block_signature(ptr);
-        self.ctx.func.signature = sig.clone();
-        let b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
-        let fcfg = self.module.target_config();
+        ctx.func.signature = sig.clone();
+        let b = FunctionBuilder::new(&mut ctx.func, fctx);
+        let fcfg = module.target_config();
         let (insns, slots) = emit_region(b, region, mode, ptr, cc, hooks, fcfg);
         let r = (|| {
             // Named by guest entry, so that `perf report` names the host
             // code of each block (cranelift-jit writes `/tmp/perf-<pid>.map`
             // when it runs under `perf record`).
             let name = format!(
-                "guest_{:08x}_{}insns_{}blocks_{}",
+                "guest_{:08x}_{}insns_{}blocks_{}{}",
                 region.entry().start_eip,
                 region.entry().insns.len(),
                 region.blocks.len(),
-                self.blocks
+                blocks,
+                if optimize { "_opt" } else { "" }
             );
-            let id = self
-                .module
+            let id = module
                 .declare_function(&name, cranelift_module::Linkage::Local, &sig)
                 .map_err(|e| CompileError(e.to_string()))?;
             let dump = std::env::var_os("OXIDE86_JIT_DUMP").is_some();
-            self.ctx.set_disasm(dump);
-            self.module
-                .define_function(id, &mut self.ctx)
+            ctx.set_disasm(dump);
+            module
+                .define_function(id, ctx)
                 .map_err(|e| CompileError(format!("{e:?}")))?;
-            if let Some(vcode) = self.ctx.compiled_code().and_then(|c| c.vcode.as_ref()) {
+            if let Some(vcode) = ctx.compiled_code().and_then(|c| c.vcode.as_ref()) {
                 // A debugging aid (`OXIDE86_JIT_DUMP=1`): the host code of each block.
                 eprintln!("block at EIP {:#x}:\n{vcode}", region.entry().start_eip);
             }
-            let size = self
-                .ctx
-                .compiled_code()
-                .map_or(0, |c| c.code_buffer().len());
-            self.module
+            let size = ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
+            module
                 .finalize_definitions()
                 .map_err(|e| CompileError(e.to_string()))?;
             Ok((id, size))
         })();
-        self.module.clear_context(&mut self.ctx);
+        module.clear_context(ctx);
         let (id, size) = r?;
-        let code = self.module.get_finalized_function(id);
-        self.blocks += 1;
-        self.code_bytes += size;
+        let code = module.get_finalized_function(id);
+        *blocks += 1;
+        *code_bytes += size;
         Ok(CompiledBlock {
             entry: BlockFn(code as usize),
             len: region.entry().insns.len() as u64,
             code_bytes: size,
+            optimized: optimize,
+            credit: 0,
             _insns: insns,
             _slots: slots,
         })
@@ -385,11 +429,16 @@ impl Compiler {
     /// made sure none is entered or linked any more.
     pub fn flush(&mut self) -> Result<(), CompileError> {
         let module = new_module()?;
+        let optimizing = module_at("speed")?;
         let old = std::mem::replace(&mut self.module, ManuallyDrop::new(module));
+        let old_optimizing = std::mem::replace(&mut self.optimizing, ManuallyDrop::new(optimizing));
         // SAFETY: callers flush only between blocks (no code of the old
-        // module is running) once no CompiledBlock of it can be entered or
-        // linked, so nothing reaches the freed code.
-        unsafe { ManuallyDrop::into_inner(old).free_memory() };
+        // modules is running) once no CompiledBlock of them can be entered
+        // or linked, so nothing reaches the freed code.
+        unsafe {
+            ManuallyDrop::into_inner(old).free_memory();
+            ManuallyDrop::into_inner(old_optimizing).free_memory();
+        }
         self.blocks = 0;
         self.code_bytes = 0;
         Ok(())
@@ -402,6 +451,9 @@ impl Drop for Compiler {
         // can run any more (the engine is being dropped, or the worker
         // thread ends after the engine let go of it), and CompiledBlocks
         // only hold addresses that nothing calls any more.
-        unsafe { ManuallyDrop::take(&mut self.module).free_memory() };
+        unsafe {
+            ManuallyDrop::take(&mut self.module).free_memory();
+            ManuallyDrop::take(&mut self.optimizing).free_memory();
+        }
     }
 }

@@ -21,6 +21,8 @@
 //! a chain can make an interrupt deliverable.
 
 mod background;
+mod optimize;
+pub use optimize::OPTIMIZE_AFTER;
 
 use std::time::Instant;
 
@@ -35,7 +37,7 @@ use crate::cache::{BlockFn, CodeCache, CompiledBlock, GENERATION_LIMIT};
 use crate::ctx::{ChainSlot, JitCtx, EXIT_INTERP, EXIT_NEXT};
 use crate::jump_cache::{JumpCache, Key};
 use crate::smc::CodePages;
-use crate::translate::{scan_region, Hooks, Miscompile, Mode, MAX_REGION_BLOCKS};
+use crate::translate::{scan_region_at, Hooks, Miscompile, Mode, Region, MAX_REGION_BLOCKS};
 use crate::verify::report::Mismatch;
 use crate::verify::{BlockRun, Verdict, Verifier};
 
@@ -97,6 +99,9 @@ pub struct JitStats {
     pub helper_insns: u64,
     /// Translations holding more than one guest block (regions).
     pub regions: u64,
+    /// Of the translations, hot ones compiled again through Cranelift's
+    /// optimiser (see [`Engine::optimize_after`]).
+    pub optimized: u64,
     /// Blocks (and untranslatable markers) dropped because their code was written.
     pub invalidations: u64,
     /// Whole-cache flushes (generation full, or a reset).
@@ -133,6 +138,10 @@ pub struct Engine {
     /// Blocks a code generation holds before the whole cache is flushed
     /// (default [`GENERATION_LIMIT`]).
     pub generation_limit: usize,
+    /// Tiered: guest instructions of the runs that end in a translated
+    /// block before it is compiled again through Cranelift's optimiser
+    /// (0: never; default [`OPTIMIZE_AFTER`]; see `engine/optimize.rs`).
+    pub optimize_after: u64,
     /// The most guest blocks compiled into one function by the tiered
     /// engine (1: no regions; the `jit` engine always translates single
     /// blocks, at their first execution).
@@ -171,6 +180,11 @@ pub struct Engine {
     mismatch: Option<Box<Mismatch>>,
     /// Test only: see [`Engine::inject_miscompile`].
     miscompile: Option<Miscompile>,
+    /// The block the dispatcher entered last in this call of
+    /// [`Engine::run`], and the steps block runs retired in it (see
+    /// `engine/optimize.rs`).
+    last_entry: Option<Key>,
+    block_steps: u64,
     /// Counters.
     pub stats: JitStats,
 }
@@ -193,6 +207,7 @@ impl Engine {
             threshold: DEFAULT_THRESHOLD,
             generation_limit: GENERATION_LIMIT,
             region_blocks: MAX_REGION_BLOCKS,
+            optimize_after: OPTIMIZE_AFTER,
             background: false,
             bg: background::Background::default(),
             cache,
@@ -205,6 +220,8 @@ impl Engine {
             verifier: None,
             mismatch: None,
             miscompile: None,
+            last_entry: None,
+            block_steps: 0,
             stats: JitStats::default(),
         }
     }
@@ -371,6 +388,7 @@ impl Engine {
                 Gate::Block(entry, len, mode) if len <= max_steps - steps => {
                     let (status, n, o) = self.run_block(cpu, bus, entry, mode, max_steps - steps);
                     steps += n;
+                    self.block_steps += n;
                     outcome = o;
                     if self.mismatch.is_some() {
                         break;
@@ -404,6 +422,7 @@ impl Engine {
         // Between calls the owner may change the CPU (a debugger, a
         // snapshot): link only within one call.
         self.pending_link = 0;
+        self.credit(cpu, bus);
         (outcome, steps)
     }
 
@@ -463,11 +482,13 @@ impl Engine {
         self.stats.lookups += 1;
         if let Some((entry, len)) = self.jump_cache.get(&key) {
             self.stats.hits += 1;
+            self.last_entry = Some(key);
             return Gate::Block(entry, len, key.mode);
         }
         match self.map.get_mut(&key) {
             Some(Entry::Block(b)) => {
                 self.stats.hits += 1;
+                self.last_entry = Some(key);
                 self.jump_cache.insert(key, b.entry, b.len);
                 return Gate::Block(b.entry, b.len, key.mode);
             }
@@ -499,39 +520,9 @@ impl Engine {
         if self.cache.is_none() {
             return Gate::Interpret;
         }
-        // Regions grow only over code that ran: in the tiered engine, block
-        // starts the interpreter counted or that are translated already.
-        let map = &self.map;
-        let hot = |paddr: u32, eip: u32| {
-            map.contains_key(&Key {
-                paddr,
-                eip,
-                mode: key.mode,
-            })
-        };
-        let max_blocks = match self.kind {
-            EngineKind::Tiered => self.region_blocks,
-            _ => 1,
-        };
-        let scanned = scan_region(cpu, bus, &key.mode, max_blocks, &hot);
-        let lookup = self.cache.as_ref().map_or(0, |c| c.lookup_stub);
-        let hooks = match self.verifier {
-            None => Hooks {
-                interp_helper: crate::helpers::interp_one::<B> as *const () as usize,
-                lookup,
-                note_store: 0,
-                miscompile: self.miscompile,
-            },
-            Some(_) => Hooks {
-                interp_helper: crate::verify::journal::interp_one_journaled::<B> as *const ()
-                    as usize,
-                lookup,
-                note_store: crate::verify::journal::note_store as *const () as usize,
-                miscompile: self.miscompile,
-            },
-        };
+        let (scanned, hooks) = self.scan::<B>(cpu, bus, key);
         let scanned = match scanned {
-            Some(region) if self.backgrounded() => match self.submit(key, region, hooks) {
+            Some(region) if self.backgrounded() => match self.submit(key, region, hooks, false) {
                 Ok(()) => {
                     // Interpreted until a later dispatcher entry installs it.
                     self.stats.translate_ns += start.elapsed().as_nanos() as u64;
@@ -548,7 +539,7 @@ impl Engine {
         // Decoding may itself have logged writes (none expected); apply first.
         let blocks = scanned.as_ref().map_or(0, |r| r.blocks.len());
         let entry = match scanned {
-            Some(s) => match cache.compiler.compile(&s, key.mode, hooks) {
+            Some(s) => match cache.compiler.compile(&s, key.mode, hooks, false) {
                 Ok(b) => {
                     self.stats.blocks_translated += 1;
                     self.stats.regions += u64::from(blocks > 1);
@@ -570,6 +561,44 @@ impl Engine {
         };
         self.map.insert(key, entry);
         gate
+    }
+
+    /// Scans the code at `key` (in the CPU's current mode) for translation: a
+    /// region in the tiered engine, one block otherwise, and the helpers
+    /// its code is to call.
+    fn scan<B: Bus>(&mut self, cpu: &mut Cpu, bus: &mut B, key: Key) -> (Option<Region>, Hooks) {
+        // Regions grow only over code that ran: in the tiered engine, block
+        // starts the interpreter counted or that are translated already.
+        let map = &self.map;
+        let hot = |paddr: u32, eip: u32| {
+            map.contains_key(&Key {
+                paddr,
+                eip,
+                mode: key.mode,
+            })
+        };
+        let max_blocks = match self.kind {
+            EngineKind::Tiered => self.region_blocks,
+            _ => 1,
+        };
+        let scanned = scan_region_at(cpu, bus, &key.mode, key.eip, max_blocks, &hot);
+        let lookup = self.cache.as_ref().map_or(0, |c| c.lookup_stub);
+        let hooks = match self.verifier {
+            None => Hooks {
+                interp_helper: crate::helpers::interp_one::<B> as *const () as usize,
+                lookup,
+                note_store: 0,
+                miscompile: self.miscompile,
+            },
+            Some(_) => Hooks {
+                interp_helper: crate::verify::journal::interp_one_journaled::<B> as *const ()
+                    as usize,
+                lookup,
+                note_store: crate::verify::journal::note_store as *const () as usize,
+                miscompile: self.miscompile,
+            },
+        };
+        (scanned, hooks)
     }
 
     /// Runs one block (and what it chains to); returns its exit status,

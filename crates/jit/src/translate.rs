@@ -488,7 +488,21 @@ pub fn scan_region<B: Bus + ?Sized>(
     max_blocks: usize,
     hot: &dyn Fn(u32, u32) -> bool,
 ) -> Option<Region> {
-    let entry = scan(cpu, bus, mode)?;
+    let eip = cpu.state.eip;
+    scan_region_at(cpu, bus, mode, eip, max_blocks, hot)
+}
+
+/// [`scan_region`] entered at CS:`eip` (in the CPU's current mode, which
+/// `mode` describes).
+pub fn scan_region_at<B: Bus + ?Sized>(
+    cpu: &mut Cpu,
+    bus: &mut B,
+    mode: &Mode,
+    eip: u32,
+    max_blocks: usize,
+    hot: &dyn Fn(u32, u32) -> bool,
+) -> Option<Region> {
+    let entry = scan_at(cpu, bus, mode, eip, None)?;
     let page = entry.paddr;
     let lin_page = mode.cs_base.wrapping_add(entry.start_eip) >> 12;
     let mut region = Region::single(entry);

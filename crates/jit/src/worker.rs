@@ -35,6 +35,8 @@ pub struct Job<T> {
     pub mode: Mode,
     /// The helpers its code calls.
     pub hooks: Hooks,
+    /// Compile through Cranelift's optimiser (a hot region again).
+    pub optimize: bool,
 }
 
 /// The result of a [`Job`].
@@ -209,7 +211,7 @@ fn run<T>(
         None
     } else {
         Some(match compiler {
-            Ok(c) => c.compile(&job.region, job.mode, job.hooks),
+            Ok(c) => c.compile(&job.region, job.mode, job.hooks, job.optimize),
             Err(e) => Err(CompileError(e.0.clone())),
         })
     };

@@ -3,6 +3,7 @@
 
 use oxide86_cpu::{Bus, Cpu, CpuModel, StepOutcome};
 pub use oxide86_jit::engine::DEFAULT_THRESHOLD as DEFAULT_JIT_THRESHOLD;
+pub use oxide86_jit::engine::OPTIMIZE_AFTER as DEFAULT_JIT_OPTIMIZE_AFTER;
 pub use oxide86_jit::{Engine, EngineKind};
 
 use crate::boot::{self, BootError};
@@ -84,6 +85,9 @@ pub struct PcConfig {
     pub engine: EngineKind,
     /// Tiered engine: executions of a block before it is translated.
     pub jit_threshold: u32,
+    /// Tiered engine: guest instructions run from a translated block
+    /// before it is compiled again through Cranelift's optimiser (0: never).
+    pub jit_optimize_after: u64,
     /// Tiered engine: compile translations on a worker thread while the
     /// guest goes on in the interpreter (`--jit-background`, default on;
     /// verify mode translates synchronously regardless).
@@ -105,6 +109,7 @@ impl Default for PcConfig {
             rtc_base: DEFAULT_RTC_BASE,
             engine: EngineKind::Interp,
             jit_threshold: oxide86_jit::engine::DEFAULT_THRESHOLD,
+            jit_optimize_after: oxide86_jit::engine::OPTIMIZE_AFTER,
             jit_background: true,
             jit_verify: false,
         }
@@ -239,6 +244,7 @@ impl Pc {
         board.clock = Clock::new(config.clock);
         let mut engine = Engine::new(config.engine);
         engine.threshold = config.jit_threshold;
+        engine.optimize_after = config.jit_optimize_after;
         engine.background = config.jit_background;
         engine.set_verify(config.jit_verify);
         let mut pc = Self {

@@ -52,6 +52,11 @@ pub struct RunArgs {
     /// Tiered engine: executions of a block before it is translated.
     #[arg(long, default_value_t = oxide86_machine::pc::DEFAULT_JIT_THRESHOLD)]
     jit_threshold: u32,
+    /// Tiered engine: guest instructions run from a translated block
+    /// before it is compiled again with Cranelift's optimiser (hot loops
+    /// and recursions; 0: never).
+    #[arg(long, default_value_t = oxide86_machine::pc::DEFAULT_JIT_OPTIMIZE_AFTER)]
+    jit_optimize_after: u64,
     /// Tiered engine: compile hot blocks on a second thread while the
     /// guest goes on in the interpreter (`on`), or on the emulation
     /// thread, which waits for each (`off`).
@@ -314,6 +319,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         max_instructions: args.max_instructions,
         engine: args.engine.parse().map_err(anyhow::Error::msg)?,
         jit_threshold: args.jit_threshold,
+        jit_optimize_after: args.jit_optimize_after,
         jit_background: args.jit_background == "on",
         jit_verify: args.jit_verify,
     };
@@ -383,11 +389,12 @@ fn print_stats(pc: &Pc, exit: &PcExit) {
     if pc.engine.kind() != oxide86_machine::pc::EngineKind::Interp {
         let share = |n: u64| 100.0 * n as f64 / s.instructions.max(1) as f64;
         eprintln!(
-            "  jit ({:?}){}{} translations ({} regions) in {:.3} s ({:.3} s of it on the compile thread, {} discarded), {} B of code",
+            "  jit ({:?}){}{} translations ({} regions, {} optimised again) in {:.3} s ({:.3} s of it on the compile thread, {} discarded), {} B of code",
             pc.engine.kind(),
             " ".repeat(17usize.saturating_sub(format!("{:?}", pc.engine.kind()).len())),
             j.blocks_translated,
             j.regions,
+            j.optimized,
             j.translate_ns as f64 / 1e9,
             j.background_ns as f64 / 1e9,
             j.discarded,

@@ -24,6 +24,8 @@ pub(super) struct Tag {
     request: u64,
     /// The region holds more than one guest block.
     region: bool,
+    /// An optimised compilation of a block already translated.
+    optimize: bool,
 }
 
 /// The dispatcher's side of background translation.
@@ -62,7 +64,13 @@ impl Engine {
     /// Hands `region` (scanned at `key`) to the worker, starting it at
     /// first use. Gives the region back if the worker cannot take it:
     /// translate it synchronously.
-    pub(super) fn submit(&mut self, key: Key, region: Region, hooks: Hooks) -> Result<(), Region> {
+    pub(super) fn submit(
+        &mut self,
+        key: Key,
+        region: Region,
+        hooks: Hooks,
+        optimize: bool,
+    ) -> Result<(), Region> {
         let bg = &mut self.bg;
         if bg.worker.is_none() {
             match Worker::spawn(self.generation) {
@@ -81,6 +89,7 @@ impl Engine {
             key,
             request: bg.next_request,
             region: region.blocks.len() > 1,
+            optimize,
         };
         let job = Job {
             tag,
@@ -88,6 +97,7 @@ impl Engine {
             region,
             mode: key.mode,
             hooks,
+            optimize,
         };
         if let Err(job) = worker.submit(job) {
             self.worker_gone();
@@ -155,12 +165,13 @@ impl Engine {
             Some(Ok(block)) => {
                 self.stats.blocks_translated += 1;
                 self.stats.regions += u64::from(tag.region);
+                self.stats.optimized += u64::from(tag.optimize);
                 if current {
                     self.bg.code_bytes += block.code_bytes;
                     self.stats.code_bytes = self.generation_code_bytes() as u64;
                 }
                 if wanted {
-                    self.map.insert(tag.key, Entry::Block(block));
+                    self.install(tag.key, block);
                 } else {
                     self.stats.discarded += 1;
                     // Never entered or linked. A block of an older
@@ -171,7 +182,8 @@ impl Engine {
                     }
                 }
             }
-            Some(Err(_)) if wanted => {
+            // The first compilation stays where the optimised one failed.
+            Some(Err(_)) if wanted && !tag.optimize => {
                 self.stats.untranslatable += 1;
                 self.map.insert(tag.key, Entry::Interp);
             }
