@@ -17,8 +17,16 @@
 //! rejects an access that crosses into the next page, and adds
 //! [`TlbEntry::addend`] to reach RAM: two loads and a compare.
 
-/// Number of entries (a power of two).
-pub const TLB_ENTRIES: usize = 1024;
+/// Number of entries (a power of two). 4096 pages (16 MiB) keep the
+/// kernel's XZ decompressor, which reads its dictionary all over a
+/// window of several MiB, from missing every few hundred instructions;
+/// flushes stay cheap because they visit only the entries in use
+/// ([`SoftTlb`]'s `used` list).
+pub const TLB_ENTRIES: usize = 4096;
+
+/// The most slots `SoftTlb` lists as used before it stops listing and
+/// scans every entry instead, until the next full flush.
+const USED_LIST_MAX: usize = TLB_ENTRIES / 4;
 
 /// Rights bits of an entry ([`TlbEntry::rights`]).
 pub mod rights {
@@ -196,6 +204,11 @@ pub struct TlbStats {
 #[derive(Clone, Debug)]
 pub struct SoftTlb {
     entries: Box<[TlbEntry]>,
+    /// The slots that may hold an entry (every non-empty one is listed;
+    /// some listed ones may be empty again), so that flushes, INVLPG of a
+    /// large page and `forget_host_writes` visit only those; `None` once
+    /// more than [`USED_LIST_MAX`] were listed: visit every slot.
+    used: Option<Vec<u32>>,
     /// Whether a [`rights::LARGE`] entry may be cached (since the last full flush).
     large_cached: bool,
     /// Counters, available to the machine and the monitor.
@@ -206,6 +219,7 @@ impl Default for SoftTlb {
     fn default() -> Self {
         Self {
             entries: vec![EMPTY; TLB_ENTRIES].into_boxed_slice(),
+            used: Some(Vec::with_capacity(USED_LIST_MAX)),
             large_cached: false,
             stats: TlbStats::default(),
         }
@@ -216,7 +230,40 @@ impl SoftTlb {
     /// The entry `linear` indexes.
     #[inline]
     fn slot(&mut self, linear: u32) -> &mut TlbEntry {
-        &mut self.entries[(linear >> 12) as usize & (TLB_ENTRIES - 1)]
+        &mut self.entries[Self::index(linear)]
+    }
+
+    #[inline]
+    fn index(linear: u32) -> usize {
+        (linear >> 12) as usize & (TLB_ENTRIES - 1)
+    }
+
+    /// Notes that the empty slot for `linear` is about to be filled.
+    #[inline]
+    fn note_used(&mut self, linear: u32) {
+        let i = Self::index(linear);
+        if self.entries[i].tag != 0 {
+            return;
+        }
+        if let Some(list) = &mut self.used {
+            if list.len() < USED_LIST_MAX {
+                list.push(i as u32);
+            } else {
+                self.used = None;
+            }
+        }
+    }
+
+    /// Calls `f` on every slot that may hold an entry.
+    fn for_each_used(&mut self, mut f: impl FnMut(&mut TlbEntry)) {
+        match &self.used {
+            Some(list) => {
+                for &i in list {
+                    f(&mut self.entries[i as usize]);
+                }
+            }
+            None => self.entries.iter_mut().for_each(f),
+        }
     }
 
     /// The physical address for `linear` if an entry grants `right`.
@@ -237,6 +284,7 @@ impl SoftTlb {
     #[inline]
     pub fn insert(&mut self, linear: u32, phys_page: u32, rights: u8) {
         self.large_cached |= rights & rights::LARGE != 0;
+        self.note_used(linear);
         *self.slot(linear) = TlbEntry::new(linear >> 12, phys_page, rights);
     }
 
@@ -270,6 +318,9 @@ impl SoftTlb {
         paging: bool,
     ) {
         let page = linear >> 12;
+        if !paging {
+            self.note_used(linear);
+        }
         let e = self.slot(linear);
         if !paging {
             let all = rights::SUP_READ
@@ -288,12 +339,12 @@ impl SoftTlb {
     /// Withdraws direct writes from every entry mapping `phys_page` (called
     /// when decoded instructions are cached from that page).
     pub fn forget_host_writes(&mut self, phys_page: u32) {
-        for e in self.entries.iter_mut() {
+        self.for_each_used(|e| {
             if e.host_write() && e.phys() == phys_page {
                 e.bits &= !bits::HOST_WRITE;
                 e.refresh_fast();
             }
-        }
+        });
     }
 
     /// Drops every entry, or every non-global one.
@@ -302,9 +353,19 @@ impl SoftTlb {
         if !keep_global {
             self.large_cached = false;
         }
-        for e in self.entries.iter_mut() {
+        self.for_each_used(|e| {
             if !(keep_global && e.rights() & rights::GLOBAL != 0) {
                 *e = EMPTY;
+            }
+        });
+        // List what survived (global entries).
+        let entries = &self.entries;
+        match &mut self.used {
+            Some(list) => list.retain(|&i| entries[i as usize].tag != 0),
+            None => {
+                let kept = (0..TLB_ENTRIES as u32).filter(|&i| entries[i as usize].tag != 0);
+                let list: Vec<u32> = kept.take(USED_LIST_MAX + 1).collect();
+                self.used = (list.len() <= USED_LIST_MAX).then_some(list);
             }
         }
     }
@@ -322,12 +383,12 @@ impl SoftTlb {
             *e = EMPTY;
         }
         if self.large_cached {
-            for e in self.entries.iter_mut() {
+            self.for_each_used(|e| {
                 if e.tag != 0 && e.rights() & rights::LARGE != 0 && (e.tag - 1) >> 10 == page >> 10
                 {
                     *e = EMPTY;
                 }
-            }
+            });
         }
     }
 
@@ -344,6 +405,13 @@ impl SoftTlb {
     /// TLB the block started with, stale entries included.
     pub fn copy_from(&mut self, other: &SoftTlb) {
         self.entries.copy_from_slice(&other.entries);
+        match (&mut self.used, &other.used) {
+            (Some(mine), Some(theirs)) => {
+                mine.clear();
+                mine.extend_from_slice(theirs);
+            }
+            (mine, theirs) => mine.clone_from(theirs),
+        }
         self.large_cached = other.large_cached;
         self.stats = other.stats;
     }
@@ -437,5 +505,49 @@ mod tests {
         assert!(t.lookup(0x0080_5000, rights::SUP_READ).is_none());
         assert!(t.lookup(0x00C0_0000, rights::SUP_READ).is_some());
         assert!(t.lookup(0x0080_6000, rights::SUP_READ).is_some());
+    }
+
+    /// Flushes visit only the listed slots, or all of them once the list
+    /// overflowed: either way nothing but global entries survives, and
+    /// the next flush (after the list was rebuilt) still finds them.
+    #[test]
+    fn flushes_clear_every_entry_whether_listed_or_not() {
+        for pages in [10u32, USED_LIST_MAX as u32 + 50] {
+            let mut t = SoftTlb::default();
+            for p in 0..pages {
+                // Every other one global; refill some slots after INVLPG.
+                let g = if p % 2 == 0 { rights::GLOBAL } else { 0 };
+                t.insert(p << 12, p << 12, rights::SUP_READ | g);
+                if p % 7 == 0 {
+                    t.invalidate_page(p << 12);
+                    t.insert(p << 12, p << 12, rights::SUP_READ | g);
+                }
+            }
+            t.flush(true);
+            assert_eq!(
+                t.entries().count(),
+                pages.div_ceil(2) as usize,
+                "{pages} pages"
+            );
+            assert!(t.entries().all(|(_, e)| e.rights() & rights::GLOBAL != 0));
+            t.forget_host_writes(0);
+            t.flush(false);
+            assert_eq!(t.entries().count(), 0, "{pages} pages");
+            // Later fills are listed again.
+            t.insert(0x5000, 0x5000, rights::SUP_READ);
+            t.flush(false);
+            assert_eq!(t.entries().count(), 0);
+        }
+    }
+
+    /// `forget_host_writes` reaches entries filled with paging off too.
+    #[test]
+    fn host_writes_are_withdrawn_from_listed_entries() {
+        let mut t = SoftTlb::default();
+        t.attach_host(0x7000, 0x7000, 0x7000, true, false);
+        assert!(t.lookup_host(0x7000, rights::SUP_WRITE, true).is_some());
+        t.forget_host_writes(0x7000);
+        assert!(t.lookup_host(0x7000, rights::SUP_WRITE, true).is_none());
+        assert!(t.lookup_host(0x7000, rights::SUP_READ, false).is_some());
     }
 }
