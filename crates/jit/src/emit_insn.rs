@@ -62,7 +62,8 @@ pub(crate) fn inline_kind(d: &Decoded) -> Option<bool> {
     let straight = match insn.mnemonic() {
         // PAUSE is left to the interpreter: it may end the step
         // (`Cpu::pause_exits`) so that the machine lets time pass.
-        M::Nop | M::Rdtsc => n == 0,
+        // CLI only where it cannot fault (see `translate::cli_inline`).
+        M::Nop | M::Rdtsc | M::Cli => n == 0,
         M::Mov => {
             n == 2
                 && ((is_gpr(insn, 0) && (is_gpr_or_mem(insn, 1) || is_imm(insn, 1)))
@@ -186,12 +187,25 @@ pub(crate) fn mem_operand(
     Some(e.host_addr(g, seg, off, size, write))
 }
 
+/// CLI (SDM Vol. 2A, "CLI") where it clears IF and nothing else: in real
+/// mode, or at CPL 0 outside virtual-8086 mode (IOPL >= CPL always
+/// holds there). An interrupt that the dispatcher would now hold back
+/// could only be taken at a block boundary anyway.
+fn cli(e: &mut Emitter<'_>) {
+    let ef = e.load_st(types::I32, off::EFLAGS);
+    let ef =
+        e.b.ins()
+            .band_imm_u(ef, i64::from(!oxide86_cpu::state::eflags::IF));
+    e.store_st(ef, off::EFLAGS);
+}
+
 /// Emits one inline instruction.
 pub(crate) fn emit(e: &mut Emitter<'_>, g: &GuestInsn) {
     let insn = g.d.insn;
     match insn.mnemonic() {
         M::Nop => {}
         M::Rdtsc => rdtsc(e, g),
+        M::Cli => cli(e),
         M::Adc | M::Sbb => crate::emit_carry::adc_sbb(e, g),
         M::Mov => {
             let w = width(&insn, 0);

@@ -338,6 +338,9 @@ fn scan_at<B: Bus + ?Sized>(
         }
         let next = eip.wrapping_add(f.decoded.insn.len() as u32) & mask;
         let lower = match crate::emit_insn::inline_kind(&f.decoded) {
+            Some(_) if f.decoded.insn.mnemonic() == M::Cli && !cli_inline(mode) => {
+                break (eip, EXIT_INTERP)
+            }
             Some(_) => Lower::Inline,
             None if helper_safe(&f.decoded) => Lower::Helper,
             None => break (eip, EXIT_INTERP),
@@ -364,6 +367,16 @@ fn scan_at<B: Bus + ?Sized>(
         insns,
         tail,
     })
+}
+
+/// Whether CLI only clears IF in `mode` (SDM Vol. 2A, "CLI"): in real
+/// mode, or in protected mode at CPL 0 outside virtual-8086 mode; else it
+/// may fault or clear VIF, and the interpreter runs it.
+fn cli_inline(mode: &Mode) -> bool {
+    let pe = mode.bits & 1 != 0;
+    let vm = mode.bits & 4 != 0;
+    let cpl = mode.bits >> 3;
+    !pe || (!vm && cpl == 0)
 }
 
 /// Whether `next` (the instruction after another in the same guest

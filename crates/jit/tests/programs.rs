@@ -412,3 +412,22 @@ fn the_held_carry_reaches_both_arms_of_a_jcc() {
         same_as_interp(kind, &code, 100_000, |_, _| {});
     }
 }
+
+/// CLI at CPL 0 runs inline (it only clears IF there) and leaves the
+/// interpreter's state, IF included (set before the loop).
+#[test]
+fn cli_at_cpl_0_runs_inline() {
+    let code = lcg_loop(3000, |a| {
+        a.add(edx, ebx)?;
+        a.cli()?;
+        a.xor(edx, 0x55u32)
+    });
+    let setup = |cpu: &mut oxide86_cpu::Cpu, _: &mut oxide86_cpu::FlatRam| {
+        cpu.state.eflags |= oxide86_cpu::state::eflags::IF;
+    };
+    for kind in [EngineKind::Jit, EngineKind::Tiered] {
+        let e = same_as_interp(kind, &code, 100_000, setup);
+        assert!(e.stats.block_insns > 20_000, "{:?}", e.stats);
+        assert_eq!(e.stats.helper_insns, 0, "{:?}", e.stats);
+    }
+}
