@@ -123,7 +123,7 @@ def oxide_stats(stderr):
     s = {}
     m = re.search(r"instructions retired\s+(\d+)", stderr)
     s["insns"] = int(m.group(1)) if m else None
-    m = re.search(r"(\d+) translations \(\d+ regions\) in ([0-9.]+) s", stderr)
+    m = re.search(r"(\d+) translations \(\d+ regions[^)]*\) in ([0-9.]+) s", stderr)
     if m:
         s["blocks"] = int(m.group(1))
         s["xlate"] = float(m.group(2))
