@@ -59,8 +59,9 @@ pub struct CompiledBlock {
     /// Compiled with Cranelift's optimiser (a hot region's second
     /// compilation, see the engine's `Engine::optimize_after`).
     pub optimized: bool,
-    /// Tiered: guest instructions of the slices that ended in this block
-    /// (the engine's sample of where the time goes).
+    /// Tiered: guest instructions that block runs retired in the
+    /// `Engine::run` calls whose last dispatcher entry was this block (the
+    /// engine's sample of where the time goes, `engine/optimize.rs`).
     pub credit: u64,
     /// Instructions its helper calls point to.
     #[allow(

@@ -37,19 +37,19 @@ impl Emitter<'_> {
         debug_assert!(first < len, "the instruction does not cross a page");
         let pieces = [(lin, 0, first), (lin.wrapping_add(first), first, len)];
         // Both entries first: only then are their RAM offsets valid.
-        let mut bases = Vec::with_capacity(2);
-        for &(piece_lin, _, _) in &pieces {
+        let bases = pieces.map(|(piece_lin, _, _)| {
             let (ok, base) = self.fetchable_page(piece_lin);
             let bad = self.b.ins().icmp_imm_u(IntCC::Equal, ok, 0);
             self.side_exit_if(bad, g.eip);
-            bases.push(base);
-        }
+            base
+        });
         let mut differs: Option<Value> = None;
         for (&(piece_lin, from, to), &base) in pieces.iter().zip(&bases) {
             let mut at = from;
             while at < to {
                 let (ty, n) = chunk(to - at);
-                let off = i32::try_from(at - from).unwrap_or(0) + (piece_lin & 0xFFF) as i32;
+                // Both below 4 KiB: the offset in the page.
+                let off = ((piece_lin & 0xFFF) + (at - from)) as i32;
                 let got = self.b.ins().load(ty, code_bytes(), base, off);
                 let want = le_bytes(&bytes[at as usize..(at + n) as usize]);
                 let ne = self.b.ins().icmp_imm_u(IntCC::NotEqual, got, want);

@@ -1,6 +1,6 @@
 //! Guest block -> Cranelift function.
 //!
-//! [`scan`] walks the guest code from a start address through the
+//! `scan_at` walks the guest code from a start address through the
 //! interpreter's decode cache and decides, per instruction, whether it is
 //! lowered inline, run by the interpreter helper inside the block, or left
 //! out (the block then ends before it). [`Emitter`] holds the function
@@ -300,16 +300,10 @@ pub fn helper_safe(d: &Decoded) -> bool {
     }
 }
 
-/// Walks guest code from CS:EIP (in the current mode) and decides how
-/// each instruction runs. Returns `None` when not even the first
-/// instruction can be translated.
-pub fn scan<B: Bus + ?Sized>(cpu: &mut Cpu, bus: &mut B, mode: &Mode) -> Option<Scanned> {
-    let eip = cpu.state.eip;
-    scan_at(cpu, bus, mode, eip, None)
-}
-
-/// [`scan`] from `start_eip`, keeping to physical page `page` (the first
-/// instruction's page if `None`).
+/// Walks guest code from CS:`start_eip` (in the current mode) and
+/// decides how each instruction runs, keeping to physical page `page`
+/// (the first instruction's page if `None`). Returns `None` when not even
+/// the first instruction can be translated.
 fn scan_at<B: Bus + ?Sized>(
     cpu: &mut Cpu,
     bus: &mut B,
