@@ -59,6 +59,8 @@ pub struct CompiledBlock {
     /// Compiled with Cranelift's optimiser (a hot region's second
     /// compilation, see the engine's `Engine::optimize_after`).
     pub optimized: bool,
+    /// Its branches that run as selects (`emit_select.rs`).
+    pub selects: u64,
     /// Tiered: guest instructions that block runs retired in the
     /// `Engine::run` calls whose last dispatcher entry was this block (the
     /// engine's sample of where the time goes, `engine/optimize.rs`).
@@ -378,7 +380,7 @@ impl Compiler {
         ctx.func.signature = sig.clone();
         let b = FunctionBuilder::new(&mut ctx.func, fctx);
         let fcfg = module.target_config();
-        let (insns, slots) = emit_region(b, region, mode, ptr, cc, hooks, fcfg);
+        let (insns, slots, selects) = emit_region(b, region, mode, ptr, cc, hooks, fcfg);
         let r = (|| {
             // Named by guest entry, so that `perf report` names the host
             // code of each block (cranelift-jit writes `/tmp/perf-<pid>.map`
@@ -419,6 +421,7 @@ impl Compiler {
             len: region.entry().insns.len() as u64,
             code_bytes: size,
             optimized: optimize,
+            selects: selects as u64,
             credit: 0,
             _insns: insns,
             _slots: slots,

@@ -37,7 +37,7 @@ fn is_imm(insn: &iced_x86::Instruction, n: u32) -> bool {
 }
 
 /// The condition nibble of a Jcc/SETcc/CMOVcc (as the interpreter's).
-fn cc_of(insn: &iced_x86::Instruction) -> u8 {
+pub(crate) fn cc_of(insn: &iced_x86::Instruction) -> u8 {
     (insn.condition_code() as u8).wrapping_sub(1) & 0xF
 }
 
@@ -322,6 +322,10 @@ pub(crate) fn emit(e: &mut Emitter<'_>, g: &GuestInsn) {
             e.k -= 1;
         }
         _ if insn.is_jcc_short_or_near() => {
+            if let Some(arms) = e.arms.iter().find(|a| a.jcc == g.eip).cloned() {
+                crate::emit_select::emit(e, g, &arms);
+                return;
+            }
             let target = rel_target(&insn, g.eip);
             let c = e.condition(cc_of(&insn));
             let taken = e.b.create_block();

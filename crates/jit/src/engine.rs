@@ -99,6 +99,9 @@ pub struct JitStats {
     pub helper_insns: u64,
     /// Translations holding more than one guest block (regions).
     pub regions: u64,
+    /// Branches compiled as selects (both short arms run, one kept:
+    /// `emit_select.rs`), over all translations.
+    pub selects: u64,
     /// Of the translations, hot ones compiled again through Cranelift's
     /// optimiser (see [`Engine::optimize_after`]).
     pub optimized: u64,
@@ -543,6 +546,7 @@ impl Engine {
                 Ok(b) => {
                     self.stats.blocks_translated += 1;
                     self.stats.regions += u64::from(blocks > 1);
+                    self.stats.selects += b.selects;
                     Entry::Block(b)
                 }
                 Err(_) => Entry::Interp,

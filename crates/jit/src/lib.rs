@@ -19,6 +19,7 @@ mod emit_flags;
 mod emit_insn;
 mod emit_mem;
 mod emit_muls;
+mod emit_select;
 mod emit_string;
 pub mod engine;
 mod helpers;

@@ -626,6 +626,10 @@ pub(crate) struct Emitter<'a> {
     /// EIPs after the region's CALLs that are blocks of the region: a RET
     /// to one of them continues there.
     pub return_points: Vec<u32>,
+    /// The region's Jccs that run as selects (`emit_select.rs`).
+    pub(crate) arms: Vec<crate::emit_select::Arms>,
+    /// An arm of one is being emitted: nothing may leave the function.
+    pub in_arm: bool,
     pub mode: Mode,
     /// Instructions of the current guest block retired so far in this pass.
     pub k: i64,
@@ -677,6 +681,7 @@ impl Emitter<'_> {
     }
 
     fn exit_with(&mut self, eip: Value, status: u32, chain: bool) {
+        debug_assert!(!self.in_arm, "an exit inside a selected arm");
         // Deferred flags are written on this path only (it may be a side
         // exit's cold block): the code after it still defers them.
         let main = (self.deferred, self.known, self.op_pending, self.lazy_synced);
@@ -920,7 +925,8 @@ impl Emitter<'_> {
 /// Builds the CLIF for `region` into `b` (the function's signature is
 /// [`crate::cache::block_signature`]; helpers are called in `call_conv`,
 /// at the addresses in `hooks`).
-/// Returns the instructions and chaining slots the code points to.
+/// Returns the instructions and chaining slots the code points to, and
+/// how many of its branches run as selects (`emit_select.rs`).
 pub(crate) fn emit_region(
     mut b: FunctionBuilder<'_>,
     region: &Region,
@@ -929,7 +935,7 @@ pub(crate) fn emit_region(
     call_conv: CallConv,
     hooks: Hooks,
     fcfg: cranelift_codegen::isa::TargetFrontendConfig,
-) -> (Vec<Box<Decoded>>, Vec<Box<ChainSlot>>) {
+) -> (Vec<Box<Decoded>>, Vec<Box<ChainSlot>>, usize) {
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
@@ -1003,6 +1009,8 @@ pub(crate) fn emit_region(
         exit,
         heads,
         return_points: region.return_points(),
+        arms: crate::emit_select::plan(region),
+        in_arm: false,
         mode,
         k: 0,
         start_eip: block.start_eip,
@@ -1080,8 +1088,9 @@ pub(crate) fn emit_region(
     e.b.seal_all_blocks();
     let helper_insns = std::mem::take(&mut e.helper_insns);
     let slots = std::mem::take(&mut e.slots);
+    let selects = e.arms.len();
     e.b.finalize(fcfg);
-    (helper_insns, slots)
+    (helper_insns, slots, selects)
 }
 
 /// The end of the shared exit, after the state is written back: with a

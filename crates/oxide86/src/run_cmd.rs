@@ -389,12 +389,13 @@ fn print_stats(pc: &Pc, exit: &PcExit) {
     if pc.engine.kind() != oxide86_machine::pc::EngineKind::Interp {
         let share = |n: u64| 100.0 * n as f64 / s.instructions.max(1) as f64;
         eprintln!(
-            "  jit ({:?}){}{} translations ({} regions, {} optimised again) in {:.3} s ({:.3} s of it on the compile thread, {} discarded), {} B of code",
+            "  jit ({:?}){}{} translations ({} regions, {} optimised again, {} branches as selects) in {:.3} s ({:.3} s of it on the compile thread, {} discarded), {} B of code",
             pc.engine.kind(),
             " ".repeat(17usize.saturating_sub(format!("{:?}", pc.engine.kind()).len())),
             j.blocks_translated,
             j.regions,
             j.optimized,
+            j.selects,
             j.translate_ns as f64 / 1e9,
             j.background_ns as f64 / 1e9,
             j.discarded,

@@ -165,6 +165,7 @@ impl Engine {
             Some(Ok(block)) => {
                 self.stats.blocks_translated += 1;
                 self.stats.regions += u64::from(tag.region);
+                self.stats.selects += block.selects;
                 self.stats.optimized += u64::from(tag.optimize);
                 if current {
                     self.bg.code_bytes += block.code_bytes;

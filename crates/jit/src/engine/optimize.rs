@@ -98,6 +98,7 @@ impl Engine {
         if let Ok(b) = cache.compiler.compile(&region, key.mode, hooks, true) {
             self.stats.blocks_translated += 1;
             self.stats.regions += u64::from(region.blocks.len() > 1);
+            self.stats.selects += b.selects;
             self.stats.optimized += 1;
             self.install(key, b);
         }
