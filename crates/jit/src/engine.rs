@@ -21,6 +21,7 @@
 //! a chain can make an interrupt deliverable.
 
 mod background;
+mod cold_filter;
 mod optimize;
 pub use optimize::OPTIMIZE_AFTER;
 
@@ -31,7 +32,7 @@ use rustc_hash::FxHashMap;
 use oxide86_cpu::decode::FLUSHED_ALL;
 use oxide86_cpu::interrupt::Source;
 use oxide86_cpu::state::{cr0, eflags};
-use oxide86_cpu::{Bus, Cpu, CpuModel, StepOutcome};
+use oxide86_cpu::{Bus, Cpu, CpuModel, SegReg, StepOutcome};
 
 use crate::cache::{BlockFn, CodeCache, CompiledBlock, GENERATION_LIMIT};
 use crate::ctx::{ChainSlot, JitCtx, EXIT_INTERP, EXIT_NEXT};
@@ -168,6 +169,9 @@ pub struct Engine {
     pages: CodePages<Key>,
     /// Direct-mapped front of `map` for translated blocks (by physical address).
     jump_cache: JumpCache,
+    /// Lukewarm block starts the dispatcher may interpret without a
+    /// lookup (tiered; `engine/cold_filter.rs`).
+    cold: cold_filter::ColdFilter,
     /// Blocks dropped from the tables but not yet freed: their code and
     /// chaining slots live until the generation is retired, so a slot
     /// address handed to the dispatcher stays valid.
@@ -217,6 +221,7 @@ impl Engine {
             map: FxHashMap::default(),
             pages: CodePages::default(),
             jump_cache: JumpCache::new(),
+            cold: cold_filter::ColdFilter::default(),
             retired: Vec::new(),
             pending_link: 0,
             generation: 0,
@@ -479,6 +484,12 @@ impl Engine {
             return Gate::Interpret;
         }
         let eip = cpu.state.eip;
+        let lin = cpu.state.segment(SegReg::Cs).base.wrapping_add(eip);
+        let per = (self.threshold / 64).min(cold_filter::MAX_SKIPPED);
+        if self.cold.skip(lin, per) {
+            return Gate::Interpret;
+        }
+        let runs = self.cold.take(lin);
         let Some(key) = Key::at(cpu, Some(bus), eip, Mode::of(cpu)) else {
             return Gate::Interpret;
         };
@@ -495,15 +506,20 @@ impl Engine {
                 self.jump_cache.insert(key, b.entry, b.len);
                 return Gate::Block(b.entry, b.len, key.mode);
             }
-            Some(Entry::Interp) => return Gate::Interpret,
+            Some(Entry::Interp) => {
+                self.cold.remember(lin);
+                return Gate::Interpret;
+            }
             Some(Entry::Counting(c)) => {
-                *c = c.saturating_add(1);
+                *c = c.saturating_add(runs);
                 if *c < self.threshold {
+                    self.cold.remember(lin);
                     return Gate::Interpret;
                 }
             }
             None if self.kind == EngineKind::Tiered && self.threshold > 1 => {
-                self.map.insert(key, Entry::Counting(1));
+                self.map.insert(key, Entry::Counting(runs));
+                self.cold.remember(lin);
                 return Gate::Interpret;
             }
             None => {}
