@@ -21,9 +21,9 @@ use crate::decode::Decoded;
 /// The most instructions in one block.
 pub(crate) const MAX_LEN: usize = 32;
 /// Number of block headers (a power of two; direct-mapped).
-const HEADERS: usize = 1 << 12;
+const HEADERS: usize = 1 << 14;
 /// Decoded instructions the pool holds before it is emptied.
-const POOL: usize = 1 << 16;
+const POOL: usize = 1 << 18;
 
 /// Where a block's instructions are and what they were built from.
 #[derive(Clone, Copy, Debug, Default)]

@@ -152,9 +152,15 @@ pub(crate) struct FetchWindow {
 impl Cpu {
     /// A processor of `model` in its reset state.
     pub fn new(model: CpuModel) -> Self {
+        Self::with_decode_cache(model, DecodeCache::new())
+    }
+
+    /// [`Cpu::new`] with a decoded-instruction cache of the caller's size
+    /// ([`DecodeCache::with_entries`]).
+    pub fn with_decode_cache(model: CpuModel, icache: DecodeCache) -> Self {
         Self {
             state: CpuState::new(model),
-            icache: DecodeCache::new(),
+            icache,
             tlb: SoftTlb::default(),
             memory_map_generation: 0,
             ctx: InsnContext::default(),

@@ -14,8 +14,9 @@ use crate::block::{BlockCache, Header};
 use crate::model::CpuModel;
 use iced_x86::{Decoder, DecoderOptions, Instruction};
 
-/// Number of cache entries (a power of two).
-const ENTRIES: usize = 1 << 16;
+/// Entries of [`DecodeCache::new`] (a power of two): 4 MiB of decodings,
+/// cheap enough to create for every test CPU.
+const DEFAULT_ENTRIES: usize = 1 << 16;
 /// log2 of the invalidation granule.
 const LINE_SHIFT: u32 = 6;
 /// The longest x86 instruction.
@@ -99,10 +100,13 @@ pub struct DecodeStats {
 /// The decoded-instruction cache.
 pub struct DecodeCache {
     /// The slots' tags; invalidation writes only these.
-    tags: Box<[Tag; ENTRIES]>,
+    tags: Box<[Tag]>,
     /// The slots' decodings, written only by [`DecodeCache::insert`]. Never
     /// resized, so a pointer from [`DecodeCache::lookup_hit_ptr`] stays put.
-    decoded: Box<[Decoded; ENTRIES]>,
+    decoded: Box<[Decoded]>,
+    /// Number of slots minus one (a power of two minus one): direct-mapped
+    /// on the low bits of the physical address.
+    mask: usize,
     /// One bit per 64-byte line of the 4 GiB physical space.
     code_lines: Vec<u64>,
     /// Hit/miss/invalidate counters.
@@ -153,8 +157,17 @@ impl Default for DecodeCache {
 }
 
 impl DecodeCache {
-    /// An empty cache.
+    /// An empty cache of the default size.
     pub fn new() -> Self {
+        Self::with_entries(DEFAULT_ENTRIES)
+    }
+
+    /// An empty cache of `entries` slots (rounded up to a power of two):
+    /// one per byte of physical code address it can hold at once, 64
+    /// bytes each. A machine running an operating system wants more than
+    /// the default (a kernel's boot code spans megabytes).
+    pub fn with_entries(entries: usize) -> Self {
+        let entries = entries.max(1).next_power_of_two();
         let empty = Decoded {
             insn: Instruction::default(),
             addr32: false,
@@ -173,14 +186,9 @@ impl DecodeCache {
         };
         // The line bitmap is 8 MiB of zeroes; the allocator maps it lazily.
         Self {
-            tags: vec![Tag::default(); ENTRIES]
-                .into_boxed_slice()
-                .try_into()
-                .unwrap_or_else(|_| unreachable!("ENTRIES tags")),
-            decoded: vec![empty; ENTRIES]
-                .into_boxed_slice()
-                .try_into()
-                .unwrap_or_else(|_| unreachable!("ENTRIES slots")),
+            tags: vec![Tag::default(); entries].into_boxed_slice(),
+            decoded: vec![empty; entries].into_boxed_slice(),
+            mask: entries - 1,
             code_lines: vec![0; 1 << (32 - LINE_SHIFT - 6)],
             stats: DecodeStats::default(),
             code_write_log: None,
@@ -278,7 +286,7 @@ impl DecodeCache {
     /// The slot holding the decoding at `paddr` for this code size.
     #[inline]
     fn slot(&self, paddr: u32, code32: bool) -> Option<usize> {
-        let i = paddr as usize & (ENTRIES - 1);
+        let i = paddr as usize & self.mask;
         let e = &self.tags[i];
         (e.key == 1 + u8::from(code32) && e.paddr == paddr).then_some(i)
     }
@@ -286,7 +294,7 @@ impl DecodeCache {
     /// The cached decoding of the instruction at `paddr` for this code size.
     #[inline]
     pub fn lookup(&mut self, paddr: u32, code32: bool) -> Option<&Decoded> {
-        let i = paddr as usize & (ENTRIES - 1);
+        let i = paddr as usize & self.mask;
         let e = &self.tags[i];
         if e.key == 1 + u8::from(code32) && e.paddr == paddr {
             self.stats.hits += 1;
@@ -304,10 +312,10 @@ impl DecodeCache {
     /// moves, so it can be read while the CPU executes the instruction.
     #[inline]
     pub(crate) fn lookup_hit_ptr(&self, paddr: u32, code32: bool) -> Option<*const Decoded> {
-        let i = paddr as usize & (ENTRIES - 1);
+        let i = paddr as usize & self.mask;
         let e = &self.tags[i];
         if e.key == 1 + u8::from(code32) && e.paddr == paddr {
-            // In bounds: i < ENTRIES == decoded.len().
+            // In bounds: i <= mask < decoded.len().
             Some(self.decoded.as_ptr().wrapping_add(i))
         } else {
             None
@@ -318,7 +326,7 @@ impl DecodeCache {
     pub fn insert(&mut self, paddr: u32, code32: bool, decoded: Decoded) {
         self.inserts = self.inserts.wrapping_add(1);
         let len = decoded.insn.len() as u32;
-        let i = paddr as usize & (ENTRIES - 1);
+        let i = paddr as usize & self.mask;
         self.tags[i] = Tag {
             paddr,
             key: 1 + u8::from(code32),
@@ -373,7 +381,7 @@ impl DecodeCache {
             let start = (line << LINE_SHIFT).wrapping_sub(MAX_INSN_LEN as u32 - 1);
             for a in 0..(1u32 << LINE_SHIFT) + MAX_INSN_LEN as u32 - 1 {
                 let p = start.wrapping_add(a);
-                let e = &mut self.tags[p as usize & (ENTRIES - 1)];
+                let e = &mut self.tags[p as usize & self.mask];
                 if e.key != 0 && e.paddr == p {
                     let end = p.wrapping_add(u32::from(e.len));
                     if p >> LINE_SHIFT == line || end > (line << LINE_SHIFT) {
@@ -750,5 +758,23 @@ mod tests {
         assert!(c.is_code(0x1041, 1));
         c.invalidate(0x1041, 1);
         assert!(c.lookup(0x103E, true).is_none());
+    }
+
+    #[test]
+    fn a_larger_cache_holds_code_the_default_one_aliases() {
+        let d = decode(&[0x90], true, CpuModel::P6).unwrap();
+        let (a, b) = (0x10_0000, 0x11_0000); // 64 KiB apart
+        let mut small = DecodeCache::new();
+        small.insert(a, true, d);
+        small.insert(b, true, d);
+        assert!(small.lookup(a, true).is_none(), "one slot for both");
+        let mut large = DecodeCache::with_entries(3 << 16); // rounded up to 256 Ki
+        large.insert(a, true, d);
+        large.insert(b, true, d);
+        assert!(large.lookup(a, true).is_some());
+        assert!(large.lookup(b, true).is_some());
+        large.invalidate(b, 1);
+        assert!(large.lookup(b, true).is_none());
+        assert!(large.lookup(a, true).is_some());
     }
 }
