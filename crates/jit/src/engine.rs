@@ -529,7 +529,7 @@ impl Engine {
 
     /// Translates the block at `key` (the current CS:EIP).
     fn translate<B: Bus>(&mut self, cpu: &mut Cpu, bus: &mut B, key: Key) -> Gate {
-        if self.in_flight(&key) {
+        if self.wanted_in_flight(&key) {
             return Gate::Interpret;
         }
         let start = Instant::now();

@@ -14,7 +14,7 @@ use rustc_hash::FxHashMap;
 
 use super::{Engine, EngineKind, Entry, Key};
 use crate::translate::{Hooks, Region};
-use crate::worker::{Done, Job, NoResult, Worker};
+use crate::worker::{Demand, Done, Job, NoResult, Worker};
 
 /// What comes back with a result.
 #[derive(Clone, Copy, Debug)]
@@ -36,8 +36,9 @@ pub(super) struct Background {
     worker: Option<Worker<Tag>>,
     /// The worker could not be started or died.
     failed: bool,
-    /// Keys being compiled, with the request whose result is wanted.
-    pending: FxHashMap<Key, u64>,
+    /// Keys being compiled, with the request whose result is wanted and
+    /// its job's demand counter.
+    pending: FxHashMap<Key, (u64, Demand)>,
     next_request: u64,
     /// Jobs sent in the current generation (the most blocks the worker's
     /// module can hold of it).
@@ -50,6 +51,22 @@ impl Engine {
     /// Whether the translation of `key` is being compiled in the background.
     pub(super) fn in_flight(&self, key: &Key) -> bool {
         !self.bg.pending.is_empty() && self.bg.pending.contains_key(key)
+    }
+
+    /// [`Engine::in_flight`] for a block the dispatcher is about to
+    /// interpret because its translation is not back yet: counts the want,
+    /// so the worker takes its job before those of colder blocks.
+    pub(super) fn wanted_in_flight(&self, key: &Key) -> bool {
+        if self.bg.pending.is_empty() {
+            return false;
+        }
+        match self.bg.pending.get(key) {
+            Some((_, demand)) => {
+                demand.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Whether translations now go to the worker: tiered, not verifying
@@ -99,12 +116,15 @@ impl Engine {
             hooks,
             optimize,
         };
-        if let Err(job) = worker.submit(job) {
-            self.worker_gone();
-            return Err(job.region);
-        }
+        let demand = match worker.submit(job) {
+            Ok(demand) => demand,
+            Err(job) => {
+                self.worker_gone();
+                return Err(job.region);
+            }
+        };
         bg.jobs += 1;
-        bg.pending.insert(key, tag.request);
+        bg.pending.insert(key, (tag.request, demand));
         self.stats.background_jobs += 1;
         Ok(())
     }
@@ -155,7 +175,12 @@ impl Engine {
         self.stats.translate_ns += ns;
         self.stats.background_ns += ns;
         let current = generation == self.generation;
-        let wanted = current && self.bg.pending.get(&tag.key) == Some(&tag.request);
+        let wanted = current
+            && self
+                .bg
+                .pending
+                .get(&tag.key)
+                .is_some_and(|(request, _)| *request == tag.request);
         if wanted {
             self.bg.pending.remove(&tag.key);
         }
