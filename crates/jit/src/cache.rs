@@ -51,8 +51,9 @@ type Trampoline = unsafe extern "C" fn(*mut JitCtx, *const u8) -> u32;
 pub struct CompiledBlock {
     /// Its code.
     pub entry: BlockFn,
-    /// Guest instructions in one pass through it (the most steps it
-    /// retires unless it loops on itself).
+    /// What the budget must hold for it to start: the instructions of its
+    /// entry block and of the blocks checked with it (`budget.rs`). The
+    /// dispatcher interprets when the budget holds less.
     pub len: u64,
     /// Bytes of machine code.
     pub code_bytes: usize,
@@ -380,7 +381,7 @@ impl Compiler {
         ctx.func.signature = sig.clone();
         let b = FunctionBuilder::new(&mut ctx.func, fctx);
         let fcfg = module.target_config();
-        let (insns, slots, selects) = emit_region(b, region, mode, ptr, cc, hooks, fcfg);
+        let emitted = emit_region(b, region, mode, ptr, cc, hooks, fcfg);
         let r = (|| {
             // Named by guest entry, so that `perf report` names the host
             // code of each block (cranelift-jit writes `/tmp/perf-<pid>.map`
@@ -418,13 +419,13 @@ impl Compiler {
         *code_bytes += size;
         Ok(CompiledBlock {
             entry: BlockFn(code as usize),
-            len: region.entry().insns.len() as u64,
+            len: emitted.entry_need,
             code_bytes: size,
             optimized: optimize,
-            selects: selects as u64,
+            selects: emitted.selects as u64,
             credit: 0,
-            _insns: insns,
-            _slots: slots,
+            _insns: emitted.helper_insns,
+            _slots: emitted.slots,
         })
     }
 

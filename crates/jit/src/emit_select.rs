@@ -19,16 +19,13 @@
 //! selected the same way, so the count is the interpreter's. An arm holds
 //! nothing that can leave the block or write memory or the state (no
 //! memory operand, no eager-flags producer, no helper), so running the
-//! arm not taken is invisible. Before the arms, the budget must hold the
-//! longer one; otherwise the function leaves at the Jcc's target, as the
-//! branch it replaces would have when the budget did not hold the next
-//! block.
+//! arm not taken is invisible. The block's budget check (`budget.rs`)
+//! counts the longer arm, so a block whose Jcc runs as selects needs that
+//! many more instructions in the budget before it starts.
 
-use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, InstBuilder, Value};
 use iced_x86::{Mnemonic as M, OpKind};
 
-use crate::ctx::EXIT_NEXT;
 use crate::emit_insn::{cc_of, inline_kind, rel_target};
 use crate::translate::{Emitter, GuestInsn, Lower, Region, Scanned};
 
@@ -190,23 +187,10 @@ pub(crate) fn emit(e: &mut Emitter<'_>, g: &GuestInsn, arms: &Arms) {
     let bu = e.b.use_var(e.budget);
     let bu = e.b.ins().iadd_imm_s(bu, -(k + 1));
     e.b.def_var(e.budget, bu);
+    // The block's need (`budget.rs`) counted the longer arm: the budget
+    // holds it here.
     let (nt, nf) = (arms.taken.len() as i64, arms.fall.len() as i64);
-    let holds =
-        e.b.ins()
-            .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, bu, nt.max(nf));
-    let short = e.b.create_block();
-    let body = e.b.create_block();
-    e.b.set_cold_block(short);
-    e.b.ins().brif(holds, body, &[], short, &[]);
-    e.b.switch_to_block(short);
-    let te =
-        e.b.ins()
-            .iconst(types::I32, i64::from(rel_target(&insn, g.eip) as i32));
-    let fe = e.b.ins().iconst(types::I32, i64::from(g.next as i32));
-    let eip = e.b.ins().select(c, te, fe);
     e.k = 0;
-    e.exit_to(eip, EXIT_NEXT);
-    e.b.switch_to_block(body);
 
     let (flags_dead, replaced) = (e.flags_dead, e.flags_replaced_later);
     (e.flags_dead, e.flags_replaced_later) = (false, false);

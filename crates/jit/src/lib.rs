@@ -10,6 +10,7 @@
 //! else (misses, MMIO, code pages, faults) to the interpreter. The
 //! interpreter is the reference: see `docs/jit.md`.
 
+mod budget;
 pub mod cache;
 pub mod cross;
 pub mod ctx;

@@ -569,6 +569,18 @@ pub(crate) mod off {
     }
 }
 
+/// A guest block of the region being built.
+pub(crate) struct Head {
+    pub eip: u32,
+    /// Its first Cranelift block.
+    pub block: Block,
+    /// What the budget must hold when it starts (`budget.rs`).
+    pub need: i64,
+    /// Only one block of the region transfers to it, and that block's
+    /// need includes this one's: a transfer here checks nothing.
+    pub covered: bool,
+}
+
 /// The function being built for one block.
 pub(crate) struct Emitter<'a> {
     pub b: FunctionBuilder<'a>,
@@ -620,9 +632,8 @@ pub(crate) struct Emitter<'a> {
     /// The shared exit: params (eip: i32, retired in this pass: i64,
     /// status: i32, chaining slot address or 0: pointer).
     pub exit: Block,
-    /// Each guest block of the region: its EIP, its first Cranelift
-    /// block and its length (instructions in one pass).
-    pub heads: Vec<(u32, Block, i64)>,
+    /// Each guest block of the region, in its order.
+    pub heads: Vec<Head>,
     /// EIPs after the region's CALLs that are blocks of the region: a RET
     /// to one of them continues there.
     pub return_points: Vec<u32>,
@@ -717,7 +728,13 @@ impl Emitter<'_> {
     /// when it has one and the budget allows a whole pass of it (a back
     /// edge or a jump within the region), else out through the exit.
     pub fn transfer(&mut self, target: u32) {
-        let Some(&(_, head, len)) = self.heads.iter().find(|(eip, ..)| *eip == target) else {
+        let Some(&Head {
+            block: head,
+            need,
+            covered,
+            ..
+        }) = self.heads.iter().find(|h| h.eip == target)
+        else {
             self.exit_const(target, EXIT_NEXT);
             return;
         };
@@ -727,10 +744,15 @@ impl Emitter<'_> {
         let bu = self.b.use_var(self.budget);
         let bu = self.b.ins().iadd_imm_s(bu, -n);
         self.b.def_var(self.budget, bu);
+        if covered {
+            // The block before this one checked for it (`budget.rs`).
+            self.b.ins().jump(head, &[]);
+            return;
+        }
         let more = self
             .b
             .ins()
-            .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, bu, len);
+            .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, bu, need);
         let stop = self.b.create_block();
         self.b.set_cold_block(stop);
         self.b.ins().brif(more, head, &[], stop, &[]);
@@ -917,16 +939,25 @@ impl Emitter<'_> {
     }
 }
 
+/// What [`emit_region`] built besides the CLIF.
 #[allow(
     clippy::vec_box,
-    clippy::type_complexity,
     reason = "generated code holds their addresses: they must not move"
 )]
+pub(crate) struct Emitted {
+    /// Instructions the code points to (for the interpreter helper).
+    pub helper_insns: Vec<Box<Decoded>>,
+    /// Chaining slots the code points to.
+    pub slots: Vec<Box<ChainSlot>>,
+    /// Branches that run as selects (`emit_select.rs`).
+    pub selects: usize,
+    /// What the budget must hold for the function to start (`budget.rs`).
+    pub entry_need: u64,
+}
+
 /// Builds the CLIF for `region` into `b` (the function's signature is
 /// [`crate::cache::block_signature`]; helpers are called in `call_conv`,
-/// at the addresses in `hooks`).
-/// Returns the instructions and chaining slots the code points to, and
-/// how many of its branches run as selects (`emit_select.rs`).
+/// at the addresses in `hooks`), and says what else it built.
 pub(crate) fn emit_region(
     mut b: FunctionBuilder<'_>,
     region: &Region,
@@ -935,14 +966,15 @@ pub(crate) fn emit_region(
     call_conv: CallConv,
     hooks: Hooks,
     fcfg: cranelift_codegen::isa::TargetFrontendConfig,
-) -> (Vec<Box<Decoded>>, Vec<Box<ChainSlot>>, usize) {
+) -> Emitted {
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
     let ctx = b.block_params(entry)[0];
-    // One pass must fit in the budget (the dispatcher checks this for the
-    // first block of a chain, this check covers the chained ones): else
-    // leave at once, state untouched, for the interpreter.
+    // The entry block's need must fit in the budget (the dispatcher
+    // checks this for the first block of a chain, this check covers the
+    // chained ones): else leave at once, state untouched, for the
+    // interpreter.
     let budget0 = b.ins().load(
         types::I64,
         trusted(),
@@ -950,9 +982,11 @@ pub(crate) fn emit_region(
         offset_of!(JitCtx, budget) as i32,
     );
     let block = region.entry();
+    let arms = crate::emit_select::plan(region);
+    let plan = crate::budget::plan(region, &arms);
     let short = b
         .ins()
-        .icmp_imm_u(IntCC::UnsignedLessThan, budget0, block.insns.len() as i64);
+        .icmp_imm_u(IntCC::UnsignedLessThan, budget0, plan.need[0]);
     let refuse = b.create_block();
     let body = b.create_block();
     b.set_cold_block(refuse);
@@ -979,12 +1013,18 @@ pub(crate) fn emit_region(
     b.append_block_param(exit, types::I64);
     b.append_block_param(exit, types::I32);
     b.append_block_param(exit, ptr);
-    let heads: Vec<(u32, Block, i64)> = region
+    let heads: Vec<Head> = region
         .blocks
         .iter()
-        .map(|g| (g.start_eip, b.create_block(), g.insns.len() as i64))
+        .zip(plan.need.iter().zip(&plan.covered))
+        .map(|(g, (&need, &covered))| Head {
+            eip: g.start_eip,
+            block: b.create_block(),
+            need,
+            covered,
+        })
         .collect();
-    let head = heads[0].1;
+    let head = heads[0].block;
     let mut e = Emitter {
         b,
         ctx,
@@ -1009,7 +1049,7 @@ pub(crate) fn emit_region(
         exit,
         heads,
         return_points: region.return_points(),
-        arms: crate::emit_select::plan(region),
+        arms,
         in_arm: false,
         mode,
         k: 0,
@@ -1035,7 +1075,7 @@ pub(crate) fn emit_region(
     e.b.def_var(e.budget, budget0);
     e.b.ins().jump(head, &[]);
     for (i, block) in region.blocks.iter().enumerate() {
-        e.b.switch_to_block(e.heads[i].1);
+        e.b.switch_to_block(e.heads[i].block);
         // A join point: the flag producer is not known statically, and
         // the Variables may differ from the state on some path here.
         e.known = None;
@@ -1086,11 +1126,14 @@ pub(crate) fn emit_region(
     e.sync_count(left, 0);
     emit_chain(&mut e, params[0], params[2], params[3]);
     e.b.seal_all_blocks();
-    let helper_insns = std::mem::take(&mut e.helper_insns);
-    let slots = std::mem::take(&mut e.slots);
-    let selects = e.arms.len();
+    let emitted = Emitted {
+        helper_insns: std::mem::take(&mut e.helper_insns),
+        slots: std::mem::take(&mut e.slots),
+        selects: e.arms.len(),
+        entry_need: e.heads[0].need as u64,
+    };
     e.b.finalize(fcfg);
-    (helper_insns, slots, selects)
+    emitted
 }
 
 /// The end of the shared exit, after the state is written back: with a
