@@ -207,6 +207,10 @@ pub(crate) fn emit(e: &mut Emitter<'_>, g: &GuestInsn) {
         M::Rdtsc => rdtsc(e, g),
         M::Cli => cli(e),
         M::Adc | M::Sbb => crate::emit_carry::adc_sbb(e, g),
+        // Only the REP forms `emit_string::rep_inline` accepted get here.
+        M::Movsb | M::Movsw | M::Movsd | M::Stosb | M::Stosw | M::Stosd => {
+            crate::emit_string::rep_movs_stos(e, g)
+        }
         M::Mov => {
             let w = width(&insn, 0);
             let to_mem = insn.op_kind(0) == OpKind::Memory;

@@ -336,6 +336,7 @@ fn scan_at<B: Bus + ?Sized>(
                 break (eip, EXIT_INTERP)
             }
             Some(_) => Lower::Inline,
+            None if crate::emit_string::rep_inline(&f.decoded, mode) => Lower::Inline,
             None if helper_safe(&f.decoded) => Lower::Helper,
             None => break (eip, EXIT_INTERP),
         };
