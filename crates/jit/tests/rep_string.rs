@@ -45,48 +45,35 @@ fn program() -> Vec<u8> {
         a.cld()?;
         a.set_label(&mut go)?;
         a.mov(eax, ebx)?;
-        // REP STOSB/W/D: count 0..63, start anywhere in the first page.
-        for stos in [0xAAu8, 0xAB] {
-            for prefix in [&[0xF3u8][..], &[0x66, 0xF3]] {
-                if stos == 0xAA && prefix.len() == 2 {
-                    continue;
-                }
-                a.mov(ecx, ebx)?;
-                a.and(ecx, 0x3F)?;
-                a.mov(edi, ebx)?;
-                a.shr(edi, 8)?;
-                a.and(edi, 0xFFF)?;
-                a.add(edi, DATA)?;
-                let mut bytes = prefix.to_vec();
-                bytes.push(stos);
-                a.db(&bytes)?;
-                fold(a)?;
-                a.rol(ebx, 5)?;
-            }
-        }
-        // REP MOVSB/W/D: count 0..63, source anywhere in the first page,
-        // destination 0..15 bytes above or below it.
-        for (prefix, movs) in [
-            (&[0xF3u8][..], 0xA4u8),
-            (&[0xF3], 0xA5),
-            (&[0x66, 0xF3], 0xA5),
+        // Count 0..63 and the first element anywhere in the first page;
+        // for MOVS the destination from 8 bytes below the source to 7
+        // above it.
+        for form in [
+            &[0xF3u8, 0xAA][..], // REP STOSB
+            &[0x66, 0xF3, 0xAB], // REP STOSW
+            &[0xF3, 0xAB],       // REP STOSD
+            &[0xF3, 0xA4],       // REP MOVSB
+            &[0x66, 0xF3, 0xA5], // REP MOVSW
+            &[0xF3, 0xA5],       // REP MOVSD
         ] {
+            let movs = matches!(form.last(), Some(0xA4 | 0xA5));
+            let first = if movs { esi } else { edi };
             a.mov(ecx, ebx)?;
             a.and(ecx, 0x3F)?;
-            a.mov(esi, ebx)?;
-            a.shr(esi, 8)?;
-            a.and(esi, 0xFFF)?;
-            a.add(esi, DATA)?;
-            a.mov(edi, ebx)?;
-            a.shr(edi, 20)?;
-            a.and(edi, 0xF)?;
-            a.sub(edi, 8)?;
-            a.add(edi, esi)?;
-            let mut bytes = prefix.to_vec();
-            bytes.push(movs);
-            a.db(&bytes)?;
+            a.mov(first, ebx)?;
+            a.shr(first, 8)?;
+            a.and(first, 0xFFF)?;
+            a.add(first, DATA)?;
+            if movs {
+                a.mov(edi, ebx)?;
+                a.shr(edi, 20)?;
+                a.and(edi, 0xF)?;
+                a.sub(edi, 8)?;
+                a.add(edi, esi)?;
+            }
+            a.db(form)?;
             fold(a)?;
-            a.rol(ebx, 7)?;
+            a.rol(ebx, 5)?;
         }
         a.dec(ebp)?;
         a.jnz(top)?;
