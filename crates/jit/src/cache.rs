@@ -54,7 +54,7 @@ pub struct CompiledBlock {
     /// What the budget must hold for it to start: the instructions of its
     /// entry block and of the blocks checked with it (`budget.rs`). The
     /// dispatcher interprets when the budget holds less.
-    pub len: u64,
+    pub need: u64,
     /// Bytes of machine code.
     pub code_bytes: usize,
     /// Compiled with Cranelift's optimiser (a hot region's second
@@ -419,7 +419,7 @@ impl Compiler {
         *code_bytes += size;
         Ok(CompiledBlock {
             entry: BlockFn(code as usize),
-            len: emitted.entry_need,
+            need: emitted.entry_need,
             code_bytes: size,
             optimized: optimize,
             selects: emitted.selects as u64,

@@ -393,7 +393,7 @@ impl Engine {
                     }
                     continue;
                 }
-                Gate::Block(entry, len, mode) if len <= max_steps - steps => {
+                Gate::Block(entry, need, mode) if need <= max_steps - steps => {
                     let (status, n, o) = self.run_block(cpu, bus, entry, mode, max_steps - steps);
                     steps += n;
                     self.block_steps += n;
@@ -494,17 +494,17 @@ impl Engine {
             return Gate::Interpret;
         };
         self.stats.lookups += 1;
-        if let Some((entry, len)) = self.jump_cache.get(&key) {
+        if let Some((entry, need)) = self.jump_cache.get(&key) {
             self.stats.hits += 1;
             self.last_entry = Some(key);
-            return Gate::Block(entry, len, key.mode);
+            return Gate::Block(entry, need, key.mode);
         }
         match self.map.get_mut(&key) {
             Some(Entry::Block(b)) => {
                 self.stats.hits += 1;
                 self.last_entry = Some(key);
-                self.jump_cache.insert(key, b.entry, b.len);
-                return Gate::Block(b.entry, b.len, key.mode);
+                self.jump_cache.insert(key, b.entry, b.need);
+                return Gate::Block(b.entry, b.need, key.mode);
             }
             Some(Entry::Interp) => {
                 self.cold.remember(lin);
@@ -576,7 +576,7 @@ impl Engine {
         self.stats.translate_ns += start.elapsed().as_nanos() as u64;
         self.pages.add(key.paddr >> 12, key);
         let gate = match &entry {
-            Entry::Block(b) => Gate::Block(b.entry, b.len, key.mode),
+            Entry::Block(b) => Gate::Block(b.entry, b.need, key.mode),
             _ => Gate::Interpret,
         };
         self.map.insert(key, entry);
@@ -767,7 +767,7 @@ pub(crate) fn interpreter_only(cpu: &Cpu) -> bool {
 /// What to do at a block boundary.
 enum Gate {
     Interpret,
-    /// A translated block: its entry, length and mode.
+    /// A translated block: its entry, need (`CompiledBlock::need`) and mode.
     Block(BlockFn, u64, Mode),
     Delivered(StepOutcome),
 }

@@ -46,7 +46,7 @@ impl Key {
 /// Entries in the jump cache (a power of two).
 const ENTRIES: usize = 4096;
 
-/// One entry: a block's key, entry point and length (instructions in one pass).
+/// One entry: a block's key, entry point and need (`CompiledBlock::need`).
 type Entry = Option<(Key, BlockFn, u64)>;
 
 /// The jump cache (see the module docs). Its entries are a separate heap
@@ -61,11 +61,11 @@ fn slot(paddr: u32) -> usize {
     (paddr ^ (paddr >> 12)) as usize & (ENTRIES - 1)
 }
 
-/// The block `entries` hold for `key`: its entry and length.
+/// The block `entries` hold for `key`: its entry and need.
 #[inline]
 fn probe(entries: &[Entry], key: &Key) -> Option<(BlockFn, u64)> {
     match entries[slot(key.paddr)] {
-        Some((k, entry, len)) if k == *key => Some((entry, len)),
+        Some((k, entry, need)) if k == *key => Some((entry, need)),
         _ => None,
     }
 }
@@ -77,14 +77,14 @@ impl JumpCache {
         }
     }
 
-    /// The block cached for `key`: its entry and length.
+    /// The block cached for `key`: its entry and need.
     #[inline]
     pub fn get(&self, key: &Key) -> Option<(BlockFn, u64)> {
         probe(&self.entries, key)
     }
 
-    pub fn insert(&mut self, key: Key, entry: BlockFn, len: u64) {
-        self.entries[slot(key.paddr)] = Some((key, entry, len));
+    pub fn insert(&mut self, key: Key, entry: BlockFn, need: u64) {
+        self.entries[slot(key.paddr)] = Some((key, entry, need));
     }
 
     /// Drops `key`'s entry, if it holds one.

@@ -726,8 +726,9 @@ impl Emitter<'_> {
 
     /// Control goes to `target` after `self.k` instructions of the current
     /// guest block (the transfer included): into the region's block there
-    /// when it has one and the budget allows a whole pass of it (a back
-    /// edge or a jump within the region), else out through the exit.
+    /// when it has one and the budget holds its need (`budget.rs`; a
+    /// covered block was checked for by the block before it), else out
+    /// through the exit.
     pub fn transfer(&mut self, target: u32) {
         let Some(&Head {
             block: head,
