@@ -1,9 +1,8 @@
 //! The run-time context a translated block receives: raw pointers to the
-//! shared [`CpuState`], the soft TLB's entry array and guest RAM, plus the
-//! instruction budget. `#[repr(C)]` so generated code addresses the fields
+//! shared [`CpuState`] and guest RAM, plus the instruction budget (the
+//! soft TLB's entries are a constant in the code: `translate::Bases`). `#[repr(C)]` so generated code addresses the fields
 //! with `offset_of!`.
 
-use oxide86_cpu::tlb::TlbEntry;
 use oxide86_cpu::{Cpu, CpuState};
 
 use crate::translate::Mode;
@@ -41,8 +40,6 @@ pub struct ChainSlot {
 pub struct JitCtx {
     /// The CPU's architectural state.
     pub state: *mut CpuState,
-    /// The soft TLB's entries (`TLB_ENTRIES` of them).
-    pub tlb: *const TlbEntry,
     /// Guest RAM (the bus's `ram()` slice), or null if the bus has none.
     /// Generated code reaches it only through soft-TLB entries, which map
     /// whole pages inside the slice.

@@ -96,12 +96,12 @@ impl Emitter<'_> {
         } else {
             self.b.ins().ireduce(self.ptr, hoff)
         };
-        let ram = self.ram;
+        let ram = self.ram_base();
         (ok, self.b.ins().iadd(ram, hoff))
     }
 
     fn load_entry(&mut self, ty: Type, offset: i32) -> Value {
-        let tlb = self.tlb;
+        let tlb = self.tlb_base();
         self.b.ins().load(ty, trusted(), tlb, offset)
     }
 }

@@ -20,7 +20,7 @@ use oxide86_cpu::state::seg_flags;
 use oxide86_cpu::tlb::{fast, TlbEntry, TLB_ENTRIES};
 use oxide86_cpu::{SegReg, SegmentCache};
 
-use crate::translate::{off, trusted, Emitter, GuestInsn};
+use crate::translate::{off, trusted, Emitter, GuestInsn, MODE_PG};
 
 /// Flags for guest-RAM accesses: bounds checked before, little-endian.
 fn guest() -> MemFlagsData {
@@ -139,6 +139,11 @@ impl Emitter<'_> {
             let (lin, bad) = self.segment_check(seg, offset, size);
             (lin, Some(bad))
         };
+        if !write && self.mode.bits & MODE_PG == 0 {
+            if let Some(addr) = self.direct_read(g, lin, seg_bad, size) {
+                return addr;
+            }
+        }
         // The soft-TLB entry's comparator for this kind of access holds
         // the page base when a direct access may hit; comparing it with
         // the page of the last byte also sends a page-crossing access
@@ -154,7 +159,8 @@ impl Emitter<'_> {
             .ins()
             .band_imm_u(scaled, ((TLB_ENTRIES - 1) * size_of::<TlbEntry>()) as i64);
         let byte_off = self.b.ins().uextend(self.ptr, byte_off);
-        let e = self.b.ins().iadd(self.tlb, byte_off);
+        let tlb = self.tlb_base();
+        let e = self.b.ins().iadd(tlb, byte_off);
         let k = fast::index(write, self.mode.user);
         let cmp_off = offset_of!(TlbEntry, fast) + 4 * k;
         let want = self.b.ins().load(types::I32, trusted(), e, cmp_off as i32);
@@ -173,13 +179,52 @@ impl Emitter<'_> {
         );
         let lin64 = self.b.ins().uextend(types::I64, lin);
         let hoff = self.b.ins().iadd(addend, lin64);
-        let ram = self.ram;
+        let ram = self.ram_base();
         let hoff = if self.ptr == types::I64 {
             hoff
         } else {
             self.b.ins().ireduce(self.ptr, hoff)
         };
         self.b.ins().iadd(ram, hoff)
+    }
+
+    /// A read with paging off (linear = physical) inside the bases' direct
+    /// window (`Bases::direct`: plain RAM at offsets equal to the
+    /// addresses, page-aligned): a range check instead of the soft-TLB
+    /// lookup. Reads need no code-page check, and the window is the
+    /// memory map the TLB would see (a change of the map drops every
+    /// block). `None` when there is no window. (Writes keep the TLB path:
+    /// the same range check plus a look at the decode cache's code bitmap
+    /// for the page measured slower than the TLB's write comparator.)
+    fn direct_read(
+        &mut self,
+        g: &GuestInsn,
+        lin: Value,
+        seg_bad: Option<Value>,
+        size: u32,
+    ) -> Option<Value> {
+        let (lo, hi) = self.bases.direct;
+        if hi.wrapping_sub(lo) < size {
+            return None;
+        }
+        // lin - lo <= hi - lo - size, unsigned: the whole access lies in
+        // lo..hi (an address below lo wraps to a large difference).
+        let rel = self.b.ins().iadd_imm_s(lin, -i64::from(lo));
+        let mut bad =
+            self.b
+                .ins()
+                .icmp_imm_u(IntCC::UnsignedGreaterThan, rel, i64::from(hi - lo - size));
+        if let Some(seg_bad) = seg_bad {
+            bad = self.b.ins().bor(bad, seg_bad);
+        }
+        self.side_exit_if(bad, g.eip);
+        let lin = if self.ptr == types::I64 {
+            self.b.ins().uextend(types::I64, lin)
+        } else {
+            lin
+        };
+        let ram = self.ram_base();
+        Some(self.b.ins().iadd(ram, lin))
     }
 
     /// The linear address of `seg:offset` and a flag that is set when

@@ -38,7 +38,7 @@ use crate::cache::{BlockFn, CodeCache, CompiledBlock, GENERATION_LIMIT};
 use crate::ctx::{ChainSlot, JitCtx, EXIT_INTERP, EXIT_NEXT};
 use crate::jump_cache::{JumpCache, Key};
 use crate::smc::CodePages;
-use crate::translate::{scan_region_at, Hooks, Miscompile, Mode, Region, MAX_REGION_BLOCKS};
+use crate::translate::{scan_region_at, Bases, Hooks, Miscompile, Mode, Region, MAX_REGION_BLOCKS};
 use crate::verify::report::Mismatch;
 use crate::verify::{BlockRun, Verdict, Verifier};
 
@@ -192,6 +192,9 @@ pub struct Engine {
     /// `engine/optimize.rs`).
     last_entry: Option<Key>,
     block_steps: u64,
+    /// Where the soft TLB and guest RAM were for the blocks of this
+    /// generation, which address them as constants.
+    bases: Bases,
     /// Counters.
     pub stats: JitStats,
 }
@@ -230,6 +233,7 @@ impl Engine {
             miscompile: None,
             last_entry: None,
             block_steps: 0,
+            bases: Bases::default(),
             stats: JitStats::default(),
         }
     }
@@ -354,6 +358,16 @@ impl Engine {
         if cpu.icache.code_write_log.is_none() {
             // Translations made before logging started cannot exist.
             cpu.icache.code_write_log = Some(Vec::new());
+        }
+        let b = &self.bases;
+        if b.tlb != cpu.tlb.entries_ptr() as usize
+            || b.ram != bus.ram().map_or(0, |r| r.as_mut_ptr() as usize)
+            || b.map_generation != bus.memory_map_generation()
+        {
+            // Another TLB, RAM or memory map than the blocks were
+            // compiled for.
+            self.flush();
+            self.bases = Bases::of(cpu, bus);
         }
         while steps < max_steps {
             self.drain_code_writes(cpu);
@@ -602,6 +616,12 @@ impl Engine {
             _ => 1,
         };
         let scanned = scan_region_at(cpu, bus, &key.mode, key.eip, max_blocks, &hot);
+        if self.bases.map_generation != bus.memory_map_generation() {
+            // The map changed inside this call of `run` (an OUT to the A20
+            // gate or the PAM registers): the CPU flushed its decode cache,
+            // and the drain of that flush dropped every block already.
+            self.bases = Bases::of(cpu, bus);
+        }
         let lookup = self.cache.as_ref().map_or(0, |c| c.lookup_stub);
         let hooks = match self.verifier {
             None => Hooks {
@@ -609,6 +629,7 @@ impl Engine {
                 lookup,
                 note_store: 0,
                 miscompile: self.miscompile,
+                bases: self.bases,
             },
             Some(_) => Hooks {
                 interp_helper: crate::verify::journal::interp_one_journaled::<B> as *const ()
@@ -616,6 +637,7 @@ impl Engine {
                 lookup,
                 note_store: crate::verify::journal::note_store as *const () as usize,
                 miscompile: self.miscompile,
+                bases: self.bases,
             },
         };
         (scanned, hooks)
@@ -677,7 +699,6 @@ impl Engine {
         let before = cpu.state.icount;
         let mut ctx = JitCtx {
             state: &mut cpu.state,
-            tlb: cpu.tlb.entries_ptr(),
             ram,
             budget,
             cpu: std::ptr::null_mut(),

@@ -43,13 +43,16 @@ pub struct Mode {
     pub stack32: bool,
     /// CPL 3: user accesses for paging.
     pub user: bool,
-    /// CR0.PE, CR0.PG and EFLAGS.VM, packed.
+    /// CR0.PE, CR0.PG ([`MODE_PG`]) and EFLAGS.VM, packed, and the CPL.
     pub bits: u8,
     /// Segments (bit `SegReg as u8`) that are flat ordinary data segments
     /// (base 0, limit 4 GiB - 1, present, writable, expand-up): their
     /// accesses need no segment check in generated code.
     pub flat: u8,
 }
+
+/// CR0.PG's bit in [`Mode::bits`].
+pub const MODE_PG: u8 = 1 << 1;
 
 impl Mode {
     /// The mode the CPU is in now.
@@ -63,7 +66,7 @@ impl Mode {
             stack32: s.stack32(),
             user: s.cpl() == 3,
             bits: u8::from(s.cr0 & 1 != 0)
-                | (u8::from(s.cr0 & 0x8000_0000 != 0) << 1)
+                | if s.cr0 & 0x8000_0000 != 0 { MODE_PG } else { 0 }
                 | (u8::from(s.eflags & oxide86_cpu::state::eflags::VM != 0) << 2)
                 | (s.cpl() << 3),
             flat: flat_segments(s),
@@ -145,6 +148,62 @@ pub struct Hooks {
     /// Test only: deliberately miscompile one instruction (see
     /// [`Miscompile`]), to prove that `--jit-verify` catches it.
     pub miscompile: Option<Miscompile>,
+    /// The soft TLB's entries and guest RAM (`JitCtx::tlb`, `JitCtx::ram`):
+    /// constants in the code, so no register holds them across a block
+    /// (the engine flushes its blocks if either moves).
+    pub bases: Bases,
+}
+
+/// Where the soft TLB's entries and guest RAM were when a block was
+/// compiled, and which physical pages were plain RAM: the code uses them
+/// as constants.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bases {
+    /// `Cpu::tlb`'s entry array.
+    pub tlb: usize,
+    /// The bus's RAM slice (0 if the bus has none: no TLB entry then
+    /// offers direct access).
+    pub ram: usize,
+    /// The longest run of physical pages `lo..hi` (page-aligned byte
+    /// addresses) that are plain RAM at RAM offsets equal to their
+    /// addresses, under the bus's memory map `map_generation`: with
+    /// paging off a read inside it goes straight to RAM.
+    pub direct: (u32, u32),
+    pub map_generation: u64,
+}
+
+impl Bases {
+    /// The bases of `cpu` and `bus` now.
+    pub fn of<B: Bus + ?Sized>(cpu: &Cpu, bus: &mut B) -> Self {
+        Self {
+            tlb: cpu.tlb.entries_ptr() as usize,
+            ram: bus.ram().map_or(0, |r| r.as_mut_ptr() as usize),
+            direct: direct_window(bus),
+            map_generation: bus.memory_map_generation(),
+        }
+    }
+}
+
+/// The longest run of pages that [`Bus::ram_page_offset`] maps to RAM at
+/// their own address (below 4 GiB; e.g. 1 MiB to the top of RAM on a PC).
+fn direct_window<B: Bus + ?Sized>(bus: &mut B) -> (u32, u32) {
+    let pages = bus.ram().map_or(0, |r| r.len() >> 12).min((1 << 20) - 1);
+    let (mut best, mut start) = ((0u32, 0u32), None);
+    for p in 0..=pages {
+        let addr = (p << 12) as u32;
+        let identity = p < pages && bus.ram_page_offset(addr) == Some(p << 12);
+        match (identity, start) {
+            (true, None) => start = Some(p),
+            (false, Some(s)) => {
+                if p - s > (best.1 - best.0) as usize >> 12 {
+                    best = ((s << 12) as u32, addr);
+                }
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    best
 }
 
 /// A deliberate translation error, for the verifier's own tests only
@@ -589,10 +648,8 @@ pub(crate) struct Emitter<'a> {
     pub ctx: Value,
     /// `*mut CpuState`.
     pub st: Value,
-    /// The soft TLB's entries and guest RAM (`JitCtx::tlb`, `JitCtx::ram`),
-    /// loaded once at entry: neither moves while a block runs.
-    pub tlb: Value,
-    pub ram: Value,
+    /// Where the soft TLB's entries and guest RAM are ([`Hooks::bases`]).
+    pub bases: Bases,
     pub ptr: Type,
     pub regs: [Variable; 8],
     /// LazyFlags op, width, dst, src, res.
@@ -801,6 +858,18 @@ impl Emitter<'_> {
         self.b.def_var(self.regs[i], v);
     }
 
+    /// The address of the soft TLB's entry array, as a constant made where
+    /// it is used (Cranelift rematerialises constants per block, so it
+    /// occupies no register between accesses).
+    pub fn tlb_base(&mut self) -> Value {
+        self.b.ins().iconst(self.ptr, self.bases.tlb as i64)
+    }
+
+    /// The address of guest RAM, as [`Emitter::tlb_base`].
+    pub fn ram_base(&mut self) -> Value {
+        self.b.ins().iconst(self.ptr, self.bases.ram as i64)
+    }
+
     /// Loads a 32-bit field of the state.
     pub fn load_st(&mut self, ty: Type, offset: i32) -> Value {
         self.b.ins().load(ty, trusted(), self.st, offset)
@@ -1000,12 +1069,6 @@ pub(crate) fn emit_region(
     let st = b
         .ins()
         .load(ptr, trusted(), ctx, offset_of!(JitCtx, state) as i32);
-    let tlb = b
-        .ins()
-        .load(ptr, trusted(), ctx, offset_of!(JitCtx, tlb) as i32);
-    let ram = b
-        .ins()
-        .load(ptr, trusted(), ctx, offset_of!(JitCtx, ram) as i32);
     let regs = std::array::from_fn(|_| b.declare_var(types::I32));
     let lz = std::array::from_fn(|_| b.declare_var(types::I32));
     let budget = b.declare_var(types::I64);
@@ -1031,8 +1094,7 @@ pub(crate) fn emit_region(
         b,
         ctx,
         st,
-        tlb,
-        ram,
+        bases: hooks.bases,
         ptr,
         regs,
         lz,

@@ -25,7 +25,7 @@
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -156,6 +156,13 @@ pub struct Worker<T> {
     /// The job queue, shared with the worker.
     jobs: Arc<Shared<T>>,
     results: Receiver<Done<T>>,
+    /// Results the worker has sent, plus one when it ends: while it
+    /// equals `received` there is nothing to take, which one atomic load
+    /// tells more cheaply than the channel (the dispatcher asks at every
+    /// block boundary).
+    posted: Arc<AtomicUsize>,
+    /// Results taken from the channel.
+    received: usize,
     thread: Option<JoinHandle<()>>,
     /// The dispatcher's generation: jobs of older ones are skipped.
     generation: Arc<AtomicU64>,
@@ -194,16 +201,23 @@ impl<T: Send + 'static> Worker<T> {
         let (done_tx, results) = channel();
         let current = Arc::new(AtomicU64::new(generation));
         let seen = Arc::clone(&current);
+        let posted = Arc::new(AtomicUsize::new(0));
+        let posting = Arc::clone(&posted);
         let thread = std::thread::Builder::new()
             .name("oxide86-jit".into())
             .spawn(move || {
-                serve(&taken, &done_tx, &seen);
-                // However it ended: the dispatcher's sends now fail.
+                serve(&taken, &done_tx, &seen, &posting);
+                // However it ended: the dispatcher's sends now fail, and
+                // its next look at the channel finds it closed.
                 taken.close();
+                drop(done_tx);
+                posting.fetch_add(1, Ordering::Release);
             })?;
         Ok(Self {
             jobs,
             results,
+            posted,
+            received: 0,
             thread: Some(thread),
             generation: current,
             in_flight: 0,
@@ -228,8 +242,12 @@ impl<T: Send + 'static> Worker<T> {
 
     /// A finished job's result, without waiting.
     pub fn try_take(&mut self) -> Result<Done<T>, NoResult> {
+        if self.posted.load(Ordering::Acquire) == self.received {
+            return Err(NoResult::NotYet);
+        }
         match self.results.try_recv() {
             Ok(done) => {
+                self.received += 1;
                 self.in_flight -= 1;
                 Ok(done)
             }
@@ -266,7 +284,7 @@ impl<T> Drop for Worker<T> {
 
 /// The worker's loop: compiles jobs, those in greatest demand first,
 /// until the queue closes.
-fn serve<T>(jobs: &Shared<T>, done: &Sender<Done<T>>, current: &AtomicU64) {
+fn serve<T>(jobs: &Shared<T>, done: &Sender<Done<T>>, current: &AtomicU64, posted: &AtomicUsize) {
     let mut compiler = Compiler::new();
     while let Some(msg) = jobs.take() {
         let step = catch_unwind(AssertUnwindSafe(|| match msg {
@@ -285,6 +303,7 @@ fn serve<T>(jobs: &Shared<T>, done: &Sender<Done<T>>, current: &AtomicU64) {
                 if done.send(d).is_err() {
                     break;
                 }
+                posted.fetch_add(1, Ordering::Release);
             }
             Ok(None) => {}
             Err(_) => {

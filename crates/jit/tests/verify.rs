@@ -154,9 +154,10 @@ fn a_wrong_store_is_caught_with_its_address() {
     let code = assemble(|a| {
         a.mov(eax, 7u32)?;
         a.mov(ebx, 0x10000u32)?;
-        // The first access to the page takes the interpreter (soft-TLB
-        // miss) and ends the block; the next block starts at the ADD.
-        a.mov(ecx, dword_ptr(ebx))?;
+        // The first write to the page takes the interpreter (soft-TLB
+        // miss; reads with paging off need no TLB entry) and ends the
+        // block; the next block starts at the ADD.
+        a.mov(dword_ptr(ebx), ecx)?;
         a.add(dword_ptr(ebx), eax)?; // miscompiled: memory gets 0 - 7
         a.mov(eax, 1u32)?;
         a.hlt()
