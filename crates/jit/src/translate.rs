@@ -148,9 +148,9 @@ pub struct Hooks {
     /// Test only: deliberately miscompile one instruction (see
     /// [`Miscompile`]), to prove that `--jit-verify` catches it.
     pub miscompile: Option<Miscompile>,
-    /// The soft TLB's entries and guest RAM (`JitCtx::tlb`, `JitCtx::ram`):
-    /// constants in the code, so no register holds them across a block
-    /// (the engine flushes its blocks if either moves).
+    /// Where the soft TLB's entries and guest RAM are, and the direct
+    /// window: constants in the code, so no register holds them across a
+    /// block (the engine flushes its blocks if any of them changes).
     pub bases: Bases,
 }
 
@@ -169,6 +169,7 @@ pub struct Bases {
     /// addresses, under the bus's memory map `map_generation`: with
     /// paging off a read inside it goes straight to RAM.
     pub direct: (u32, u32),
+    /// `Bus::memory_map_generation` when `direct` was computed.
     pub map_generation: u64,
 }
 
