@@ -538,14 +538,17 @@ impl Engine {
             }
             None => {}
         }
+        if self.wanted_in_flight(&key, runs) {
+            // Its translation is on its way: skip the next lookups here
+            // as for lukewarm code (the installation ends the skipping).
+            self.cold.remember(lin);
+            return Gate::Interpret;
+        }
         self.translate(cpu, bus, key)
     }
 
     /// Translates the block at `key` (the current CS:EIP).
     fn translate<B: Bus>(&mut self, cpu: &mut Cpu, bus: &mut B, key: Key) -> Gate {
-        if self.wanted_in_flight(&key) {
-            return Gate::Interpret;
-        }
         let start = Instant::now();
         if self.generation_blocks() >= self.generation_limit {
             self.flush();

@@ -54,15 +54,16 @@ impl Engine {
     }
 
     /// [`Engine::in_flight`] for a block the dispatcher is about to
-    /// interpret because its translation is not back yet: counts the want,
-    /// so the worker takes its job before those of colder blocks.
-    pub(super) fn wanted_in_flight(&self, key: &Key) -> bool {
+    /// interpret because its translation is not back yet: counts its
+    /// `runs` (this entry and those the cold filter skipped) as wants, so
+    /// the worker takes its job before those of colder blocks.
+    pub(super) fn wanted_in_flight(&self, key: &Key, runs: u32) -> bool {
         if self.bg.pending.is_empty() {
             return false;
         }
         match self.bg.pending.get(key) {
             Some((_, demand)) => {
-                demand.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                demand.fetch_add(u64::from(runs), std::sync::atomic::Ordering::Relaxed);
                 true
             }
             None => false,

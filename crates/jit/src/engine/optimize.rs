@@ -115,6 +115,9 @@ impl Engine {
     /// Puts `block` in the table at `key`. A block it replaces is retired
     /// and unlinked (see the module docs).
     pub(super) fn install(&mut self, key: Key, block: CompiledBlock) {
+        // The cold filter may be skipping lookups there (while the block
+        // waited for its translation): its next entry looks it up.
+        self.cold.take(key.mode.cs_base.wrapping_add(key.eip));
         let Some(Entry::Block(old)) = self.map.insert(key, Entry::Block(block)) else {
             return;
         };
