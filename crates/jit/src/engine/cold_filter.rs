@@ -8,7 +8,8 @@
 //! more than interpreting the block. The filter remembers, by linear
 //! address in a small direct-mapped table, block starts whose last lookup
 //! found only a count below the threshold (or code that cannot be
-//! translated), and lets the next `per` entries there interpret at once;
+//! translated, or a translation still being compiled in the background),
+//! and lets the next `per` entries there interpret at once;
 //! the entry after those is looked up again and counted with the skipped
 //! ones, so a block is still translated after about `threshold` runs.
 //!
@@ -83,8 +84,9 @@ impl ColdFilter {
         }
     }
 
-    /// The lookup at `lin` found a count below the threshold or code
-    /// that is never translated: skip the next entries there.
+    /// The lookup at `lin` found a count below the threshold, code that
+    /// is never translated or a translation not back from the worker yet:
+    /// skip the next entries there.
     #[inline]
     pub(crate) fn remember(&mut self, lin: u32) {
         self.slots[slot_of(lin)] = Slot {
