@@ -289,6 +289,12 @@ def print_bare_tables(args, workloads, columns, best, stats, insns):
 
 # ---------------------------------------------------------------- Linux boot
 
+# Serial lines that split a boot into phases, timed as they arrive: the
+# kernel's first line (early with `earlyprintk=ttyS0` on the command line:
+# before it, the firmware and the decompressor) and the start of init.
+PHASE_MARKS = [b"Linux version", b"Run /init"]
+
+
 class Console:
     """A process whose serial console is its stdout, read on a thread."""
 
@@ -309,6 +315,7 @@ class Console:
         if stdin_pty:
             os.close(slave)
         self.buf = bytearray()
+        self.marks = {}
         self.cond = threading.Condition()
         self.err = b""
         threading.Thread(target=self._read, daemon=True).start()
@@ -336,6 +343,10 @@ class Console:
                     self.cond.notify_all()
                     return
                 self.buf += chunk
+                now = time.perf_counter() - self.start
+                for m in PHASE_MARKS:
+                    if m not in self.marks and m in self.buf:
+                        self.marks[m] = now
                 self.cond.notify_all()
 
     def _read_err(self):
@@ -405,7 +416,7 @@ def linux_boot(args, root, oxide):
                 + (f", jit: {s['blocks']:,} translations in {s['xlate']:.2f} s" if "xlate" in s else ""))
             prev = best.get(name)
             if prev is None or t_prompt < prev[0]:
-                best[name] = (t_prompt, t_off, s)
+                best[name] = (t_prompt, t_off, s, dict(c.marks))
     print(f"### Linux boot to the shell (best of {args.linux_runs})\n")
     print(f"Kernel `{kernel.name}` ({args.kernel}), the Linux test's initramfs, "
           f"`--append \"{append}\"`, 128 MiB. Times from process start (QEMU: SeaBIOS "
@@ -418,7 +429,7 @@ def linux_boot(args, root, oxide):
         if name not in best:
             print(f"| {name} | failed: {failed.get(name, '?')} | | | | |")
             continue
-        t_prompt, t_off, s = best[name]
+        t_prompt, t_off, s, _ = best[name]
         n = s.get("insns")
         row = [name, f"{t_prompt:.2f}", f"{t_off:.2f}", f"{n:,}" if n else "-",
                fmt_mips(n, t_off) if n else "-", ratio(q[0], t_prompt) if q else "-"]
@@ -429,6 +440,27 @@ def linux_boot(args, root, oxide):
         print("\nTranslation: " + "; ".join(xl) + ".")
     print("\n(vs QEMU: QEMU's time to the prompt over this one's; above 1 is faster "
           "than QEMU.)\n")
+    print_phases(configs, best)
+
+
+def print_phases(configs, best):
+    """The boot's phases in each emulator's best run, from its serial marks."""
+    rows = []
+    for name, _, _ in configs:
+        if name not in best:
+            continue
+        t_prompt, _, _, marks = best[name]
+        if not all(m in marks for m in PHASE_MARKS):
+            continue
+        first, init = (marks[m] for m in PHASE_MARKS)
+        rows.append(f"| {name} | {first:.2f} | {init - first:.2f} | {t_prompt - init:.2f} |")
+    if not rows:
+        return
+    print("Phases of the best runs (serial lines timed as they arrive; the kernel's "
+          "first line comes early only with `earlyprintk=ttyS0` in `--append`):\n")
+    print("| emulator | start to `Linux version` s | to `Run /init` s | to the prompt s |")
+    print("|---|---|---|---|")
+    print("\n".join(rows) + "\n")
 
 
 def machine_facts(root):
