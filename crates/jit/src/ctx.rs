@@ -1,7 +1,7 @@
 //! The run-time context a translated block receives: raw pointers to the
 //! shared [`CpuState`] and guest RAM, plus the instruction budget (the
-//! soft TLB's entries are a constant in the code: `translate::Bases`). `#[repr(C)]` so generated code addresses the fields
-//! with `offset_of!`.
+//! soft TLB's entries are a constant in the code: `translate::Bases`).
+//! `#[repr(C)]` so generated code addresses the fields with `offset_of!`.
 
 use oxide86_cpu::{Cpu, CpuState};
 

@@ -359,11 +359,7 @@ impl Engine {
             // Translations made before logging started cannot exist.
             cpu.icache.code_write_log = Some(Vec::new());
         }
-        let b = &self.bases;
-        if b.tlb != cpu.tlb.entries_ptr() as usize
-            || b.ram != bus.ram().map_or(0, |r| r.as_mut_ptr() as usize)
-            || b.map_generation != bus.memory_map_generation()
-        {
+        if !self.bases.still_hold(cpu, bus) {
             // Another TLB, RAM or memory map than the blocks were
             // compiled for.
             self.flush();

@@ -178,11 +178,24 @@ impl Bases {
     pub fn of<B: Bus + ?Sized>(cpu: &Cpu, bus: &mut B) -> Self {
         Self {
             tlb: cpu.tlb.entries_ptr() as usize,
-            ram: bus.ram().map_or(0, |r| r.as_mut_ptr() as usize),
+            ram: ram_addr(bus),
             direct: direct_window(bus),
             map_generation: bus.memory_map_generation(),
         }
     }
+
+    /// Whether these are still the bases of `cpu` and `bus` (without
+    /// recomputing the window: it changes only with the map's generation).
+    pub fn still_hold<B: Bus + ?Sized>(&self, cpu: &Cpu, bus: &mut B) -> bool {
+        self.tlb == cpu.tlb.entries_ptr() as usize
+            && self.ram == ram_addr(bus)
+            && self.map_generation == bus.memory_map_generation()
+    }
+}
+
+/// Where `bus`'s RAM slice starts (0 if it has none).
+fn ram_addr<B: Bus + ?Sized>(bus: &mut B) -> usize {
+    bus.ram().map_or(0, |r| r.as_mut_ptr() as usize)
 }
 
 /// The longest run of pages that [`Bus::ram_page_offset`] maps to RAM at
