@@ -142,13 +142,14 @@ pub struct Engine {
     /// Blocks a code generation holds before the whole cache is flushed
     /// (default [`GENERATION_LIMIT`]).
     pub generation_limit: usize,
-    /// Tiered: guest instructions of the runs that end in a translated
-    /// block before it is compiled again through Cranelift's optimiser
-    /// (0: never; default [`OPTIMIZE_AFTER`]; see `engine/optimize.rs`).
+    /// Guest instructions of the runs that end in a translated block
+    /// before it is compiled again through Cranelift's optimiser, under
+    /// `jit` as a region (0: never; default [`OPTIMIZE_AFTER`]; see
+    /// `engine/optimize.rs`).
     pub optimize_after: u64,
-    /// The most guest blocks compiled into one function by the tiered
-    /// engine (1: no regions; the `jit` engine always translates single
-    /// blocks, at their first execution).
+    /// The most guest blocks compiled into one function (1: no regions).
+    /// The `jit` engine translates single blocks at their first execution
+    /// and regions only when it recompiles hot code (`engine/optimize.rs`).
     pub region_blocks: usize,
     /// Tiered engine: compile on a worker thread while the block goes on
     /// being interpreted, and install it at a later dispatcher entry (see
@@ -552,7 +553,11 @@ impl Engine {
         if self.cache.is_none() {
             return Gate::Interpret;
         }
-        let (scanned, hooks) = self.scan::<B>(cpu, bus, key);
+        let max_blocks = match self.kind {
+            EngineKind::Tiered => self.region_blocks,
+            _ => 1,
+        };
+        let (scanned, hooks) = self.scan::<B>(cpu, bus, key, max_blocks);
         let scanned = match scanned {
             Some(region) if self.backgrounded() => match self.submit(key, region, hooks, false) {
                 Ok(()) => {
@@ -596,12 +601,18 @@ impl Engine {
         gate
     }
 
-    /// Scans the code at `key` (in the CPU's current mode) for translation: a
-    /// region in the tiered engine, one block otherwise, and the helpers
-    /// its code is to call.
-    fn scan<B: Bus>(&mut self, cpu: &mut Cpu, bus: &mut B, key: Key) -> (Option<Region>, Hooks) {
-        // Regions grow only over code that ran: in the tiered engine, block
-        // starts the interpreter counted or that are translated already.
+    /// Scans the code at `key` (in the CPU's current mode) for translation:
+    /// a region of at most `max_blocks` blocks, and the helpers its code is
+    /// to call.
+    fn scan<B: Bus>(
+        &mut self,
+        cpu: &mut Cpu,
+        bus: &mut B,
+        key: Key,
+        max_blocks: usize,
+    ) -> (Option<Region>, Hooks) {
+        // Regions grow only over code that ran: block starts the tiered
+        // engine's interpreter counted, or that are translated already.
         let map = &self.map;
         let hot = |paddr: u32, eip: u32| {
             map.contains_key(&Key {
@@ -609,10 +620,6 @@ impl Engine {
                 eip,
                 mode: key.mode,
             })
-        };
-        let max_blocks = match self.kind {
-            EngineKind::Tiered => self.region_blocks,
-            _ => 1,
         };
         let scanned = scan_region_at(cpu, bus, &key.mode, key.eip, max_blocks, &hot);
         if self.bases.map_generation != bus.memory_map_generation() {

@@ -1,7 +1,8 @@
-//! Optimised recompilation (tiered): hot blocks compiled again through
-//! Cranelift's optimiser must still give the interpreter's results, take
-//! the old blocks' place (chained callers included) and be invalidated by
-//! writes to their code like any other.
+//! Optimised recompilation: hot blocks compiled again through Cranelift's
+//! optimiser (under `jit`, as regions where they were single blocks) must
+//! still give the interpreter's results, take the old blocks' place
+//! (chained callers included) and be invalidated by writes to their code
+//! like any other.
 
 #[allow(dead_code, reason = "shared with the other test files")]
 mod common;
@@ -14,16 +15,16 @@ fn eager(e: &mut Engine) {
     e.optimize_after = 1;
 }
 
-/// Runs `code` under the interpreter and under tiered with [`eager`]
+/// Runs `code` under the interpreter and under `kind` with [`eager`]
 /// recompilation, in slices of each size in `slices`; asserts equal state
-/// and RAM, and that something was recompiled in the first slicing. With
-/// `verify`, the tiered run also checks every block run against the
-/// interpreter.
-fn agree(code: &[u8], slices: &[u64], verify: bool) {
+/// and RAM, and that something was recompiled in the first slicing (under
+/// `jit`, into a region). With `verify`, the translating run also checks
+/// every block run against the interpreter.
+fn agree_under(kind: EngineKind, code: &[u8], slices: &[u64], verify: bool) {
     for (i, &slice) in slices.iter().enumerate() {
         let (a, ra, _) = run(EngineKind::Interp, code, 2_000_000, slice, |_, _| {});
         let (b, rb, e) = run_configured(
-            EngineKind::Tiered,
+            kind,
             code,
             2_000_000,
             slice,
@@ -41,7 +42,18 @@ fn agree(code: &[u8], slices: &[u64], verify: bool) {
             "nothing recompiled, slice {slice}: {:?}",
             e.stats
         );
+        assert!(
+            i > 0 || kind != EngineKind::Jit || e.stats.regions > 0,
+            "no region under jit, slice {slice}: {:?}",
+            e.stats
+        );
     }
+}
+
+/// [`agree_under`] both translating engines.
+fn agree(code: &[u8], slices: &[u64], verify: bool) {
+    agree_under(EngineKind::Tiered, code, slices, verify);
+    agree_under(EngineKind::Jit, code, slices, verify);
 }
 
 /// Recursive Fibonacci (the `calls` benchmark's kernel): CALL, RET,
@@ -152,6 +164,8 @@ fn recompiled_blocks_are_invalidated_by_writes_and_reached_by_chained_callers() 
         a.hlt()
     });
     agree(&code, &[100, 1000, 100_000], false);
-    let (_, _, e) = run_configured(EngineKind::Tiered, &code, 2_000_000, 1000, |_, _| {}, eager);
-    assert!(e.stats.invalidations > 0, "{:?}", e.stats);
+    for kind in [EngineKind::Tiered, EngineKind::Jit] {
+        let (_, _, e) = run_configured(kind, &code, 2_000_000, 1000, |_, _| {}, eager);
+        assert!(e.stats.invalidations > 0, "{kind:?}: {:?}", e.stats);
+    }
 }

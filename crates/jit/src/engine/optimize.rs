@@ -1,7 +1,9 @@
-//! Optimised recompilation (the tiered engine's second tier): a block
-//! where much of the guest's time goes is compiled again through
+//! Optimised recompilation (the translating engines' second tier): a
+//! block where much of the guest's time goes is compiled again through
 //! Cranelift's optimiser (`opt_level=speed`) and replaces its first
-//! compilation.
+//! compilation. Under `jit`, whose first compilations are single blocks,
+//! the second is a region (`Engine::region_blocks`) grown over the blocks
+//! that ran, so hot loops run as fast as under `tiered`.
 //!
 //! First compilations skip the optimiser: most translated code runs a
 //! few thousand times, and the optimiser's third more compile time does
@@ -52,7 +54,7 @@ impl Engine {
         let Some(key) = self.last_entry.take() else {
             return;
         };
-        if self.kind != EngineKind::Tiered || self.optimize_after == 0 || steps == 0 {
+        if self.kind == EngineKind::Interp || self.optimize_after == 0 || steps == 0 {
             return;
         }
         // First compilations come first: the worker takes an optimised
@@ -83,7 +85,7 @@ impl Engine {
             return;
         }
         let start = Instant::now();
-        let (scanned, hooks) = self.scan::<B>(cpu, bus, key);
+        let (scanned, hooks) = self.scan::<B>(cpu, bus, key, self.region_blocks);
         let Some(region) = scanned else {
             return;
         };
