@@ -31,14 +31,13 @@ pub fn compile_for(triple: &str, region: &Region, mode: Mode) -> Result<usize, C
         b,
         region,
         mode,
-        ptr,
-        isa.default_call_conv(),
         Hooks {
             interp_helper: 0x1000,
             lookup: 0x2000,
             ..Hooks::default()
         },
         isa.frontend_config(),
+        true,
     );
     let code = ctx
         .compile(&*isa, &mut ControlPlane::default())

@@ -216,7 +216,7 @@ pub(crate) fn emit(e: &mut Emitter<'_>, g: &GuestInsn, arms: &Arms) {
     }
     e.known = None;
     e.op_pending = false;
-    e.synced = [false; 8];
+    e.synced = [e.write_through; 8];
     e.lazy_synced = false;
     (e.flags_dead, e.flags_replaced_later) = (flags_dead, replaced);
 

@@ -737,6 +737,12 @@ pub(crate) struct Emitter<'a> {
     pub synced: [bool; 8],
     /// The same for the lazy-flags Variables.
     pub lazy_synced: bool,
+    /// Registers are stored to the state as they are assigned (outside
+    /// selected arms, whose results are assigned again after the
+    /// selects), so exits write none back and the registers are not live
+    /// into the shared exit: first compilations, where it saves a tenth
+    /// of the compile time (`docs/jit.md`, "Translation").
+    pub write_through: bool,
     /// The block's chaining slots (kept alive by the block).
     #[allow(
         clippy::vec_box,
@@ -867,9 +873,14 @@ impl Emitter<'_> {
 
     /// Assigns guest register `i` (EAX = 0 ... EDI = 7).
     pub fn set_reg(&mut self, i: usize, v: Value) {
+        self.b.def_var(self.regs[i], v);
+        if self.write_through && !self.in_arm {
+            self.store_st(v, off::gpr(i));
+            self.synced[i] = true;
+            return;
+        }
         self.dirty[i] = true;
         self.synced[i] = false;
-        self.b.def_var(self.regs[i], v);
     }
 
     /// The address of the soft TLB's entry array, as a constant made where
@@ -988,7 +999,8 @@ impl Emitter<'_> {
     pub fn reload_vars(&mut self) {
         for i in 0..8 {
             let v = self.load_st(types::I32, off::gpr(i));
-            self.set_reg(i, v);
+            self.b.def_var(self.regs[i], v);
+            self.dirty[i] |= !self.write_through;
         }
         for i in 0..5 {
             let v = self.load_st(types::I32, off::lazy(i));
@@ -1040,18 +1052,21 @@ pub(crate) struct Emitted {
     pub entry_need: u64,
 }
 
-/// Builds the CLIF for `region` into `b` (the function's signature is
-/// [`crate::cache::block_signature`]; helpers are called in `call_conv`,
-/// at the addresses in `hooks`), and says what else it built.
+/// Builds the CLIF for `region` into `b` for the target `fcfg` (the
+/// function's signature is [`crate::cache::block_signature`]; helpers are
+/// called in the target's default convention, at the addresses in
+/// `hooks`), and says what else it built. With `write_through`, registers
+/// are stored as they are assigned ([`Emitter::write_through`]).
 pub(crate) fn emit_region(
     mut b: FunctionBuilder<'_>,
     region: &Region,
     mode: Mode,
-    ptr: Type,
-    call_conv: CallConv,
     hooks: Hooks,
     fcfg: cranelift_codegen::isa::TargetFrontendConfig,
+    write_through: bool,
 ) -> Emitted {
+    let ptr = fcfg.pointer_type();
+    let call_conv = fcfg.default_call_conv;
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
@@ -1136,6 +1151,7 @@ pub(crate) fn emit_region(
         helper_insns: Vec::new(),
         hooks,
         slots: Vec::new(),
+        write_through,
         dirty: [false; 8],
         lazy_dirty: false,
         synced: [true; 8],
@@ -1160,7 +1176,7 @@ pub(crate) fn emit_region(
         e.op_pending = false;
         debug_assert!(e.deferred.is_none(), "flags deferred across a join");
         e.deferred = None;
-        e.synced = [false; 8];
+        e.synced = [e.write_through; 8];
         e.lazy_synced = false;
         e.k = 0;
         for (i, g) in block.insns.iter().enumerate() {
