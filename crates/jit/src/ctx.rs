@@ -19,20 +19,32 @@ pub const EXIT_INTERP: u32 = 1;
 pub const EXIT_STOP: u32 = 2;
 
 /// A chaining slot: one per block exit that may continue straight into
-/// another block on the same guest page. The dispatcher fills it the
-/// first time the exit is taken and the successor is translated; the
-/// exit then tail-calls `entry` itself when the EIP it leaves with is
-/// `eip`. Slots are never cleared: a successor is keyed by the same mode
-/// and the same physical page as the block holding the slot, so both are
-/// invalidated together (see `docs/jit.md`, "Chaining").
-#[repr(C)]
+/// another block with a constant or same-page target. The dispatcher
+/// fills it the first time the exit is taken and the successor is
+/// translated; the exit then tail-calls `entry` itself when the EIP it
+/// leaves with is `eip`. A slot of an exit to the block's own page is
+/// never cleared: its successor is keyed by the same mode and the same
+/// physical page as the block holding the slot, so both are invalidated
+/// together. A slot linked to a successor on another page (a constant
+/// target there, or a RET's target; the exit hands it to the dispatcher
+/// with the low bit of its address set) is cleared when that successor is
+/// invalidated (`Engine::far_links`), and with paging on the exit checks
+/// first that the soft TLB still maps the target's page to `page` with
+/// the fetch right (see `docs/jit.md`, "Chaining").
+#[repr(C, align(8))]
 #[derive(Debug, Default)]
 pub struct ChainSlot {
     /// The successor's entry (a `CallConv::Tail` function), or 0.
     pub entry: usize,
     /// The EIP the successor starts at.
     pub eip: u32,
+    /// The successor's physical page base (far slots).
+    pub page: u32,
 }
+
+/// The low bit of a far [`ChainSlot`]'s address as generated code passes
+/// it to its exit and to the dispatcher (`JitCtx::link_slot`).
+pub const FAR_SLOT: usize = 1;
 
 /// What a block sees; built by the dispatcher for each entry.
 #[repr(C)]
@@ -59,7 +71,7 @@ pub struct JitCtx {
     pub unretired: u32,
     /// Set by an exit that could have chained but found its slot empty
     /// or holding another EIP: the dispatcher links it to the block it
-    /// looks up next.
+    /// looks up next. A far slot's address has [`FAR_SLOT`] set.
     pub link_slot: *mut ChainSlot,
     /// Chained block entries (tail calls) since the dispatcher entered.
     pub chained: u64,

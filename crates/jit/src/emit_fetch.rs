@@ -75,12 +75,7 @@ impl Emitter<'_> {
         let at = |field: usize| (entry + field) as i32;
         let tag = self.load_entry(types::I32, at(offset_of!(TlbEntry, tag)));
         let bits_v = self.load_entry(types::I32, at(offset_of!(TlbEntry, bits)));
-        let fetch = if self.mode.user {
-            rights::USER_EXEC
-        } else {
-            rights::SUP_EXEC
-        };
-        let need = bits::HOST | u32::from(fetch);
+        let need = bits::HOST | u32::from(self.fetch_right());
         let have = self.b.ins().band_imm_u(bits_v, i64::from(need));
         let tag_ok = self
             .b
@@ -98,6 +93,53 @@ impl Emitter<'_> {
         };
         let ram = self.ram_base();
         (ok, self.b.ins().iadd(ram, hoff))
+    }
+
+    /// Whether the soft TLB maps the linear page of `lin` (a run-time
+    /// value) to the physical page base `page` with the fetch right at
+    /// this privilege: an I8, nonzero when it does. A far chaining slot's
+    /// check (`translate::emit_chain`): the successor was translated from
+    /// `page`.
+    pub(crate) fn fetch_maps_to(&mut self, lin: Value, page: Value) -> Value {
+        let entry_shift = size_of::<TlbEntry>().trailing_zeros();
+        let scaled = self.b.ins().ushr_imm_u(lin, i64::from(12 - entry_shift));
+        let off = self
+            .b
+            .ins()
+            .band_imm_u(scaled, ((TLB_ENTRIES - 1) * size_of::<TlbEntry>()) as i64);
+        let off = self.b.ins().uextend(self.ptr, off);
+        let tlb = self.tlb_base();
+        let e = self.b.ins().iadd(tlb, off);
+        let tag = self
+            .b
+            .ins()
+            .load(types::I32, trusted(), e, offset_of!(TlbEntry, tag) as i32);
+        let bits_v = self
+            .b
+            .ins()
+            .load(types::I32, trusted(), e, offset_of!(TlbEntry, bits) as i32);
+        let want_tag = self.b.ins().ushr_imm_u(lin, 12);
+        let want_tag = self.b.ins().iadd_imm_u(want_tag, 1);
+        let tag_ok = self.b.ins().icmp(IntCC::Equal, tag, want_tag);
+        // Not `bits::HOST`: the successor was translated from RAM at
+        // `page`, and is invalidated with it (a change of the memory map
+        // drops every block).
+        let need = u32::from(self.fetch_right());
+        let have = self.b.ins().band_imm_u(bits_v, i64::from(need));
+        let rights_ok = self.b.ins().icmp_imm_u(IntCC::NotEqual, have, 0);
+        let base = self.b.ins().band_imm_u(bits_v, i64::from(0xFFFF_F000u32));
+        let page_ok = self.b.ins().icmp(IntCC::Equal, base, page);
+        let ok = self.b.ins().band(tag_ok, rights_ok);
+        self.b.ins().band(ok, page_ok)
+    }
+
+    /// The fetch right at the block's privilege.
+    fn fetch_right(&self) -> u8 {
+        if self.mode.user {
+            rights::USER_EXEC
+        } else {
+            rights::SUP_EXEC
+        }
     }
 
     fn load_entry(&mut self, ty: Type, offset: i32) -> Value {

@@ -35,7 +35,7 @@ use oxide86_cpu::state::{cr0, eflags};
 use oxide86_cpu::{Bus, Cpu, CpuModel, SegReg, StepOutcome};
 
 use crate::cache::{BlockFn, CodeCache, CompiledBlock, GENERATION_LIMIT};
-use crate::ctx::{ChainSlot, JitCtx, EXIT_INTERP, EXIT_NEXT};
+use crate::ctx::{ChainSlot, JitCtx, EXIT_INTERP, EXIT_NEXT, FAR_SLOT};
 use crate::jump_cache::{JumpCache, Key};
 use crate::smc::CodePages;
 use crate::translate::{scan_region_at, Bases, Hooks, Miscompile, Mode, Region, MAX_REGION_BLOCKS};
@@ -180,6 +180,10 @@ pub struct Engine {
     /// The address of a chaining slot to fill with the next block looked
     /// up (0 for none); see `JitCtx::link_slot`.
     pending_link: usize,
+    /// Far chaining slots by the entry of the block they are linked to
+    /// (slot addresses), to be cleared when that block is invalidated
+    /// (`ChainSlot`; blocks on its own page die with the slot's).
+    far_links: FxHashMap<usize, Vec<usize>>,
     /// Counts calls of [`Engine::flush`], which free chaining slots.
     generation: u64,
     /// Verify mode's twins and journal (`None`: not verifying).
@@ -228,6 +232,7 @@ impl Engine {
             cold: cold_filter::ColdFilter::default(),
             retired: Vec::new(),
             pending_link: 0,
+            far_links: FxHashMap::default(),
             generation: 0,
             verifier: None,
             mismatch: None,
@@ -330,6 +335,47 @@ impl Engine {
         self.pages.clear();
         self.forget_all_pending();
         self.pending_link = 0;
+        // Every block is retired: none that runs from now on links to one.
+        self.far_links.clear();
+    }
+
+    /// Links the chaining slot at `link` (from `JitCtx::link_slot`) to the
+    /// block at `entry`, which starts at `eip` on physical address `paddr`.
+    fn link(&mut self, link: usize, entry: BlockFn, eip: u32, paddr: u32) {
+        let far = link & FAR_SLOT != 0;
+        let slot = link & !FAR_SLOT;
+        // SAFETY: `slot` is a slot of a block of the current generation
+        // (live or in `retired`; a flush since it was taken zeroed `link`),
+        // and no generated code runs now.
+        unsafe {
+            *(slot as *mut ChainSlot) = ChainSlot {
+                entry: entry.addr(),
+                eip,
+                page: paddr & !0xFFF,
+            };
+        }
+        if far {
+            self.far_links.entry(entry.addr()).or_default().push(slot);
+        }
+        self.stats.links += 1;
+    }
+
+    /// Clears the far slots linked to `retired`'s entry (see
+    /// [`Engine::far_links`]).
+    fn unlink_far(&mut self, retired: BlockFn) {
+        let Some(slots) = self.far_links.remove(&retired.addr()) else {
+            return;
+        };
+        for slot in slots {
+            // SAFETY: as in `link`: the slot's block is of the current
+            // generation (far links are dropped at every flush).
+            unsafe {
+                let s = &mut *(slot as *mut ChainSlot);
+                if s.entry == retired.addr() {
+                    *s = ChainSlot::default();
+                }
+            }
+        }
     }
 
     /// Runs at most `max_steps` steps (a step is what one `Cpu::step`
@@ -381,18 +427,8 @@ impl Engine {
             } else {
                 0
             };
-            if let (Gate::Block(entry, ..), true) = (&gate, link != 0) {
-                // SAFETY: `link` is a slot of a block of the current
-                // generation (live or in `retired`; a flush since it was
-                // taken zeroed it just above), and no generated code runs
-                // now.
-                unsafe {
-                    *(link as *mut ChainSlot) = ChainSlot {
-                        entry: entry.addr(),
-                        eip: cpu.state.eip,
-                    };
-                }
-                self.stats.links += 1;
+            if let (&Gate::Block(entry, _, _, paddr), true) = (&gate, link != 0) {
+                self.link(link, entry, cpu.state.eip, paddr);
             }
             match gate {
                 Gate::Interpret => {}
@@ -404,7 +440,7 @@ impl Engine {
                     }
                     continue;
                 }
-                Gate::Block(entry, need, mode) if need <= max_steps - steps => {
+                Gate::Block(entry, need, mode, _) if need <= max_steps - steps => {
                     let (status, n, o) = self.run_block(cpu, bus, entry, mode, max_steps - steps);
                     steps += n;
                     self.block_steps += n;
@@ -464,6 +500,7 @@ impl Engine {
                 self.jump_cache.remove(&key);
                 match self.map.remove(&key) {
                     Some(Entry::Block(b)) => {
+                        self.unlink_far(b.entry);
                         self.retired.push(b);
                         self.stats.invalidations += 1;
                     }
@@ -508,14 +545,14 @@ impl Engine {
         if let Some((entry, need)) = self.jump_cache.get(&key) {
             self.stats.hits += 1;
             self.last_entry = Some(key);
-            return Gate::Block(entry, need, key.mode);
+            return Gate::Block(entry, need, key.mode, key.paddr);
         }
         match self.map.get_mut(&key) {
             Some(Entry::Block(b)) => {
                 self.stats.hits += 1;
                 self.last_entry = Some(key);
                 self.jump_cache.insert(key, b.entry, b.need);
-                return Gate::Block(b.entry, b.need, key.mode);
+                return Gate::Block(b.entry, b.need, key.mode, key.paddr);
             }
             Some(Entry::Interp) => {
                 self.cold.remember(lin);
@@ -594,7 +631,7 @@ impl Engine {
         self.stats.translate_ns += start.elapsed().as_nanos() as u64;
         self.pages.add(key.paddr >> 12, key);
         let gate = match &entry {
-            Entry::Block(b) => Gate::Block(b.entry, b.need, key.mode),
+            Entry::Block(b) => Gate::Block(b.entry, b.need, key.mode, key.paddr),
             _ => Gate::Interpret,
         };
         self.map.insert(key, entry);
@@ -794,7 +831,8 @@ pub(crate) fn interpreter_only(cpu: &Cpu) -> bool {
 /// What to do at a block boundary.
 enum Gate {
     Interpret,
-    /// A translated block: its entry, need (`CompiledBlock::need`) and mode.
-    Block(BlockFn, u64, Mode),
+    /// A translated block: its entry, need (`CompiledBlock::need`), mode
+    /// and physical address.
+    Block(BlockFn, u64, Mode, u32),
     Delivered(StepOutcome),
 }

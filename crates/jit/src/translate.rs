@@ -24,7 +24,7 @@ use oxide86_cpu::decode::Decoded;
 use oxide86_cpu::flags::LazyOp;
 use oxide86_cpu::{Bus, Cpu, CpuState, LazyFlags};
 
-use crate::ctx::{ChainSlot, JitCtx, EXIT_INTERP, EXIT_NEXT};
+use crate::ctx::{ChainSlot, JitCtx, EXIT_INTERP, EXIT_NEXT, FAR_SLOT};
 
 /// The most guest instructions in one block.
 pub const MAX_BLOCK_INSNS: usize = 48;
@@ -743,6 +743,9 @@ pub(crate) struct Emitter<'a> {
     /// into the shared exit: first compilations, where it saves a tenth
     /// of the compile time (`docs/jit.md`, "Translation").
     pub write_through: bool,
+    /// Some exit has a far chaining slot (a constant target on another
+    /// page): the shared exit checks its mapping ([`emit_chain`]).
+    pub has_far: bool,
     /// The block's chaining slots (kept alive by the block).
     #[allow(
         clippy::vec_box,
@@ -757,19 +760,21 @@ impl Emitter<'_> {
     /// slot (the exit block checks at run time that `eip` is on the
     /// block's page).
     pub fn exit_to(&mut self, eip: Value, status: u32) {
-        self.exit_with(eip, status, status == EXIT_NEXT);
+        self.exit_with(eip, status, status == EXIT_NEXT, false);
     }
 
-    /// [`Emitter::exit_to`] with a constant EIP (chained only when it is
-    /// on the block's own page).
+    /// [`Emitter::exit_to`] with a constant EIP (chained through a far
+    /// slot when it is on another page).
     pub fn exit_const(&mut self, eip: u32, status: u32) {
         let e = self.b.ins().iconst(types::I32, i64::from(eip as i32));
         let same_page = self.mode.cs_base.wrapping_add(eip) >> 12
             == self.mode.cs_base.wrapping_add(self.start_eip) >> 12;
-        self.exit_with(e, status, status == EXIT_NEXT && same_page);
+        let far = status == EXIT_NEXT && !same_page;
+        self.has_far |= far;
+        self.exit_with(e, status, status == EXIT_NEXT, far);
     }
 
-    fn exit_with(&mut self, eip: Value, status: u32, chain: bool) {
+    fn exit_with(&mut self, eip: Value, status: u32, chain: bool, far: bool) {
         debug_assert!(!self.in_arm, "an exit inside a selected arm");
         // Deferred flags are written on this path only (it may be a side
         // exit's cold block): the code after it still defers them.
@@ -785,9 +790,9 @@ impl Emitter<'_> {
         let s = self.b.ins().iconst(types::I32, i64::from(status));
         let slot = if chain {
             let slot = Box::<ChainSlot>::default();
-            let addr = &*slot as *const ChainSlot as i64;
+            let addr = &*slot as *const ChainSlot as usize;
             self.slots.push(slot);
-            addr
+            (if far { addr | FAR_SLOT } else { addr }) as i64
         } else {
             0
         };
@@ -1151,6 +1156,7 @@ pub(crate) fn emit_region(
         helper_insns: Vec::new(),
         hooks,
         slots: Vec::new(),
+        has_far: false,
         write_through,
         dirty: [false; 8],
         lazy_dirty: false,
@@ -1233,7 +1239,11 @@ pub(crate) fn emit_region(
 /// The end of the shared exit, after the state is written back: with a
 /// chaining slot (`slot` != 0) and `eip` on the block's page, tail-call
 /// the slot's block when it starts at `eip`, else ask the dispatcher to
-/// link the slot (`JitCtx::link_slot`). Any other [`EXIT_NEXT`] exit
+/// link the slot (`JitCtx::link_slot`). A far slot ([`FAR_SLOT`] set: a
+/// constant target on another page) and a slot whose dynamic target lies
+/// on another page are taken when they are linked (to that EIP) and,
+/// with paging on, the soft TLB still maps the target's page to the page
+/// it was linked to with the fetch right. Any other [`EXIT_NEXT`] exit
 /// tail-calls the lookup stub (`Hooks::lookup`), which asks the jump
 /// cache (`jump_cache::lookup`) and tail-calls what it finds.
 /// Otherwise return `status` to the dispatcher.
@@ -1242,17 +1252,82 @@ fn emit_chain(e: &mut Emitter<'_>, eip: Value, status: Value, slot: Value) {
     let check = e.b.create_block();
     let probe = e.b.create_block();
     let chain = e.b.create_block();
+    e.b.append_block_param(chain, e.ptr);
     let link = e.b.create_block();
+    e.b.append_block_param(link, e.ptr);
     let unslotted = e.b.create_block();
-    e.b.ins().brif(slot, check, &[], unslotted, &[]);
-    // The exit EIP must be on the block's page (only dynamic targets can
-    // fail this; constant ones off the page get no slot).
+    if e.has_far {
+        let tagged = e.b.create_block();
+        let far = e.b.create_block();
+        let linked = e.b.create_block();
+        e.b.ins().brif(slot, tagged, &[], unslotted, &[]);
+        e.b.switch_to_block(tagged);
+        let is_far = e.b.ins().band_imm_u(slot, FAR_SLOT as i64);
+        e.b.ins().brif(is_far, far, &[], check, &[]);
+        e.b.switch_to_block(far);
+        let at = e.b.ins().band_imm_u(slot, !(FAR_SLOT as i64));
+        let entry =
+            e.b.ins()
+                .load(e.ptr, trusted(), at, offset_of!(ChainSlot, entry) as i32);
+        e.b.ins().brif(entry, linked, &[], link, &[slot.into()]);
+        e.b.switch_to_block(linked);
+        if e.mode.bits & MODE_PG == 0 {
+            // Linear is physical, and a change of the memory map drops
+            // every block: the link holds as long as its successor.
+            e.b.ins().jump(chain, &[entry.into()]);
+        } else {
+            let page = e.b.ins().load(
+                types::I32,
+                trusted(),
+                at,
+                offset_of!(ChainSlot, page) as i32,
+            );
+            let lin = e.b.ins().iadd_imm_s(eip, i64::from(e.mode.cs_base as i32));
+            let mapped = e.fetch_maps_to(lin, page);
+            e.b.ins()
+                .brif(mapped, chain, &[entry.into()], unslotted, &[]);
+        }
+    } else {
+        e.b.ins().brif(slot, check, &[], unslotted, &[]);
+    }
+    // A dynamic target (a RET) on the block's page takes the slot as a
+    // near one; off the page, as a far one: linked with [`FAR_SLOT`] set,
+    // taken after the mapping check (constant targets off the page have
+    // far slots of their own).
     e.b.switch_to_block(check);
     let lin = e.b.ins().iadd_imm_s(eip, i64::from(e.mode.cs_base as i32));
     let start = e.mode.cs_base.wrapping_add(e.start_eip);
     let x = e.b.ins().bxor_imm_u(lin, i64::from(start));
     let off_page = e.b.ins().band_imm_u(x, i64::from(0xFFFF_F000u32));
-    e.b.ins().brif(off_page, unslotted, &[], probe, &[]);
+    let far_dynamic = e.b.create_block();
+    let far_linked = e.b.create_block();
+    e.b.ins().brif(off_page, far_dynamic, &[], probe, &[]);
+    e.b.switch_to_block(far_dynamic);
+    let entry =
+        e.b.ins()
+            .load(e.ptr, trusted(), slot, offset_of!(ChainSlot, entry) as i32);
+    let tagged = e.b.ins().bor_imm_u(slot, FAR_SLOT as i64);
+    e.b.ins()
+        .brif(entry, far_linked, &[], link, &[tagged.into()]);
+    e.b.switch_to_block(far_linked);
+    let want = e.b.ins().load(
+        types::I32,
+        trusted(),
+        slot,
+        offset_of!(ChainSlot, eip) as i32,
+    );
+    let mut go = e.b.ins().icmp(IntCC::Equal, want, eip);
+    if e.mode.bits & MODE_PG != 0 {
+        let page = e.b.ins().load(
+            types::I32,
+            trusted(),
+            slot,
+            offset_of!(ChainSlot, page) as i32,
+        );
+        let mapped = e.fetch_maps_to(lin, page);
+        go = e.b.ins().band(go, mapped);
+    }
+    e.b.ins().brif(go, chain, &[entry.into()], unslotted, &[]);
     e.b.switch_to_block(probe);
     let entry =
         e.b.ins()
@@ -1267,16 +1342,18 @@ fn emit_chain(e: &mut Emitter<'_>, eip: Value, status: Value, slot: Value) {
     let linked = e.b.ins().icmp_imm_u(IntCC::NotEqual, entry, 0);
     let go = e.b.ins().band(same, linked);
     if e.hooks.lookup == 0 {
-        e.b.ins().brif(go, chain, &[], link, &[]);
+        e.b.ins()
+            .brif(go, chain, &[entry.into()], link, &[slot.into()]);
     } else {
         // A slot linked to another EIP (a RET to several call sites)
         // keeps its link: the jump cache serves the other targets.
         let other = e.b.create_block();
-        e.b.ins().brif(go, chain, &[], other, &[]);
+        e.b.ins().brif(go, chain, &[entry.into()], other, &[]);
         e.b.switch_to_block(other);
-        e.b.ins().brif(linked, unslotted, &[], link, &[]);
+        e.b.ins().brif(linked, unslotted, &[], link, &[slot.into()]);
     }
     e.b.switch_to_block(chain);
+    let entry = e.b.block_params(chain)[0];
     let ctx = e.ctx;
     let n = e.b.ins().load(
         types::I64,
@@ -1292,8 +1369,13 @@ fn emit_chain(e: &mut Emitter<'_>, eip: Value, status: Value, slot: Value) {
     // The dispatcher links the slot to the block it looks up next, so
     // this exit must return to it (not continue through the jump cache).
     e.b.switch_to_block(link);
-    e.b.ins()
-        .store(trusted(), slot, ctx, offset_of!(JitCtx, link_slot) as i32);
+    let to_link = e.b.block_params(link)[0];
+    e.b.ins().store(
+        trusted(),
+        to_link,
+        ctx,
+        offset_of!(JitCtx, link_slot) as i32,
+    );
     e.b.ins().jump(ret, &[]);
     e.b.switch_to_block(unslotted);
     if e.hooks.lookup == 0 {

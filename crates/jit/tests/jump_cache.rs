@@ -1,8 +1,11 @@
-//! Exits that cannot chain through a slot (a call to another page, a
-//! return from one) continue through the jump cache from generated code
-//! (`jump_cache::lookup`): the run stops at the same instruction as the
-//! interpreter for every budget, a remapped page runs the code it maps
-//! now, and the dispatcher is left out of most block entries.
+//! Exits to other pages: a constant target (a call or jump to another
+//! page) chains through a far slot, checked against the soft TLB with
+//! paging on and cleared when its successor is invalidated; a return to
+//! another page continues through the jump cache from generated code
+//! (`jump_cache::lookup`). The run stops at the same instruction as the
+//! interpreter for every budget, a remapped or rewritten page runs the
+//! code it holds now, and the dispatcher is left out of most block
+//! entries.
 
 #[allow(dead_code, reason = "shared with the other test files")]
 mod common;
@@ -96,6 +99,128 @@ fn cross_page_exits_continue_without_the_dispatcher() {
             "{kind:?}: {:?}",
             e.stats
         );
+    }
+}
+
+/// With paging off and on, the calls to other pages and the returns
+/// from them chain through far slots: no jump-cache lookups (four a trip
+/// without far slots, two with them for calls only).
+#[test]
+fn calls_to_other_pages_and_returns_chain_without_a_lookup() {
+    let code = cross_page_calls();
+    for paging in [false, true] {
+        for kind in [EngineKind::Jit, EngineKind::Tiered] {
+            let e = same_as_interp(kind, &code, 100_000, |cpu, ram| {
+                if paging {
+                    paging_on(cpu, ram);
+                }
+            });
+            assert!(
+                e.stats.lookups < 50 && e.stats.chained > 4 * 150,
+                "{kind:?}, paging {paging}: {:?}",
+                e.stats
+            );
+        }
+    }
+}
+
+/// A function on another page, called from a loop through a far slot,
+/// is rewritten every 7 trips (its immediate): the slot must be cleared
+/// with the old translation, so that each call runs the bytes there now.
+#[test]
+fn a_rewritten_callee_on_another_page_is_not_entered_through_its_old_link() {
+    let main = assemble(|a| {
+        let mut top = a.create_label();
+        let mut keep = a.create_label();
+        a.mov(ecx, 300u32)?;
+        a.set_label(&mut top)?;
+        a.mov(eax, ecx)?;
+        a.xor(edx, edx)?;
+        a.mov(esi, 7u32)?;
+        a.div(esi)?;
+        a.test(edx, edx)?;
+        a.jnz(keep)?;
+        a.mov(dword_ptr(0x3001u64), ecx)?;
+        a.set_label(&mut keep)?;
+        a.call(0x3000u64)?;
+        a.add(ebx, eax)?;
+        a.dec(ecx)?;
+        a.jnz(top)?;
+        a.hlt()
+    });
+    let callee = assemble_at(0x3000, |a| {
+        a.mov(eax, 1u32)?;
+        a.ret()
+    });
+    let code = with_pages(main, &[(0x3000, callee)]);
+    for paging in [false, true] {
+        for kind in [EngineKind::Jit, EngineKind::Tiered] {
+            let e = same_as_interp(kind, &code, 100_000, |cpu, ram| {
+                if paging {
+                    paging_on(cpu, ram);
+                }
+            });
+            assert!(
+                e.stats.invalidations > 10 && e.stats.links > 10,
+                "{kind:?}, paging {paging}: {:?}",
+                e.stats
+            );
+        }
+    }
+}
+
+/// The same for a return: a function on another page returns through a
+/// far slot to an ADD after its call site, whose immediate the loop
+/// rewrites every 7 trips: the slot must be cleared with the ADD's old
+/// translation.
+#[test]
+fn a_rewritten_return_site_on_another_page_is_not_entered_through_its_old_link() {
+    let main = |imm_at: u32| {
+        assemble(|a| {
+            let mut top = a.create_label();
+            let mut keep = a.create_label();
+            a.mov(ecx, 300u32)?;
+            a.set_label(&mut top)?;
+            a.mov(eax, ecx)?;
+            a.xor(edx, edx)?;
+            a.mov(esi, 7u32)?;
+            a.div(esi)?;
+            a.test(edx, edx)?;
+            a.jnz(keep)?;
+            a.mov(dword_ptr(u64::from(imm_at)), ecx)?;
+            a.set_label(&mut keep)?;
+            a.call(0x3000u64)?;
+            a.add(ebx, 0x1234_5678)?;
+            a.dec(ecx)?;
+            a.jnz(top)?;
+            a.hlt()
+        })
+    };
+    // The ADD's imm32 (81 C3 imm32): found in a first assembly, whose
+    // length the address does not change.
+    let draft = main(0);
+    let add = draft
+        .windows(6)
+        .position(|w| w == [0x81, 0xC3, 0x78, 0x56, 0x34, 0x12])
+        .expect("the ADD");
+    let callee = assemble_at(0x3000, |a| {
+        a.lea(eax, dword_ptr(eax + 1))?;
+        a.ret()
+    });
+    let code = with_pages(main(CODE + add as u32 + 2), &[(0x3000, callee)]);
+    for paging in [false, true] {
+        for kind in [EngineKind::Jit, EngineKind::Tiered] {
+            let e = same_as_interp(kind, &code, 100_000, |cpu, ram| {
+                if paging {
+                    paging_on(cpu, ram);
+                }
+            });
+            assert!(
+                e.stats.invalidations > 10 && e.stats.links > 10,
+                "{kind:?}, paging {paging}: {:?}",
+                e.stats
+            );
+        }
     }
 }
 

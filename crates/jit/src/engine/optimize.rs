@@ -124,6 +124,7 @@ impl Engine {
             return;
         };
         self.jump_cache.remove(&key);
+        self.unlink_far(old.entry);
         for entry in self.map.values_mut() {
             if let Entry::Block(b) = entry {
                 b.unlink_from(old.entry);
