@@ -110,18 +110,9 @@ pub(crate) fn rep_inline(d: &Decoded, mode: &Mode) -> bool {
 /// `dst .. dst + n * size` lies in guest RAM (generated code checked it
 /// through the soft TLB: one page of plain RAM).
 unsafe extern "C" fn jit_rep_fill(dst: *mut u8, value: u32, n: u32, size: u32) {
-    let bytes = value.to_le_bytes();
-    let element = &bytes[..size as usize];
-    for i in 0..n as usize {
-        // SAFETY: see the function's contract.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                element.as_ptr(),
-                dst.add(i * size as usize),
-                element.len(),
-            )
-        };
-    }
+    // SAFETY: see the function's contract.
+    let span = unsafe { std::slice::from_raw_parts_mut(dst, n as usize * size as usize) };
+    oxide86_cpu::interp::fill_elements(span, value, size);
 }
 
 /// Copies `len` bytes from `src` to `dst` as a forward element loop does

@@ -24,6 +24,7 @@ pub mod shift;
 pub mod stack;
 pub mod string;
 mod string_bulk;
+pub use string_bulk::fill_elements;
 pub mod system;
 
 use crate::bus::Bus;
