@@ -1256,10 +1256,16 @@ fn emit_chain(e: &mut Emitter<'_>, eip: Value, status: Value, slot: Value) {
     let link = e.b.create_block();
     e.b.append_block_param(link, e.ptr);
     let unslotted = e.b.create_block();
+    // A linked slot whose successor is on another page (params: the
+    // slot's address, its entry): taken when it holds `eip` and, with
+    // paging on, the soft TLB still maps the target's page to the one
+    // the successor was translated from.
+    let far_linked = e.b.create_block();
+    e.b.append_block_param(far_linked, e.ptr);
+    e.b.append_block_param(far_linked, e.ptr);
     if e.has_far {
         let tagged = e.b.create_block();
         let far = e.b.create_block();
-        let linked = e.b.create_block();
         e.b.ins().brif(slot, tagged, &[], unslotted, &[]);
         e.b.switch_to_block(tagged);
         let is_far = e.b.ins().band_imm_u(slot, FAR_SLOT as i64);
@@ -1269,64 +1275,59 @@ fn emit_chain(e: &mut Emitter<'_>, eip: Value, status: Value, slot: Value) {
         let entry =
             e.b.ins()
                 .load(e.ptr, trusted(), at, offset_of!(ChainSlot, entry) as i32);
-        e.b.ins().brif(entry, linked, &[], link, &[slot.into()]);
-        e.b.switch_to_block(linked);
-        if e.mode.bits & MODE_PG == 0 {
-            // Linear is physical, and a change of the memory map drops
-            // every block: the link holds as long as its successor.
-            e.b.ins().jump(chain, &[entry.into()]);
-        } else {
-            let page = e.b.ins().load(
-                types::I32,
-                trusted(),
-                at,
-                offset_of!(ChainSlot, page) as i32,
-            );
-            let lin = e.b.ins().iadd_imm_s(eip, i64::from(e.mode.cs_base as i32));
-            let mapped = e.fetch_maps_to(lin, page);
-            e.b.ins()
-                .brif(mapped, chain, &[entry.into()], unslotted, &[]);
-        }
+        e.b.ins().brif(
+            entry,
+            far_linked,
+            &[at.into(), entry.into()],
+            link,
+            &[slot.into()],
+        );
     } else {
         e.b.ins().brif(slot, check, &[], unslotted, &[]);
     }
     // A dynamic target (a RET) on the block's page takes the slot as a
-    // near one; off the page, as a far one: linked with [`FAR_SLOT`] set,
-    // taken after the mapping check (constant targets off the page have
-    // far slots of their own).
+    // near one; off the page, as a far one (linked with [`FAR_SLOT`] set).
     e.b.switch_to_block(check);
     let lin = e.b.ins().iadd_imm_s(eip, i64::from(e.mode.cs_base as i32));
     let start = e.mode.cs_base.wrapping_add(e.start_eip);
     let x = e.b.ins().bxor_imm_u(lin, i64::from(start));
     let off_page = e.b.ins().band_imm_u(x, i64::from(0xFFFF_F000u32));
     let far_dynamic = e.b.create_block();
-    let far_linked = e.b.create_block();
     e.b.ins().brif(off_page, far_dynamic, &[], probe, &[]);
     e.b.switch_to_block(far_dynamic);
     let entry =
         e.b.ins()
             .load(e.ptr, trusted(), slot, offset_of!(ChainSlot, entry) as i32);
     let tagged = e.b.ins().bor_imm_u(slot, FAR_SLOT as i64);
-    e.b.ins()
-        .brif(entry, far_linked, &[], link, &[tagged.into()]);
-    e.b.switch_to_block(far_linked);
-    let want = e.b.ins().load(
-        types::I32,
-        trusted(),
-        slot,
-        offset_of!(ChainSlot, eip) as i32,
+    e.b.ins().brif(
+        entry,
+        far_linked,
+        &[slot.into(), entry.into()],
+        link,
+        &[tagged.into()],
     );
+    e.b.switch_to_block(far_linked);
+    let (at, entry) = (
+        e.b.block_params(far_linked)[0],
+        e.b.block_params(far_linked)[1],
+    );
+    let want =
+        e.b.ins()
+            .load(types::I32, trusted(), at, offset_of!(ChainSlot, eip) as i32);
     let mut go = e.b.ins().icmp(IntCC::Equal, want, eip);
     if e.mode.bits & MODE_PG != 0 {
         let page = e.b.ins().load(
             types::I32,
             trusted(),
-            slot,
+            at,
             offset_of!(ChainSlot, page) as i32,
         );
+        let lin = e.b.ins().iadd_imm_s(eip, i64::from(e.mode.cs_base as i32));
         let mapped = e.fetch_maps_to(lin, page);
         go = e.b.ins().band(go, mapped);
     }
+    // With paging off linear is physical, and a change of the memory map
+    // drops every block: the link holds as long as its successor.
     e.b.ins().brif(go, chain, &[entry.into()], unslotted, &[]);
     e.b.switch_to_block(probe);
     let entry =
