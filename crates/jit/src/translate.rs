@@ -1236,6 +1236,11 @@ pub(crate) fn emit_region(
     emitted
 }
 
+/// Loads the field at `offset` (of type `ty`) of the [`ChainSlot`] at `at`.
+fn slot_field(e: &mut Emitter<'_>, at: Value, ty: Type, offset: usize) -> Value {
+    e.b.ins().load(ty, trusted(), at, offset as i32)
+}
+
 /// The end of the shared exit, after the state is written back: with a
 /// chaining slot (`slot` != 0) and `eip` on the block's page, tail-call
 /// the slot's block when it starts at `eip`, else ask the dispatcher to
@@ -1272,9 +1277,7 @@ fn emit_chain(e: &mut Emitter<'_>, eip: Value, status: Value, slot: Value) {
         e.b.ins().brif(is_far, far, &[], check, &[]);
         e.b.switch_to_block(far);
         let at = e.b.ins().band_imm_u(slot, !(FAR_SLOT as i64));
-        let entry =
-            e.b.ins()
-                .load(e.ptr, trusted(), at, offset_of!(ChainSlot, entry) as i32);
+        let entry = slot_field(e, at, e.ptr, offset_of!(ChainSlot, entry));
         e.b.ins().brif(
             entry,
             far_linked,
@@ -1295,9 +1298,7 @@ fn emit_chain(e: &mut Emitter<'_>, eip: Value, status: Value, slot: Value) {
     let far_dynamic = e.b.create_block();
     e.b.ins().brif(off_page, far_dynamic, &[], probe, &[]);
     e.b.switch_to_block(far_dynamic);
-    let entry =
-        e.b.ins()
-            .load(e.ptr, trusted(), slot, offset_of!(ChainSlot, entry) as i32);
+    let entry = slot_field(e, slot, e.ptr, offset_of!(ChainSlot, entry));
     let tagged = e.b.ins().bor_imm_u(slot, FAR_SLOT as i64);
     e.b.ins().brif(
         entry,
@@ -1311,17 +1312,10 @@ fn emit_chain(e: &mut Emitter<'_>, eip: Value, status: Value, slot: Value) {
         e.b.block_params(far_linked)[0],
         e.b.block_params(far_linked)[1],
     );
-    let want =
-        e.b.ins()
-            .load(types::I32, trusted(), at, offset_of!(ChainSlot, eip) as i32);
+    let want = slot_field(e, at, types::I32, offset_of!(ChainSlot, eip));
     let mut go = e.b.ins().icmp(IntCC::Equal, want, eip);
     if e.mode.bits & MODE_PG != 0 {
-        let page = e.b.ins().load(
-            types::I32,
-            trusted(),
-            at,
-            offset_of!(ChainSlot, page) as i32,
-        );
+        let page = slot_field(e, at, types::I32, offset_of!(ChainSlot, page));
         let lin = e.b.ins().iadd_imm_s(eip, i64::from(e.mode.cs_base as i32));
         let mapped = e.fetch_maps_to(lin, page);
         go = e.b.ins().band(go, mapped);
@@ -1330,15 +1324,8 @@ fn emit_chain(e: &mut Emitter<'_>, eip: Value, status: Value, slot: Value) {
     // drops every block: the link holds as long as its successor.
     e.b.ins().brif(go, chain, &[entry.into()], unslotted, &[]);
     e.b.switch_to_block(probe);
-    let entry =
-        e.b.ins()
-            .load(e.ptr, trusted(), slot, offset_of!(ChainSlot, entry) as i32);
-    let want = e.b.ins().load(
-        types::I32,
-        trusted(),
-        slot,
-        offset_of!(ChainSlot, eip) as i32,
-    );
+    let entry = slot_field(e, slot, e.ptr, offset_of!(ChainSlot, entry));
+    let want = slot_field(e, slot, types::I32, offset_of!(ChainSlot, eip));
     let same = e.b.ins().icmp(IntCC::Equal, want, eip);
     let linked = e.b.ins().icmp_imm_u(IntCC::NotEqual, entry, 0);
     let go = e.b.ins().band(same, linked);

@@ -12,7 +12,7 @@ mod common;
 use common::*;
 use iced_x86::code_asm::*;
 use oxide86_cpu::FlatRam;
-use oxide86_jit::EngineKind;
+use oxide86_jit::{EngineKind, JitStats};
 
 /// Page tables: the first 256 KiB identity-mapped.
 const PD: u32 = 0x2_0000;
@@ -50,6 +50,22 @@ fn with_pages(code: Vec<u8>, pages: &[(u32, Vec<u8>)]) -> Vec<u8> {
         all.extend_from_slice(p);
     }
     all
+}
+
+/// Runs `code` under jit and tiered, with paging off and on (the first
+/// 256 KiB identity-mapped), each against the interpreter
+/// ([`same_as_interp`]), and asserts `expect` of each run's statistics.
+fn under_both_engines_with_and_without_paging(code: &[u8], expect: impl Fn(&JitStats) -> bool) {
+    for paging in [false, true] {
+        for kind in [EngineKind::Jit, EngineKind::Tiered] {
+            let e = same_as_interp(kind, code, 100_000, |cpu, ram| {
+                if paging {
+                    paging_on(cpu, ram);
+                }
+            });
+            assert!(expect(&e.stats), "{kind:?}, paging {paging}: {:?}", e.stats);
+        }
+    }
 }
 
 /// A loop on page 1 calling a function on page 2 that calls one on page 3.
@@ -107,21 +123,9 @@ fn cross_page_exits_continue_without_the_dispatcher() {
 /// without far slots, two with them for calls only).
 #[test]
 fn calls_to_other_pages_and_returns_chain_without_a_lookup() {
-    let code = cross_page_calls();
-    for paging in [false, true] {
-        for kind in [EngineKind::Jit, EngineKind::Tiered] {
-            let e = same_as_interp(kind, &code, 100_000, |cpu, ram| {
-                if paging {
-                    paging_on(cpu, ram);
-                }
-            });
-            assert!(
-                e.stats.lookups < 50 && e.stats.chained > 4 * 150,
-                "{kind:?}, paging {paging}: {:?}",
-                e.stats
-            );
-        }
-    }
+    under_both_engines_with_and_without_paging(&cross_page_calls(), |s| {
+        s.lookups < 50 && s.chained > 4 * 150
+    });
 }
 
 /// A function on another page, called from a loop through a far slot,
@@ -153,20 +157,7 @@ fn a_rewritten_callee_on_another_page_is_not_entered_through_its_old_link() {
         a.ret()
     });
     let code = with_pages(main, &[(0x3000, callee)]);
-    for paging in [false, true] {
-        for kind in [EngineKind::Jit, EngineKind::Tiered] {
-            let e = same_as_interp(kind, &code, 100_000, |cpu, ram| {
-                if paging {
-                    paging_on(cpu, ram);
-                }
-            });
-            assert!(
-                e.stats.invalidations > 10 && e.stats.links > 10,
-                "{kind:?}, paging {paging}: {:?}",
-                e.stats
-            );
-        }
-    }
+    under_both_engines_with_and_without_paging(&code, |s| s.invalidations > 10 && s.links > 10);
 }
 
 /// The same for a return: a function on another page returns through a
@@ -208,20 +199,7 @@ fn a_rewritten_return_site_on_another_page_is_not_entered_through_its_old_link()
         a.ret()
     });
     let code = with_pages(main(CODE + add as u32 + 2), &[(0x3000, callee)]);
-    for paging in [false, true] {
-        for kind in [EngineKind::Jit, EngineKind::Tiered] {
-            let e = same_as_interp(kind, &code, 100_000, |cpu, ram| {
-                if paging {
-                    paging_on(cpu, ram);
-                }
-            });
-            assert!(
-                e.stats.invalidations > 10 && e.stats.links > 10,
-                "{kind:?}, paging {paging}: {:?}",
-                e.stats
-            );
-        }
-    }
+    under_both_engines_with_and_without_paging(&code, |s| s.invalidations > 10 && s.links > 10);
 }
 
 #[test]
