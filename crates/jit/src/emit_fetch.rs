@@ -101,15 +101,7 @@ impl Emitter<'_> {
     /// check (`translate::emit_chain`): the successor was translated from
     /// `page`.
     pub(crate) fn fetch_maps_to(&mut self, lin: Value, page: Value) -> Value {
-        let entry_shift = size_of::<TlbEntry>().trailing_zeros();
-        let scaled = self.b.ins().ushr_imm_u(lin, i64::from(12 - entry_shift));
-        let off = self
-            .b
-            .ins()
-            .band_imm_u(scaled, ((TLB_ENTRIES - 1) * size_of::<TlbEntry>()) as i64);
-        let off = self.b.ins().uextend(self.ptr, off);
-        let tlb = self.tlb_base();
-        let e = self.b.ins().iadd(tlb, off);
+        let e = self.tlb_entry(lin);
         let tag = self
             .b
             .ins()

@@ -150,17 +150,7 @@ impl Emitter<'_> {
         // (or one wrapping past 4 GiB) to the slow path.
         let last = self.b.ins().iadd_imm_u(lin, i64::from(size - 1));
         let last_page = self.b.ins().band_imm_u(last, i64::from(0xFFFF_F000u32));
-        // The entry's byte offset: ((lin >> 12) & (TLB_ENTRIES - 1)) *
-        // size_of::<TlbEntry>(), as one shift and one mask.
-        let entry_shift = size_of::<TlbEntry>().trailing_zeros();
-        let scaled = self.b.ins().ushr_imm_u(lin, i64::from(12 - entry_shift));
-        let byte_off = self
-            .b
-            .ins()
-            .band_imm_u(scaled, ((TLB_ENTRIES - 1) * size_of::<TlbEntry>()) as i64);
-        let byte_off = self.b.ins().uextend(self.ptr, byte_off);
-        let tlb = self.tlb_base();
-        let e = self.b.ins().iadd(tlb, byte_off);
+        let e = self.tlb_entry(lin);
         let k = fast::index(write, self.mode.user);
         let cmp_off = offset_of!(TlbEntry, fast) + 4 * k;
         let want = self.b.ins().load(types::I32, trusted(), e, cmp_off as i32);
@@ -186,6 +176,22 @@ impl Emitter<'_> {
             self.b.ins().ireduce(self.ptr, hoff)
         };
         self.b.ins().iadd(ram, hoff)
+    }
+
+    /// The host address of the soft-TLB entry for the linear page of
+    /// `lin` (a run-time value).
+    pub(crate) fn tlb_entry(&mut self, lin: Value) -> Value {
+        // The entry's byte offset: ((lin >> 12) & (TLB_ENTRIES - 1)) *
+        // size_of::<TlbEntry>(), as one shift and one mask.
+        let entry_shift = size_of::<TlbEntry>().trailing_zeros();
+        let scaled = self.b.ins().ushr_imm_u(lin, i64::from(12 - entry_shift));
+        let byte_off = self
+            .b
+            .ins()
+            .band_imm_u(scaled, ((TLB_ENTRIES - 1) * size_of::<TlbEntry>()) as i64);
+        let byte_off = self.b.ins().uextend(self.ptr, byte_off);
+        let tlb = self.tlb_base();
+        self.b.ins().iadd(tlb, byte_off)
     }
 
     /// A read with paging off (linear = physical) inside the bases' direct

@@ -128,12 +128,13 @@ fn calls_to_other_pages_and_returns_chain_without_a_lookup() {
     });
 }
 
-/// A function on another page, called from a loop through a far slot,
-/// is rewritten every 7 trips (its immediate): the slot must be cleared
-/// with the old translation, so that each call runs the bytes there now.
-#[test]
-fn a_rewritten_callee_on_another_page_is_not_entered_through_its_old_link() {
-    let main = assemble(|a| {
+/// A loop of 300 trips that writes ECX to the dword at `patch` every 7
+/// trips, then calls 0x3000 and runs `after_call`.
+fn patching_loop(
+    patch: u32,
+    after_call: impl FnOnce(&mut CodeAssembler) -> Result<(), iced_x86::IcedError>,
+) -> Vec<u8> {
+    assemble(|a| {
         let mut top = a.create_label();
         let mut keep = a.create_label();
         a.mov(ecx, 300u32)?;
@@ -144,14 +145,22 @@ fn a_rewritten_callee_on_another_page_is_not_entered_through_its_old_link() {
         a.div(esi)?;
         a.test(edx, edx)?;
         a.jnz(keep)?;
-        a.mov(dword_ptr(0x3001u64), ecx)?;
+        a.mov(dword_ptr(u64::from(patch)), ecx)?;
         a.set_label(&mut keep)?;
         a.call(0x3000u64)?;
-        a.add(ebx, eax)?;
+        after_call(a)?;
         a.dec(ecx)?;
         a.jnz(top)?;
         a.hlt()
-    });
+    })
+}
+
+/// A function on another page, called from a loop through a far slot,
+/// is rewritten every 7 trips (its immediate): the slot must be cleared
+/// with the old translation, so that each call runs the bytes there now.
+#[test]
+fn a_rewritten_callee_on_another_page_is_not_entered_through_its_old_link() {
+    let main = patching_loop(0x3001, |a| a.add(ebx, eax));
     let callee = assemble_at(0x3000, |a| {
         a.mov(eax, 1u32)?;
         a.ret()
@@ -166,27 +175,7 @@ fn a_rewritten_callee_on_another_page_is_not_entered_through_its_old_link() {
 /// translation.
 #[test]
 fn a_rewritten_return_site_on_another_page_is_not_entered_through_its_old_link() {
-    let main = |imm_at: u32| {
-        assemble(|a| {
-            let mut top = a.create_label();
-            let mut keep = a.create_label();
-            a.mov(ecx, 300u32)?;
-            a.set_label(&mut top)?;
-            a.mov(eax, ecx)?;
-            a.xor(edx, edx)?;
-            a.mov(esi, 7u32)?;
-            a.div(esi)?;
-            a.test(edx, edx)?;
-            a.jnz(keep)?;
-            a.mov(dword_ptr(u64::from(imm_at)), ecx)?;
-            a.set_label(&mut keep)?;
-            a.call(0x3000u64)?;
-            a.add(ebx, 0x1234_5678)?;
-            a.dec(ecx)?;
-            a.jnz(top)?;
-            a.hlt()
-        })
-    };
+    let main = |imm_at| patching_loop(imm_at, |a| a.add(ebx, 0x1234_5678));
     // The ADD's imm32 (81 C3 imm32): found in a first assembly, whose
     // length the address does not change.
     let draft = main(0);
