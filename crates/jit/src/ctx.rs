@@ -46,6 +46,9 @@ pub struct ChainSlot {
 /// it to its exit and to the dispatcher (`JitCtx::link_slot`).
 pub const FAR_SLOT: usize = 1;
 
+/// [`JitCtx::budget_stop`] when no region stopped for want of budget.
+pub const NO_BUDGET_STOP: u64 = u64::MAX;
+
 /// What a block sees; built by the dispatcher for each entry.
 #[repr(C)]
 #[derive(Debug)]
@@ -89,6 +92,12 @@ pub struct JitCtx {
     /// dispatcher entered, and those that found a block.
     pub lookups: u64,
     pub lookup_hits: u64,
+    /// Where the budget ran out: the region (`(paddr << 32) | eip` of its
+    /// entry, in this context's mode) that stopped before a block for
+    /// want of budget, or [`NO_BUDGET_STOP`]. The run's end is a point
+    /// in guest time no block chooses, so this samples where chained
+    /// code spends its time (`engine/optimize.rs`).
+    pub budget_stop: u64,
     /// Verify mode: the verifier's journal of what the block overwrites
     /// (a `*mut verify::Journal`), read by the verify-mode helpers only;
     /// null otherwise.

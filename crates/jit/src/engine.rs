@@ -35,7 +35,7 @@ use oxide86_cpu::state::{cr0, eflags};
 use oxide86_cpu::{Bus, Cpu, CpuModel, SegReg, StepOutcome};
 
 use crate::cache::{BlockFn, CodeCache, CompiledBlock, GENERATION_LIMIT};
-use crate::ctx::{ChainSlot, JitCtx, EXIT_INTERP, EXIT_NEXT, FAR_SLOT};
+use crate::ctx::{ChainSlot, JitCtx, EXIT_INTERP, EXIT_NEXT, FAR_SLOT, NO_BUDGET_STOP};
 use crate::jump_cache::{JumpCache, Key};
 use crate::smc::CodePages;
 use crate::translate::{scan_region_at, Bases, Hooks, Miscompile, Mode, Region, MAX_REGION_BLOCKS};
@@ -197,6 +197,9 @@ pub struct Engine {
     /// `engine/optimize.rs`).
     last_entry: Option<Key>,
     block_steps: u64,
+    /// The region where block runs last stopped for want of budget in
+    /// this call of [`Engine::run`] (`JitCtx::budget_stop`).
+    budget_stop: Option<Key>,
     /// Where the soft TLB and guest RAM were for the blocks of this
     /// generation, which address them as constants.
     bases: Bases,
@@ -239,6 +242,7 @@ impl Engine {
             miscompile: None,
             last_entry: None,
             block_steps: 0,
+            budget_stop: None,
             bases: Bases::default(),
             stats: JitStats::default(),
         }
@@ -286,6 +290,16 @@ impl Engine {
     /// in [`Engine::run`]).
     pub fn background_in_flight(&self) -> usize {
         self.bg_in_flight()
+    }
+
+    /// The EIPs of the translations compiled again through Cranelift's
+    /// optimiser (`engine/optimize.rs`), in no particular order.
+    pub fn optimized_eips(&self) -> Vec<u32> {
+        self.map
+            .iter()
+            .filter(|(_, e)| matches!(e, Entry::Block(b) if b.optimized))
+            .map(|(k, _)| k.eip)
+            .collect()
     }
 
     /// The engine actually in use.
@@ -755,6 +769,7 @@ impl Engine {
             jump_cache: self.jump_cache.as_ptr(),
             lookups: 0,
             lookup_hits: 0,
+            budget_stop: NO_BUDGET_STOP,
             journal,
         };
         ctx.cpu = cpu as *mut Cpu;
@@ -778,6 +793,13 @@ impl Engine {
         self.stats.helper_insns += ctx.helper_runs;
         self.stats.lookups += ctx.lookups;
         self.stats.hits += ctx.lookup_hits;
+        if ctx.budget_stop != NO_BUDGET_STOP {
+            self.budget_stop = Some(Key {
+                paddr: (ctx.budget_stop >> 32) as u32,
+                eip: ctx.budget_stop as u32,
+                mode,
+            });
+        }
         let outcome = match ctx.outcome {
             1 => StepOutcome::Halted,
             2 => StepOutcome::Shutdown,

@@ -24,7 +24,7 @@ use oxide86_cpu::decode::Decoded;
 use oxide86_cpu::flags::LazyOp;
 use oxide86_cpu::{Bus, Cpu, CpuState, LazyFlags};
 
-use crate::ctx::{ChainSlot, JitCtx, EXIT_INTERP, EXIT_NEXT, FAR_SLOT};
+use crate::ctx::{ChainSlot, JitCtx, EXIT_INTERP, EXIT_NEXT, FAR_SLOT, NO_BUDGET_STOP};
 
 /// The most guest instructions in one block.
 pub const MAX_BLOCK_INSNS: usize = 48;
@@ -643,6 +643,12 @@ pub(crate) mod off {
     }
 }
 
+/// The region's entry as [`JitCtx::budget_stop`] records it.
+fn region_key(region: &Region) -> i64 {
+    let e = region.entry();
+    ((u64::from(e.paddr) << 32) | u64::from(e.start_eip)) as i64
+}
+
 /// A guest block of the region being built.
 pub(crate) struct Head {
     pub eip: u32,
@@ -683,6 +689,8 @@ pub(crate) struct Emitter<'a> {
     /// `JitCtx::budget - budget` (see [`Emitter::sync_count`]), so the
     /// count itself needs no Variable.
     pub budget: Variable,
+    /// The region's entry as [`JitCtx::budget_stop`] records it.
+    pub entry_key: i64,
     /// The flag-setting operation last recorded in this block, when known
     /// at translation time (else the lazy Variables hold whatever ran).
     pub known: Option<(LazyOp, u32)>,
@@ -841,6 +849,9 @@ impl Emitter<'_> {
         self.b.set_cold_block(stop);
         self.b.ins().brif(more, head, &[], stop, &[]);
         self.b.switch_to_block(stop);
+        let k = self.b.ins().iconst(types::I64, self.entry_key);
+        let at = offset_of!(JitCtx, budget_stop) as i32;
+        self.b.ins().store(trusted(), k, self.ctx, at);
         let saved = self.k;
         self.k = 0;
         self.exit_const(target, EXIT_NEXT);
@@ -1097,6 +1108,17 @@ pub(crate) fn emit_region(
     b.set_cold_block(refuse);
     b.ins().brif(short, refuse, &[], body, &[]);
     b.switch_to_block(refuse);
+    // Where the budget ran out, unless a region this one was chained from
+    // stopped there first (its stop exit went on to this entry).
+    let entry_key = region_key(region);
+    let at = offset_of!(JitCtx, budget_stop) as i32;
+    let recorded = b.ins().load(types::I64, trusted(), ctx, at);
+    let none = b
+        .ins()
+        .icmp_imm_u(IntCC::Equal, recorded, NO_BUDGET_STOP as i64);
+    let k = b.ins().iconst(types::I64, entry_key);
+    let k = b.ins().select(none, k, recorded);
+    b.ins().store(trusted(), k, ctx, at);
     let s = b.ins().iconst(types::I32, i64::from(EXIT_NEXT));
     b.ins().return_(&[s]);
     b.switch_to_block(body);
@@ -1139,6 +1161,7 @@ pub(crate) fn emit_region(
                 .any(|g| g.lower == Lower::Inline && matches!(g.d.insn.mnemonic(), M::Inc | M::Dec))
         }),
         budget,
+        entry_key,
         known: None,
         flags_dead: false,
         flags_replaced_later: false,

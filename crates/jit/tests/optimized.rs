@@ -169,3 +169,51 @@ fn recompiled_blocks_are_invalidated_by_writes_and_reached_by_chained_callers() 
         assert!(e.stats.invalidations > 0, "{kind:?}: {:?}", e.stats);
     }
 }
+
+/// The routine at 0x3000 (another page) holds the program's hot inner
+/// loop and is entered only by chaining: the caller's CALL and the
+/// routine's RET chain through far slots, and each slice starts again
+/// where the last one ran out of budget (the inner loop's head, a region
+/// of its own). The optimiser must still find the routine: it credits
+/// the region that ran out of budget, not the one the dispatcher entered.
+/// (Under `jit` the routine's first block runs once a call and the loop
+/// is a block of its own, so the routine's entry is not hot there.)
+#[test]
+fn a_hot_region_entered_only_by_chaining_is_recompiled() {
+    const ROUTINE: u32 = 0x3000;
+    let routine = {
+        let mut a = CodeAssembler::new(32).unwrap();
+        let mut inner = a.create_label();
+        a.mov(edx, 200u32).unwrap();
+        a.set_label(&mut inner).unwrap();
+        a.add(eax, edx).unwrap();
+        a.dec(edx).unwrap();
+        a.jnz(inner).unwrap();
+        a.ret().unwrap();
+        a.assemble(u64::from(ROUTINE)).unwrap()
+    };
+    let code = assemble(|a| {
+        let mut top = a.create_label();
+        a.mov(ecx, 3000u32)?;
+        a.set_label(&mut top)?;
+        a.call(u64::from(ROUTINE))?;
+        a.dec(ecx)?;
+        a.jnz(top)?;
+        a.hlt()
+    });
+    let (s, _, e) = run_configured(
+        EngineKind::Tiered,
+        &code,
+        5_000_000,
+        50_000,
+        |_, ram| ram.load(ROUTINE, &routine),
+        |e| e.optimize_after = 500_000,
+    );
+    assert_eq!(s.gpr[0], 3000 * (200 * 201 / 2), "EAX");
+    let optimized = e.optimized_eips();
+    assert!(
+        optimized.contains(&ROUTINE),
+        "the routine was not recompiled (recompiled: {optimized:x?}, {:?})",
+        e.stats
+    );
+}
