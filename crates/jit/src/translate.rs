@@ -516,6 +516,22 @@ impl Region {
         &self.blocks[0]
     }
 
+    /// Where a block of the region runs on without a transfer (cut by its
+    /// length, a page boundary or an instruction across one) to an
+    /// instruction that starts no block of the region.
+    pub fn straight_continuations(&self) -> Vec<u32> {
+        self.blocks
+            .iter()
+            .filter_map(|b| {
+                let last = b.insns.last()?;
+                let transfer = last.lower == Lower::Inline
+                    && crate::emit_insn::inline_kind(&last.d) == Some(true);
+                (!transfer && b.tail.1 == EXIT_NEXT).then_some(b.tail.0)
+            })
+            .filter(|eip| !self.blocks.iter().any(|b| b.start_eip == *eip))
+            .collect()
+    }
+
     /// Where a call in the region returns to (the EIPs after its CALLs).
     pub fn return_points(&self) -> Vec<u32> {
         let mut points: Vec<u32> = self
