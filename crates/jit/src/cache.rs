@@ -62,9 +62,9 @@ pub struct CompiledBlock {
     pub optimized: bool,
     /// Its branches that run as selects (`emit_select.rs`).
     pub selects: u64,
-    /// Tiered: guest instructions that block runs retired in the
-    /// `Engine::run` calls whose last dispatcher entry was this block (the
-    /// engine's sample of where the time goes, `engine/optimize.rs`).
+    /// Guest instructions that block runs retired in the `Engine::run`
+    /// calls that ended in this block for want of budget (the engine's
+    /// sample of where the time goes, `engine/optimize.rs`).
     pub credit: u64,
     /// Instructions its helper calls point to.
     #[allow(

@@ -123,7 +123,10 @@ pub struct JitStats {
 /// What the cache holds for a key.
 #[derive(Debug)]
 enum Entry {
-    Block(CompiledBlock),
+    /// Boxed: most entries of a boot are counts (tens of thousands of
+    /// lukewarm block starts), and the dispatcher probes the map for them
+    /// at every lookup; inline, a block made every slot 128 bytes.
+    Block(Box<CompiledBlock>),
     /// The first instruction cannot be translated: interpret it.
     Interp,
     /// Tiered: not translated yet; the executions counted so far.
@@ -343,7 +346,7 @@ impl Engine {
         self.jump_cache.clear();
         for (_, e) in self.map.drain() {
             if let Entry::Block(b) = e {
-                self.retired.push(b);
+                self.retired.push(*b);
             }
         }
         self.pages.clear();
@@ -515,7 +518,7 @@ impl Engine {
                 match self.map.remove(&key) {
                     Some(Entry::Block(b)) => {
                         self.unlink_far(b.entry);
-                        self.retired.push(b);
+                        self.retired.push(*b);
                         self.stats.invalidations += 1;
                     }
                     Some(Entry::Interp) => self.stats.invalidations += 1,
@@ -635,7 +638,7 @@ impl Engine {
                     self.stats.blocks_translated += 1;
                     self.stats.regions += u64::from(blocks > 1);
                     self.stats.selects += b.selects;
-                    Entry::Block(b)
+                    Entry::Block(Box::new(b))
                 }
                 Err(_) => Entry::Interp,
             },

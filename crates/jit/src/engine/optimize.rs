@@ -129,7 +129,7 @@ impl Engine {
         // The cold filter may be skipping lookups there (while the block
         // waited for its translation): its next entry looks it up.
         self.cold.take(key.mode.cs_base.wrapping_add(key.eip));
-        let Some(Entry::Block(old)) = self.map.insert(key, Entry::Block(block)) else {
+        let Some(Entry::Block(old)) = self.map.insert(key, Entry::Block(Box::new(block))) else {
             return;
         };
         self.jump_cache.remove(&key);
@@ -142,6 +142,6 @@ impl Engine {
         for b in &mut self.retired {
             b.unlink_from(old.entry);
         }
-        self.retired.push(old);
+        self.retired.push(*old);
     }
 }
