@@ -1,10 +1,16 @@
 //! Decoding with iced-x86 and the decoded-instruction cache.
 //!
 //! An instruction is decoded once per physical location and code size and
-//! reused until a write reaches its bytes. The cache is direct-mapped on the
-//! low bits of the physical address. A bitmap with one bit per 64-byte line of
-//! physical memory says which lines hold cached instructions, so the write
-//! path finds out in one bit test whether it must invalidate anything.
+//! reused until a write reaches its bytes. The cache's tags are
+//! direct-mapped on the low bits of the physical address; each names the
+//! slot of a ring of decodings, filled in the order instructions are first
+//! decoded, so the instructions of a block sit in consecutive cache lines
+//! (indexed by address, one 64-byte entry per byte of code address put
+//! consecutive instructions about 220 bytes apart, a cache miss each when
+//! cold code was copied into a block or stepped). A bitmap with one bit
+//! per 64-byte line of physical memory says which lines hold cached
+//! instructions, so the write path finds out in one bit test whether it
+//! must invalidate anything.
 //!
 //! Instructions are decoded at IP 0, so iced's branch targets are relative
 //! (`target = (eip + near_branch_target) & mask` at run time) and a cached
@@ -63,7 +69,7 @@ pub struct Decoded {
     pub falls_through: bool,
 }
 
-/// Which instruction a cache slot holds.
+/// Which instruction a tag slot holds, and where its decoding is.
 #[derive(Clone, Copy, Debug, Default)]
 struct Tag {
     /// Physical address of the first byte (meaningful while `key` != 0).
@@ -72,6 +78,8 @@ struct Tag {
     key: u8,
     /// The instruction's length in bytes.
     len: u8,
+    /// Its slot in [`DecodeCache::decoded`].
+    at: u32,
 }
 
 /// Why decoding failed.
@@ -99,13 +107,19 @@ pub struct DecodeStats {
 
 /// The decoded-instruction cache.
 pub struct DecodeCache {
-    /// The slots' tags; invalidation writes only these.
+    /// The tags, direct-mapped on the low bits of the physical address;
+    /// invalidation writes only these.
     tags: Box<[Tag]>,
-    /// The slots' decodings, written only by [`DecodeCache::insert`]. Never
-    /// resized, so a pointer from [`DecodeCache::lookup_hit_ptr`] stays put.
+    /// The decodings: a ring that [`DecodeCache::insert`] fills in order
+    /// (the tag that named a slot it reuses is dropped), and the only
+    /// writer. Never resized, so a pointer from
+    /// [`DecodeCache::lookup_hit_ptr`] stays put.
     decoded: Box<[Decoded]>,
-    /// Number of slots minus one (a power of two minus one): direct-mapped
-    /// on the low bits of the physical address.
+    /// Per slot of `decoded`: the tag that names it.
+    owners: Box<[u32]>,
+    /// The ring's next slot.
+    next: usize,
+    /// Number of tags minus one (a power of two minus one).
     mask: usize,
     /// One bit per 64-byte line of the 4 GiB physical space.
     code_lines: Vec<u64>,
@@ -162,10 +176,11 @@ impl DecodeCache {
         Self::with_entries(DEFAULT_ENTRIES)
     }
 
-    /// An empty cache of `entries` slots (rounded up to a power of two):
-    /// one per byte of physical code address it can hold at once, 64
-    /// bytes each. A machine running an operating system wants more than
-    /// the default (a kernel's boot code spans megabytes).
+    /// An empty cache of `entries` decodings (rounded up to a power of
+    /// two; 64 bytes each) and twice as many tags (one per byte of
+    /// physical code address, 12 bytes each). A machine running an
+    /// operating system wants more than the default (a kernel's boot code
+    /// spans megabytes).
     pub fn with_entries(entries: usize) -> Self {
         let entries = entries.max(1).next_power_of_two();
         let empty = Decoded {
@@ -185,10 +200,13 @@ impl DecodeCache {
             falls_through: false,
         };
         // The line bitmap is 8 MiB of zeroes; the allocator maps it lazily.
+        let tags = entries * 2;
         Self {
-            tags: vec![Tag::default(); entries].into_boxed_slice(),
+            tags: vec![Tag::default(); tags].into_boxed_slice(),
             decoded: vec![empty; entries].into_boxed_slice(),
-            mask: entries - 1,
+            owners: vec![0; entries].into_boxed_slice(),
+            next: 0,
+            mask: tags - 1,
             code_lines: vec![0; 1 << (32 - LINE_SHIFT - 6)],
             stats: DecodeStats::default(),
             code_write_log: None,
@@ -247,7 +265,7 @@ impl DecodeCache {
         let (mut p, mut len, mut span, mut open) = (paddr, 0u16, 0, true);
         while usize::from(len) < crate::block::MAX_LEN {
             let Some(s) = self.slot(p, code32) else { break };
-            let d = self.decoded[s];
+            let d = self.decoded[self.tags[s].at as usize];
             self.blocks.push(d);
             len += 1;
             span = p - paddr;
@@ -298,7 +316,7 @@ impl DecodeCache {
         let e = &self.tags[i];
         if e.key == 1 + u8::from(code32) && e.paddr == paddr {
             self.stats.hits += 1;
-            Some(&self.decoded[i])
+            Some(&self.decoded[e.at as usize])
         } else {
             self.stats.misses += 1;
             None
@@ -315,8 +333,8 @@ impl DecodeCache {
         let i = paddr as usize & self.mask;
         let e = &self.tags[i];
         if e.key == 1 + u8::from(code32) && e.paddr == paddr {
-            // In bounds: i <= mask < decoded.len().
-            Some(self.decoded.as_ptr().wrapping_add(i))
+            // In bounds: a tag's slot is an index of `decoded`.
+            Some(self.decoded.as_ptr().wrapping_add(e.at as usize))
         } else {
             None
         }
@@ -327,12 +345,22 @@ impl DecodeCache {
         self.inserts = self.inserts.wrapping_add(1);
         let len = decoded.insn.len() as u32;
         let i = paddr as usize & self.mask;
+        let at = self.next;
+        self.next = (at + 1) % self.decoded.len();
+        // The slot's previous decoding goes with its tag, unless that tag
+        // has been given another slot since.
+        let owner = &mut self.tags[self.owners[at] as usize];
+        if owner.at as usize == at {
+            owner.key = 0;
+        }
         self.tags[i] = Tag {
             paddr,
             key: 1 + u8::from(code32),
             len: len as u8,
+            at: at as u32,
         };
-        self.decoded[i] = decoded;
+        self.decoded[at] = decoded;
+        self.owners[at] = i as u32;
         let first = paddr >> LINE_SHIFT;
         let last = paddr.wrapping_add(len.max(1) - 1) >> LINE_SHIFT;
         for line in [first, last] {
@@ -763,7 +791,7 @@ mod tests {
     #[test]
     fn a_larger_cache_holds_code_the_default_one_aliases() {
         let d = decode(&[0x90], true, CpuModel::P6).unwrap();
-        let (a, b) = (0x10_0000, 0x11_0000); // 64 KiB apart
+        let (a, b) = (0x10_0000, 0x12_0000); // 128 KiB apart: the default's tags
         let mut small = DecodeCache::new();
         small.insert(a, true, d);
         small.insert(b, true, d);
@@ -776,5 +804,34 @@ mod tests {
         large.invalidate(b, 1);
         assert!(large.lookup(b, true).is_none());
         assert!(large.lookup(a, true).is_some());
+    }
+
+    /// Decodings fill a ring in the order they are made: once it wraps,
+    /// the oldest one's tag is dropped, and a tag given a new slot since
+    /// keeps it.
+    #[test]
+    fn the_ring_drops_the_oldest_decoding_when_it_wraps() {
+        let nop = decode(&[0x90], true, CpuModel::P6).unwrap();
+        let inc = decode(&[0x40], true, CpuModel::P6).unwrap();
+        let mut c = DecodeCache::with_entries(4);
+        for a in 0..4 {
+            c.insert(0x1000 + a, true, nop);
+        }
+        // 0x1001 again: a fifth slot (the ring's first), taken from 0x1000.
+        c.insert(0x1001, true, inc);
+        assert!(c.lookup(0x1000, true).is_none(), "the oldest was dropped");
+        assert_eq!(
+            c.lookup(0x1001, true).unwrap().insn.mnemonic(),
+            Mnemonic::Inc
+        );
+        // The slot 0x1001 had before is reused: 0x1001 keeps its new one.
+        c.insert(0x1004, true, nop);
+        assert_eq!(
+            c.lookup(0x1001, true).unwrap().insn.mnemonic(),
+            Mnemonic::Inc
+        );
+        assert!(c.lookup(0x1002, true).is_some());
+        assert!(c.lookup(0x1003, true).is_some());
+        assert!(c.lookup(0x1004, true).is_some());
     }
 }

@@ -22,10 +22,10 @@ use crate::stop::{DebugControl, Stop};
 /// late an interrupt is taken.
 const SLICE: u64 = 100_000;
 
-/// Slots of the CPU's decoded-instruction cache (direct-mapped by
-/// physical address, 64 bytes each: 16 MiB). The default 64 Ki slots hold
-/// 64 KiB of code at once, and a Linux boot's kernel code missed 1.6 M
-/// times in them; here it misses 0.55 M times.
+/// Decodings the CPU's decoded-instruction cache holds (64 bytes each:
+/// 16 MiB, and twice as many tags, direct-mapped by physical address: 6
+/// MiB). With the default 64 Ki a Linux boot's kernel code missed 1.6 M
+/// times; here it misses about 0.55 M times.
 pub const DECODE_CACHE_ENTRIES: usize = 1 << 18;
 
 /// Virtual nanoseconds a PAUSE takes. The SDM leaves the delay to the
