@@ -33,6 +33,7 @@ import os
 import platform
 import pty
 import re
+import statistics
 import subprocess
 import sys
 import threading
@@ -390,6 +391,8 @@ def linux_boot(args, root, oxide):
                                  "-append", append], False))
     best = {}
     failed = {}
+    # Every run's time to the prompt, by configuration and run (None: failed).
+    prompts = {name: [None] * args.linux_runs for name, _, _ in configs}
     for run in range(args.linux_runs):
         for name, cmd, is_oxide in configs:
             # The same for both: `poweroff -f` is typed once the prompt is
@@ -414,6 +417,7 @@ def linux_boot(args, root, oxide):
             log(f"  linux {name:<28} run {run + 1}/{args.linux_runs}: prompt {t_prompt:7.2f} s, "
                 f"power-off {t_off:7.2f} s" + (f", {s['insns']:,} insns" if s.get("insns") else "")
                 + (f", jit: {s['blocks']:,} translations in {s['xlate']:.2f} s" if "xlate" in s else ""))
+            prompts[name][run] = t_prompt
             prev = best.get(name)
             if prev is None or t_prompt < prev[0]:
                 best[name] = (t_prompt, t_off, s, dict(c.marks))
@@ -440,7 +444,31 @@ def linux_boot(args, root, oxide):
         print("\nTranslation: " + "; ".join(xl) + ".")
     print("\n(vs QEMU: QEMU's time to the prompt over this one's; above 1 is faster "
           "than QEMU.)\n")
+    print_all_runs(configs, prompts)
     print_phases(configs, best)
+
+
+def print_all_runs(configs, prompts):
+    """Every run, not only the best: median, mean and best time to the
+    prompt, and how often each emulator beat QEMU's run of the same round
+    (the rounds interleave the emulators, so a pair shares the host's
+    load)."""
+    q = prompts.get("QEMU TCG", [])
+    rows = []
+    for name, _, _ in configs:
+        ts = [t for t in prompts[name] if t is not None]
+        if len(ts) < 2:
+            continue
+        pairs = [(t, u) for t, u in zip(prompts[name], q) if t is not None and u is not None]
+        won = f"{sum(1 for t, u in pairs if t < u)} of {len(pairs)}" if name != "QEMU TCG" else "-"
+        rows.append(f"| {name} | {len(ts)} | {statistics.median(ts):.3f} | "
+                    f"{statistics.mean(ts):.3f} | {min(ts):.2f} | {won} |")
+    if not rows:
+        return
+    print("All runs (time to the prompt, s):\n")
+    print("| emulator | runs | median | mean | best | faster than QEMU's run of the same round |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(rows) + "\n")
 
 
 def print_phases(configs, best):
