@@ -56,7 +56,7 @@ fn edges(region: &Region, arms: &[Arms], i: usize) -> (Vec<usize>, i64) {
             } else if insn.is_jcc_short_or_near() {
                 to.extend(index(rel_target(insn, g.eip)));
                 to.extend(index(g.next));
-            } else if matches!(insn.mnemonic(), M::Jmp | M::Call) {
+            } else if crate::emit_insn::is_rel_branch(insn) {
                 to.extend(index(rel_target(insn, g.eip)));
             }
         }

@@ -1,7 +1,8 @@
 //! Instructions lowered inline: MOV MOVZX MOVSX LEA XCHG, ADD SUB CMP AND
 //! OR XOR TEST INC DEC NEG NOT (ADC SBB in `emit_carry.rs`), PUSH POP LEAVE,
 //! SETcc CMOVcc, NOP, RDTSC, LODS SCAS (`emit_string.rs`), and the near
-//! control transfers Jcc JMP CALL RET (Intel SDM Vol. 2A-2B). Each one
+//! control transfers Jcc JMP CALL RET, JMP and CALL through a register or
+//! memory included (Intel SDM Vol. 2A-2B). Each one
 //! reads its operands, may leave the block before itself (a slow memory
 //! path), and only then writes registers and flags, like the interpreter's
 //! handlers, so an exit leaves the state exactly as before the instruction.
@@ -48,6 +49,18 @@ pub(crate) fn rel_target(insn: &iced_x86::Instruction, eip: u32) -> u32 {
         OpKind::NearBranch16 => t & 0xFFFF,
         _ => t,
     }
+}
+
+/// Whether `insn` is a JMP or CALL to a relative target (its target is
+/// known when the block is translated).
+pub(crate) fn is_rel_branch(insn: &iced_x86::Instruction) -> bool {
+    insn.op_count() == 1 && matches!(insn.op_kind(0), OpKind::NearBranch16 | OpKind::NearBranch32)
+}
+
+/// Whether `insn` is a near JMP or CALL through a general register or
+/// memory (SDM Vol. 2A, "CALL", "JMP": the target is the operand).
+pub(crate) fn is_indirect_branch(insn: &iced_x86::Instruction) -> bool {
+    (insn.is_jmp_near_indirect() || insn.is_call_near_indirect()) && is_gpr_or_mem(insn, 0)
 }
 
 /// Whether `d` is lowered inline in `mode`: `Some(true)` for an inline
@@ -126,9 +139,9 @@ pub(crate) fn inline_kind(d: &Decoded) -> Option<bool> {
     if straight {
         return Some(false);
     }
-    let near_rel = n == 1 && matches!(insn.op_kind(0), OpKind::NearBranch16 | OpKind::NearBranch32);
+    let near_rel = is_rel_branch(insn);
     let transfer = match insn.mnemonic() {
-        M::Jmp | M::Call if near_rel => true,
+        M::Jmp | M::Call if near_rel || is_indirect_branch(insn) => true,
         _ if near_rel && insn.is_jcc_short_or_near() => true,
         M::Ret => true,
         _ => false,
@@ -289,6 +302,7 @@ pub(crate) fn emit(e: &mut Emitter<'_>, g: &GuestInsn) {
             let v = e.b.ins().uextend(types::I32, c);
             e.write_reg(insn.op0_register(), v);
         }
+        M::Jmp | M::Call if is_indirect_branch(&insn) => indirect_branch(e, g),
         M::Jmp | M::Call => {
             let target = rel_target(&insn, g.eip);
             if insn.mnemonic() == M::Call {
@@ -388,6 +402,31 @@ fn rdtsc(e: &mut Emitter<'_>, g: &GuestInsn) {
     let hi = e.b.ins().ireduce(types::I32, hi);
     e.write_reg(iced_x86::Register::EAX, lo);
     e.write_reg(iced_x86::Register::EDX, hi);
+}
+
+/// JMP or CALL through a register or memory (SDM Vol. 2A, "CALL",
+/// "JMP", near forms): the target is read first (with ESP as it was), a
+/// target beyond the CS limit leaves the block before the instruction
+/// (the interpreter raises #GP(0)), then CALL pushes the return address,
+/// and the block leaves for the target as a RET does.
+fn indirect_branch(e: &mut Emitter<'_>, g: &GuestInsn) {
+    let insn = g.d.insn;
+    let w = width(&insn, 0);
+    let mem = mem_operand(e, g, w, false);
+    let target = read_op(e, g, 0, mem, w);
+    let out = e.b.ins().icmp_imm_u(
+        IntCC::UnsignedGreaterThan,
+        target,
+        i64::from(e.mode.cs_limit),
+    );
+    e.side_exit_if(out, g.eip);
+    if insn.mnemonic() == M::Call {
+        let ret = e.b.ins().iconst(types::I32, i64::from(g.next as i32));
+        e.push(g, ret, w);
+    }
+    e.k += 1;
+    e.transfer_dynamic(target);
+    e.k -= 1;
 }
 
 /// A taken branch to `target` (within the region, or out).

@@ -26,7 +26,7 @@
 use cranelift_codegen::ir::{types, InstBuilder, Value};
 use iced_x86::{Mnemonic as M, OpKind};
 
-use crate::emit_insn::{cc_of, inline_kind, rel_target};
+use crate::emit_insn::{cc_of, inline_kind, is_rel_branch, rel_target};
 use crate::translate::{Emitter, GuestInsn, Lower, Region, Scanned};
 
 /// The most instructions in one arm (a final JMP not counted).
@@ -93,6 +93,7 @@ fn arm_to(block: &Scanned, join: u32) -> Option<Vec<GuestInsn>> {
         if g.lower == Lower::Inline
             && insn.mnemonic() == M::Jmp
             && inline_kind(&g.d) == Some(true)
+            && is_rel_branch(insn)
             && rel_target(insn, g.eip) == join
         {
             arm.push(*g);
@@ -114,7 +115,8 @@ fn jmp_after_prefix(block: &Scanned) -> Option<u32> {
         .take(MAX_ARM_INSNS + 1)
         .find(|g| !pure(g))?;
     let insn = &g.d.insn;
-    (g.lower == Lower::Inline && insn.mnemonic() == M::Jmp && inline_kind(&g.d) == Some(true))
+    let rel_jmp = insn.mnemonic() == M::Jmp && is_rel_branch(insn);
+    (g.lower == Lower::Inline && rel_jmp && inline_kind(&g.d) == Some(true))
         .then(|| rel_target(insn, g.eip))
 }
 

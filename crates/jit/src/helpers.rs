@@ -85,6 +85,7 @@ pub(crate) unsafe fn interp_one_on<B: Bus + ?Sized>(
         || !retired
         || cpu.state.eip != next
         || cpu.state.interrupt_shadow
+        || crate::translate::ends_block_after_helper(d)
         || cpu.state.eflags & eflags::TF != 0
         || cpu
             .icache

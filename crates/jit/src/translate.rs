@@ -24,7 +24,7 @@ use oxide86_cpu::decode::Decoded;
 use oxide86_cpu::flags::LazyOp;
 use oxide86_cpu::{Bus, Cpu, CpuState, LazyFlags};
 
-use crate::ctx::{ChainSlot, JitCtx, EXIT_INTERP, EXIT_NEXT, FAR_SLOT, NO_BUDGET_STOP};
+use crate::ctx::{ChainSlot, JitCtx, EXIT_INTERP, EXIT_NEXT, EXIT_STOP, FAR_SLOT, NO_BUDGET_STOP};
 
 /// The most guest instructions in one block.
 pub const MAX_BLOCK_INSNS: usize = 48;
@@ -232,9 +232,10 @@ pub enum Miscompile {
 
 /// Whether an instruction may run through the interpreter helper inside
 /// a block: it neither transfers control nor touches I/O ports, segment
-/// registers, IF/TF/IOPL, the interrupt shadow or system state. (Memory
-/// accesses it makes may reach MMIO; the helper ends the block if that
-/// left an interrupt pending.) RDTSC qualifies: the TSC is the retired
+/// registers, IF/TF/IOPL, the interrupt shadow or system state other
+/// than the soft TLB: INVLPG drops a TLB entry, and the block ends after
+/// it ([`ends_block_after_helper`]). (Memory accesses it makes may reach
+/// MMIO; the helper ends the block if that left an interrupt pending.) RDTSC qualifies: the TSC is the retired
 /// instruction count plus an offset the machine changes only between
 /// `Engine::run` calls, and the block stores the exact count before every
 /// helper call, so kernel delay loops (`rdtsc`, compare, branch back)
@@ -280,6 +281,7 @@ pub fn helper_safe(d: &Decoded) -> bool {
         | M::Cdq
         | M::Bswap
         | M::Cmpxchg
+        | M::Cmpxchg8b
         | M::Xadd
         | M::Add
         | M::Adc
@@ -337,6 +339,7 @@ pub fn helper_safe(d: &Decoded) -> bool {
         | M::Enter
         | M::Nop
         | M::Rdtsc
+        | M::Invlpg
         | M::Cmove
         | M::Cmovne
         | M::Cmovb
@@ -371,6 +374,14 @@ pub fn helper_safe(d: &Decoded) -> bool {
         | M::Setno => true,
         _ => false,
     }
+}
+
+/// Whether the block ends after `d` runs through the helper, which then
+/// returns to the dispatcher: INVLPG (SDM Vol. 2A, "INVLPG") may have
+/// dropped the mapping of the code being run, so what follows is looked
+/// up again through the soft TLB, as the interpreter fetches it.
+pub fn ends_block_after_helper(d: &Decoded) -> bool {
+    d.insn.mnemonic() == M::Invlpg
 }
 
 /// Walks guest code from CS:`start_eip` (in the current mode) and
@@ -422,6 +433,9 @@ fn scan_at<B: Bus + ?Sized>(
         });
         if crate::emit_insn::inline_kind(&f.decoded) == Some(true) || f.crossing.is_some() {
             break (next, EXIT_NEXT);
+        }
+        if ends_block_after_helper(&f.decoded) {
+            break (next, EXIT_STOP);
         }
         eip = next;
     };
@@ -565,7 +579,10 @@ fn successors(block: &Scanned) -> Vec<(u32, bool)> {
         };
     }
     let target = crate::emit_insn::rel_target(insn, last.eip);
+    let indirect = crate::emit_insn::is_indirect_branch(insn);
     match insn.mnemonic() {
+        M::Jmp if indirect => Vec::new(),
+        M::Call if indirect => vec![(last.next, false)],
         M::Jmp => vec![(target, false)],
         M::Call => vec![(target, false), (last.next, false)],
         M::Ret => Vec::new(),
