@@ -582,7 +582,7 @@ impl Cpu {
         max: u64,
         mut stop: impl FnMut(&mut B) -> bool,
     ) -> (StepOutcome, u64) {
-        self.run_steps(bus, max, false, |b, _| stop(b))
+        self.run_steps(bus, max, false, false, |b, _| stop(b))
     }
 
     /// [`Cpu::run_until`] that also returns after a step that did not go
@@ -599,7 +599,47 @@ impl Cpu {
         max: u64,
         stop: impl FnMut(&mut B, u64) -> bool,
     ) -> (StepOutcome, u64) {
-        self.run_steps(bus, max, true, stop)
+        self.run_steps(bus, max, true, false, stop)
+    }
+
+    /// [`Cpu::run_to_transfer`], where `checked` says that the caller has
+    /// just made the checks [`Cpu::step`] makes before an instruction and
+    /// found nothing to do: no NMI to deliver, no interrupt the CPU would
+    /// take (IF clear or none pending), and no interrupt shadow, HLT, TF
+    /// or debug-register watch. The first instruction then starts as the
+    /// instructions of a quiet run do (from the decoded blocks, without
+    /// the decode cache's lookup and copy of it) when the soft TLB maps
+    /// CS:EIP for execution.
+    pub fn run_to_transfer_checked<B: Bus + ?Sized>(
+        &mut self,
+        bus: &mut B,
+        max: u64,
+        checked: bool,
+        stop: impl FnMut(&mut B, u64) -> bool,
+    ) -> (StepOutcome, u64) {
+        self.run_steps(bus, max, true, checked, stop)
+    }
+
+    /// What [`Cpu::step_inline`] does before its first instruction once
+    /// its checks found nothing: the fetch window around CS:EIP and
+    /// EFLAGS.RF clear (SDM Vol. 3A, 17.3.1.1). False, changing nothing,
+    /// when the CS limit or the soft TLB does not allow the fetch (the
+    /// full step then raises or walks as it must).
+    #[inline]
+    fn enter_quietly(&mut self) -> bool {
+        let eip = self.state.eip;
+        let Ok(lin) = self.linear(SegReg::Cs, eip, 1, Access::Execute) else {
+            return false;
+        };
+        let user = self.user_access();
+        let Some(paddr) = self.translate_cached(lin, Access::Execute, user) else {
+            return false;
+        };
+        let code32 = self.state.code32();
+        self.fill_fetch_window(eip, lin, paddr, code32);
+        self.state.eflags &= !eflags::RF;
+        self.bus_event = false;
+        true
     }
 
     /// Whether the last step went somewhere else than the instruction
@@ -617,6 +657,7 @@ impl Cpu {
         bus: &mut B,
         max: u64,
         at_transfer: bool,
+        checked: bool,
         mut stop: impl FnMut(&mut B, u64) -> bool,
     ) -> (StepOutcome, u64) {
         let mut left = max;
@@ -627,18 +668,24 @@ impl Cpu {
             asked = left;
             stop(bus, n)
         };
+        let mut enter_quietly = checked;
         let outcome = 'run: loop {
             if left == 0 {
                 break StepOutcome::Continue;
             }
-            let (o, mut fast) = self.step_inline(bus);
-            left -= 1;
-            if o != StepOutcome::Continue || ask(bus, left) {
-                break o;
-            }
-            if at_transfer && self.transferred() {
-                break o;
-            }
+            let mut fast = if std::mem::take(&mut enter_quietly) && self.enter_quietly() {
+                true
+            } else {
+                let (o, fast) = self.step_inline(bus);
+                left -= 1;
+                if o != StepOutcome::Continue || ask(bus, left) {
+                    break o;
+                }
+                if at_transfer && self.transferred() {
+                    break o;
+                }
+                fast
+            };
             let window = self.fetch;
             let mut eip = self.state.eip;
             self.data_valid = 0;

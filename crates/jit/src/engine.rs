@@ -438,6 +438,7 @@ impl Engine {
             let generation = self.generation;
             let gate = self.block_entry(cpu, bus);
             let mut forced = false;
+            let mut checked = true;
             // A flush while translating freed the slot `link` points to.
             let link = if self.generation == generation {
                 link
@@ -449,6 +450,7 @@ impl Engine {
             }
             match gate {
                 Gate::Interpret => {}
+                Gate::Step => checked = false,
                 Gate::Delivered(o) => {
                     steps += 1;
                     outcome = o;
@@ -484,7 +486,7 @@ impl Engine {
                 break;
             }
             let limit = if forced { 1 } else { max_steps - steps };
-            let (o, n, stop) = interpret(cpu, bus, limit, &mut after);
+            let (o, n, stop) = interpret(cpu, bus, limit, checked && !forced, &mut after);
             steps += n;
             outcome = o;
             if stop || outcome != StepOutcome::Continue {
@@ -538,7 +540,7 @@ impl Engine {
     /// delivered here (as `Cpu::step` would, before anything else).
     fn block_entry<B: Bus>(&mut self, cpu: &mut Cpu, bus: &mut B) -> Gate {
         if interpreter_only(cpu) {
-            return Gate::Interpret;
+            return Gate::Step;
         }
         if !cpu.state.nmi_blocked && bus.take_nmi() {
             cpu.state.nmi_blocked = true;
@@ -546,7 +548,7 @@ impl Engine {
             return Gate::Delivered(cpu.deliver(bus, 2, eip, Source::External));
         }
         if cpu.state.eflags & eflags::IF != 0 && bus.interrupt_pending() {
-            return Gate::Interpret;
+            return Gate::Step;
         }
         let eip = cpu.state.eip;
         let lin = cpu.state.segment(SegReg::Cs).base.wrapping_add(eip);
@@ -858,14 +860,16 @@ fn interpret<B: Bus>(
     cpu: &mut Cpu,
     bus: &mut B,
     limit: u64,
+    checked: bool,
     after: &mut impl FnMut(&mut B, u64) -> bool,
 ) -> (StepOutcome, u64, bool) {
     let (mut reported, mut stop) = (0, false);
-    let (o, n) = cpu.run_to_transfer(bus, limit, |b, k| {
+    let report = |b: &mut B, k| {
         reported += k;
         stop = after(b, k);
         stop
-    });
+    };
+    let (o, n) = cpu.run_to_transfer_checked(bus, limit, checked, report);
     if !stop && n > reported {
         stop = after(bus, n - reported);
     }
@@ -886,6 +890,12 @@ pub(crate) fn interpreter_only(cpu: &Cpu) -> bool {
 
 /// What to do at a block boundary.
 enum Gate {
+    /// The interpreter, which begins with the checks `Cpu::step` makes
+    /// before an instruction (the CPU is in a state only it handles, or an
+    /// interrupt is pending).
+    Step,
+    /// The interpreter, after those checks found nothing to do (see
+    /// `Cpu::run_to_transfer_checked`).
     Interpret,
     /// A translated block: its entry, need (`CompiledBlock::need`), mode
     /// and physical address.
