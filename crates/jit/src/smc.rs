@@ -42,6 +42,12 @@ impl<K: Clone> CodePages<K> {
         self.bits[page as usize & 0xF_FFFF]
     }
 
+    /// The keys translated from physical page `page` (some may have been
+    /// dropped since).
+    pub fn keys_of(&self, page: u32) -> &[K] {
+        self.keys.get(&page).map_or(&[], Vec::as_slice)
+    }
+
     /// Forgets page `page` and returns the keys translated from it.
     pub fn take(&mut self, page: u32) -> Vec<K> {
         if !self.has(page) {

@@ -134,8 +134,11 @@ impl Engine {
         };
         self.jump_cache.remove(&key);
         self.unlink_far(old.entry);
-        for entry in self.map.values_mut() {
-            if let Entry::Block(b) = entry {
+        // A near slot links to a block on its own block's page (see
+        // `ChainSlot`): only the blocks translated from this page can
+        // hold one to `old`.
+        for k in self.pages.keys_of(key.paddr >> 12).to_vec() {
+            if let Some(Entry::Block(b)) = self.map.get_mut(&k) {
                 b.unlink_from(old.entry);
             }
         }
