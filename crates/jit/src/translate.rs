@@ -235,11 +235,12 @@ pub enum Miscompile {
 /// registers, IF/TF/IOPL, the interrupt shadow or system state other
 /// than the soft TLB: INVLPG drops a TLB entry, and the block ends after
 /// it ([`ends_block_after_helper`]). (Memory accesses it makes may reach
-/// MMIO; the helper ends the block if that left an interrupt pending.) RDTSC qualifies: the TSC is the retired
-/// instruction count plus an offset the machine changes only between
-/// `Engine::run` calls, and the block stores the exact count before every
-/// helper call, so kernel delay loops (`rdtsc`, compare, branch back)
-/// run as one translated loop.
+/// MMIO; the helper ends the block if that left an interrupt pending.)
+/// RDTSC qualifies: the TSC is the retired instruction count plus an
+/// offset the machine changes only between `Engine::run` calls, and the
+/// block stores the exact count before every helper call, so kernel
+/// delay loops (`rdtsc`, compare, branch back) run as one translated
+/// loop.
 pub fn helper_safe(d: &Decoded) -> bool {
     use iced_x86::OpKind;
     let insn = &d.insn;
