@@ -113,10 +113,6 @@ fn assemble_at(
     a.assemble(u64::from(addr)).unwrap()
 }
 
-fn put32(ram: &mut FlatRam, addr: u32, v: u32) {
-    ram.load(addr, &v.to_le_bytes());
-}
-
 /// Paging on, identity map of the first 256 KiB except linear page 5,
 /// which maps physical page 1 (the code) a second time.
 fn alias_code_page(cpu: &mut oxide86_cpu::Cpu, ram: &mut FlatRam) {

@@ -19,10 +19,6 @@ const TABLE16: u32 = 0x1_0010;
 /// Where the routines add what they were given.
 const SUM: u32 = 0x1_0100;
 
-fn put32(ram: &mut FlatRam, addr: u32, v: u32) {
-    ram.load(addr, &v.to_le_bytes());
-}
-
 /// A loop that picks one of four routines from the LCG in EBX and
 /// reaches it by `call reg`, `call [table + index]`, `call [esp + 4]`
 /// (the operand is read with ESP as it was before the return address is

@@ -18,10 +18,6 @@ use oxide86_jit::{EngineKind, JitStats};
 const PD: u32 = 0x2_0000;
 const PT: u32 = 0x2_1000;
 
-fn put32(ram: &mut FlatRam, addr: u32, v: u32) {
-    ram.load(addr, &v.to_le_bytes());
-}
-
 fn paging_on(cpu: &mut oxide86_cpu::Cpu, ram: &mut FlatRam) {
     put32(ram, PD, PT | 7);
     for i in 0..64u32 {

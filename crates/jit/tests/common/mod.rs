@@ -20,6 +20,11 @@ pub fn flat32() -> Cpu {
     cpu
 }
 
+/// Stores the little-endian dword `v` at `addr`.
+pub fn put32(ram: &mut FlatRam, addr: u32, v: u32) {
+    ram.load(addr, &v.to_le_bytes());
+}
+
 /// Assembles with `f` at `CODE`.
 pub fn assemble(f: impl FnOnce(&mut CodeAssembler) -> Result<(), iced_x86::IcedError>) -> Vec<u8> {
     let mut a = CodeAssembler::new(32).unwrap();
