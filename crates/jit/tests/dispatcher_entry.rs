@@ -47,9 +47,8 @@ fn interpreted_only(
     slice: u64,
     setup: impl Fn(&mut Cpu, &mut FlatRam),
 ) -> oxide86_cpu::CpuState {
-    let mut engine = Engine::new(EngineKind::Tiered);
-    engine.threshold = u32::MAX;
-    let (state, _, e) = run_on(engine, code, max, slice, setup);
+    let never = |e: &mut Engine| e.threshold = u32::MAX;
+    let (state, _, e) = run_configured(EngineKind::Tiered, code, max, slice, setup, never);
     assert_eq!(e.stats.block_insns, 0, "{:?}", e.stats);
     state
 }
